@@ -1,0 +1,337 @@
+//! Turns raw clap arguments into validated configs (ripgrep's low/high args, fd's
+//! `Opts` -> `Config`). Cross-flag checks live here and name the flags involved.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs};
+use crate::error::UsageError;
+use crate::peer::{IceConfig, PeerOptions};
+use crate::signal::paste::{TokenSink, TokenSource};
+
+/// Default low-water threshold. 1 MiB is the SCTP receive window of webrtc-rs (its
+/// `INITIAL_RECV_BUF_SIZE`): a sender can never have more than that unacknowledged in flight
+/// on the wire, so a larger threshold only holds more memory; a smaller one starves the
+/// window between buffered-amount events. The sweep in BENCHMARKS.md backs the choice.
+pub const DEFAULT_THRESHOLD_BYTES: u64 = 1024 * 1024;
+
+/// Default message size: 64 KiB, the default a=max-message-size (RFC 8841) and the size at
+/// which webrtc-rs reaches its best throughput (fewer, larger SCTP messages).
+pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Kernel buffer per UDP socket; see `peer/runtime.rs` for why.
+pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest message size we accept on the command line (the webrtc crate's ceiling).
+pub const MAX_CHUNK_BYTES: u64 = 256 * 1024;
+
+/// Parses a size: a number with an optional unit K, M, G (or KiB, MiB, GiB, or KB, MB, GB).
+/// Every unit is a power of 1024, and fractions work: `64K` = 65536, `1.5M` = 1572864.
+pub fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{e} (try e.g. 65536, 64K, 64KiB or 1.5M; units are powers of 1024)"))
+}
+
+/// Parses a duration such as `500ms`, `10s`, `2m`.
+pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (try e.g. 500ms, 10s or 2m)"))
+}
+
+/// Which side makes the offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We create the data channel and the offer.
+    Offerer,
+    /// We answer the peer's offer.
+    Answerer,
+}
+
+/// How the two peers find each other.
+#[derive(Debug)]
+pub struct ConnectConfig {
+    /// Who offers.
+    pub role: Role,
+    /// Where our token goes.
+    pub sink: TokenSink,
+    /// Where the peer's token comes from.
+    pub source: TokenSource,
+    /// Peer construction.
+    pub peer: PeerOptions,
+    /// Bound on waiting for a token file and for the channel to open.
+    pub connect_timeout: Duration,
+}
+
+/// What to show.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Draw the live view on stderr.
+    pub progress: bool,
+    /// Print the one-line summary at the end.
+    pub summary: bool,
+    /// NDJSON stats destination (`-` = stderr).
+    pub stats: Option<PathBuf>,
+}
+
+/// A validated `send`.
+#[derive(Debug)]
+pub struct SendConfig {
+    /// Inputs, in order; `None` is stdin.
+    pub inputs: Vec<Option<PathBuf>>,
+    /// Plain binary messages only.
+    pub raw: bool,
+    /// Low-water threshold in bytes.
+    pub threshold_bytes: u64,
+    /// Message size in bytes (before clamping to the peer's maximum).
+    pub chunk_bytes: usize,
+    /// Connection.
+    pub connect: ConnectConfig,
+    /// Output.
+    pub output: OutputConfig,
+}
+
+/// Where `recv` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecvTarget {
+    /// Everything to stdout.
+    Stdout,
+    /// One file at this path.
+    File(PathBuf),
+    /// Files into this folder, under the sender's names.
+    Dir(PathBuf),
+}
+
+/// A validated `recv`.
+#[derive(Debug)]
+pub struct RecvConfig {
+    /// Destination.
+    pub target: RecvTarget,
+    /// Overwrite existing files.
+    pub force: bool,
+    /// Connection.
+    pub connect: ConnectConfig,
+    /// Output.
+    pub output: OutputConfig,
+}
+
+impl TryFrom<SendArgs> for SendConfig {
+    type Error = UsageError;
+
+    fn try_from(args: SendArgs) -> Result<Self, UsageError> {
+        let mut inputs: Vec<Option<PathBuf>> = args
+            .files
+            .iter()
+            .map(|f| if f.as_os_str() == "-" { None } else { Some(f.clone()) })
+            .collect();
+        if inputs.is_empty() {
+            inputs.push(None);
+        }
+        let stdin_inputs = inputs.iter().filter(|i| i.is_none()).count();
+        if stdin_inputs > 1 {
+            return Err(UsageError("stdin (\"-\") can be sent only once".into()));
+        }
+        if args.raw && inputs.len() > 1 {
+            return Err(UsageError(
+                "--raw sends one stream: give at most one FILE (plain receivers see no file boundaries)"
+                    .into(),
+            ));
+        }
+        for path in inputs.iter().flatten() {
+            if path.is_dir() {
+                return Err(UsageError(format!(
+                    "{} is a folder; send files (e.g. `tar c DIR | dcsend`)",
+                    path.display()
+                )));
+            }
+        }
+        let threshold_bytes = args.threshold.unwrap_or(DEFAULT_THRESHOLD_BYTES);
+        let chunk = args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64);
+        if chunk == 0 || chunk > MAX_CHUNK_BYTES {
+            return Err(UsageError(format!(
+                "--chunk-size must be between 1 and 256KiB (got {chunk}); 64K is a good value"
+            )));
+        }
+        let reads_stdin = stdin_inputs == 1;
+        let connect = connect_config(args.connect, Role::Offerer, reads_stdin, threshold_bytes)?;
+        Ok(Self {
+            inputs,
+            raw: args.raw,
+            threshold_bytes,
+            chunk_bytes: chunk as usize,
+            connect,
+            output: output_config(args.output),
+        })
+    }
+}
+
+impl TryFrom<RecvArgs> for RecvConfig {
+    type Error = UsageError;
+
+    fn try_from(args: RecvArgs) -> Result<Self, UsageError> {
+        let target = match args.output_path {
+            None => RecvTarget::Stdout,
+            Some(p) if p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/') => {
+                RecvTarget::Dir(p)
+            }
+            Some(p) => RecvTarget::File(p),
+        };
+        if let RecvTarget::Dir(dir) = &target
+            && !dir.is_dir()
+        {
+            return Err(UsageError(format!("-o {}: no such folder", dir.display())));
+        }
+        let connect = connect_config(args.connect, Role::Answerer, false, 0)?;
+        Ok(Self { target, force: args.force, connect, output: output_config(args.output) })
+    }
+}
+
+fn connect_config(
+    args: ConnectArgs,
+    default_role: Role,
+    payload_on_stdin: bool,
+    threshold_bytes: u64,
+) -> Result<ConnectConfig, UsageError> {
+    if args.peer.is_some() {
+        return Err(UsageError(
+            "--peer (signaling URL) is not available in this build; negotiate by copy-paste \
+             (no --peer) or with --sdp-in/--sdp-out"
+                .into(),
+        ));
+    }
+    let role = if args.offer {
+        Role::Offerer
+    } else if args.answer {
+        Role::Answerer
+    } else {
+        default_role
+    };
+    let source = match args.sdp_in {
+        Some(p) if p.as_os_str() == "-" => {
+            if payload_on_stdin {
+                return Err(UsageError(
+                    "--sdp-in - reads the token from stdin, but stdin carries the data to send; \
+                     use --sdp-in FILE or the terminal"
+                        .into(),
+                ));
+            }
+            TokenSource::Stdin
+        }
+        Some(p) => TokenSource::File(p),
+        // The terminal when stdin is busy with data or is itself the terminal; a piped
+        // stdin otherwise (`echo TOKEN | dcsend recv`).
+        None if payload_on_stdin || std::io::stdin().is_terminal() => TokenSource::Tty,
+        None => TokenSource::Stdin,
+    };
+    let sink = match args.sdp_out {
+        Some(p) => TokenSink::File(p),
+        None => TokenSink::Stderr,
+    };
+    let turn_password = match &args.turn_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--turn-password-file {}: {e}", path.display())))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => std::env::var("DCSEND_TURN_PASSWORD").ok(),
+    };
+    if !args.turn.is_empty() && (args.turn_user.is_none() || turn_password.is_none()) {
+        return Err(UsageError(
+            "--turn needs credentials: --turn-user (or DCSEND_TURN_USER) and DCSEND_TURN_PASSWORD \
+             (or --turn-password-file)"
+                .into(),
+        ));
+    }
+    let bind =
+        if args.bind.is_empty() { vec![SocketAddr::from(([0, 0, 0, 0], 0))] } else { args.bind };
+    let socket_buffer_bytes =
+        args.socket_buffer.map(|b| b as usize).unwrap_or(DEFAULT_SOCKET_BUFFER_BYTES);
+    Ok(ConnectConfig {
+        role,
+        sink,
+        source,
+        peer: PeerOptions {
+            bind,
+            ice: IceConfig {
+                stun: args.stun,
+                turn: args.turn,
+                turn_user: args.turn_user,
+                turn_password,
+                relay_only: args.relay_only,
+            },
+            threshold_bytes,
+            socket_buffer_bytes,
+            liveness_timeout: args.liveness_timeout,
+        },
+        connect_timeout: args.connect_timeout,
+    })
+}
+
+fn output_config(args: OutputArgs) -> OutputConfig {
+    let stderr_tty = std::io::stderr().is_terminal();
+    let progress = !args.quiet
+        && match args.progress {
+            ProgressWhen::Always => true,
+            ProgressWhen::Never => false,
+            ProgressWhen::Auto => stderr_tty && std::env::var("TERM").as_deref() != Ok("dumb"),
+        };
+    OutputConfig { progress, summary: !args.quiet, stats: args.stats }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_powers_of_1024() {
+        assert_eq!(parse_size_arg("64K"), Ok(65536));
+        assert_eq!(parse_size_arg("64KiB"), Ok(65536));
+        assert_eq!(parse_size_arg("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size_arg("1.5M"), Ok(1_572_864));
+        assert_eq!(parse_size_arg("16384"), Ok(16384));
+        assert!(parse_size_arg("-1").unwrap_err().contains("64K"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration_arg("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration_arg("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration_arg("soon").unwrap_err().contains("10s"));
+    }
+
+    #[test]
+    fn stdin_twice_is_refused() {
+        let args = SendArgs { files: vec!["-".into(), "-".into()], ..Default::default() };
+        assert!(SendConfig::try_from(args).unwrap_err().0.contains("only once"));
+    }
+
+    #[test]
+    fn sdp_in_stdin_conflicts_with_stdin_payload() {
+        let mut args = SendArgs::default();
+        args.connect.sdp_in = Some("-".into());
+        assert!(SendConfig::try_from(args).unwrap_err().0.contains("stdin carries the data"));
+    }
+
+    #[test]
+    fn chunk_size_is_bounded() {
+        let args = SendArgs { chunk_size: Some(1 << 20), ..Default::default() };
+        assert!(SendConfig::try_from(args).unwrap_err().0.contains("--chunk-size"));
+    }
+
+    #[test]
+    fn raw_takes_one_input() {
+        let args =
+            SendArgs { raw: true, files: vec!["a".into(), "b".into()], ..Default::default() };
+        assert!(SendConfig::try_from(args).unwrap_err().0.contains("--raw"));
+    }
+
+    #[test]
+    fn peer_url_is_refused_for_now() {
+        let mut args = SendArgs::default();
+        args.connect.peer = Some("http://127.0.0.1:1/".into());
+        assert!(SendConfig::try_from(args).unwrap_err().0.contains("--peer"));
+    }
+}

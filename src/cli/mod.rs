@@ -1,0 +1,296 @@
+//! Command-line definition (clap derive). Raw arguments only: `config.rs` turns them into
+//! validated configs. The doc comment of each field is its help text: the first line shows
+//! in `-h`, the rest in `--help`.
+//!
+//! Must not import the core (`transfer`, `peer`, `signal`, `progress`).
+
+pub mod config;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    delivered and verified (or, with --raw / a plain peer, delivered unverified)
+  1    other error (I/O, refused to overwrite, ...)
+  2    bad usage or bad input (a flag, a token)
+  3    could not connect, or the peer went away or aborted
+  4    integrity failure (size or SHA-256 mismatch)
+  130  interrupted (Ctrl-C)";
+
+const SEND_EXAMPLES: &str = "\
+Examples:
+  Two terminals, copy-paste negotiation (no server needed):
+    A$ dcsend big.iso                 # prints an offer token, asks for the answer
+    B$ dcsend recv -o downloads/      # asks for the offer, prints the answer token
+
+  A pipe (the token is read from the terminal, not from stdin):
+    A$ tar c dir | dcsend
+    B$ dcsend recv | tar x
+
+  A script, tokens through files (both sides may start at once):
+    dcsend f.bin --sdp-out offer.tok --sdp-in answer.tok &
+    dcsend recv -o out/ --sdp-in offer.tok --sdp-out answer.tok";
+
+/// Send files or stdin to a peer over a WebRTC data channel.
+///
+/// Without --peer the two sides negotiate by copy-paste: each prints a token (one line of
+/// base64, Pion's format) on stderr and reads the other's from the terminal.
+/// Data only goes to stdout (`recv`); tokens, prompts, progress and logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "dcsend", version = version(), args_conflicts_with_subcommands = true,
+    after_help = "Run `dcsend --help` for examples and exit codes.",
+    after_long_help = format!("{SEND_EXAMPLES}\n\n{EXIT_CODES}"))]
+pub struct Cli {
+    /// `send` (the default) or `recv`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Arguments of the default action, `send`.
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+fn version() -> String {
+    format!("{} (webrtc {})", env!("CARGO_PKG_VERSION"), crate::peer::WEBRTC_VERSION)
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send files or stdin (the default action).
+    #[command(after_long_help = format!("{SEND_EXAMPLES}\n\n{EXIT_CODES}"))]
+    Send(SendArgs),
+    /// Receive into stdout, a file or a folder.
+    #[command(after_long_help = format!("{RECV_EXAMPLES}\n\n{EXIT_CODES}"))]
+    Recv(RecvArgs),
+}
+
+const RECV_EXAMPLES: &str = "\
+Examples:
+  dcsend recv -o downloads/          # files keep the names the sender gives
+  dcsend recv > out.bin              # one stream to stdout
+  dcsend recv -o copy.iso --force    # one file, overwrite it if it exists
+  dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script";
+
+/// Arguments of `send`.
+#[derive(Debug, Args, Default)]
+pub struct SendArgs {
+    /// Files to send, in order; none or "-" sends stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Send only plain binary messages, then close the channel, for receivers that are not
+    /// dcsend (a browser, a Pion example).
+    ///
+    /// No file names, no end-of-data message, no digest: the receiver cannot verify what it
+    /// got, and dcsend can only confirm that every byte was acknowledged by the peer's SCTP
+    /// stack before it closes.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Low-water threshold of the threshold-based sender [default: 1MiB].
+    ///
+    /// dcsend hands data to the channel while its buffered amount is at or under this
+    /// many bytes, so at most threshold + one message is in flight. Larger keeps a fast
+    /// path busier; smaller bounds memory and latency. 1 MiB matches the SCTP receive
+    /// window of the webrtc crate (see BENCHMARKS.md for the sweep behind the default).
+    #[arg(long, value_name = "SIZE", env = "DCSEND_THRESHOLD", value_parser = config::parse_size_arg)]
+    pub threshold: Option<u64>,
+
+    /// Size of each data message [default: 64KiB].
+    ///
+    /// Never above the peer's advertised a=max-message-size.
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size_arg)]
+    pub chunk_size: Option<u64>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Arguments of `recv`.
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// Write to this file, or into this folder when it ends with "/" or is a folder.
+    ///
+    /// Without -o, received bytes go to stdout. Files are written as NAME.part and renamed
+    /// once their SHA-256 matches.
+    #[arg(short, long, value_name = "PATH")]
+    pub output_path: Option<PathBuf>,
+
+    /// Overwrite existing files.
+    #[arg(short, long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How to reach the peer (shared by send and recv).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectArgs {
+    /// Signaling server URL (not available yet: this build negotiates by copy-paste).
+    #[arg(long, value_name = "URL", env = "DCSEND_PEER")]
+    pub peer: Option<String>,
+
+    /// Make the offer (the sender's default).
+    #[arg(long, conflicts_with = "answer")]
+    pub offer: bool,
+
+    /// Wait for the peer's offer and answer it (the receiver's default).
+    #[arg(long)]
+    pub answer: bool,
+
+    /// Write our token to PATH (atomically; a FIFO is written directly) instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    pub sdp_out: Option<PathBuf>,
+
+    /// Read the peer's token from PATH ("-" = stdin) instead of the terminal.
+    ///
+    /// dcsend waits for PATH to appear, up to --connect-timeout.
+    #[arg(long, value_name = "PATH|-")]
+    pub sdp_in: Option<PathBuf>,
+
+    /// STUN server, e.g. stun:stun.example.org:3478 (repeatable).
+    ///
+    /// None by default: host candidates work on a LAN and loopback.
+    #[arg(long, value_name = "URL", env = "DCSEND_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+
+    /// TURN server, e.g. turn:turn.example.org:3478 (repeatable).
+    ///
+    /// Credentials come from --turn-user (or DCSEND_TURN_USER) and DCSEND_TURN_PASSWORD or
+    /// --turn-password-file, never from a command-line password.
+    #[arg(long, value_name = "URL", env = "DCSEND_TURN", value_delimiter = ',')]
+    pub turn: Vec<String>,
+
+    /// TURN user name.
+    #[arg(long, value_name = "USER", env = "DCSEND_TURN_USER")]
+    pub turn_user: Option<String>,
+
+    /// File holding the TURN password (else DCSEND_TURN_PASSWORD is used).
+    #[arg(long, value_name = "PATH")]
+    pub turn_password_file: Option<PathBuf>,
+
+    /// Use only TURN-relayed candidates.
+    #[arg(long, requires = "turn")]
+    pub relay_only: bool,
+
+    /// Give up if the channel is not open this long after the peer's token arrived; also
+    /// bounds the wait for --sdp-in PATH to appear.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = config::parse_duration_arg)]
+    pub connect_timeout: std::time::Duration,
+
+    /// Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface].
+    #[arg(long, value_name = "ADDR", hide_short_help = true)]
+    pub bind: Vec<std::net::SocketAddr>,
+
+    /// Kernel buffer to ask for on each UDP socket [default: 4MiB].
+    #[arg(long, value_name = "SIZE", hide_short_help = true, value_parser = config::parse_size_arg)]
+    pub socket_buffer: Option<u64>,
+
+    /// Declare the peer gone after this much silence once connected.
+    #[arg(long, value_name = "DURATION", default_value = "8s", hide_short_help = true,
+        value_parser = config::parse_duration_arg)]
+    pub liveness_timeout: std::time::Duration,
+}
+
+/// What dcsend shows and logs.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Show no progress and no summary (errors still go to stderr).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to show the live view on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressWhen::Auto, value_name = "WHEN")]
+    pub progress: ProgressWhen,
+
+    /// Write progress and a final summary as NDJSON to PATH ("-" = stderr).
+    ///
+    /// One {"t":"progress",...} object per interval, then one {"t":"summary",...}.
+    #[arg(long, value_name = "PATH|-")]
+    pub stats: Option<PathBuf>,
+}
+
+/// When to draw the live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressWhen {
+    /// When stderr is a terminal.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_debug_assert() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn default_action_is_send() {
+        let cli = Cli::try_parse_from(["dcsend", "a.bin", "b.bin", "--raw"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.send.files, vec![PathBuf::from("a.bin"), PathBuf::from("b.bin")]);
+        assert!(cli.send.raw);
+    }
+
+    #[test]
+    fn recv_parses_output_and_force() {
+        let cli = Cli::try_parse_from(["dcsend", "recv", "-o", "d/", "--force"]).unwrap();
+        let Some(Command::Recv(r)) = cli.command else { panic!("not recv") };
+        assert_eq!(r.output_path, Some(PathBuf::from("d/")));
+        assert!(r.force);
+    }
+
+    #[test]
+    fn offer_and_answer_conflict() {
+        assert!(Cli::try_parse_from(["dcsend", "--offer", "--answer"]).is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        let cli = Cli::try_parse_from([
+            "dcsend",
+            "--threshold",
+            "1.5M",
+            "--chunk-size",
+            "16384",
+            "--connect-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.send.threshold, Some(1_572_864));
+        assert_eq!(cli.send.chunk_size, Some(16384));
+        assert_eq!(cli.send.connect.connect_timeout, std::time::Duration::from_millis(500));
+        let err = Cli::try_parse_from(["dcsend", "--threshold", "lots"]).unwrap_err();
+        assert!(err.to_string().contains("64KiB"), "{err}");
+    }
+
+    #[test]
+    fn relay_only_requires_turn() {
+        assert!(Cli::try_parse_from(["dcsend", "--relay-only"]).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Orchestration: each subcommand wires the parts together and owns the cancellation
+//! token that Ctrl-C fires. anyhow context is added here, not in the core.
+
+mod connect;
+mod recv;
+mod send;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        watch_ctrl_c(cancel.clone());
+        match cli.command {
+            Some(Command::Recv(args)) => recv::run(args.try_into()?, cancel).await,
+            Some(Command::Send(args)) => send::run(args.try_into()?, cancel).await,
+            None => send::run(cli.send.try_into()?, cancel).await,
+        }
+    })
+}
+
+/// First Ctrl-C: cancel (abort the peer, clean up, exit 130). Second: exit at once.
+fn watch_ctrl_c(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}

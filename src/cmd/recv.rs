@@ -1,0 +1,67 @@
+//! `dcsend recv`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::connect;
+use crate::cli::config::{RecvConfig, RecvTarget};
+use crate::progress::meter::Meter;
+use crate::progress::{ReportOptions, Reporter, summary_line};
+use crate::transfer::recv::{Destination, RecvOptions, receive};
+
+pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::Result<()> {
+    let dest = match &cfg.target {
+        RecvTarget::Stdout => Destination::Stdout,
+        RecvTarget::File(p) => Destination::File(p.clone()),
+        RecvTarget::Dir(p) => Destination::Dir(p.clone()),
+    };
+    if let Destination::File(p) = &dest
+        && p.exists()
+        && !cfg.force
+    {
+        // Refuse before connecting, so nothing is sent for nothing.
+        anyhow::bail!(crate::error::TransferError::Refused(format!(
+            "{} exists (use --force to overwrite)",
+            p.display()
+        )));
+    }
+    let conn = connect(&cfg.connect, &cancel).await?;
+    let meter = Arc::new(Meter::new(None));
+    let reporter = Reporter::start(
+        meter.clone(),
+        ReportOptions {
+            live: cfg.output.progress,
+            stats: cfg.output.stats.clone(),
+            label: "recv".into(),
+            threshold_bytes: 0,
+            show_buffer: false,
+        },
+    )?;
+    let opts = RecvOptions { dest, force: cfg.force, linger: Duration::from_secs(5) };
+    let result = receive(conn.channel.clone(), conn.events, &opts, meter, cancel).await;
+    let (sha, verified) = match &result {
+        Ok(out) if out.items.len() == 1 => (Some(out.items[0].sha256.clone()), Some(out.verified)),
+        Ok(out) => (None, Some(out.verified)),
+        Err(_) => (None, Some(false)),
+    };
+    let summary = reporter.finish(sha, verified).await;
+    conn.channel.close().await;
+    conn.peer.close(Duration::from_secs(2)).await;
+    let out = result.context("receiving")?;
+    if cfg.output.summary {
+        let tail = if out.verified {
+            ", SHA-256 verified".to_owned()
+        } else {
+            ", unverified (the peer is not dcsend: no digest to check)".to_owned()
+        };
+        let verb = match out.items.len() {
+            1 => "received".to_owned(),
+            n => format!("received {n} files,"),
+        };
+        eprintln!("{}", summary_line(&verb, summary.bytes, summary.seconds, &tail));
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `dcsend [send] FILE...`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::connect;
+use crate::cli::config::SendConfig;
+use crate::progress::meter::Meter;
+use crate::progress::{ReportOptions, Reporter, summary_line};
+use crate::transfer::send::{SendOptions, send};
+use crate::transfer::source::Item;
+
+pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::Result<()> {
+    let items = cfg
+        .inputs
+        .iter()
+        .map(|p| Item::open(p.clone()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("opening the input")?;
+    let total: Option<u64> = items.iter().map(|i| i.size).sum();
+    let label = match items.as_slice() {
+        [one] => one.label(),
+        many => format!("{} files", many.len()),
+    };
+
+    let conn = connect(&cfg.connect, &cancel).await?;
+    let chunk_bytes = match conn.remote_max_message {
+        Some(max) if max > 0 && max < cfg.chunk_bytes => {
+            tracing::info!("the peer accepts messages of at most {max} bytes");
+            max
+        }
+        _ => cfg.chunk_bytes,
+    };
+    let meter = Arc::new(Meter::new(total));
+    let reporter = Reporter::start(
+        meter.clone(),
+        ReportOptions {
+            live: cfg.output.progress,
+            stats: cfg.output.stats.clone(),
+            label,
+            threshold_bytes: cfg.threshold_bytes,
+            show_buffer: true,
+        },
+    )?;
+    let opts = SendOptions {
+        threshold_bytes: cfg.threshold_bytes,
+        chunk_bytes,
+        raw: cfg.raw,
+        finish_timeout: Duration::from_secs(30),
+    };
+    let result =
+        send(conn.channel.clone(), conn.events, items, &opts, meter.clone(), cancel.clone()).await;
+    let (sha, verified) = match &result {
+        Ok(out) if out.items.len() == 1 => (Some(out.items[0].sha256.clone()), Some(out.verified)),
+        Ok(out) => (None, Some(out.verified)),
+        Err(_) => (None, Some(false)),
+    };
+    let summary = reporter.finish(sha, verified).await;
+    conn.channel.close().await;
+    conn.peer.close(Duration::from_secs(2)).await;
+    let out = result.context("sending")?;
+    if cfg.output.summary {
+        let tail = if out.verified {
+            ", verified by the receiver (SHA-256)".to_owned()
+        } else {
+            ", acknowledged by the peer's SCTP stack (raw: not verified)".to_owned()
+        };
+        let verb = if out.items.len() > 1 {
+            format!("sent {} files,", out.items.len())
+        } else {
+            "sent".into()
+        };
+        eprintln!("{}", summary_line(&verb, summary.bytes, summary.seconds, &tail));
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Typed errors of the core and the exit-code table. The core returns these; `cmd/*` adds
+//! context with anyhow; `main` prints `dcsend: {err:#}` and maps the chain to an exit code.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0    | delivered and verified (BrokenPipe on stdout also exits 0) |
+//! | 1    | any other error |
+//! | 2    | bad usage or bad input (flags, tokens) |
+//! | 3    | could not connect, or the peer went away or aborted |
+//! | 4    | integrity failure |
+//! | 130  | interrupted |
+
+use std::process::ExitCode;
+
+use crate::peer::PeerError;
+use crate::signal::codec::TokenError;
+
+/// A flag combination or value that cannot work. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Errors of a transfer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
+    /// The peer disappeared mid-transfer.
+    #[error("{reason} ({confirmed_bytes} bytes confirmed by the peer)")]
+    PeerGone {
+        /// What happened.
+        reason: String,
+        /// Payload bytes the peer acknowledged (dcsend ack) before it went.
+        confirmed_bytes: u64,
+    },
+    /// The peer sent `abort`.
+    #[error("the peer aborted: {0}")]
+    PeerAborted(String),
+    /// A size or digest mismatch.
+    #[error("integrity check failed for {name}: {detail}")]
+    Integrity {
+        /// Which item.
+        name: String,
+        /// What did not match.
+        detail: String,
+    },
+    /// The peer broke the wire protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// We refused something locally (e.g. overwriting a file).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The exit code for an error chain.
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<TransferError>() {
+            return ExitCode::from(match e {
+                TransferError::Interrupted => 130,
+                TransferError::PeerGone { .. } | TransferError::PeerAborted(_) => 3,
+                TransferError::Integrity { .. } => 4,
+                _ => 1,
+            });
+        }
+        if let Some(e) = cause.downcast_ref::<PeerError>() {
+            return ExitCode::from(match e {
+                PeerError::BadRemote { .. } => 2,
+                PeerError::Setup(_) => 1,
+                _ => 3,
+            });
+        }
+        if cause.is::<TokenError>() || cause.is::<UsageError>() {
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::FAILURE
+}
+
+/// Whether the error is a broken pipe on our output (exit quietly with 0, like ripgrep).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A hint printed after the error line, when one helps.
+pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    err.chain().find_map(|c| match c.downcast_ref::<PeerError>() {
+        Some(PeerError::Connect(_)) => Some(
+            "hint: both peers must reach each other over UDP; across NATs add --stun, or --turn for a relay",
+        ),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: anyhow::Error) -> ExitCode {
+        exit_code(&e)
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(code(TransferError::Interrupted.into()), ExitCode::from(130));
+        let gone = TransferError::PeerGone { reason: "x".into(), confirmed_bytes: 0 };
+        assert_eq!(code(anyhow::Error::from(gone).context("sending")), ExitCode::from(3));
+        let bad = TransferError::Integrity { name: "a".into(), detail: "b".into() };
+        assert_eq!(code(bad.into()), ExitCode::from(4));
+        assert_eq!(code(TokenError::Empty.into()), ExitCode::from(2));
+        assert_eq!(code(UsageError("u".into()).into()), ExitCode::from(2));
+        assert_eq!(code(PeerError::Connect("c".into()).into()), ExitCode::from(3));
+        assert_eq!(code(anyhow::anyhow!("other")), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised_through_context() {
+        let e = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing stdout");
+        assert!(is_broken_pipe(&e));
+    }
+}

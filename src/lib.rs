@@ -1,0 +1,22 @@
+//! dcsend moves bytes between two machines over a WebRTC data channel.
+//!
+//! A run flows through these stages:
+//!
+//! ```text
+//! Cli (clap) -> cli::config::{Send,Recv}Config      validated flags
+//!   -> cmd::connect: signal::paste + signal::codec   copy-paste tokens (Pion's base64 JSON)
+//!   -> peer::Peer -> peer::Channel                   the only webrtc-aware code
+//!   -> transfer::send: source -> pump(queue) -> Channel     threshold-based sender
+//!      transfer::recv: Channel -> sink (.part, SHA-256) -> ack
+//!   -> progress: meter -> stats -> render (indicatif) / --stats NDJSON
+//!   -> error::exit_code
+//! ```
+
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod logging;
+pub mod peer;
+pub mod progress;
+pub mod signal;
+pub mod transfer;

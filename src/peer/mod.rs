@@ -1,0 +1,330 @@
+//! The WebRTC peer: builds the `RTCPeerConnection`, runs the offer/answer exchange with
+//! complete (non-trickle) ICE gathering, and hands out the open data channel.
+//!
+//! `peer` is the **only** module that imports the `webrtc` crate (pinned to the 0.21 line,
+//! the `poll()` event API). Nothing webrtc-typed leaves it: descriptions go out as
+//! [`SessionDesc`], the channel as [`Channel`] + [`ChannelEvent`].
+
+mod channel;
+mod runtime;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::{
+    DataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState,
+};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+};
+
+pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
+
+use crate::signal::codec::{SdpKind, SessionDesc};
+
+/// The label of the one data channel dcsend opens.
+pub const CHANNEL_LABEL: &str = "dcsend";
+
+/// ICE servers and policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceConfig {
+    /// `stun:host:port` URLs.
+    pub stun: Vec<String>,
+    /// `turn:host:port` URLs; they share the credentials below.
+    pub turn: Vec<String>,
+    /// TURN user name.
+    pub turn_user: Option<String>,
+    /// TURN password (never from argv alone; see `cli`).
+    pub turn_password: Option<String>,
+    /// Use only relayed candidates.
+    pub relay_only: bool,
+}
+
+/// Everything needed to build a peer.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// Local UDP addresses to bind (`0.0.0.0:0` = every non-loopback interface).
+    pub bind: Vec<SocketAddr>,
+    /// STUN/TURN servers.
+    pub ice: IceConfig,
+    /// The sender's low-water threshold, in bytes; the channel reports "drained" at or under it.
+    pub threshold_bytes: u64,
+    /// Kernel send/receive buffer to ask for on each UDP socket (0 = kernel default).
+    pub socket_buffer_bytes: usize,
+    /// Silence from the peer after which the connection is declared failed.
+    pub liveness_timeout: Duration,
+}
+
+/// Errors of the peer layer. Exit code 3 except [`PeerError::BadRemote`] (2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The WebRTC stack could not be set up locally.
+    #[error("could not set up WebRTC: {0}")]
+    Setup(String),
+    /// The peer's description was refused by the WebRTC stack.
+    #[error("the peer's {kind} was refused: {reason}")]
+    BadRemote {
+        /// offer or answer
+        kind: SdpKind,
+        /// why
+        reason: String,
+    },
+    /// ICE/DTLS/SCTP did not come up.
+    #[error("could not connect to the peer: {0}")]
+    Connect(String),
+    /// The channel or connection is gone.
+    #[error("the data channel closed: {0}")]
+    ChannelClosed(String),
+}
+
+/// Connection state as dcsend cares about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Not connected yet.
+    Connecting,
+    /// ICE + DTLS are up.
+    Connected,
+    /// Temporarily no traffic.
+    Disconnected,
+    /// Gave up.
+    Failed,
+    /// Closed.
+    Closed,
+}
+
+struct Handler {
+    state: watch::Sender<PeerState>,
+    gathered: watch::Sender<bool>,
+    remote_channels: mpsc::Sender<Arc<dyn DataChannel>>,
+}
+
+// webrtc callbacks do no work: they only publish into channels (STYLE §4).
+#[async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!("peer connection state: {state}");
+        let ours = match state {
+            RTCPeerConnectionState::Connected => PeerState::Connected,
+            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+            RTCPeerConnectionState::Failed => PeerState::Failed,
+            RTCPeerConnectionState::Closed => PeerState::Closed,
+            _ => PeerState::Connecting,
+        };
+        self.state.send_replace(ours);
+    }
+
+    async fn on_data_channel(&self, data_channel: Arc<dyn DataChannel>) {
+        if self.remote_channels.try_send(data_channel).is_err() {
+            tracing::warn!("ignoring an extra data channel opened by the peer");
+        }
+    }
+}
+
+/// One side of the connection.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    state: watch::Receiver<PeerState>,
+    gathered: watch::Receiver<bool>,
+    remote_channels: mpsc::Receiver<Arc<dyn DataChannel>>,
+    local_channel: Option<Arc<dyn DataChannel>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("state", &*self.state.borrow()).finish()
+    }
+}
+
+fn setup<E: std::fmt::Display>(e: E) -> PeerError {
+    PeerError::Setup(e.to_string())
+}
+
+/// How long ICE gathering may take. Host candidates take milliseconds; STUN/TURN may
+/// need a round trip or two.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Peer {
+    /// Builds a peer connection bound to `opts.bind`.
+    pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
+        let (state_tx, state) = watch::channel(PeerState::Connecting);
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (channels_tx, remote_channels) = mpsc::channel(4);
+
+        let mut servers = Vec::new();
+        if !opts.ice.stun.is_empty() {
+            servers.push(RTCIceServer { urls: opts.ice.stun.clone(), ..Default::default() });
+        }
+        if !opts.ice.turn.is_empty() {
+            servers.push(RTCIceServer {
+                urls: opts.ice.turn.clone(),
+                username: opts.ice.turn_user.clone().unwrap_or_default(),
+                credential: opts.ice.turn_password.clone().unwrap_or_default(),
+            });
+        }
+        let mut config = RTCConfigurationBuilder::new().with_ice_servers(servers);
+        if opts.ice.relay_only {
+            config = config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        }
+        // Half the liveness budget to "disconnected", the other half to "failed".
+        let half = opts.liveness_timeout / 2;
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(Some(half), Some(half), Some(Duration::from_millis(500)))
+            .build();
+        let bind: Vec<String> = opts.bind.iter().map(|a| a.to_string()).collect();
+        // The send-buffer limit makes `writable()` resolve at `outstanding <= threshold`
+        // (see `Channel::drained`). A limit of 0 would mean "unbounded", hence the +1.
+        let limit = usize::try_from(opts.threshold_bytes.saturating_add(1)).unwrap_or(usize::MAX);
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config.build())
+            .with_media_engine(MediaEngine::default())
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Handler {
+                state: state_tx,
+                gathered: gathered_tx,
+                remote_channels: channels_tx,
+            }))
+            .with_runtime(Arc::new(runtime::BufferedRuntime::new(opts.socket_buffer_bytes)))
+            .with_udp_addrs(bind)
+            .with_data_channel_send_buffer_limit(limit)
+            .build()
+            .await
+            .map_err(setup)?;
+        Ok(Self { pc: Arc::new(pc), state, gathered, remote_channels, local_channel: None })
+    }
+
+    /// Creates the data channel and an offer; returns it once ICE gathering is complete.
+    pub async fn offer(&mut self) -> Result<SessionDesc, PeerError> {
+        // Reliable and ordered (the defaults): end-of-data is a message, so order matters.
+        let init = RTCDataChannelInit { ordered: true, ..Default::default() };
+        let dc = self.pc.create_data_channel(CHANNEL_LABEL, Some(init)).await.map_err(setup)?;
+        self.local_channel = Some(dc);
+        let offer = self.pc.create_offer(None).await.map_err(setup)?;
+        self.pc.set_local_description(offer).await.map_err(setup)?;
+        self.local_description().await
+    }
+
+    /// Applies the peer's offer and returns our answer once ICE gathering is complete.
+    pub async fn answer(&mut self, offer: &SessionDesc) -> Result<SessionDesc, PeerError> {
+        let remote = to_rtc(offer)?;
+        self.pc
+            .set_remote_description(remote)
+            .await
+            .map_err(|e| PeerError::BadRemote { kind: SdpKind::Offer, reason: e.to_string() })?;
+        let answer = self.pc.create_answer(None).await.map_err(setup)?;
+        self.pc.set_local_description(answer).await.map_err(setup)?;
+        self.local_description().await
+    }
+
+    /// Applies the peer's answer to our offer.
+    pub async fn accept_answer(&mut self, answer: &SessionDesc) -> Result<(), PeerError> {
+        let remote = to_rtc(answer)?;
+        self.pc
+            .set_remote_description(remote)
+            .await
+            .map_err(|e| PeerError::BadRemote { kind: SdpKind::Answer, reason: e.to_string() })
+    }
+
+    async fn local_description(&mut self) -> Result<SessionDesc, PeerError> {
+        // Tokens do not trickle: wait until every candidate is in the description.
+        let gathered = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.wait_for(|g| *g)).await;
+        if !matches!(gathered, Ok(Ok(_))) {
+            return Err(PeerError::Setup(format!(
+                "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
+            )));
+        }
+        let desc = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| PeerError::Setup("no local description".into()))?;
+        let kind = match desc.sdp_type.to_string().as_str() {
+            "offer" => SdpKind::Offer,
+            _ => SdpKind::Answer,
+        };
+        Ok(SessionDesc { kind, sdp: desc.sdp })
+    }
+
+    /// Waits until the data channel is open, the connection fails, or `timeout` passes.
+    pub async fn open_channel(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(Channel, mpsc::Receiver<ChannelEvent>), PeerError> {
+        let state = self.state.clone();
+        let wait = async {
+            let dc = match self.local_channel.clone() {
+                Some(dc) => dc,
+                None => self.remote_channels.recv().await.ok_or_else(|| {
+                    PeerError::Connect(
+                        "the connection ended before the peer opened a channel".into(),
+                    )
+                })?,
+            };
+            if dc.ready_state().await.ok() != Some(RTCDataChannelState::Open) {
+                loop {
+                    match dc.poll().await {
+                        Some(DataChannelEvent::OnOpen) => break,
+                        Some(DataChannelEvent::OnClose) | None => {
+                            return Err(PeerError::Connect(
+                                "the data channel closed before it opened".into(),
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            Ok(dc)
+        };
+        let failed = async {
+            let mut state = state;
+            let _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)).await;
+        };
+        let dc = tokio::select! {
+            dc = wait => dc?,
+            () = failed => {
+                return Err(PeerError::Connect(
+                    "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)".into(),
+                ));
+            }
+            () = tokio::time::sleep(timeout) => {
+                return Err(PeerError::Connect(format!(
+                    "the data channel did not open within {}s (connection state: {:?})",
+                    timeout.as_secs_f32(),
+                    *self.state.borrow()
+                )));
+            }
+        };
+        Ok(Channel::start(dc, self.state.clone()))
+    }
+
+    /// Closes the connection; waits at most `timeout`.
+    pub async fn close(&self, timeout: Duration) {
+        match tokio::time::timeout(timeout, self.pc.close()).await {
+            Ok(Err(e)) => tracing::debug!("closing the peer connection: {e}"),
+            Err(_) => tracing::debug!("closing the peer connection timed out"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+fn to_rtc(desc: &SessionDesc) -> Result<RTCSessionDescription, PeerError> {
+    let parsed = match desc.kind {
+        SdpKind::Offer => RTCSessionDescription::offer(desc.sdp.clone()),
+        SdpKind::Answer => RTCSessionDescription::answer(desc.sdp.clone()),
+    };
+    parsed.map_err(|e| PeerError::BadRemote { kind: desc.kind, reason: e.to_string() })
+}
+
+/// The webrtc crate version dcsend is built against (for `--version`).
+pub const WEBRTC_VERSION: &str = "0.21";

@@ -1,0 +1,90 @@
+//! Live counters shared between the transfer tasks (writers) and the progress ticker
+//! (reader). Lock-free: the hot path only does relaxed atomic adds.
+//!
+//! Must not import: indicatif, webrtc, `cli`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+const UNKNOWN: u64 = u64::MAX;
+
+/// Byte counters of one transfer.
+#[derive(Debug)]
+pub struct Meter {
+    bytes: AtomicU64,
+    total: AtomicU64,
+    buffered: AtomicU64,
+    peak_buffered: AtomicU64,
+}
+
+impl Meter {
+    /// A meter for a transfer of `total` bytes (`None`: unknown, e.g. stdin).
+    pub fn new(total: Option<u64>) -> Self {
+        Self {
+            bytes: AtomicU64::new(0),
+            total: AtomicU64::new(total.unwrap_or(UNKNOWN)),
+            buffered: AtomicU64::new(0),
+            peak_buffered: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `n` more payload bytes done.
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Relaxed);
+    }
+
+    /// Payload bytes done so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+
+    /// Sets the expected total.
+    pub fn set_total(&self, total: Option<u64>) {
+        self.total.store(total.unwrap_or(UNKNOWN), Relaxed);
+    }
+
+    /// The expected total, if known.
+    pub fn total(&self) -> Option<u64> {
+        Some(self.total.load(Relaxed)).filter(|&t| t != UNKNOWN)
+    }
+
+    /// Records the current buffered amount (and the peak).
+    pub fn set_buffered(&self, n: u64) {
+        self.buffered.store(n, Relaxed);
+        self.note_peak(n);
+    }
+
+    /// Raises the recorded peak to at least `n`.
+    pub fn note_peak(&self, n: u64) {
+        self.peak_buffered.fetch_max(n, Relaxed);
+    }
+
+    /// The current buffered amount.
+    pub fn buffered(&self) -> u64 {
+        self.buffered.load(Relaxed)
+    }
+
+    /// The largest buffered amount recorded.
+    pub fn peak_buffered(&self) -> u64 {
+        self.peak_buffered.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_peaks() {
+        let m = Meter::new(None);
+        assert_eq!(m.total(), None);
+        m.add_bytes(5);
+        m.add_bytes(7);
+        m.set_buffered(100);
+        m.set_buffered(30);
+        m.set_total(Some(12));
+        assert_eq!(
+            (m.bytes(), m.buffered(), m.peak_buffered(), m.total()),
+            (12, 30, 100, Some(12))
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The transfer: the threshold-based sender (`queue` pure, `pump` async), the wire
+//! protocol (`wire`, spec in docs/protocol.md), the two sides (`send`, `recv`), their
+//! blocking I/O (`source`, `sink`) and remote-name checks (`names`).
+//!
+//! Must not import: webrtc (only `peer` does), indicatif, `cli`.
+
+pub mod names;
+pub mod pump;
+pub mod queue;
+pub mod recv;
+pub mod send;
+pub mod sink;
+pub mod source;
+pub mod wire;

@@ -1,0 +1,267 @@
+//! Safe output names: checks a file name sent by a remote peer before the receiver creates
+//! anything under it. A name is accepted only as one plain file-name component that means
+//! the same thing on Unix and Windows; it is never repaired, since a silently changed name
+//! is a surprise and a rejected one is a clear error. Pure: no file-system access.
+//!
+//! Must not import: webrtc, tokio, indicatif, `cli`, or anything else in dcsend.
+
+/// Suffix of the file the receiver writes until the item's digest matches.
+pub const PART_SUFFIX: &str = ".part";
+
+/// Longest accepted name, in bytes: 255 (the usual file-system limit for one component)
+/// minus [`PART_SUFFIX`], so that `NAME.part` can be created too.
+pub const MAX_NAME_BYTES: usize = 255 - PART_SUFFIX.len();
+
+/// Windows device names. Windows opens the device for these, with any extension and in any
+/// case (`con.txt`, `Nul`), whatever the folder. `COM0`/`LPT0`, the superscript digits and
+/// `CONIN$`/`CONOUT$` are on Microsoft's list too ("Naming Files, Paths, and Namespaces").
+const RESERVED: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "COM0", "COM1", "COM2", "COM3", "COM4",
+    "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3",
+    "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
+];
+
+/// Why a remote file name was refused. Each message quotes the name (Rust-escaped, shortened
+/// when long) and gives the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("refusing file name \"\": it is empty")]
+    Empty,
+    /// `.` or `..`: a directory, not a file.
+    #[error("refusing file name {:?}: it names a directory", shown(.0))]
+    Dots(String),
+    /// Contains NUL or another control character (newlines, escapes, DEL, C1 controls).
+    #[error("refusing file name {:?}: it contains a control character", shown(.0))]
+    ControlChar(String),
+    /// Contains `/` or `\`: the receiver accepts no directories at all.
+    #[error("refusing file name {:?}: it contains a path separator ('/' or '\\')", shown(.0))]
+    Separator(String),
+    /// Starts with a Windows drive prefix such as `C:`.
+    #[error("refusing file name {:?}: it starts with a drive prefix", shown(.0))]
+    DrivePrefix(String),
+    /// Longer than [`MAX_NAME_BYTES`].
+    #[error(
+        "refusing file name {:?}: it is {len} bytes long, over the {MAX_NAME_BYTES}-byte limit",
+        shown(.name)
+    )]
+    TooLong { name: String, len: usize },
+    /// A Windows device name such as `CON` or `nul.txt`.
+    #[error("refusing file name {:?}: it is a reserved Windows device name", shown(.0))]
+    Reserved(String),
+    /// Ends in `.` or ` `, which Windows strips, so the file would get another name.
+    #[error("refusing file name {:?}: it ends in '.' or ' '", shown(.0))]
+    TrailingDotOrSpace(String),
+    /// Ends in `.part` (any case), the suffix of unfinished files.
+    #[error("refusing file name {:?}: \".part\" is kept for unfinished files", shown(.0))]
+    PartSuffix(String),
+}
+
+/// Returns `remote` unchanged if it is safe to use as one file name inside the output
+/// folder, or the first rule it breaks. See `docs/protocol.md` for the rules.
+pub fn sanitize(remote: &str) -> Result<String, NameError> {
+    let name = remote.to_owned();
+    if remote.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if remote == "." || remote == ".." {
+        return Err(NameError::Dots(name));
+    }
+    if remote.chars().any(char::is_control) {
+        return Err(NameError::ControlChar(name));
+    }
+    if remote.contains(['/', '\\']) {
+        return Err(NameError::Separator(name));
+    }
+    if let [drive, b':', ..] = remote.as_bytes()
+        && drive.is_ascii_alphabetic()
+    {
+        return Err(NameError::DrivePrefix(name));
+    }
+    if remote.len() > MAX_NAME_BYTES {
+        return Err(NameError::TooLong { len: remote.len(), name });
+    }
+    if is_reserved(remote) {
+        return Err(NameError::Reserved(name));
+    }
+    if remote.ends_with(['.', ' ']) {
+        return Err(NameError::TrailingDotOrSpace(name));
+    }
+    // Case-insensitive: on macOS and Windows `x.PART` is the same file as `x.part`.
+    if remote.len() >= PART_SUFFIX.len()
+        && remote.as_bytes()[remote.len() - PART_SUFFIX.len()..]
+            .eq_ignore_ascii_case(PART_SUFFIX.as_bytes())
+    {
+        return Err(NameError::PartSuffix(name));
+    }
+    Ok(name)
+}
+
+/// The name the receiver writes to until the digest matches: `name` + `.part`.
+pub fn part_name(name: &str) -> String {
+    format!("{name}{PART_SUFFIX}")
+}
+
+/// Windows ignores everything from the first `.` and trailing spaces before it when it
+/// matches device names, so `con.tar.gz` and `nul .txt` are devices too.
+fn is_reserved(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    // ASCII case folding is enough: the superscript digits have no case.
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem))
+}
+
+/// Keeps error messages readable when a peer sends a very long name.
+fn shown(name: &str) -> String {
+    const KEEP_CHARS: usize = 64;
+    match name.char_indices().nth(KEEP_CHARS) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_names_are_returned_unchanged() {
+        let long = "a".repeat(MAX_NAME_BYTES);
+        let good = [
+            "a",
+            "report.pdf",
+            "archive.tar.gz",
+            ".bashrc",
+            "...x",
+            "..x",
+            "x..y",
+            " leading space",
+            "has space.txt",
+            "-rf",
+            "ünïcödé 😀.txt",
+            "ab:c",
+            "1:x",
+            "console.log",
+            "con_file",
+            "nullable.rs",
+            "com10",
+            "lpt",
+            "auxiliary",
+            "COM1x.txt",
+            "x.part2",
+            "x.partial",
+            "part",
+            ".partx",
+            "x.par",
+            long.as_str(),
+        ];
+        for name in good {
+            assert_eq!(sanitize(name).as_deref(), Ok(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_first_broken_rule() {
+        use NameError as E;
+        let s = String::from;
+        let too_long = "a".repeat(MAX_NAME_BYTES + 1);
+        let too_long_multibyte = "é".repeat(MAX_NAME_BYTES / 2 + 1);
+        let cases: Vec<(&str, NameError)> = vec![
+            // empty, dots
+            ("", E::Empty),
+            (".", E::Dots(s("."))),
+            ("..", E::Dots(s(".."))),
+            // control characters, NUL first
+            ("a\0b", E::ControlChar(s("a\0b"))),
+            ("\0", E::ControlChar(s("\0"))),
+            ("line\nbreak", E::ControlChar(s("line\nbreak"))),
+            ("cr\r", E::ControlChar(s("cr\r"))),
+            ("tab\t", E::ControlChar(s("tab\t"))),
+            ("esc\u{1b}[31m", E::ControlChar(s("esc\u{1b}[31m"))),
+            ("del\u{7f}", E::ControlChar(s("del\u{7f}"))),
+            ("c1\u{85}", E::ControlChar(s("c1\u{85}"))),
+            // separators: no directories at all
+            ("../x", E::Separator(s("../x"))),
+            ("..\\x", E::Separator(s("..\\x"))),
+            ("/etc/passwd", E::Separator(s("/etc/passwd"))),
+            ("a/b", E::Separator(s("a/b"))),
+            ("a\\b", E::Separator(s("a\\b"))),
+            ("dir/", E::Separator(s("dir/"))),
+            ("/", E::Separator(s("/"))),
+            ("C:\\x", E::Separator(s("C:\\x"))),
+            ("\\\\server\\share", E::Separator(s("\\\\server\\share"))),
+            // drive prefix
+            ("C:", E::DrivePrefix(s("C:"))),
+            ("c:x", E::DrivePrefix(s("c:x"))),
+            ("Z:file.txt", E::DrivePrefix(s("Z:file.txt"))),
+            // length, counted in bytes
+            (too_long.as_str(), E::TooLong { name: too_long.clone(), len: MAX_NAME_BYTES + 1 }),
+            (
+                too_long_multibyte.as_str(),
+                E::TooLong { name: too_long_multibyte.clone(), len: too_long_multibyte.len() },
+            ),
+            // Windows device names, any case, with an extension
+            ("CON", E::Reserved(s("CON"))),
+            ("con", E::Reserved(s("con"))),
+            ("con.txt", E::Reserved(s("con.txt"))),
+            ("Con.tar.gz", E::Reserved(s("Con.tar.gz"))),
+            ("nul .txt", E::Reserved(s("nul .txt"))),
+            ("PRN", E::Reserved(s("PRN"))),
+            ("aux.c", E::Reserved(s("aux.c"))),
+            ("NUL", E::Reserved(s("NUL"))),
+            ("com1", E::Reserved(s("com1"))),
+            ("COM9.log", E::Reserved(s("COM9.log"))),
+            ("lpt1", E::Reserved(s("lpt1"))),
+            ("LPT9.txt", E::Reserved(s("LPT9.txt"))),
+            ("com0", E::Reserved(s("com0"))),
+            ("COM¹", E::Reserved(s("COM¹"))),
+            ("lpt³.txt", E::Reserved(s("lpt³.txt"))),
+            ("conin$", E::Reserved(s("conin$"))),
+            // trailing dot or space
+            ("name.", E::TrailingDotOrSpace(s("name."))),
+            ("name ", E::TrailingDotOrSpace(s("name "))),
+            ("...", E::TrailingDotOrSpace(s("..."))),
+            (" ", E::TrailingDotOrSpace(s(" "))),
+            // our own suffix, any case
+            ("x.part", E::PartSuffix(s("x.part"))),
+            (".part", E::PartSuffix(s(".part"))),
+            ("movie.mkv.PART", E::PartSuffix(s("movie.mkv.PART"))),
+        ];
+        for (name, want) in cases {
+            assert_eq!(sanitize(name), Err(want), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn messages_quote_the_escaped_name_and_say_why() {
+        let cases = [
+            ("", r#"refusing file name "": it is empty"#),
+            ("..", r#"refusing file name "..": it names a directory"#),
+            ("a\0b", r#"refusing file name "a\0b": it contains a control character"#),
+            ("../x", r#"refusing file name "../x": it contains a path separator ('/' or '\')"#),
+            ("C:", r#"refusing file name "C:": it starts with a drive prefix"#),
+            ("con.txt", r#"refusing file name "con.txt": it is a reserved Windows device name"#),
+            ("x.", r#"refusing file name "x.": it ends in '.' or ' '"#),
+            ("x.part", r#"refusing file name "x.part": ".part" is kept for unfinished files"#),
+        ];
+        for (name, want) in cases {
+            assert_eq!(sanitize(name).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn long_names_are_shortened_in_messages() {
+        let name = "x".repeat(1000);
+        let msg = sanitize(&name).unwrap_err().to_string();
+        assert!(msg.starts_with(&format!("refusing file name \"{}…\"", "x".repeat(64))), "{msg}");
+        assert!(msg.ends_with("it is 1000 bytes long, over the 250-byte limit"), "{msg}");
+    }
+
+    #[test]
+    fn part_name_appends_the_suffix() {
+        assert_eq!(part_name("report.pdf"), "report.pdf.part");
+        let longest = "a".repeat(MAX_NAME_BYTES);
+        assert_eq!(part_name(&longest).len(), 255, "NAME.part of the longest name still fits");
+        assert!(sanitize(&part_name("x")).is_err(), "a part name is never a valid remote name");
+    }
+}

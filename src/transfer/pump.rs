@@ -1,0 +1,294 @@
+//! The threshold-based sender as a task: LiveKit's `DataChannelSender::run` on the webrtc
+//! crate. Fed by a bounded mpsc of [`Outbound`] payloads, it keeps a [`SendQueue`], hands
+//! payloads to the channel while the buffered amount is at or under the threshold, resumes
+//! on the channel's buffered-amount events ([`ChannelPort::drained`]), stops when the
+//! cancel token fires, and reports what was left unsent.
+//!
+//! Differences from LiveKit, each for a reason:
+//! - it stops pulling from the mpsc while its own queue is full, so a fast producer (a file
+//!   read) is slowed down instead of growing the queue: memory stays flat for any size;
+//! - it ends by itself once the producer hangs up and everything was handed over;
+//! - it reconciles its count with the channel's `outstanding_bytes()` (see `queue.rs`).
+//!
+//! Must not import: webrtc, indicatif, `cli`.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::queue::SendQueue;
+use crate::peer::{ChannelPort, Outbound, PeerError};
+use crate::progress::meter::Meter;
+
+/// Capacity of the mpsc that feeds the pump, in payloads. With 64 KiB chunks this is
+/// 1 MiB waiting in the channel, on top of the queue.
+pub const FEED_CAPACITY: usize = 16;
+
+/// How many payload bytes the pump's own queue holds before it stops pulling from the mpsc.
+const MAX_QUEUED_BYTES: u64 = 256 * 1024;
+
+/// What the pump did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PumpReport {
+    /// Binary payload bytes handed to the channel.
+    pub sent_bytes: u64,
+    /// Bytes (payload and control) still queued when the pump stopped.
+    pub unsent_bytes: u64,
+    /// The largest buffered amount seen.
+    pub peak_buffered_bytes: u64,
+    /// True when the producer finished and everything was handed over; false when the
+    /// pump was cancelled.
+    pub finished: bool,
+}
+
+/// The sender task. Build with [`Pump::new`], spawn [`Pump::run`].
+pub struct Pump<P> {
+    feed: mpsc::Receiver<Outbound>,
+    port: P,
+    queue: SendQueue,
+    close: CancellationToken,
+    meter: Arc<Meter>,
+}
+
+impl<P: ChannelPort> Pump<P> {
+    /// Creates a pump over `port` with the given low-water `threshold_bytes`.
+    ///
+    /// Returns a tuple containing the pump itself, to be spawned by the caller (see
+    /// [`Pump::run`]), and the sender that feeds it. Dropping every sender means "no more
+    /// payloads": the pump then finishes once all are handed over.
+    pub fn new(
+        port: P,
+        threshold_bytes: u64,
+        meter: Arc<Meter>,
+        close: CancellationToken,
+    ) -> (Self, mpsc::Sender<Outbound>) {
+        let (tx, feed) = mpsc::channel(FEED_CAPACITY);
+        let queue = SendQueue::new(threshold_bytes, MAX_QUEUED_BYTES);
+        (Self { feed, port, queue, close, meter }, tx)
+    }
+
+    /// Runs until the producer hangs up and the queue is empty, or until `close` fires.
+    ///
+    /// Errors only when the channel refuses a send or its figures (the channel closed).
+    pub async fn run(mut self) -> Result<PumpReport, PeerError> {
+        let mut input_open = true;
+        let mut sent_bytes = 0u64;
+        loop {
+            // LiveKit's send_until_threshold.
+            while let Some(payload) = self.queue.next_to_send() {
+                let (len, is_data) = (payload.len() as u64, matches!(payload, Outbound::Binary(_)));
+                self.port.send(payload).await?;
+                if is_data {
+                    sent_bytes += len;
+                    self.meter.add_bytes(len);
+                }
+            }
+            self.meter.set_buffered(self.queue.buffered());
+            if !input_open && self.queue.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = self.close.cancelled() => break,
+                // Paused over the threshold: wait for the channel to drain, then take its
+                // figure. Cancel-safe: `drained` only waits.
+                drained = self.port.drained(), if !self.queue.can_send() => {
+                    drained?;
+                    self.queue.on_buffered(self.port.buffered_amount().await?);
+                }
+                // Cancel-safe: `recv` loses nothing when another branch wins.
+                payload = self.feed.recv(), if input_open && self.queue.has_room() => match payload {
+                    Some(p) => self.queue.push(p),
+                    None => input_open = false,
+                },
+            }
+        }
+        let report = PumpReport {
+            sent_bytes,
+            unsent_bytes: self.queue.unsent_bytes(),
+            peak_buffered_bytes: self.queue.peak_buffered(),
+            finished: !input_open && self.queue.is_empty(),
+        };
+        self.meter.note_peak(report.peak_buffered_bytes);
+        if report.unsent_bytes > 0 {
+            tracing::info!("{} byte(s) remain in the send queue", report.unsent_bytes);
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Properties of the pump against a fake channel that releases bytes only when the test
+    //! says so. Each would catch a regression:
+    //! - the fake's outstanding bytes never exceed threshold + one payload (the bound that
+    //!   keeps memory flat is the product's promise);
+    //! - the pump pauses (stops sending) while over the threshold, and resumes on drain;
+    //! - everything the producer sent arrives, in order (totals balance);
+    //! - a cancel while paused returns promptly and reports the unsent bytes.
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeState {
+        outstanding: u64,
+        peak: u64,
+        received: Vec<Outbound>,
+    }
+
+    #[derive(Clone)]
+    struct FakePort {
+        state: Arc<Mutex<FakeState>>,
+        released: Arc<Notify>,
+        threshold: u64,
+    }
+
+    impl FakePort {
+        fn new(threshold: u64) -> Self {
+            Self { state: Default::default(), released: Arc::new(Notify::new()), threshold }
+        }
+        /// The "network" acknowledges `n` bytes.
+        fn release(&self, n: u64) {
+            let mut s = self.state.lock().unwrap();
+            s.outstanding = s.outstanding.saturating_sub(n);
+            drop(s);
+            self.released.notify_waiters();
+        }
+        fn outstanding(&self) -> u64 {
+            self.state.lock().unwrap().outstanding
+        }
+    }
+
+    #[async_trait]
+    impl ChannelPort for FakePort {
+        async fn send(&self, msg: Outbound) -> Result<(), PeerError> {
+            let mut s = self.state.lock().unwrap();
+            s.outstanding += msg.len() as u64;
+            s.peak = s.peak.max(s.outstanding);
+            s.received.push(msg);
+            Ok(())
+        }
+        async fn buffered_amount(&self) -> Result<u64, PeerError> {
+            Ok(self.outstanding())
+        }
+        async fn drained(&self) -> Result<(), PeerError> {
+            loop {
+                let notified = self.released.notified();
+                if self.outstanding() <= self.threshold {
+                    return Ok(());
+                }
+                notified.await;
+            }
+        }
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn chunk(i: u8, n: usize) -> Outbound {
+        Outbound::Binary(Bytes::from(vec![i; n]))
+    }
+
+    #[tokio::test]
+    async fn bounded_buffer_and_totals_balance() {
+        let (threshold, size, count) = (1000u64, 100usize, 200u8);
+        let port = FakePort::new(threshold);
+        let meter = Arc::new(Meter::new(None));
+        let (pump, tx) =
+            Pump::new(port.clone(), threshold, meter.clone(), CancellationToken::new());
+        let task = tokio::spawn(pump.run());
+        let producer = tokio::spawn(async move {
+            for i in 0..count {
+                tx.send(chunk(i, size)).await.unwrap();
+            }
+        });
+        // The network: release a little at a time until everything arrived.
+        let net = port.clone();
+        let network = tokio::spawn(async move {
+            loop {
+                tokio::task::yield_now().await;
+                if net.outstanding() > threshold {
+                    // While over the threshold the pump must not add more.
+                    let before = net.state.lock().unwrap().received.len();
+                    tokio::task::yield_now().await;
+                    assert_eq!(
+                        net.state.lock().unwrap().received.len(),
+                        before,
+                        "sent while paused"
+                    );
+                }
+                net.release(250);
+                if net.state.lock().unwrap().received.len() == count as usize {
+                    break;
+                }
+            }
+        });
+        let report = tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(T, producer).await.unwrap().unwrap();
+        tokio::time::timeout(T, network).await.unwrap().unwrap();
+
+        let s = port.state.lock().unwrap();
+        assert!(s.peak <= threshold + size as u64, "peak {} over bound", s.peak);
+        assert_eq!(report.sent_bytes, size as u64 * count as u64);
+        assert_eq!(meter.bytes(), report.sent_bytes);
+        assert_eq!(report.unsent_bytes, 0);
+        assert!(report.finished);
+        let order: Vec<u8> = s
+            .received
+            .iter()
+            .map(|m| match m {
+                Outbound::Binary(b) => b[0],
+                Outbound::Text(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(order, (0..count).collect::<Vec<_>>(), "payloads reordered");
+    }
+
+    #[tokio::test]
+    async fn close_while_paused_reports_unsent() {
+        let port = FakePort::new(10);
+        let close = CancellationToken::new();
+        let (pump, tx) = Pump::new(port.clone(), 10, Arc::new(Meter::new(None)), close.clone());
+        let task = tokio::spawn(pump.run());
+        for i in 0..3 {
+            tx.send(chunk(i, 20)).await.unwrap();
+        }
+        // Nothing is ever released: the pump sends one payload (0 <= 10), then pauses.
+        tokio::time::timeout(T, async {
+            while port.state.lock().unwrap().received.is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        close.cancel();
+        let report = tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert_eq!(port.state.lock().unwrap().received.len(), 1);
+        assert_eq!(report.sent_bytes, 20);
+        assert_eq!(report.unsent_bytes, 40);
+        assert!(!report.finished);
+    }
+
+    #[tokio::test]
+    async fn text_and_binary_keep_their_order() {
+        let port = FakePort::new(1 << 20);
+        let (pump, tx) =
+            Pump::new(port.clone(), 1 << 20, Arc::new(Meter::new(None)), CancellationToken::new());
+        let task = tokio::spawn(pump.run());
+        let msgs =
+            vec![Outbound::Text("a".into()), chunk(1, 3), Outbound::Text("b".into()), chunk(2, 0)];
+        for m in msgs.clone() {
+            tx.send(m).await.unwrap();
+        }
+        drop(tx);
+        let report = tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert_eq!(port.state.lock().unwrap().received, msgs);
+        assert_eq!(report.sent_bytes, 3);
+    }
+}

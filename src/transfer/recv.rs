@@ -1,0 +1,329 @@
+//! The receiving side: reassembles items from the channel's messages, writes each to
+//! stdout or `NAME.part`, checks size and SHA-256 at `eof`, renames, and acknowledges.
+//!
+//! A peer that never says `hello` is a plain WebRTC peer: its binary messages are one
+//! stream and the channel closing is its end, reported as unverified.
+//!
+//! Must not import: webrtc, indicatif, `cli`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::names;
+use super::send::{app, send_abort};
+use super::sink::{Sink, SinkTarget};
+use super::wire::{Control, PROTOCOL_VERSION, Role};
+use crate::error::TransferError;
+use crate::peer::{ChannelEvent, ChannelPort, Outbound};
+use crate::progress::meter::Meter;
+
+/// Where received items go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// All items to stdout, one after the other.
+    Stdout,
+    /// Exactly one item, to this path.
+    File(PathBuf),
+    /// Items into this folder under their (sanitised) names.
+    Dir(PathBuf),
+}
+
+/// How a receive runs.
+#[derive(Debug, Clone)]
+pub struct RecvOptions {
+    /// Destination.
+    pub dest: Destination,
+    /// Overwrite existing files.
+    pub force: bool,
+    /// After `done`, how long to wait for the sender to close before leaving anyway.
+    pub linger: Duration,
+}
+
+/// One received item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Where it went (`None`: stdout).
+    pub path: Option<PathBuf>,
+    /// Bytes.
+    pub bytes: u64,
+    /// Hex SHA-256.
+    pub sha256: String,
+}
+
+/// What a successful receive got.
+#[derive(Debug, Clone)]
+pub struct RecvOutcome {
+    /// The items.
+    pub items: Vec<Received>,
+    /// Every item was checked against the sender's digest (false for a plain peer).
+    pub verified: bool,
+}
+
+struct Current {
+    sink: Sink,
+    size: Option<u64>,
+    bytes: u64,
+    part: Option<PathBuf>,
+    path: Option<PathBuf>,
+}
+
+/// Name used in a folder for a stream that came without one (stdin, a plain peer).
+const UNNAMED: &str = "stream";
+
+/// Receives until the sender is done; see the module docs.
+pub async fn receive<P: ChannelPort>(
+    port: P,
+    mut events: mpsc::Receiver<ChannelEvent>,
+    opts: &RecvOptions,
+    meter: Arc<Meter>,
+    cancel: CancellationToken,
+) -> anyhow::Result<RecvOutcome> {
+    let hello = Control::Hello { v: PROTOCOL_VERSION, role: Role::Recv, app: app() };
+    port.send(Outbound::Text(hello.encode())).await?;
+
+    let mut r = Receiver { opts, meter, items: Vec::new(), current: None, peer_is_dcsend: false };
+    let mut done = false;
+    let linger = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(linger);
+    loop {
+        let ev = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                send_abort(&port, "the receiver was interrupted").await;
+                return Err(TransferError::Interrupted.into());
+            }
+            () = &mut linger => return Ok(r.outcome(true)),
+            ev = events.recv() => ev,
+        };
+        let step = match ev {
+            Some(ChannelEvent::Text(text)) => match Control::decode(&text) {
+                Ok(Control::Done) if r.current.is_some() => {
+                    Err(TransferError::Protocol("done inside an item (no eof)".into()))
+                }
+                Ok(Control::Done) => {
+                    done = true;
+                    linger.as_mut().reset(tokio::time::Instant::now() + opts.linger);
+                    Ok(())
+                }
+                Ok(Control::Abort { reason }) => {
+                    return Err(TransferError::PeerAborted(reason).into());
+                }
+                Ok(_) if done => Err(TransferError::Protocol("a message after done".into())),
+                Ok(msg) => r.on_control(&port, msg).await,
+                Err(e) => Err(TransferError::Protocol(format!("malformed control message: {e}"))),
+            },
+            Some(ChannelEvent::Binary(_)) if done => {
+                Err(TransferError::Protocol("data after done".into()))
+            }
+            Some(ChannelEvent::Binary(data)) => r.on_data(data).await,
+            Some(ChannelEvent::Closed | ChannelEvent::PeerGone(_)) | None if done => {
+                return Ok(r.outcome(true));
+            }
+            Some(ChannelEvent::Closed) | None if !r.peer_is_dcsend => {
+                // A plain peer: the channel closing ends its one stream.
+                r.finish_plain().await?;
+                return Ok(r.outcome(false));
+            }
+            Some(ChannelEvent::Closed) | None => Err(TransferError::PeerGone {
+                reason: "the sender closed the channel before the end of the data".into(),
+                confirmed_bytes: r.confirmed(),
+            }),
+            Some(ChannelEvent::PeerGone(reason)) => {
+                Err(TransferError::PeerGone { reason, confirmed_bytes: r.confirmed() })
+            }
+        };
+        if let Err(e) = step {
+            let reason = e.to_string();
+            if !matches!(e, TransferError::PeerGone { .. }) {
+                send_abort(&port, &reason).await;
+            }
+            return Err(e.into());
+        }
+    }
+}
+
+struct Receiver<'a> {
+    opts: &'a RecvOptions,
+    meter: Arc<Meter>,
+    items: Vec<Received>,
+    current: Option<Current>,
+    peer_is_dcsend: bool,
+}
+
+impl Receiver<'_> {
+    fn confirmed(&self) -> u64 {
+        self.items.iter().map(|i| i.bytes).sum()
+    }
+
+    fn outcome(&self, verified: bool) -> RecvOutcome {
+        RecvOutcome { items: self.items.clone(), verified }
+    }
+
+    async fn on_control<P: ChannelPort>(
+        &mut self,
+        port: &P,
+        msg: Control,
+    ) -> Result<(), TransferError> {
+        match msg {
+            Control::Hello { v, .. } if v != PROTOCOL_VERSION => Err(TransferError::Protocol(
+                format!("unsupported protocol version {v} (we speak {PROTOCOL_VERSION})"),
+            )),
+            Control::Hello { .. } => {
+                self.peer_is_dcsend = true;
+                Ok(())
+            }
+            Control::File { .. } if self.current.is_some() => {
+                Err(TransferError::Protocol("a file header inside an item (no eof)".into()))
+            }
+            Control::File { name, size } => self.open(name.as_deref(), size),
+            Control::Eof { bytes, sha256 } => self.on_eof(port, bytes, &sha256).await,
+            other => {
+                tracing::debug!("ignoring {other:?} from the sender");
+                Ok(())
+            }
+        }
+    }
+
+    fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
+        let path = match &self.opts.dest {
+            Destination::Stdout => None,
+            Destination::File(_) if !self.items.is_empty() => {
+                return Err(TransferError::Refused(
+                    "the sender sends several files but -o names one file; use -o DIR/".into(),
+                ));
+            }
+            Destination::File(p) => Some(p.clone()),
+            Destination::Dir(dir) => {
+                let name = match name {
+                    Some(n) => names::sanitize(n)
+                        .map_err(|e| TransferError::Protocol(format!("refused file name: {e}")))?,
+                    None => UNNAMED.to_owned(),
+                };
+                Some(dir.join(name))
+            }
+        };
+        let (target, part) = match &path {
+            None => (SinkTarget::Stdout, None),
+            Some(p) => {
+                if p.exists() && !self.opts.force {
+                    return Err(TransferError::Refused(format!(
+                        "{} exists (use --force to overwrite)",
+                        p.display()
+                    )));
+                }
+                let part = part_path(p);
+                (SinkTarget::Part(part.clone()), Some(part))
+            }
+        };
+        let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
+        self.meter.set_total(size.map(|s| s + self.confirmed()));
+        self.current = Some(Current { sink, size, bytes: 0, part, path });
+        Ok(())
+    }
+
+    async fn on_data(&mut self, data: Bytes) -> Result<(), TransferError> {
+        if self.current.is_none() {
+            if self.peer_is_dcsend || !self.items.is_empty() {
+                return Err(TransferError::Protocol("data outside a file (no file header)".into()));
+            }
+            self.open(None, None)?;
+        }
+        let cur = self.current.as_mut().expect("opened above");
+        let len = data.len() as u64;
+        if cur.size.is_some_and(|size| cur.bytes + len > size) {
+            return Err(TransferError::Protocol(
+                "more bytes than the file header announced".into(),
+            ));
+        }
+        cur.bytes += len;
+        if cur.sink.write(data).await.is_err() {
+            let cur = self.current.take().expect("present");
+            let err = cur.sink.finish().await.err();
+            return Err(write_error(err));
+        }
+        self.meter.add_bytes(len);
+        Ok(())
+    }
+
+    async fn on_eof<P: ChannelPort>(
+        &mut self,
+        port: &P,
+        bytes: u64,
+        sha256: &str,
+    ) -> Result<(), TransferError> {
+        let cur = self
+            .current
+            .take()
+            .ok_or_else(|| TransferError::Protocol("eof without a file header".into()))?;
+        let written = cur.sink.finish().await.map_err(|e| write_error(Some(e)))?;
+        let label = cur.path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
+        let mismatch = if written.bytes != bytes || cur.size.is_some_and(|s| s != bytes) {
+            Some(format!(
+                "got {} bytes, the sender announced {} and sent {bytes}",
+                written.bytes,
+                cur.size.map_or("an unknown size".into(), |s| s.to_string())
+            ))
+        } else if written.sha256 != sha256 {
+            Some(format!("SHA-256 is {}, the sender's is {sha256}", written.sha256))
+        } else {
+            None
+        };
+        if let Some(detail) = mismatch {
+            let nack = Control::Ack { bytes: written.bytes, ok: false };
+            port.send(Outbound::Text(nack.encode())).await.ok();
+            return Err(TransferError::Integrity { name: label, detail });
+        }
+        if let (Some(part), Some(path)) = (&cur.part, &cur.path) {
+            std::fs::rename(part, path).map_err(|e| {
+                TransferError::Refused(format!(
+                    "renaming {} to {}: {e}",
+                    part.display(),
+                    path.display()
+                ))
+            })?;
+        }
+        let ack = Control::Ack { bytes, ok: true };
+        port.send(Outbound::Text(ack.encode())).await.map_err(|e| TransferError::PeerGone {
+            reason: e.to_string(),
+            confirmed_bytes: self.confirmed(),
+        })?;
+        self.items.push(Received { path: cur.path, bytes, sha256: written.sha256 });
+        Ok(())
+    }
+
+    /// A plain peer closed its channel: keep what arrived, unverified.
+    async fn finish_plain(&mut self) -> anyhow::Result<()> {
+        let Some(cur) = self.current.take() else {
+            // A plain peer that sent nothing: an empty stream.
+            self.open(None, None)?;
+            return Box::pin(self.finish_plain()).await;
+        };
+        let written = cur.sink.finish().await.map_err(|e| write_error(Some(e)))?;
+        if let (Some(part), Some(path)) = (&cur.part, &cur.path) {
+            std::fs::rename(part, path)?;
+        }
+        self.items.push(Received { path: cur.path, bytes: written.bytes, sha256: written.sha256 });
+        Ok(())
+    }
+}
+
+fn write_error(err: Option<std::io::Error>) -> TransferError {
+    match err {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            TransferError::Refused("the output was closed (broken pipe)".into())
+        }
+        Some(e) => TransferError::Refused(format!("writing the output: {e}")),
+        None => TransferError::Refused("writing the output failed".into()),
+    }
+}
+
+fn part_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}

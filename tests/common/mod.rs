@@ -1,0 +1,142 @@
+//! Shared helpers for the process-level tests: a scrubbed `dcsend` command, spawned
+//! children that are killed when dropped, and bounded waits.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+/// Every wait in these tests is bounded by this (CI machines have 2 cores).
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// `dcsend` with the environment scrubbed (bat `tests/utils/command.rs`).
+pub fn dcsend() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dcsend"));
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("DCSEND_") || k == "RUST_LOG" || k == "NO_COLOR" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Flags every networked test adds: loopback only, no live view.
+pub const LOOPBACK: [&str; 4] = ["--bind", "127.0.0.1:0", "--progress", "never"];
+
+/// A child process killed (by its own handle) when dropped; its output goes to files.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdout/stderr redirected into `dir`.
+    pub fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Proc {
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        cmd.stdout(File::create(&stdout).unwrap()).stderr(File::create(&stderr).unwrap());
+        let child = cmd.spawn().expect("spawn dcsend");
+        Proc { name, child, stdout, stderr }
+    }
+
+    /// Waits for exit, at most `limit`; panics (after killing) on timeout.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        match self.child.wait_timeout(limit).unwrap() {
+            Some(status) => status,
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not exit within {limit:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr_text()
+                );
+            }
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn stdout_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.stdout).unwrap_or_default()
+    }
+
+    /// Exit code, panicking with stderr when it is not `want`.
+    pub fn expect_code(&mut self, want: i32, limit: Duration) {
+        let status = self.wait(limit);
+        assert_eq!(
+            status.code(),
+            Some(want),
+            "{} exited with {status}, wanted {want}; stderr:\n{}",
+            self.name,
+            self.stderr_text()
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds, at most `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure reproduces.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Token file paths for one pair: the offer and the answer.
+pub struct Tokens {
+    pub offer: PathBuf,
+    pub answer: PathBuf,
+}
+
+impl Tokens {
+    pub fn in_dir(dir: &Path) -> Tokens {
+        Tokens { offer: dir.join("offer.tok"), answer: dir.join("answer.tok") }
+    }
+}
+
+/// A sender command that offers: `dcsend FILES... --sdp-out offer --sdp-in answer`.
+pub fn sender(files: &[&Path], t: &Tokens) -> Command {
+    let mut cmd = dcsend();
+    cmd.args(files).args(LOOPBACK);
+    cmd.arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    cmd
+}
+
+/// A receiver command that answers: `dcsend recv --sdp-in offer --sdp-out answer`.
+pub fn receiver(t: &Tokens) -> Command {
+    let mut cmd = dcsend();
+    cmd.arg("recv").args(LOOPBACK);
+    cmd.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    cmd
+}

@@ -1,0 +1,213 @@
+//! Two real `dcsend` processes on loopback, negotiating through token files, exactly as a
+//! script would. Every wait is bounded and every child is killed by its handle on drop.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Sends `data` as a file and receives it into a folder; returns the received bytes.
+fn round_trip_file(data: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut rx = receiver(&t);
+    rx.arg("-o").arg(format!("{}/", out.display()));
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    let mut send = Proc::spawn("send", sender(&[&src], &t), dir.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    let entries: Vec<_> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("payload.bin")], "only the final file");
+    std::fs::read(out.join("payload.bin")).unwrap()
+}
+
+#[test]
+fn sizes_around_message_boundaries_arrive_byte_exact() {
+    for (i, len) in [0usize, 1, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 65535, 65536, 65537]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random_bytes(len, 7 + i as u64);
+        assert!(round_trip_file(&data) == data, "{len} bytes differ after the trip");
+    }
+}
+
+#[test]
+fn a_64_mib_random_file_arrives_byte_exact() {
+    let data = random_bytes(64 << 20, 64);
+    assert!(round_trip_file(&data) == data, "64 MiB differ after the trip");
+}
+
+#[test]
+fn three_files_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a.txt", "b.bin", "c.dat"];
+    let datas: Vec<Vec<u8>> = [100_000usize, 0, 300_001]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| random_bytes(n, i as u64))
+        .collect();
+    let paths: Vec<_> = names.iter().map(|n| dir.path().join(n)).collect();
+    for (p, d) in paths.iter().zip(&datas) {
+        std::fs::write(p, d).unwrap();
+    }
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut rx = receiver(&t);
+    rx.arg("-o").arg(&out);
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let mut send = Proc::spawn("send", sender(&refs, &t), dir.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    for (n, d) in names.iter().zip(&datas) {
+        assert!(std::fs::read(out.join(n)).unwrap() == *d, "{n} differs");
+    }
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "no .part left behind");
+}
+
+#[test]
+fn stdin_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(3 << 20, 99);
+    let t = Tokens::in_dir(dir.path());
+    let mut recv = Proc::spawn("recv", receiver(&t), dir.path());
+    let mut tx = sender(&[], &t);
+    tx.stdin(Stdio::piped());
+    let mut send = Proc::spawn("send", tx, dir.path());
+    let mut stdin = send.child.stdin.take().unwrap();
+    let feed = data.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&feed));
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    writer.join().unwrap().unwrap();
+    assert!(recv.stdout_bytes() == data, "stdout differs from stdin");
+    assert!(recv.stderr_text().contains("SHA-256 verified"), "{}", recv.stderr_text());
+}
+
+#[test]
+fn raw_sender_into_dcsend_recv_is_received_unverified() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(1 << 20, 5);
+    let src = dir.path().join("raw.bin");
+    std::fs::write(&src, &data).unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut recv = Proc::spawn("recv", receiver(&t), dir.path());
+    let mut tx = sender(&[&src], &t);
+    tx.arg("--raw");
+    let mut send = Proc::spawn("send", tx, dir.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(recv.stdout_bytes() == data, "raw stream differs");
+    assert!(recv.stderr_text().contains("unverified"), "{}", recv.stderr_text());
+}
+
+#[test]
+fn receiver_offers_and_sender_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(200_000, 11);
+    let src = dir.path().join("x.bin");
+    std::fs::write(&src, &data).unwrap();
+    let t = Tokens::in_dir(dir.path());
+    // The receiver writes the offer; the sender reads it and writes the answer.
+    let mut rx = dcsend();
+    rx.args(["recv", "--offer"]).args(LOOPBACK);
+    rx.arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    let mut tx = dcsend();
+    tx.arg(&src).arg("--answer").args(LOOPBACK);
+    tx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    let mut send = Proc::spawn("send", tx, dir.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(recv.stdout_bytes() == data);
+}
+
+/// Starts a sender whose stdin is an open pipe we feed 1 MiB at a time, never closing it,
+/// so the transfer is mid-way for as long as the test wants.
+fn endless_pair(dir: &Path, recv_args: &[&str]) -> (Proc, Proc, std::thread::JoinHandle<()>) {
+    let t = Tokens::in_dir(dir);
+    let mut rx = receiver(&t);
+    rx.args(recv_args).args(["--liveness-timeout", "3s"]);
+    let recv = Proc::spawn("recv", rx, dir);
+    let mut tx = sender(&[], &t);
+    tx.args(["--liveness-timeout", "3s"]).stdin(Stdio::piped());
+    let mut send = Proc::spawn("send", tx, dir);
+    let mut stdin = send.child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = random_bytes(1 << 20, 3);
+        let start = Instant::now();
+        while start.elapsed() < WAIT && stdin.write_all(&chunk).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (send, recv, feeder)
+}
+
+#[test]
+fn receiver_killed_mid_transfer_sender_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let out_arg = format!("{}/", out.display());
+    let (mut send, mut recv, feeder) = endless_pair(dir.path(), &["-o", &out_arg]);
+    let part = out.join("stream.part");
+    wait_until(WAIT, "the receiver to write 4 MiB", || {
+        std::fs::metadata(&part).map(|m| m.len() >= 4 << 20).unwrap_or(false)
+    });
+    recv.child.kill().unwrap();
+    let killed = Instant::now();
+    send.expect_code(3, WAIT);
+    assert!(killed.elapsed() < Duration::from_secs(20), "sender took {:?}", killed.elapsed());
+    assert!(send.stderr_text().contains("confirmed"), "{}", send.stderr_text());
+    drop(send);
+    feeder.join().unwrap();
+}
+
+#[test]
+fn sender_killed_mid_transfer_receiver_exits_3_and_keeps_only_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let out_arg = format!("{}/", out.display());
+    let (mut send, mut recv, feeder) = endless_pair(dir.path(), &["-o", &out_arg]);
+    let part = out.join("stream.part");
+    wait_until(WAIT, "the receiver to write 4 MiB", || {
+        std::fs::metadata(&part).map(|m| m.len() >= 4 << 20).unwrap_or(false)
+    });
+    send.child.kill().unwrap();
+    let killed = Instant::now();
+    recv.expect_code(3, WAIT);
+    assert!(killed.elapsed() < Duration::from_secs(20), "receiver took {:?}", killed.elapsed());
+    let entries: Vec<_> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("stream.part")]);
+    drop(send);
+    feeder.join().unwrap();
+}
+
+#[test]
+fn ctrl_c_on_the_sender_aborts_the_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut send, mut recv, feeder) = endless_pair(dir.path(), &[]);
+    wait_until(WAIT, "payload on the receiver's stdout", || {
+        std::fs::metadata(&recv.stdout).map(|m| m.len() >= 4 << 20).unwrap_or(false)
+    });
+    let pid = nix::unistd::Pid::from_raw(send.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    send.expect_code(130, WAIT);
+    recv.expect_code(3, WAIT);
+    assert!(recv.stderr_text().contains("the sender was interrupted"), "{}", recv.stderr_text());
+    drop(send);
+    feeder.join().unwrap();
+}
