@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::config::{ConnectConfig, Role};
 use crate::error::TransferError;
-use crate::peer::{Channel, ChannelEvent, Peer};
+use crate::peer::{Channel, ChannelEvent, Peer, PeerError};
 use crate::signal::codec::{self, SdpKind};
 use crate::signal::paste::{self, TokenSource};
 
@@ -56,6 +56,7 @@ async fn negotiate(cfg: &ConnectConfig) -> anyhow::Result<Connected> {
             .context("writing our offer token")?;
             let text = paste::read_token(&cfg.source, "paste the answer token: ", wait)
                 .await
+                .map_err(token_wait_error)
                 .context("reading the peer's answer token")?;
             let answer = codec::decode(&text, SdpKind::Answer)?;
             peer.accept_answer(&answer).await?;
@@ -64,6 +65,7 @@ async fn negotiate(cfg: &ConnectConfig) -> anyhow::Result<Connected> {
         Role::Answerer => {
             let text = paste::read_token(&cfg.source, "paste the offer token: ", wait)
                 .await
+                .map_err(token_wait_error)
                 .context("reading the peer's offer token")?;
             let offer = codec::decode(&text, SdpKind::Offer)?;
             let answer = peer.answer(&offer).await?;
@@ -81,4 +83,13 @@ async fn negotiate(cfg: &ConnectConfig) -> anyhow::Result<Connected> {
     let (channel, events) = peer.open_channel(cfg.connect_timeout).await?;
     tracing::info!("data channel open");
     Ok(Connected { peer, channel, events, remote_max_message })
+}
+
+/// A peer whose token never came is a connection failure (exit 3), not an I/O error.
+fn token_wait_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        PeerError::Connect(e.to_string()).into()
+    } else {
+        e.into()
+    }
 }

@@ -327,3 +327,160 @@ fn part_path(path: &Path) -> PathBuf {
     s.push(".part");
     PathBuf::from(s)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The real receiver against a scripted hostile sender (a fake channel): whatever the
+    //! peer sends, the receiver answers with `abort` and an error, never a panic, and never
+    //! writes outside its folder.
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::peer::PeerError;
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Outbound>>>);
+
+    #[async_trait]
+    impl ChannelPort for Recorder {
+        async fn send(&self, msg: Outbound) -> Result<(), PeerError> {
+            self.0.lock().unwrap().push(msg);
+            Ok(())
+        }
+        async fn buffered_amount(&self) -> Result<u64, PeerError> {
+            Ok(0)
+        }
+        async fn drained(&self) -> Result<(), PeerError> {
+            Ok(())
+        }
+    }
+
+    fn text(c: Control) -> ChannelEvent {
+        ChannelEvent::Text(c.encode())
+    }
+
+    fn hello() -> ChannelEvent {
+        text(Control::Hello { v: PROTOCOL_VERSION, role: Role::Send, app: "test".into() })
+    }
+
+    /// Feeds `script` to a receiver writing into a fresh folder; returns the error text,
+    /// what the receiver sent back, and the folder's entries.
+    async fn run_script(script: Vec<ChannelEvent>) -> (String, Vec<Outbound>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let (tx, rx) = mpsc::channel(script.len() + 1);
+        for ev in script {
+            tx.send(ev).await.unwrap();
+        }
+        drop(tx);
+        let port = Recorder::default();
+        let opts = RecvOptions {
+            dest: Destination::Dir(out.clone()),
+            force: false,
+            linger: Duration::from_millis(10),
+        };
+        let meter = Arc::new(Meter::new(None));
+        let res = tokio::time::timeout(
+            Duration::from_secs(10),
+            receive(port.clone(), rx, &opts, meter, CancellationToken::new()),
+        )
+        .await
+        .expect("receiver hung");
+        let err = format!("{:#}", res.expect_err("a hostile script must fail"));
+        let mut entries: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        // Nothing may appear next to the output folder.
+        let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(outside.len(), 1, "something was written outside the output folder");
+        let sent = port.0.lock().unwrap().clone();
+        (err, sent, entries)
+    }
+
+    fn aborted_with(sent: &[Outbound], needle: &str) -> bool {
+        sent.iter()
+            .any(|m| matches!(m, Outbound::Text(t) if t.contains("abort") && t.contains(needle)))
+    }
+
+    #[tokio::test]
+    async fn traversal_names_are_refused_with_an_abort() {
+        for name in ["../evil", "/etc/passwd", "a/b", "..", "C:\\x", "nul.txt", "x\0y"] {
+            let script = vec![
+                hello(),
+                text(Control::File { name: Some(name.into()), size: Some(1) }),
+                ChannelEvent::Binary(Bytes::from_static(b"x")),
+            ];
+            let (err, sent, entries) = run_script(script).await;
+            assert!(err.contains("refused file name"), "{name:?}: {err}");
+            assert!(aborted_with(&sent, "refus"), "{name:?}: no abort sent: {sent:?}");
+            assert!(entries.is_empty(), "{name:?}: wrote {entries:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_that_lies_about_the_size_is_refused() {
+        let script = vec![
+            hello(),
+            text(Control::File { name: Some("f".into()), size: Some(2) }),
+            ChannelEvent::Binary(Bytes::from_static(b"abc")),
+        ];
+        let (err, sent, entries) = run_script(script).await;
+        assert!(err.contains("more bytes than the file header announced"), "{err}");
+        assert!(aborted_with(&sent, "more bytes"));
+        assert!(!entries.contains(&"f".to_string()), "a complete-looking file: {entries:?}");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_digest_leaves_only_the_part_file_and_nacks() {
+        let script = vec![
+            hello(),
+            text(Control::File { name: Some("f".into()), size: Some(3) }),
+            ChannelEvent::Binary(Bytes::from_static(b"abc")),
+            text(Control::Eof { bytes: 3, sha256: "0".repeat(64) }),
+        ];
+        let (err, sent, entries) = run_script(script).await;
+        assert!(err.contains("integrity check failed"), "{err}");
+        assert!(sent.iter().any(|m| matches!(m, Outbound::Text(t) if t.contains("\"ok\":false"))));
+        assert_eq!(entries, vec!["f.part".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn data_before_a_header_and_after_done_are_refused() {
+        let (err, _, _) =
+            run_script(vec![hello(), ChannelEvent::Binary(Bytes::from_static(b"x"))]).await;
+        assert!(err.contains("data outside a file"), "{err}");
+        let (err, _, _) = run_script(vec![
+            hello(),
+            text(Control::Done),
+            ChannelEvent::Binary(Bytes::from_static(b"x")),
+        ])
+        .await;
+        assert!(err.contains("data after done"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_control_message_is_refused() {
+        let (err, sent, _) =
+            run_script(vec![hello(), ChannelEvent::Text("{\"t\":\"nope\"}".into())]).await;
+        assert!(err.contains("malformed control message"), "{err}");
+        assert!(aborted_with(&sent, "malformed"));
+    }
+
+    #[tokio::test]
+    async fn the_sender_going_away_mid_item_is_peer_gone() {
+        let script = vec![
+            hello(),
+            text(Control::File { name: Some("f".into()), size: Some(10) }),
+            ChannelEvent::Binary(Bytes::from_static(b"abc")),
+            ChannelEvent::PeerGone("the connection failed".into()),
+        ];
+        let (err, _, entries) = run_script(script).await;
+        assert!(err.contains("the connection failed"), "{err}");
+        assert_eq!(entries, vec!["f.part".to_string()]);
+    }
+}

@@ -1,0 +1,107 @@
+//! The command line as a user meets it: usage errors and bad tokens exit 2 with a message
+//! that names the problem, and nothing is sent.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+
+const SDP_WITH_CHANNEL: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n";
+
+fn token(kind: &str, sdp: &str) -> String {
+    let json = serde_json::json!({ "type": kind, "sdp": sdp }).to_string();
+    base64::engine::general_purpose::STANDARD.encode(json)
+}
+
+/// Runs `dcsend recv` on a bad offer token; asserts exit 2, the message, and no answer.
+fn recv_rejects(bad: &str, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tokens::in_dir(dir.path());
+    std::fs::write(&t.offer, bad).unwrap();
+    let mut cmd = receiver(&t);
+    cmd.args(["--connect-timeout", "5s"]);
+    let mut p = Proc::spawn("recv", cmd, dir.path());
+    p.expect_code(2, WAIT);
+    let err = p.stderr_text();
+    assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line expected:\n{err}");
+    assert!(!t.answer.exists(), "an answer was written for a bad offer");
+}
+
+#[test]
+fn bad_token_not_base64() {
+    recv_rejects("!!! this is not a token !!!\n", "not base64");
+}
+
+#[test]
+fn bad_token_not_json() {
+    let b64 = base64::engine::general_purpose::STANDARD.encode("hello, world");
+    recv_rejects(&b64, "JSON");
+}
+
+#[test]
+fn bad_token_answer_where_offer_expected() {
+    recv_rejects(&token("answer", SDP_WITH_CHANNEL), "expected an offer, got an answer");
+}
+
+#[test]
+fn bad_token_sdp_without_data_channel() {
+    let sdp =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+    recv_rejects(&token("offer", sdp), "no data channel");
+}
+
+#[test]
+fn bad_token_json_without_sdp() {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(r#"{"type":"offer"}"#);
+    recv_rejects(&b64, "no sdp");
+}
+
+#[test]
+fn sender_rejects_an_offer_where_an_answer_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.bin");
+    std::fs::write(&src, b"payload").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    std::fs::write(&t.answer, token("offer", SDP_WITH_CHANNEL)).unwrap();
+    let mut p = Proc::spawn("send", sender(&[&src], &t), dir.path());
+    p.expect_code(2, WAIT);
+    assert!(p.stderr_text().contains("expected an answer, got an offer"), "{}", p.stderr_text());
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_flag() {
+    let out = dcsend().args(["--chunk-size", "lots"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--chunk-size"));
+    let out = dcsend().args(["-", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only once"));
+}
+
+#[test]
+fn sdp_in_file_that_never_appears_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut cmd = receiver(&t);
+    cmd.args(["--connect-timeout", "1s"]);
+    let mut p = Proc::spawn("recv", cmd, dir.path());
+    p.expect_code(3, WAIT);
+    assert!(p.stderr_text().contains("timed out"), "{}", p.stderr_text());
+}
+
+#[test]
+fn help_teaches_examples_and_exit_codes() {
+    let out = dcsend().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in ["Examples:", "dcsend recv -o downloads/", "Exit codes:", "130", "--threshold"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+    let version = dcsend().arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).contains("webrtc"));
+}
