@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::config::{ConnectConfig, Role};
 use crate::error::TransferError;
 use crate::peer::{Channel, ChannelEvent, Peer, PeerError};
+use crate::progress::Reporter;
+use crate::progress::stats::Summary;
 use crate::signal::codec::{self, SdpKind};
 use crate::signal::paste::{self, TokenSource};
 
@@ -91,5 +93,22 @@ fn token_wait_error(e: std::io::Error) -> anyhow::Error {
         PeerError::Connect(e.to_string()).into()
     } else {
         e.into()
+    }
+}
+
+impl Connected {
+    /// Ends a run: stops the reporter (writing the summary to `--stats`), then closes the
+    /// channel and the connection. `sha256` is reported when the run had a single item.
+    pub async fn hang_up(
+        channel: &Channel,
+        peer: &Peer,
+        reporter: Reporter,
+        sha256: Option<String>,
+        verified: bool,
+    ) -> Summary {
+        let summary = reporter.finish(sha256, Some(verified)).await;
+        channel.close().await;
+        peer.close(Duration::from_secs(2)).await;
+        summary
     }
 }

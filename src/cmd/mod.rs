@@ -34,3 +34,11 @@ fn watch_ctrl_c(cancel: CancellationToken) {
         }
     });
 }
+
+/// The digest to report for a run: that of its only item, if it had exactly one.
+fn single_sha<'a>(mut shas: impl Iterator<Item = &'a str>) -> Option<String> {
+    match (shas.next(), shas.next()) {
+        (Some(one), None) => Some(one.to_owned()),
+        _ => None,
+    }
+}

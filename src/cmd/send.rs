@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::connect;
+use super::connect::{Connected, connect};
+use super::single_sha;
 use crate::cli::config::SendConfig;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -54,13 +55,10 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
     let result =
         send(conn.channel.clone(), conn.events, items, &opts, meter.clone(), cancel.clone()).await;
     let (sha, verified) = match &result {
-        Ok(out) if out.items.len() == 1 => (Some(out.items[0].sha256.clone()), Some(out.verified)),
-        Ok(out) => (None, Some(out.verified)),
-        Err(_) => (None, Some(false)),
+        Ok(out) => (single_sha(out.items.iter().map(|i| i.sha256.as_str())), out.verified),
+        Err(_) => (None, false),
     };
-    let summary = reporter.finish(sha, verified).await;
-    conn.channel.close().await;
-    conn.peer.close(Duration::from_secs(2)).await;
+    let summary = Connected::hang_up(&conn.channel, &conn.peer, reporter, sha, verified).await;
     let out = result.context("sending")?;
     if cfg.output.summary {
         let tail = if out.verified {

@@ -171,15 +171,7 @@ pub fn app() -> String {
 /// Raw mode: wait until SCTP has released every byte (the peer acknowledged them), so
 /// closing the channel loses nothing (libp2p/specs#582).
 async fn drain_completely<P: ChannelPort>(port: &P, timeout: Duration) -> anyhow::Result<()> {
-    let wait = async {
-        loop {
-            if port.buffered_amount().await? == 0 {
-                return Ok::<_, crate::peer::PeerError>(());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    match tokio::time::timeout(timeout, wait).await {
+    match tokio::time::timeout(timeout, wait_empty(port)).await {
         Ok(res) => Ok(res?),
         Err(_) => Err(TransferError::PeerGone {
             reason: format!("the peer did not acknowledge the last bytes within {timeout:?}"),
@@ -194,14 +186,18 @@ pub async fn send_abort<P: ChannelPort>(port: &P, reason: &str) {
     let msg = Outbound::Text(Control::Abort { reason: reason.to_owned() }.encode());
     let deliver = async {
         port.send(msg).await?;
-        loop {
-            if port.buffered_amount().await? == 0 {
-                return Ok::<_, crate::peer::PeerError>(());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_empty(port).await
     };
     if tokio::time::timeout(Duration::from_millis(500), deliver).await.is_err() {
         tracing::debug!("the abort message may not have reached the peer");
     }
+}
+
+/// Resolves once the channel's buffered amount is 0: SCTP has released every byte.
+/// (The channel's drain event fires at the threshold, not at 0, hence the short poll.)
+async fn wait_empty<P: ChannelPort>(port: &P) -> Result<(), crate::peer::PeerError> {
+    while port.buffered_amount().await? > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
 }
