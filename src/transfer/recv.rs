@@ -324,7 +324,7 @@ fn write_error(err: Option<std::io::Error>) -> TransferError {
 
 fn part_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(".part");
+    s.push(names::PART_SUFFIX);
     PathBuf::from(s)
 }
 
