@@ -154,17 +154,26 @@ fn endless_pair(dir: &Path, recv_args: &[&str]) -> (Proc, Proc, std::thread::Joi
     (send, recv, feeder)
 }
 
-#[test]
-fn receiver_killed_mid_transfer_sender_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+/// An [`endless_pair`] receiving into `DIR/out/`, returned once 4 MiB have reached
+/// `out/stream.part`. Returns the sender, the receiver, the feeder and the folder.
+fn mid_transfer_into_folder(
+    dir: &Path,
+) -> (Proc, Proc, std::thread::JoinHandle<()>, std::path::PathBuf) {
+    let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
     let out_arg = format!("{}/", out.display());
-    let (mut send, mut recv, feeder) = endless_pair(dir.path(), &["-o", &out_arg]);
+    let (send, recv, feeder) = endless_pair(dir, &["-o", &out_arg]);
     let part = out.join("stream.part");
     wait_until(WAIT, "the receiver to write 4 MiB", || {
         std::fs::metadata(&part).map(|m| m.len() >= 4 << 20).unwrap_or(false)
     });
+    (send, recv, feeder, out)
+}
+
+#[test]
+fn receiver_killed_mid_transfer_sender_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut send, mut recv, feeder, _) = mid_transfer_into_folder(dir.path());
     recv.child.kill().unwrap();
     let killed = Instant::now();
     send.expect_code(3, WAIT);
@@ -177,14 +186,7 @@ fn receiver_killed_mid_transfer_sender_exits_3() {
 #[test]
 fn sender_killed_mid_transfer_receiver_exits_3_and_keeps_only_part() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let out_arg = format!("{}/", out.display());
-    let (mut send, mut recv, feeder) = endless_pair(dir.path(), &["-o", &out_arg]);
-    let part = out.join("stream.part");
-    wait_until(WAIT, "the receiver to write 4 MiB", || {
-        std::fs::metadata(&part).map(|m| m.len() >= 4 << 20).unwrap_or(false)
-    });
+    let (mut send, mut recv, feeder, out) = mid_transfer_into_folder(dir.path());
     send.child.kill().unwrap();
     let killed = Instant::now();
     recv.expect_code(3, WAIT);

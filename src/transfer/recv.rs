@@ -365,6 +365,15 @@ mod tests {
         text(Control::Hello { v: PROTOCOL_VERSION, role: Role::Send, app: "test".into() })
     }
 
+    /// A dcsend sender's opening: `hello`, a `file` header, then `data` as one message.
+    fn item(name: &str, size: u64, data: &'static [u8]) -> Vec<ChannelEvent> {
+        vec![
+            hello(),
+            text(Control::File { name: Some(name.into()), size: Some(size) }),
+            ChannelEvent::Binary(Bytes::from_static(data)),
+        ]
+    }
+
     /// Feeds `script` to a receiver writing into a fresh folder; returns the error text,
     /// what the receiver sent back, and the folder's entries.
     async fn run_script(script: Vec<ChannelEvent>) -> (String, Vec<Outbound>, Vec<String>) {
@@ -410,12 +419,7 @@ mod tests {
     #[tokio::test]
     async fn traversal_names_are_refused_with_an_abort() {
         for name in ["../evil", "/etc/passwd", "a/b", "..", "C:\\x", "nul.txt", "x\0y"] {
-            let script = vec![
-                hello(),
-                text(Control::File { name: Some(name.into()), size: Some(1) }),
-                ChannelEvent::Binary(Bytes::from_static(b"x")),
-            ];
-            let (err, sent, entries) = run_script(script).await;
+            let (err, sent, entries) = run_script(item(name, 1, b"x")).await;
             assert!(err.contains("refused file name"), "{name:?}: {err}");
             assert!(aborted_with(&sent, "refus"), "{name:?}: no abort sent: {sent:?}");
             assert!(entries.is_empty(), "{name:?}: wrote {entries:?}");
@@ -424,12 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_header_that_lies_about_the_size_is_refused() {
-        let script = vec![
-            hello(),
-            text(Control::File { name: Some("f".into()), size: Some(2) }),
-            ChannelEvent::Binary(Bytes::from_static(b"abc")),
-        ];
-        let (err, sent, entries) = run_script(script).await;
+        let (err, sent, entries) = run_script(item("f", 2, b"abc")).await;
         assert!(err.contains("more bytes than the file header announced"), "{err}");
         assert!(aborted_with(&sent, "more bytes"));
         assert!(!entries.contains(&"f".to_string()), "a complete-looking file: {entries:?}");
@@ -437,12 +436,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_digest_leaves_only_the_part_file_and_nacks() {
-        let script = vec![
-            hello(),
-            text(Control::File { name: Some("f".into()), size: Some(3) }),
-            ChannelEvent::Binary(Bytes::from_static(b"abc")),
-            text(Control::Eof { bytes: 3, sha256: "0".repeat(64) }),
-        ];
+        let mut script = item("f", 3, b"abc");
+        script.push(text(Control::Eof { bytes: 3, sha256: "0".repeat(64) }));
         let (err, sent, entries) = run_script(script).await;
         assert!(err.contains("integrity check failed"), "{err}");
         assert!(sent.iter().any(|m| matches!(m, Outbound::Text(t) if t.contains("\"ok\":false"))));
@@ -473,12 +468,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_sender_going_away_mid_item_is_peer_gone() {
-        let script = vec![
-            hello(),
-            text(Control::File { name: Some("f".into()), size: Some(10) }),
-            ChannelEvent::Binary(Bytes::from_static(b"abc")),
-            ChannelEvent::PeerGone("the connection failed".into()),
-        ];
+        let mut script = item("f", 10, b"abc");
+        script.push(ChannelEvent::PeerGone("the connection failed".into()));
         let (err, _, entries) = run_script(script).await;
         assert!(err.contains("the connection failed"), "{err}");
         assert_eq!(entries, vec!["f.part".to_string()]);
