@@ -10,8 +10,12 @@
 //!      transfer::recv: Channel -> sink (.part, SHA-256) -> ack
 //!   -> progress: meter -> stats -> render (indicatif) / --stats NDJSON
 //!   -> error::exit_code
+//!
+//! bench: two sides of one process run the real sender and receiver over loopback
+//!   -> bench::run (a run) -> bench::report (cases, JSON/CSV/Markdown)
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod error;

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs};
+use super::{Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs};
+use crate::bench::Plan;
 use crate::error::UsageError;
 use crate::peer::{IceConfig, PeerOptions};
 use crate::signal::paste::{TokenSink, TokenSource};
@@ -102,6 +103,8 @@ pub enum RecvTarget {
     File(PathBuf),
     /// Files into this folder, under the sender's names.
     Dir(PathBuf),
+    /// Nowhere (`--sink`): verified, then dropped.
+    Discard,
 }
 
 /// A validated `recv`.
@@ -148,21 +151,99 @@ impl TryFrom<SendArgs> for SendConfig {
             }
         }
         let threshold_bytes = args.threshold.unwrap_or(DEFAULT_THRESHOLD_BYTES);
-        let chunk = args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64);
-        if chunk == 0 || chunk > MAX_CHUNK_BYTES {
-            return Err(UsageError(format!(
-                "--chunk-size must be between 1 and 256KiB (got {chunk}); 64K is a good value"
-            )));
-        }
+        let chunk = check_chunk(args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64))?;
         let reads_stdin = stdin_inputs == 1;
         let connect = connect_config(args.connect, Role::Offerer, reads_stdin, threshold_bytes)?;
         Ok(Self {
             inputs,
             raw: args.raw,
             threshold_bytes,
-            chunk_bytes: chunk as usize,
+            chunk_bytes: chunk,
             connect,
             output: output_config(args.output),
+        })
+    }
+}
+
+fn check_chunk(chunk: u64) -> Result<usize, UsageError> {
+    if chunk == 0 || chunk > MAX_CHUNK_BYTES {
+        return Err(UsageError(format!(
+            "--chunk-size must be between 1 and 256KiB (got {chunk}); 64K is a good value"
+        )));
+    }
+    Ok(chunk as usize)
+}
+
+/// Where an export goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `--export-json`.
+    Json,
+    /// `--export-csv`.
+    Csv,
+    /// `--export-markdown`.
+    Markdown,
+}
+
+/// A validated `bench`.
+#[derive(Debug)]
+pub struct BenchConfig {
+    /// The sweep.
+    pub plan: Plan,
+    /// Exports: format and path (`-` = stdout).
+    pub exports: Vec<(ExportFormat, PathBuf)>,
+    /// Where the human table goes: stdout, unless an export took it (then stderr).
+    pub table_on_stdout: bool,
+    /// Print the table at all (not with `-q` when it would go to stderr).
+    pub table: bool,
+    /// Draw the live view on stderr.
+    pub progress: bool,
+}
+
+impl TryFrom<BenchArgs> for BenchConfig {
+    type Error = UsageError;
+
+    fn try_from(args: BenchArgs) -> Result<Self, UsageError> {
+        let chunk_sizes =
+            args.chunk_size.iter().map(|&c| check_chunk(c)).collect::<Result<_, _>>()?;
+        if args.size == 0 {
+            return Err(UsageError("--size must be at least 1 byte; 128M is a good value".into()));
+        }
+        if args.duration.is_some_and(|d| d.is_zero()) {
+            return Err(UsageError("--duration must be above zero, e.g. 10s".into()));
+        }
+        let exports: Vec<(ExportFormat, PathBuf)> = [
+            (ExportFormat::Json, args.export_json),
+            (ExportFormat::Csv, args.export_csv),
+            (ExportFormat::Markdown, args.export_markdown),
+        ]
+        .into_iter()
+        .filter_map(|(f, p)| Some((f, p?)))
+        .collect();
+        let to_stdout = exports.iter().filter(|(_, p)| p.as_os_str() == "-").count();
+        if to_stdout > 1 {
+            return Err(UsageError(
+                "only one --export-* can write to stdout (\"-\"); give the others a file".into(),
+            ));
+        }
+        let socket_buffer =
+            args.socket_buffer.unwrap_or(DEFAULT_SOCKET_BUFFER_BYTES as u64).min(1 << 30) as usize;
+        let table_on_stdout = to_stdout == 0;
+        Ok(Self {
+            plan: Plan {
+                thresholds: args.threshold,
+                chunk_sizes,
+                size_bytes: args.size,
+                duration: args.duration,
+                runs: args.runs,
+                warmup: args.warmup,
+                baseline_tcp: args.baseline == Some(Baseline::Tcp),
+                socket_buffer_bytes: socket_buffer,
+            },
+            exports,
+            table_on_stdout,
+            table: table_on_stdout || !args.quiet,
+            progress: progress_wanted(args.quiet, args.progress),
         })
     }
 }
@@ -172,6 +253,7 @@ impl TryFrom<RecvArgs> for RecvConfig {
 
     fn try_from(args: RecvArgs) -> Result<Self, UsageError> {
         let target = match args.output_path {
+            None if args.sink => RecvTarget::Discard,
             None => RecvTarget::Stdout,
             Some(p) if p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/') => {
                 RecvTarget::Dir(p)
@@ -271,14 +353,23 @@ fn connect_config(
 }
 
 fn output_config(args: OutputArgs) -> OutputConfig {
-    let stderr_tty = std::io::stderr().is_terminal();
-    let progress = !args.quiet
-        && match args.progress {
+    OutputConfig {
+        progress: progress_wanted(args.quiet, args.progress),
+        summary: !args.quiet,
+        stats: args.stats,
+    }
+}
+
+/// The live view: never with -q; by default only on a terminal that is not `TERM=dumb`.
+fn progress_wanted(quiet: bool, when: ProgressWhen) -> bool {
+    !quiet
+        && match when {
             ProgressWhen::Always => true,
             ProgressWhen::Never => false,
-            ProgressWhen::Auto => stderr_tty && std::env::var("TERM").as_deref() != Ok("dumb"),
-        };
-    OutputConfig { progress, summary: !args.quiet, stats: args.stats }
+            ProgressWhen::Auto => {
+                std::io::stderr().is_terminal() && std::env::var("TERM").as_deref() != Ok("dumb")
+            }
+        }
 }
 
 #[cfg(test)]

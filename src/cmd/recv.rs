@@ -18,6 +18,7 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
         RecvTarget::Stdout => Destination::Stdout,
         RecvTarget::File(p) => Destination::File(p.clone()),
         RecvTarget::Dir(p) => Destination::Dir(p.clone()),
+        RecvTarget::Discard => Destination::Discard,
     };
     if let Destination::File(p) = &dest
         && p.exists()

@@ -238,8 +238,11 @@ impl Peer {
 
     async fn local_description(&mut self) -> Result<SessionDesc, PeerError> {
         // Tokens do not trickle: wait until every candidate is in the description.
-        let gathered = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.wait_for(|g| *g)).await;
-        if !matches!(gathered, Ok(Ok(_))) {
+        // (The watch guard is dropped at once: holding it across an await is not Send.)
+        let gathered = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.wait_for(|g| *g))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !gathered {
             return Err(PeerError::Setup(format!(
                 "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
             )));

@@ -31,6 +31,8 @@ pub enum Destination {
     File(PathBuf),
     /// Items into this folder under their (sanitised) names.
     Dir(PathBuf),
+    /// Nowhere: items are verified, then dropped (`recv --sink`, `bench`).
+    Discard,
 }
 
 /// How a receive runs.
@@ -191,7 +193,7 @@ impl Receiver<'_> {
 
     fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
         let path = match &self.opts.dest {
-            Destination::Stdout => None,
+            Destination::Stdout | Destination::Discard => None,
             Destination::File(_) if !self.items.is_empty() => {
                 return Err(TransferError::Refused(
                     "the sender sends several files but -o names one file; use -o DIR/".into(),
@@ -208,6 +210,7 @@ impl Receiver<'_> {
             }
         };
         let (target, part) = match &path {
+            None if self.opts.dest == Destination::Discard => (SinkTarget::Discard, None),
             None => (SinkTarget::Stdout, None),
             Some(p) => {
                 if p.exists() && !self.opts.force {

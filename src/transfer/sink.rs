@@ -19,6 +19,8 @@ pub enum SinkTarget {
     Stdout,
     /// A `.part` file (created or truncated).
     Part(PathBuf),
+    /// Nowhere: the bytes are counted and hashed, then dropped (`recv --sink`, `bench`).
+    Discard,
 }
 
 /// What a sink wrote.
@@ -47,6 +49,7 @@ impl Sink {
         let mut out: Box<dyn Write + Send> =
             match &target {
                 SinkTarget::Stdout => Box::new(io::stdout()),
+                SinkTarget::Discard => Box::new(io::sink()),
                 SinkTarget::Part(path) => Box::new(
                     OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(
                         |e| io::Error::new(e.kind(), format!("{}: {e}", path.display())),
