@@ -155,6 +155,12 @@ fn setup<E: std::fmt::Display>(e: E) -> PeerError {
 /// need a round trip or two.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Pace of ICE connectivity checks. The crate's default (200 ms) costs about three
+/// intervals before the pair is nominated, 600 ms of connection setup even on loopback.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Checks per candidate pair: 28 x 50 ms keeps the crate's 1.4 s budget per pair.
+const ICE_BINDING_REQUESTS: u16 = 28;
+
 impl Peer {
     /// Builds a peer connection bound to `opts.bind`.
     pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
@@ -181,6 +187,7 @@ impl Peer {
         let half = opts.liveness_timeout / 2;
         let settings = SettingEngineBuilder::new()
             .with_ice_timeouts(Some(half), Some(half), Some(Duration::from_millis(500)))
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_BINDING_REQUESTS))
             .build();
         let bind: Vec<String> = opts.bind.iter().map(|a| a.to_string()).collect();
         // The send-buffer limit makes `writable()` resolve at `outstanding <= threshold`
