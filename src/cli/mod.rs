@@ -31,7 +31,22 @@ Examples:
 
   A script, tokens through files (both sides may start at once):
     dcsend f.bin --sdp-out offer.tok --sdp-in answer.tok &
-    dcsend recv -o out/ --sdp-in offer.tok --sdp-out answer.tok";
+    dcsend recv -o out/ --sdp-in offer.tok --sdp-out answer.tok
+
+  A script, tokens through FIFOs (the tokens never touch the disk):
+    mkfifo offer answer
+    dcsend f.bin --sdp-out offer --sdp-in answer &
+    dcsend recv -o out/ --sdp-in offer --sdp-out answer
+
+  Measure, then set a machine's defaults in the environment:
+    dcsend bench --threshold 256K,1M,4M --chunk-size 64K
+    export DCSEND_THRESHOLD=4M";
+
+const UNITS: &str = "\
+Units:
+  Sizes are bytes, or a number with K, M or G (also written KiB, MiB, GiB or KB, MB, GB):
+  every unit is a power of 1024, so 64K = 64KiB = 65536 and 1.5M = 1572864.
+  Durations are like 500ms, 10s, 2m. A flag beats its DCSEND_* environment variable.";
 
 /// Send files or stdin to a peer over a WebRTC data channel.
 ///
@@ -41,7 +56,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "dcsend", version = version(), args_conflicts_with_subcommands = true,
     after_help = "Run `dcsend --help` for examples and exit codes.",
-    after_long_help = format!("{SEND_EXAMPLES}\n\n{EXIT_CODES}"))]
+    after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
 pub struct Cli {
     /// `send` (the default) or `recv`.
     #[command(subcommand)]
@@ -79,6 +94,9 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
 /// The exit-code table, for the man pages.
 pub const EXIT_CODES_TABLE: &str = EXIT_CODES;
 
+/// How sizes and durations are written, for the man pages.
+pub const UNITS_TEXT: &str = UNITS;
+
 /// "0.1.0 (webrtc 0.21)": `--version` and the man pages.
 pub fn version() -> String {
     format!("{} (webrtc {})", env!("CARGO_PKG_VERSION"), crate::peer::WEBRTC_VERSION)
@@ -88,13 +106,13 @@ pub fn version() -> String {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send files or stdin (the default action).
-    #[command(after_long_help = format!("{SEND_EXAMPLES}\n\n{EXIT_CODES}"))]
+    #[command(after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
     Send(SendArgs),
     /// Receive into stdout, a file or a folder.
-    #[command(after_long_help = format!("{RECV_EXAMPLES}\n\n{EXIT_CODES}"))]
+    #[command(after_long_help = format!("{RECV_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
     Recv(RecvArgs),
     /// Measure throughput over a loopback pair for a sweep of thresholds and message sizes.
-    #[command(after_long_help = format!("{BENCH_EXAMPLES}\n\n{EXIT_CODES}"))]
+    #[command(after_long_help = format!("{BENCH_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
     Bench(BenchArgs),
     /// Print a shell completion script to stdout.
     #[command(after_long_help = COMPLETIONS_EXAMPLES)]
@@ -126,7 +144,8 @@ Examples:
   dcsend recv -o downloads/          # files keep the names the sender gives
   dcsend recv > out.bin              # one stream to stdout
   dcsend recv -o copy.iso --force    # one file, overwrite it if it exists
-  dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script";
+  dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script
+  dcsend recv --sink                 # verify and discard: measure a path";
 
 /// Arguments of `send`.
 #[derive(Debug, Args, Default)]
@@ -156,7 +175,7 @@ pub struct SendArgs {
     /// Size of each data message [default: 64KiB].
     ///
     /// Never above the peer's advertised a=max-message-size.
-    #[arg(long, value_name = "SIZE", value_parser = config::parse_size_arg)]
+    #[arg(long, value_name = "SIZE", env = "DCSEND_CHUNK_SIZE", value_parser = config::parse_size_arg)]
     pub chunk_size: Option<u64>,
 
     #[command(flatten)]
@@ -258,7 +277,7 @@ pub struct BenchArgs {
 
     /// When to show the live view on stderr.
     #[arg(long, value_enum, default_value_t = ProgressWhen::Auto, value_name = "WHEN",
-        help_heading = "Output")]
+        env = "DCSEND_PROGRESS", help_heading = "Output")]
     pub progress: ProgressWhen,
 }
 
@@ -329,16 +348,17 @@ pub struct ConnectArgs {
     pub turn_user: Option<String>,
 
     /// File holding the TURN password (else DCSEND_TURN_PASSWORD is used).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "DCSEND_TURN_PASSWORD_FILE")]
     pub turn_password_file: Option<PathBuf>,
 
     /// Use only TURN-relayed candidates.
-    #[arg(long, requires = "turn")]
+    #[arg(long, requires = "turn", env = "DCSEND_RELAY_ONLY")]
     pub relay_only: bool,
 
     /// Give up if the channel is not open this long after the peer's token arrived; also
     /// bounds the wait for --sdp-in PATH to appear.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = config::parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", env = "DCSEND_CONNECT_TIMEOUT",
+        value_parser = config::parse_duration_arg)]
     pub connect_timeout: std::time::Duration,
 
     /// Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface].
@@ -346,12 +366,16 @@ pub struct ConnectArgs {
     pub bind: Vec<std::net::SocketAddr>,
 
     /// Kernel buffer to ask for on each UDP socket [default: 4MiB].
-    #[arg(long, value_name = "SIZE", hide_short_help = true, value_parser = config::parse_size_arg)]
+    ///
+    /// Linux caps it at net.core.rmem_max / wmem_max unless dcsend may override the cap;
+    /// below about 1 MiB a fast path drops datagrams and slows to a crawl.
+    #[arg(long, value_name = "SIZE", hide_short_help = true, env = "DCSEND_SOCKET_BUFFER",
+        value_parser = config::parse_size_arg)]
     pub socket_buffer: Option<u64>,
 
     /// Declare the peer gone after this much silence once connected.
     #[arg(long, value_name = "DURATION", default_value = "8s", hide_short_help = true,
-        value_parser = config::parse_duration_arg)]
+        env = "DCSEND_LIVENESS_TIMEOUT", value_parser = config::parse_duration_arg)]
     pub liveness_timeout: std::time::Duration,
 }
 
@@ -368,7 +392,8 @@ pub struct OutputArgs {
     pub verbose: u8,
 
     /// When to show the live view on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressWhen::Auto, value_name = "WHEN")]
+    #[arg(long, value_enum, default_value_t = ProgressWhen::Auto, value_name = "WHEN",
+        env = "DCSEND_PROGRESS")]
     pub progress: ProgressWhen,
 
     /// Write progress and a final summary as NDJSON to PATH ("-" = stderr).

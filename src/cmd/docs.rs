@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use roff::{Roff, bold, roman};
 
-use crate::cli::{Cli, EXIT_CODES_TABLE, examples};
+use crate::cli::{Cli, EXIT_CODES_TABLE, UNITS_TEXT, examples};
 
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
@@ -61,6 +61,10 @@ fn render(
     if let Some(text) = examples(name) {
         roff.control("SH", ["EXAMPLES"]);
         preformatted(&mut roff, text.trim_start_matches("Examples:\n"));
+    }
+    if matches!(name, None | Some("send" | "recv" | "bench")) {
+        roff.control("SH", ["UNITS"]);
+        roff.text([roman(UNITS_TEXT.trim_start_matches("Units:\n").replace("\n  ", " ").trim())]);
     }
     let env = environment(cmd);
     if !env.is_empty() {

@@ -1,0 +1,179 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'dcsend'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'dcsend' {
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 1MiB]')
+            [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
+            [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
+            [CompletionResult]::new('--sdp-in', '--sdp-in', [CompletionResultType]::ParameterName, 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal')
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)')
+            [CompletionResult]::new('--turn', '--turn', [CompletionResultType]::ParameterName, 'TURN server, e.g. turn:turn.example.org:3478 (repeatable)')
+            [CompletionResult]::new('--turn-user', '--turn-user', [CompletionResultType]::ParameterName, 'TURN user name')
+            [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--liveness-timeout', '--liveness-timeout', [CompletionResultType]::ParameterName, 'Declare the peer gone after this much silence once connected')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
+            [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
+            [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)')
+            [CompletionResult]::new('--offer', '--offer', [CompletionResultType]::ParameterName, 'Make the offer (the sender''s default)')
+            [CompletionResult]::new('--answer', '--answer', [CompletionResultType]::ParameterName, 'Wait for the peer''s offer and answer it (the receiver''s default)')
+            [CompletionResult]::new('--relay-only', '--relay-only', [CompletionResultType]::ParameterName, 'Use only TURN-relayed candidates')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Show no progress and no summary (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Show no progress and no summary (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files or stdin (the default action)')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'dcsend;send' {
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 1MiB]')
+            [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
+            [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
+            [CompletionResult]::new('--sdp-in', '--sdp-in', [CompletionResultType]::ParameterName, 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal')
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)')
+            [CompletionResult]::new('--turn', '--turn', [CompletionResultType]::ParameterName, 'TURN server, e.g. turn:turn.example.org:3478 (repeatable)')
+            [CompletionResult]::new('--turn-user', '--turn-user', [CompletionResultType]::ParameterName, 'TURN user name')
+            [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--liveness-timeout', '--liveness-timeout', [CompletionResultType]::ParameterName, 'Declare the peer gone after this much silence once connected')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
+            [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
+            [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)')
+            [CompletionResult]::new('--offer', '--offer', [CompletionResultType]::ParameterName, 'Make the offer (the sender''s default)')
+            [CompletionResult]::new('--answer', '--answer', [CompletionResultType]::ParameterName, 'Wait for the peer''s offer and answer it (the receiver''s default)')
+            [CompletionResult]::new('--relay-only', '--relay-only', [CompletionResultType]::ParameterName, 'Use only TURN-relayed candidates')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Show no progress and no summary (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Show no progress and no summary (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'dcsend;recv' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to this file, or into this folder when it ends with "/" or is a folder')
+            [CompletionResult]::new('--output-path', '--output-path', [CompletionResultType]::ParameterName, 'Write to this file, or into this folder when it ends with "/" or is a folder')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
+            [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
+            [CompletionResult]::new('--sdp-in', '--sdp-in', [CompletionResultType]::ParameterName, 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal')
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)')
+            [CompletionResult]::new('--turn', '--turn', [CompletionResultType]::ParameterName, 'TURN server, e.g. turn:turn.example.org:3478 (repeatable)')
+            [CompletionResult]::new('--turn-user', '--turn-user', [CompletionResultType]::ParameterName, 'TURN user name')
+            [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--liveness-timeout', '--liveness-timeout', [CompletionResultType]::ParameterName, 'Declare the peer gone after this much silence once connected')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
+            [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Overwrite existing files')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite existing files')
+            [CompletionResult]::new('--sink', '--sink', [CompletionResultType]::ParameterName, 'Verify what arrives, then discard it (nothing is written): for measuring a path')
+            [CompletionResult]::new('--offer', '--offer', [CompletionResultType]::ParameterName, 'Make the offer (the sender''s default)')
+            [CompletionResult]::new('--answer', '--answer', [CompletionResultType]::ParameterName, 'Wait for the peer''s offer and answer it (the receiver''s default)')
+            [CompletionResult]::new('--relay-only', '--relay-only', [CompletionResultType]::ParameterName, 'Use only TURN-relayed candidates')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Show no progress and no summary (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Show no progress and no summary (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'dcsend;bench' {
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water thresholds to sweep, comma-separated')
+            [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Message sizes to sweep, comma-separated')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Bytes to send in each run')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'End each run after this long, even if --size is not reached')
+            [CompletionResult]::new('--runs', '--runs', [CompletionResultType]::ParameterName, 'Measured runs per case')
+            [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Unmeasured runs before the measured ones, per case')
+            [CompletionResult]::new('--baseline', '--baseline', [CompletionResultType]::ParameterName, 'Also move the same bytes over a loopback TCP socket and report each case as a ratio of it')
+            [CompletionResult]::new('--export-json', '--export-json', [CompletionResultType]::ParameterName, 'Write the results as JSON to PATH ("-" = stdout)')
+            [CompletionResult]::new('--export-csv', '--export-csv', [CompletionResultType]::ParameterName, 'Write the results as CSV (one row per case, with a header) to PATH ("-" = stdout)')
+            [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Write the results as a Markdown table to PATH ("-" = stdout)')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Show no progress and no table on stderr (exports are still written)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Show no progress and no table on stderr (exports are still written)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'dcsend;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'dcsend;man' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dcsend;help' {
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files or stdin (the default action)')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'dcsend;help;send' {
+            break
+        }
+        'dcsend;help;recv' {
+            break
+        }
+        'dcsend;help;bench' {
+            break
+        }
+        'dcsend;help;completions' {
+            break
+        }
+        'dcsend;help;man' {
+            break
+        }
+        'dcsend;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,161 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[dcsend] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'dcsend'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'dcsend'= {
+            cand --threshold 'Low-water threshold of the threshold-based sender [default: 1MiB]'
+            cand --chunk-size 'Size of each data message [default: 64KiB]'
+            cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
+            cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
+            cand --sdp-in 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal'
+            cand --stun 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)'
+            cand --turn 'TURN server, e.g. turn:turn.example.org:3478 (repeatable)'
+            cand --turn-user 'TURN user name'
+            cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
+            cand --connect-timeout 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear'
+            cand --bind 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --liveness-timeout 'Declare the peer gone after this much silence once connected'
+            cand --progress 'When to show the live view on stderr'
+            cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
+            cand --raw 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
+            cand --offer 'Make the offer (the sender''s default)'
+            cand --answer 'Wait for the peer''s offer and answer it (the receiver''s default)'
+            cand --relay-only 'Use only TURN-relayed candidates'
+            cand -q 'Show no progress and no summary (errors still go to stderr)'
+            cand --quiet 'Show no progress and no summary (errors still go to stderr)'
+            cand -v 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand --verbose 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand send 'Send files or stdin (the default action)'
+            cand recv 'Receive into stdout, a file or a folder'
+            cand bench 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+            cand completions 'Print a shell completion script to stdout'
+            cand man 'Write man pages (dcsend.1 and one per subcommand) into a folder'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'dcsend;send'= {
+            cand --threshold 'Low-water threshold of the threshold-based sender [default: 1MiB]'
+            cand --chunk-size 'Size of each data message [default: 64KiB]'
+            cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
+            cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
+            cand --sdp-in 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal'
+            cand --stun 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)'
+            cand --turn 'TURN server, e.g. turn:turn.example.org:3478 (repeatable)'
+            cand --turn-user 'TURN user name'
+            cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
+            cand --connect-timeout 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear'
+            cand --bind 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --liveness-timeout 'Declare the peer gone after this much silence once connected'
+            cand --progress 'When to show the live view on stderr'
+            cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
+            cand --raw 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
+            cand --offer 'Make the offer (the sender''s default)'
+            cand --answer 'Wait for the peer''s offer and answer it (the receiver''s default)'
+            cand --relay-only 'Use only TURN-relayed candidates'
+            cand -q 'Show no progress and no summary (errors still go to stderr)'
+            cand --quiet 'Show no progress and no summary (errors still go to stderr)'
+            cand -v 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand --verbose 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'dcsend;recv'= {
+            cand -o 'Write to this file, or into this folder when it ends with "/" or is a folder'
+            cand --output-path 'Write to this file, or into this folder when it ends with "/" or is a folder'
+            cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
+            cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
+            cand --sdp-in 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal'
+            cand --stun 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)'
+            cand --turn 'TURN server, e.g. turn:turn.example.org:3478 (repeatable)'
+            cand --turn-user 'TURN user name'
+            cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
+            cand --connect-timeout 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear'
+            cand --bind 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --liveness-timeout 'Declare the peer gone after this much silence once connected'
+            cand --progress 'When to show the live view on stderr'
+            cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
+            cand -f 'Overwrite existing files'
+            cand --force 'Overwrite existing files'
+            cand --sink 'Verify what arrives, then discard it (nothing is written): for measuring a path'
+            cand --offer 'Make the offer (the sender''s default)'
+            cand --answer 'Wait for the peer''s offer and answer it (the receiver''s default)'
+            cand --relay-only 'Use only TURN-relayed candidates'
+            cand -q 'Show no progress and no summary (errors still go to stderr)'
+            cand --quiet 'Show no progress and no summary (errors still go to stderr)'
+            cand -v 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand --verbose 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'dcsend;bench'= {
+            cand --threshold 'Low-water thresholds to sweep, comma-separated'
+            cand --chunk-size 'Message sizes to sweep, comma-separated'
+            cand --size 'Bytes to send in each run'
+            cand --duration 'End each run after this long, even if --size is not reached'
+            cand --runs 'Measured runs per case'
+            cand --warmup 'Unmeasured runs before the measured ones, per case'
+            cand --baseline 'Also move the same bytes over a loopback TCP socket and report each case as a ratio of it'
+            cand --export-json 'Write the results as JSON to PATH ("-" = stdout)'
+            cand --export-csv 'Write the results as CSV (one row per case, with a header) to PATH ("-" = stdout)'
+            cand --export-markdown 'Write the results as a Markdown table to PATH ("-" = stdout)'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --progress 'When to show the live view on stderr'
+            cand -q 'Show no progress and no table on stderr (exports are still written)'
+            cand --quiet 'Show no progress and no table on stderr (exports are still written)'
+            cand -v 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand --verbose 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'dcsend;completions'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'dcsend;man'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dcsend;help'= {
+            cand send 'Send files or stdin (the default action)'
+            cand recv 'Receive into stdout, a file or a folder'
+            cand bench 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+            cand completions 'Print a shell completion script to stdout'
+            cand man 'Write man pages (dcsend.1 and one per subcommand) into a folder'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'dcsend;help;send'= {
+        }
+        &'dcsend;help;recv'= {
+        }
+        &'dcsend;help;bench'= {
+        }
+        &'dcsend;help;completions'= {
+        }
+        &'dcsend;help;man'= {
+        }
+        &'dcsend;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
