@@ -38,7 +38,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l bind -d 'Local UDP addres
 complete -c dcsend -n "__fish_dcsend_needs_command" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
-always\t'Always'
+always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_needs_command" -l stats -d 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
@@ -69,7 +69,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l bind -d 'Local UD
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
-always\t'Always'
+always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l stats -d 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
@@ -92,7 +92,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l bind -d 'Local UD
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
-always\t'Always'
+always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l stats -d 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s f -l force -d 'Overwrite existing files'
@@ -115,7 +115,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-csv -d 'W
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-markdown -d 'Write the results as a Markdown table to PATH ("-" = stdout)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
-always\t'Always'
+always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s q -l quiet -d 'Show no progress and no table on stderr (exports are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'

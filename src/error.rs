@@ -52,6 +52,10 @@ pub enum TransferError {
     /// We refused something locally (e.g. overwriting a file).
     #[error("{0}")]
     Refused(String),
+    /// Writing the received bytes failed; a closed pipe is kept recognisable (see
+    /// [`is_broken_pipe`]).
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
 }
 
 /// The exit code for an error chain.
@@ -81,9 +85,10 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 
 /// Whether the error is a broken pipe on our output (exit quietly with 0, like ripgrep).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
     err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>().is_some_and(broken)
+            || matches!(c.downcast_ref::<TransferError>(), Some(TransferError::Output(e)) if broken(e))
     })
 }
 
@@ -123,5 +128,13 @@ mod tests {
         let e = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             .context("writing stdout");
         assert!(is_broken_pipe(&e));
+        // What the receiver really returns when its stdout is closed.
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let e = anyhow::Error::from(TransferError::Output(pipe)).context("receiving");
+        assert!(is_broken_pipe(&e));
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = anyhow::Error::from(TransferError::Output(full));
+        assert!(!is_broken_pipe(&e));
+        assert_eq!(exit_code(&e), ExitCode::from(1));
     }
 }

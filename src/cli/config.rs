@@ -10,6 +10,7 @@ use super::{Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs
 use crate::bench::Plan;
 use crate::error::UsageError;
 use crate::peer::{IceConfig, PeerOptions};
+use crate::progress::render::Draw;
 use crate::signal::paste::{TokenSink, TokenSource};
 
 /// Default low-water threshold. 1 MiB is the SCTP receive window of webrtc-rs (its
@@ -69,8 +70,8 @@ pub struct ConnectConfig {
 /// What to show.
 #[derive(Debug, Clone)]
 pub struct OutputConfig {
-    /// Draw the live view on stderr.
-    pub progress: bool,
+    /// The live view on stderr.
+    pub progress: Draw,
     /// Print the one-line summary at the end.
     pub summary: bool,
     /// NDJSON stats destination (`-` = stderr).
@@ -196,8 +197,8 @@ pub struct BenchConfig {
     pub table_on_stdout: bool,
     /// Print the table at all (not with `-q` when it would go to stderr).
     pub table: bool,
-    /// Draw the live view on stderr.
-    pub progress: bool,
+    /// The live view on stderr.
+    pub progress: Draw,
 }
 
 impl TryFrom<BenchArgs> for BenchConfig {
@@ -360,16 +361,18 @@ fn output_config(args: OutputArgs) -> OutputConfig {
     }
 }
 
-/// The live view: never with -q; by default only on a terminal that is not `TERM=dumb`.
-fn progress_wanted(quiet: bool, when: ProgressWhen) -> bool {
-    !quiet
-        && match when {
-            ProgressWhen::Always => true,
-            ProgressWhen::Never => false,
-            ProgressWhen::Auto => {
-                std::io::stderr().is_terminal() && std::env::var("TERM").as_deref() != Ok("dumb")
-            }
-        }
+/// The live view: never with -q or `TERM=dumb`; by default only on a terminal; `always`
+/// draws into whatever stderr is (like `pv -f`).
+fn progress_wanted(quiet: bool, when: ProgressWhen) -> Draw {
+    // A dumb terminal cannot erase a line: no view, whatever was asked.
+    let dumb = std::env::var("TERM").as_deref() == Ok("dumb");
+    match when {
+        _ if quiet || dumb => Draw::Never,
+        ProgressWhen::Never => Draw::Never,
+        ProgressWhen::Always => Draw::Always,
+        ProgressWhen::Auto if std::io::stderr().is_terminal() => Draw::IfTerminal,
+        ProgressWhen::Auto => Draw::Never,
+    }
 }
 
 #[cfg(test)]

@@ -409,7 +409,8 @@ pub enum ProgressWhen {
     /// When stderr is a terminal.
     #[default]
     Auto,
-    /// Always.
+    /// Always, into whatever stderr is (a file or pipe gets the frames too); never with
+    /// TERM=dumb.
     Always,
     /// Never.
     Never,

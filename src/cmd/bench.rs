@@ -61,7 +61,7 @@ pub(super) async fn run(cfg: BenchConfig, cancel: CancellationToken) -> anyhow::
             }
         }
         let folded = fold(&mut report, case, samples);
-        if cfg.progress
+        if cfg.progress.is_on()
             && let Some(c) = folded
         {
             eprintln!(

@@ -23,8 +23,8 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Where and how to report.
 #[derive(Debug, Clone)]
 pub struct ReportOptions {
-    /// Draw the live view.
-    pub live: bool,
+    /// Whether to draw the live view.
+    pub live: render::Draw,
     /// NDJSON destination (`-` = stderr).
     pub stats: Option<PathBuf>,
     /// Label shown before the bar.

@@ -8,6 +8,30 @@ use super::stats::Snapshot;
 
 const TEMPLATE_KNOWN: &str = "{prefix} [{bar:24}] {msg}";
 const TEMPLATE_STREAM: &str = "{prefix} {spinner} {msg}";
+/// Redraws per second.
+const HZ: u8 = 8;
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("the templates are valid").progress_chars("=> ")
+}
+
+/// Whether and how the live view draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    /// Not at all.
+    Never,
+    /// On stderr when it is a terminal (indicatif's own check).
+    IfTerminal,
+    /// On stderr whatever it is (`--progress always`): a file or pipe gets the frames too.
+    Always,
+}
+
+impl Draw {
+    /// Anything is drawn (or may be).
+    pub fn is_on(self) -> bool {
+        self != Self::Never
+    }
+}
 
 /// A live progress line on stderr (hidden when disabled).
 #[derive(Debug)]
@@ -18,28 +42,32 @@ pub struct Live {
 
 impl Live {
     /// A view labelled `label`; `show_buffer` adds "buf X/THRESHOLD" (the sender's view).
-    pub fn new(enabled: bool, label: &str, show_buffer: bool) -> Self {
-        let target = if enabled {
-            ProgressDrawTarget::stderr_with_hz(8)
-        } else {
-            ProgressDrawTarget::hidden()
+    pub fn new(draw: Draw, label: &str, show_buffer: bool) -> Self {
+        let target = match draw {
+            Draw::Never => ProgressDrawTarget::hidden(),
+            Draw::IfTerminal => ProgressDrawTarget::stderr_with_hz(HZ),
+            Draw::Always => {
+                ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), HZ)
+            }
         };
-        let bar = ProgressBar::with_draw_target(None, target);
-        bar.set_prefix(label.to_owned());
+        // Style and prefix before the bar meets its target: the first frame is ours, not
+        // indicatif's default template.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+            .with_style(style(TEMPLATE_STREAM))
+            .with_prefix(label.to_owned());
+        bar.set_draw_target(target);
         Self { bar, show_buffer }
     }
 
     /// Redraws from a snapshot.
     pub fn update(&self, s: &Snapshot) {
-        let style = match s.total_bytes {
+        // Style first: set_length draws, and must draw with the right template.
+        match s.total_bytes {
             Some(total) => {
+                self.bar.set_style(style(TEMPLATE_KNOWN));
                 self.bar.set_length(total.max(1));
-                ProgressStyle::with_template(TEMPLATE_KNOWN)
             }
-            None => ProgressStyle::with_template(TEMPLATE_STREAM),
-        };
-        if let Ok(style) = style {
-            self.bar.set_style(style.progress_chars("=> "));
+            None => self.bar.set_style(style(TEMPLATE_STREAM)),
         }
         self.bar.set_position(s.bytes);
         self.bar.set_message(line(s, self.show_buffer));

@@ -316,13 +316,7 @@ impl Receiver<'_> {
 }
 
 fn write_error(err: Option<std::io::Error>) -> TransferError {
-    match err {
-        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            TransferError::Refused("the output was closed (broken pipe)".into())
-        }
-        Some(e) => TransferError::Refused(format!("writing the output: {e}")),
-        None => TransferError::Refused("writing the output failed".into()),
-    }
+    TransferError::Output(err.unwrap_or_else(|| std::io::Error::other("the writer stopped")))
 }
 
 fn part_path(path: &Path) -> PathBuf {

@@ -1,0 +1,548 @@
+//! Output discipline, with real processes on loopback: stdout carries only the payload
+//! (`recv`) or what was asked for (`--help`, `--version`); tokens, progress, summaries and
+//! logs go to stderr; `NO_COLOR` and `TERM=dumb` are honoured; a closed pipe on stdout is a
+//! clean exit. Every wait is bounded and every child is killed by its handle on drop.
+
+mod common;
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Loopback only, without LOOPBACK's `--progress never` (clap refuses a flag given twice).
+const BIND: [&str; 2] = [LOOPBACK[0], LOOPBACK[1]];
+
+/// Writes `len` pseudo-random bytes to `DIR/payload.bin`; returns the path and the bytes.
+fn payload(dir: &Path, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let data = random_bytes(len, seed);
+    let path = dir.join("payload.bin");
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+/// A sender of `src` and a receiver to stdout, negotiating through token files in `dir`,
+/// both with `--progress WHEN`.
+fn pair(dir: &Path, src: &Path, progress: &str) -> (Command, Command) {
+    let t = Tokens::in_dir(dir);
+    let mut tx = dcsend();
+    tx.arg(src).args(BIND).args(["--progress", progress]);
+    tx.arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    let mut rx = dcsend();
+    rx.arg("recv").args(BIND).args(["--progress", progress]);
+    rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    (tx, rx)
+}
+
+/// Runs a pair to completion (both must exit 0); returns (sender, receiver).
+fn run_pair(dir: &Path, tx: Command, rx: Command) -> (Proc, Proc) {
+    let mut recv = Proc::spawn("recv", rx, dir);
+    let mut send = Proc::spawn("send", tx, dir);
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    (send, recv)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every escape sequence in `bytes`: a CSI (`ESC [ params final`) whole, anything else as
+/// ESC plus the next byte; rendered with `escape_ascii` so a report can show them.
+fn escapes(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0x1b {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        if bytes.get(i) == Some(&b'[') {
+            i += 1;
+            while i < bytes.len() && !(0x40..=0x7e).contains(&bytes[i]) {
+                i += 1;
+            }
+        }
+        i = (i + 1).min(bytes.len());
+        out.push(bytes[start..i].escape_ascii().to_string());
+    }
+    out
+}
+
+/// The colour (SGR) sequences among [`escapes`]: `ESC [ ... m`.
+fn colours(bytes: &[u8]) -> Vec<String> {
+    escapes(bytes).into_iter().filter(|e| e.starts_with("\\x1b[") && e.ends_with('m')).collect()
+}
+
+/// Distinct escapes, for failure messages and `--nocapture` reports.
+fn distinct(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// stdout carries only the payload; logs and stats go to stderr
+
+/// `recv` to stdout with logs, the live view and NDJSON stats all on: stdout is the payload
+/// byte for byte, and stderr proves the logs and stats were produced (so they could have
+/// corrupted stdout, and did not).
+fn recv_to_stdout_with_noise(extra: &[&str], env: &[(&str, &str)], log_needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 1 << 20, 21);
+    let (tx, mut rx) = pair(dir.path(), &src, "always");
+    rx.args(extra).args(["--stats", "-"]).envs(env.iter().copied());
+    let (send, recv) = run_pair(dir.path(), tx, rx);
+    let out = recv.stdout_bytes();
+    assert!(out == data, "recv stdout is {} bytes, not the {} sent", out.len(), data.len());
+    let err = recv.stderr_text();
+    assert!(err.lines().any(|l| l.contains(log_needle)), "no {log_needle} log line:\n{err}");
+    // (With --progress always the frames share the file: a line may start with escapes.)
+    assert!(err.lines().any(|l| l.contains(r#"{"t":"summary""#)), "no NDJSON summary:\n{err}");
+    assert!(err.contains("SHA-256 verified"), "no closing summary line:\n{err}");
+    assert!(!contains(err.as_bytes(), &data[..64]), "payload bytes leaked into stderr");
+    assert!(send.stdout_bytes().is_empty(), "sender stdout: {:?}", send.stdout_bytes());
+}
+
+#[test]
+fn recv_stdout_is_only_the_payload_with_vv_progress_and_stats() {
+    recv_to_stdout_with_noise(&["-vv"], &[], "DEBUG");
+}
+
+#[test]
+fn recv_stdout_is_only_the_payload_with_rust_log_trace() {
+    recv_to_stdout_with_noise(&[], &[("RUST_LOG", "trace")], "TRACE");
+}
+
+#[test]
+fn sender_stdout_is_empty_with_vv_progress_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 1 << 20, 22);
+    let (mut tx, rx) = pair(dir.path(), &src, "always");
+    tx.args(["-vv", "--stats", "-"]);
+    let (send, recv) = run_pair(dir.path(), tx, rx);
+    assert!(send.stdout_bytes().is_empty(), "sender stdout: {:?}", send.stdout_bytes());
+    let err = send.stderr_text();
+    assert!(err.lines().any(|l| l.contains("DEBUG")), "no DEBUG log line:\n{err}");
+    assert!(err.lines().any(|l| l.contains(r#"{"t":"progress""#)), "no NDJSON progress:\n{err}");
+    // (With --progress always the frames share the file: a line may start with escapes.)
+    assert!(err.lines().any(|l| l.contains(r#"{"t":"summary""#)), "no NDJSON summary:\n{err}");
+    assert!(err.contains("dcsend: sent 1.0 MiB"), "no closing summary line:\n{err}");
+    assert!(recv.stdout_bytes() == data);
+}
+
+/// The first line of `text` that looks like a token (long base64, newline-terminated).
+fn token_line(text: &str) -> Option<String> {
+    let complete = &text[..text.rfind('\n')? + 1];
+    complete
+        .lines()
+        .find(|l| {
+            l.len() > 200 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        })
+        .map(str::to_owned)
+}
+
+/// Waits for `p` to print a token on stderr, then writes it atomically to `to`.
+fn relay_token(p: &Proc, to: &Path) {
+    let mut token = None;
+    wait_until(WAIT, &format!("a token on {}'s stderr", p.name), || {
+        token = token_line(&p.stderr_text());
+        token.is_some()
+    });
+    let tmp = to.with_extension("tmp");
+    std::fs::write(&tmp, format!("{}\n", token.unwrap())).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[test]
+fn tokens_printed_on_stderr_leave_stdout_to_the_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 300_000, 23);
+    let t = Tokens::in_dir(dir.path());
+    // No --sdp-out on either side: each prints its token on stderr, as for a human.
+    let mut tx = dcsend();
+    tx.arg(&src).args(LOOPBACK).arg("--sdp-in").arg(&t.answer);
+    let mut rx = dcsend();
+    rx.arg("recv").args(LOOPBACK).arg("--sdp-in").arg(&t.offer);
+    let mut send = Proc::spawn("send", tx, dir.path());
+    relay_token(&send, &t.offer);
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    relay_token(&recv, &t.answer);
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(recv.stdout_bytes() == data, "stdout is not exactly the payload");
+    assert!(send.stdout_bytes().is_empty(), "sender stdout: {:?}", send.stdout_bytes());
+    assert!(recv.stderr_text().contains("answer token"), "{}", recv.stderr_text());
+}
+
+// ---------------------------------------------------------------------------------------
+// NO_COLOR and TERM=dumb; what a stderr that is a file receives
+
+/// Runs a 1 MiB pair with `-v` and `--progress PROGRESS` on both sides and `env` set,
+/// stderr redirected to files. Neither stderr may hold a colour code (dcsend draws none,
+/// tracing is built without ANSI). With `frames`, the sender's live view must have drawn
+/// into the file (`--progress always`); without, no escape sequence at all may appear.
+fn stderr_files(progress: &str, env: &[(&str, &str)], frames: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 1 << 20, 31);
+    let (mut tx, mut rx) = pair(dir.path(), &src, progress);
+    for cmd in [&mut tx, &mut rx] {
+        cmd.arg("-v").env_remove("TERM").envs(env.iter().copied());
+    }
+    let (send, recv) = run_pair(dir.path(), tx, rx);
+    assert!(recv.stdout_bytes() == data);
+    for p in [&send, &recv] {
+        let err = std::fs::read(&p.stderr).unwrap();
+        assert!(!err.is_empty(), "{}: nothing on stderr (no summary?)", p.name);
+        let seen = distinct(escapes(&err));
+        eprintln!("{} stderr with {progress} {env:?}: escapes {seen:?}", p.name);
+        assert!(colours(&err).is_empty(), "{}: colour codes {seen:?}", p.name);
+        if !frames {
+            assert!(seen.is_empty(), "{}: escapes in a non-terminal stderr {seen:?}", p.name);
+        }
+    }
+    if frames {
+        let err = send.stderr_text();
+        assert!(err.contains("payload.bin [") && err.contains("buf "), "no frame drawn:\n{err}");
+    }
+}
+
+#[test]
+fn no_color_forced_view_draws_no_colour() {
+    stderr_files("always", &[("NO_COLOR", "1"), ("TERM", "xterm-256color")], true);
+}
+
+#[test]
+fn term_dumb_leaves_stderr_free_of_escapes() {
+    stderr_files("auto", &[("TERM", "dumb")], false);
+}
+
+#[test]
+fn auto_into_a_file_leaves_stderr_free_of_escapes() {
+    stderr_files("auto", &[("TERM", "xterm-256color")], false);
+}
+
+#[test]
+fn progress_always_into_a_file_draws_frames_without_colour() {
+    stderr_files("always", &[("TERM", "xterm-256color")], true);
+}
+
+/// A child whose stderr is a pseudo-terminal, read by a thread until the child has exited
+/// and the terminal has stayed silent for a while (fds leaked into concurrently spawned
+/// children must not keep the reader waiting for EOF).
+struct OnPty {
+    proc: Proc,
+    exited: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl OnPty {
+    /// `None` when no pseudo-terminal can be opened here.
+    fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Option<OnPty> {
+        use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+        let size = nix::pty::Winsize { ws_row: 24, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(&size, None).ok()?;
+        for fd in [&pty.master, &pty.slave] {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
+        }
+        fcntl(&pty.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        cmd.stdout(File::create(&stdout).unwrap()).stderr(Stdio::from(pty.slave));
+        let child = cmd.spawn().expect("spawn dcsend");
+        drop(cmd); // our copy of the slave: the child must hold the only one
+        let exited = Arc::new(AtomicBool::new(false));
+        let done = exited.clone();
+        let mut master = File::from(pty.master);
+        let reader = std::thread::spawn(move || {
+            let (mut out, mut buf, mut quiet) = (Vec::new(), [0u8; 8192], 0);
+            let start = Instant::now();
+            while start.elapsed() < WAIT + WAIT {
+                match master.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        out.extend_from_slice(&buf[..n]);
+                        quiet = 0;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        if done.load(Ordering::SeqCst) {
+                            quiet += 1;
+                            if quiet >= 10 {
+                                break;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => break, // EIO: every slave closed
+                }
+            }
+            out
+        });
+        Some(OnPty { proc: Proc { name, child, stdout, stderr }, exited, reader })
+    }
+
+    /// Waits for exit (at most `limit`), then returns the status and what the terminal got.
+    fn finish(mut self, limit: Duration) -> (ExitStatus, Vec<u8>) {
+        let status = self.proc.wait(limit);
+        self.exited.store(true, Ordering::SeqCst);
+        let seen = self.reader.join().unwrap();
+        std::fs::write(&self.proc.stderr, &seen).unwrap();
+        (status, seen)
+    }
+}
+
+/// A 4 MiB pair with both stderrs on pseudo-terminals and `env` set; returns what each
+/// terminal showed, (sender, receiver). `None` when no pseudo-terminal is available.
+fn pair_on_ptys(progress: &str, env: &[(&str, &str)]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 4 << 20, 41);
+    let (mut tx, mut rx) = pair(dir.path(), &src, progress);
+    for cmd in [&mut tx, &mut rx] {
+        cmd.arg("-v").env_remove("TERM").envs(env.iter().copied());
+    }
+    let recv = OnPty::spawn("recv", rx, dir.path())?;
+    let send = OnPty::spawn("send", tx, dir.path())?;
+    let recv_stdout = recv.proc.stdout.clone();
+    let (send_status, send_tty) = send.finish(WAIT);
+    let (recv_status, recv_tty) = recv.finish(WAIT);
+    let show = |b: &[u8]| b.escape_ascii().to_string();
+    assert!(send_status.success(), "send: {send_status}; tty:\n{}", show(&send_tty));
+    assert!(recv_status.success(), "recv: {recv_status}; tty:\n{}", show(&recv_tty));
+    assert!(std::fs::read(recv_stdout).unwrap() == data, "stdout is not the payload");
+    for (name, tty) in [("send", &send_tty), ("recv", &recv_tty)] {
+        eprintln!(
+            "{name} tty with --progress {progress} {env:?}: escapes {:?}",
+            distinct(escapes(tty))
+        );
+    }
+    Some((send_tty, recv_tty))
+}
+
+#[test]
+fn on_a_terminal_the_live_view_draws_no_colour() {
+    let Some((send, recv)) = pair_on_ptys("always", &[("TERM", "xterm-256color")]) else {
+        eprintln!("skipped: no pseudo-terminal available");
+        return;
+    };
+    for (name, tty) in [("send", &send), ("recv", &recv)] {
+        assert!(colours(tty).is_empty(), "{name}: colour codes {:?}", distinct(colours(tty)));
+        // The view was really drawn (so the assertion above means something): it moves
+        // the cursor / clears the line.
+        assert!(!escapes(tty).is_empty(), "{name}: no view drawn on a terminal");
+    }
+}
+
+/// U+2591, indicatif's default progress character; dcsend's own templates draw "=> ".
+const DEFAULT_STYLE_BAR: char = '\u{2591}';
+
+#[test]
+fn on_a_terminal_every_frame_uses_dcsend_s_template() {
+    let Some((send, recv)) = pair_on_ptys("always", &[("TERM", "xterm-256color")]) else {
+        eprintln!("skipped: no pseudo-terminal available");
+        return;
+    };
+    for (name, tty) in [("send", &send), ("recv", &recv)] {
+        let text = String::from_utf8_lossy(tty);
+        assert!(!text.contains(DEFAULT_STYLE_BAR), "{name}: default-style frame:\n{text:?}");
+    }
+}
+
+#[test]
+fn on_a_terminal_no_color_draws_no_colour() {
+    let env = [("TERM", "xterm-256color"), ("NO_COLOR", "1")];
+    let Some((send, recv)) = pair_on_ptys("always", &env) else {
+        eprintln!("skipped: no pseudo-terminal available");
+        return;
+    };
+    for (name, tty) in [("send", &send), ("recv", &recv)] {
+        assert!(colours(tty).is_empty(), "{name}: colour codes {:?}", distinct(colours(tty)));
+    }
+}
+
+#[test]
+fn on_a_terminal_term_dumb_draws_no_escapes_at_all() {
+    for progress in ["auto", "always"] {
+        let Some((send, recv)) = pair_on_ptys(progress, &[("TERM", "dumb")]) else {
+            eprintln!("skipped: no pseudo-terminal available");
+            return;
+        };
+        for (name, tty) in [("send", &send), ("recv", &recv)] {
+            let seen = distinct(escapes(tty));
+            assert!(seen.is_empty(), "{name} --progress {progress}: escapes {seen:?}");
+            assert!(
+                String::from_utf8_lossy(tty).contains("dcsend: "),
+                "{name}: no summary on the terminal"
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_error_on_a_terminal_honours_no_color_and_term_dumb() {
+    let run = |env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = dcsend();
+        cmd.arg("--no-such-flag").env_remove("TERM").envs(env.iter().copied());
+        let p = OnPty::spawn("usage", cmd, dir.path())?;
+        let (status, tty) = p.finish(WAIT);
+        assert_eq!(status.code(), Some(2), "{}", tty.escape_ascii());
+        assert!(String::from_utf8_lossy(&tty).contains("--no-such-flag"));
+        Some(tty)
+    };
+    let Some(coloured) = run(&[("TERM", "xterm-256color")]) else {
+        eprintln!("skipped: no pseudo-terminal available");
+        return;
+    };
+    eprintln!("clap usage error on a tty: escapes {:?}", distinct(escapes(&coloured)));
+    let quiet: [&[(&str, &str)]; 2] =
+        [&[("TERM", "xterm-256color"), ("NO_COLOR", "1")], &[("TERM", "dumb")]];
+    for env in quiet {
+        let tty = run(env).unwrap();
+        assert!(colours(&tty).is_empty(), "{env:?}: {:?}", distinct(colours(&tty)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Broken pipe on the receiver's stdout
+
+struct BrokenPipeRun {
+    recv_status: ExitStatus,
+    recv_stderr: String,
+    send_status: ExitStatus,
+    send_stderr: String,
+    /// From closing the pipe to the sender's exit.
+    send_after: Duration,
+}
+
+/// `dcsend recv | head -c 64K` while a 32 MiB file is sent: the test reads 64 KiB from the
+/// receiver's stdout, then closes the pipe.
+fn broken_pipe_run() -> BrokenPipeRun {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, _) = payload(dir.path(), 32 << 20, 51);
+    let (tx, mut rx) = pair(dir.path(), &src, "never");
+    let stderr = dir.path().join("recv.stderr");
+    rx.stdout(Stdio::piped()).stderr(File::create(&stderr).unwrap());
+    let mut child = rx.spawn().expect("spawn dcsend");
+    let mut pipe = child.stdout.take().unwrap();
+    let mut recv = Proc { name: "recv", child, stdout: dir.path().join("unused"), stderr };
+    let mut send = Proc::spawn("send", tx, dir.path());
+
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut head = vec![0u8; 64 << 10];
+        let res = pipe.read_exact(&mut head);
+        let _ = done_tx.send(res.map(|_| pipe)); // the pipe is closed when the receiver drops it
+    });
+    let read = done_rx.recv_timeout(WAIT).expect("64 KiB on the receiver's stdout in time");
+    drop(read.expect("read the head of the stream"));
+    let closed = Instant::now();
+
+    let send_status = send.wait(WAIT);
+    let send_after = closed.elapsed();
+    let recv_status = recv.wait(WAIT);
+    BrokenPipeRun {
+        recv_status,
+        recv_stderr: recv.stderr_text(),
+        send_status,
+        send_stderr: send.stderr_text(),
+        send_after,
+    }
+}
+
+#[test]
+fn broken_pipe_on_recv_stdout_is_a_quiet_exit_0() {
+    let r = broken_pipe_run();
+    eprintln!("recv: {}; stderr:\n{}", r.recv_status, r.recv_stderr);
+    assert_eq!(
+        r.recv_status.code(),
+        Some(0),
+        "recv exited {} (a signal would be no code); stderr:\n{}",
+        r.recv_status,
+        r.recv_stderr
+    );
+    assert!(!r.recv_stderr.contains("panicked"), "{}", r.recv_stderr);
+    assert!(!r.recv_stderr.to_lowercase().contains("broken pipe"), "not quiet:\n{}", r.recv_stderr);
+}
+
+#[test]
+fn broken_pipe_on_recv_stdout_fails_the_sender_promptly_without_panics() {
+    let r = broken_pipe_run();
+    eprintln!("recv: {}; stderr:\n{}", r.recv_status, r.recv_stderr);
+    eprintln!("send: {} after {:?}; stderr:\n{}", r.send_status, r.send_after, r.send_stderr);
+    assert!(r.recv_status.code().is_some(), "recv killed by a signal: {}", r.recv_status);
+    for (name, err) in [("recv", &r.recv_stderr), ("send", &r.send_stderr)] {
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{name}:\n{err}");
+    }
+    // The receiver gave up: exit 3, "the peer went away or aborted", with its reason.
+    assert_eq!(
+        r.send_status.code(),
+        Some(3),
+        "send: {}; stderr:\n{}",
+        r.send_status,
+        r.send_stderr
+    );
+    assert!(
+        r.send_stderr.to_lowercase().contains("broken pipe"),
+        "send names no reason:\n{}",
+        r.send_stderr
+    );
+    assert!(r.send_after < Duration::from_secs(10), "sender took {:?} to fail", r.send_after);
+}
+
+// ---------------------------------------------------------------------------------------
+// --help / --version on stdout; usage errors on stderr
+
+/// Runs `dcsend ARGS` (no network: these exit before connecting); returns (code, out, err).
+fn run_quick(args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcsend();
+    cmd.args(args);
+    let mut p = Proc::spawn("dcsend", cmd, dir.path());
+    let status = p.wait(WAIT);
+    (status.code(), p.stdout_bytes(), p.stderr_text())
+}
+
+#[test]
+fn help_and_version_go_to_stdout_and_exit_0() {
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["--help"],
+        &["-h"],
+        &["recv", "--help"],
+        &["recv", "-h"],
+        &["send", "--help"],
+    ] {
+        let (code, out, err) = run_quick(args);
+        assert_eq!(code, Some(0), "{args:?}: stderr {err}");
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("dcsend ") || out.contains("Usage:"), "{args:?}: stdout {out:?}");
+        assert!(err.is_empty(), "{args:?}: stderr {err:?}");
+        assert!(escapes(out.as_bytes()).is_empty(), "{args:?}: escapes in a non-tty stdout");
+    }
+}
+
+#[test]
+fn usage_errors_go_to_stderr_exit_2_and_leave_stdout_empty() {
+    for (args, needle) in [
+        (&["--no-such-flag"][..], "--no-such-flag"),
+        (&["recv", "--bogus"], "--bogus"),
+        (&["--progress", "sometimes"], "sometimes"),
+        (&["--offer", "--answer"], "--answer"),
+        (&["-", "-"], "only once"),
+        (&["recv", "-o", "/nonexistent-dcsend-dir/"], "no such folder"),
+    ] {
+        let (code, out, err) = run_quick(args);
+        assert_eq!(code, Some(2), "{args:?}: stderr {err}");
+        assert!(out.is_empty(), "{args:?}: stdout {:?}", String::from_utf8_lossy(&out));
+        assert!(err.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{err}");
+        assert!(escapes(err.as_bytes()).is_empty(), "{args:?}: escapes in a non-tty stderr");
+    }
+}
