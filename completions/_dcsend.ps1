@@ -21,7 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'dcsend' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 1MiB]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
             [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
             [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
@@ -57,7 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;send' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 1MiB]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
             [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
             [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')

@@ -18,7 +18,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
     }
     var completions = [
         &'dcsend'= {
-            cand --threshold 'Low-water threshold of the threshold-based sender [default: 1MiB]'
+            cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
             cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
             cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
@@ -53,7 +53,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dcsend;send'= {
-            cand --threshold 'Low-water threshold of the threshold-based sender [default: 1MiB]'
+            cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
             cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
             cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'

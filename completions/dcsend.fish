@@ -24,7 +24,7 @@ function __fish_dcsend_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 1MiB]' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l peer -d 'Signaling server URL (not available yet: this build negotiates by copy-paste)' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
@@ -55,7 +55,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -a "bench" -d 'Measure throu
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 1MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l peer -d 'Signaling server URL (not available yet: this build negotiates by copy-paste)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F

@@ -40,7 +40,7 @@ Examples:
 
   Measure, then set a machine's defaults in the environment:
     dcsend bench --threshold 256K,1M,4M --chunk-size 64K
-    export DCSEND_THRESHOLD=4M";
+    export DCSEND_THRESHOLD=1M";
 
 const UNITS: &str = "\
 Units:
@@ -163,12 +163,12 @@ pub struct SendArgs {
     #[arg(long)]
     pub raw: bool,
 
-    /// Low-water threshold of the threshold-based sender [default: 1MiB].
+    /// Low-water threshold of the threshold-based sender [default: 4MiB].
     ///
     /// dcsend hands data to the channel while its buffered amount is at or under this
-    /// many bytes, so at most threshold + one message is in flight. Larger keeps a fast
-    /// path busier; smaller bounds memory and latency. 1 MiB matches the SCTP receive
-    /// window of the webrtc crate (see BENCHMARKS.md for the sweep behind the default).
+    /// many bytes, so at most threshold + one message waits in the channel. Larger keeps a
+    /// fast path busier; smaller bounds memory and latency. `dcsend bench` measures it for
+    /// a machine (BENCHMARKS.md has the sweep behind the default).
     #[arg(long, value_name = "SIZE", env = "DCSEND_THRESHOLD", value_parser = config::parse_size_arg)]
     pub threshold: Option<u64>,
 
