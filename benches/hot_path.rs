@@ -138,28 +138,7 @@ mod token {
     use super::*;
 
     /// The shape of answer webrtc-rs and browsers produce for a data channel.
-    const SDP: &str = concat!(
-        "v=0\r\n",
-        "o=- 4215775240449105457 2 IN IP4 127.0.0.1\r\n",
-        "s=-\r\n",
-        "t=0 0\r\n",
-        "a=group:BUNDLE 0\r\n",
-        "a=msid-semantic: WMS\r\n",
-        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
-        "c=IN IP4 0.0.0.0\r\n",
-        "a=ice-ufrag:EsAwrZVvRdaNHqsF\r\n",
-        "a=ice-pwd:kJyTQXtVDjjXzsMURzGVBcVfwjgRhLPa\r\n",
-        "a=ice-options:trickle\r\n",
-        "a=fingerprint:sha-256 ",
-        "1B:6E:0A:8B:2D:4C:F3:11:9A:77:C0:5E:D2:48:3B:AF:",
-        "90:12:6C:DE:55:04:E8:7A:B1:3F:C9:60:2E:8D:71:A4\r\n",
-        "a=setup:actpass\r\n",
-        "a=mid:0\r\n",
-        "a=sctp-port:5000\r\n",
-        "a=max-message-size:262144\r\n",
-        "a=candidate:1966762134 1 udp 2130706431 192.168.1.20 50000 typ host\r\n",
-        "a=end-of-candidates\r\n",
-    );
+    const SDP: &str = include_str!("../src/signal/sample.sdp");
 
     fn offer() -> SessionDesc {
         SessionDesc { kind: SdpKind::Offer, sdp: SDP.to_owned() }
