@@ -194,3 +194,34 @@ fn bench_refuses_two_exports_to_stdout() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdout"));
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_bench_keeps_what_was_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut cmd = dcsend();
+    // Two cases of about a second each (the size is never reached); the live view is
+    // forced so that stderr says when the first case is done.
+    cmd.args(["bench", "--threshold", "1M,4M", "--chunk-size", "64K", "--size", "100G"])
+        .args(["--duration", "1500ms", "--runs", "1", "--warmup", "0", "--progress", "always"])
+        .arg("--export-json")
+        .arg(&json);
+    let mut bench = Proc::spawn("bench", cmd, dir.path());
+    common::wait_until(WAIT, "the first case's result line", || {
+        bench.stderr_text().contains("[1/2] webrtc threshold 1MiB chunk 64KiB:")
+    });
+    let pid = nix::unistd::Pid::from_raw(bench.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    bench.expect_code(130, WAIT);
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["complete"], false);
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "only the finished case: {report}");
+    assert_eq!(cases[0]["threshold_bytes"], 1 << 20);
+    assert_eq!(cases[0]["verified"], true);
+    let stdout = String::from_utf8(bench.stdout_bytes()).unwrap();
+    assert!(stdout.contains("| webrtc") && stdout.contains("interrupted"), "{stdout}");
+}

@@ -111,6 +111,10 @@ pub async fn run_once(
         }
     };
     let (sent, got) = tokio::join!(send_rx, recv_rx);
+    if cancel.is_cancelled() {
+        // Whatever each side made of being stopped (one may only see the other vanish).
+        return Err(TransferError::Interrupted.into());
+    }
     if let Some(e) = first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(e);
     }
@@ -408,6 +412,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(500)).await;
             c.cancel();
         });
+        let run = run_once(&setup, Arc::new(Meter::new(None)), &cancel);
+        let err = tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap_err();
+        assert!(matches!(err.downcast_ref(), Some(TransferError::Interrupted)), "{err:#}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelling_while_connecting_is_an_interruption_too() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let setup = setup(Transport::Webrtc, 1 << 20);
         let run = run_once(&setup, Arc::new(Meter::new(None)), &cancel);
         let err = tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap_err();
         assert!(matches!(err.downcast_ref(), Some(TransferError::Interrupted)), "{err:#}");
