@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = dcsend::cli::Cli::parse(); // clap exits 2 on usage errors
+    let cli = dcsend::cli::Cli::parse_args(); // clap exits 2 on usage errors
     dcsend::logging::init(cli.verbose());
     match dcsend::cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,6 +68,20 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments; on bad usage prints clap's message and exits 2.
+    ///
+    /// clap colours its messages on a terminal and, in CI, even when `TERM=dumb`; a dumb
+    /// terminal gets none (`NO_COLOR` clap honours itself).
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = Self::command();
+        if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+            cmd = cmd.color(clap::ColorChoice::Never);
+        }
+        let matches = cmd.get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     /// The `-v` count of whichever subcommand runs.
     pub fn verbose(&self) -> u8 {
         match &self.command {
