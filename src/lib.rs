@@ -15,6 +15,7 @@
 //!   -> bench::run (a run) -> bench::report (cases, JSON/CSV/Markdown)
 //! ```
 
+pub mod atomic;
 pub mod bench;
 pub mod cli;
 pub mod cmd;

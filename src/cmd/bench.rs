@@ -209,8 +209,6 @@ fn export(path: &Path, text: &str) -> anyhow::Result<()> {
         std::io::stdout().write_all(text.as_bytes())?;
         return Ok(());
     }
-    let tmp = path.with_extension("tmp-dcsend");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
+    crate::atomic::write(path, text.as_bytes(), 0o666)
         .with_context(|| format!("writing {}", path.display()))
 }

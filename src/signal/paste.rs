@@ -12,16 +12,18 @@
 //! way that survives cancellation: a timed-out or dropped [`read_token`] never leaves the terminal
 //! in non-canonical mode and never makes runtime shutdown wait for a read that may never end.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
 use tokio::io::AsyncWriteExt;
+
+use crate::atomic;
 
 /// Where our token is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,9 +89,13 @@ pub async fn write_token(sink: &TokenSink, label: &str, token: &str) -> io::Resu
                 })
                 .await
             } else {
-                tokio::task::spawn_blocking(move || write_atomic(&path, line.as_bytes()))
-                    .await
-                    .map_err(io::Error::other)?
+                // 0600: the token carries ICE credentials.
+                tokio::task::spawn_blocking(move || {
+                    atomic::write(&path, line.as_bytes(), 0o600)
+                        .map_err(|e| with_path(e, "cannot write the token to", &path))
+                })
+                .await
+                .map_err(io::Error::other)?
             }
         }
     }
@@ -159,38 +165,6 @@ where
         let _ = tx.send(f());
     })?;
     rx.await.map_err(|_| io::Error::other("the token I/O thread panicked"))?
-}
-
-/// Writes `bytes` to a fresh temporary file next to `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} does not name a file to write the token to", path.display()),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        file.write_all(bytes)?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| with_path(e, "cannot write the token to", path))
 }
 
 /// Polls `path` until it holds a token (see [`read_token`]) and returns its text.
@@ -356,6 +330,7 @@ fn read_tty_blocking(tty: File, cancel: &AtomicBool) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::fd::OwnedFd;
 
     /// Bound for every await in these tests.
