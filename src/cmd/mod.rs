@@ -13,28 +13,17 @@ use crate::cli::{Cli, Command};
 
 /// Runs the parsed command line to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Some(Command::Completions(args)) => docs::completions(args.shell),
-        Some(Command::Man(args)) => docs::man(&args.dir),
-        command => with_runtime(command, cli.send),
-    }
-}
-
-/// The subcommands that need a runtime.
-fn with_runtime(
-    command: Option<Command>,
-    default_send: crate::cli::SendArgs,
-) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let cancel = CancellationToken::new();
         watch_ctrl_c(cancel.clone());
-        match command {
+        match cli.command {
             Some(Command::Recv(args)) => recv::run(args.try_into()?, cancel).await,
             Some(Command::Send(args)) => send::run(args.try_into()?, cancel).await,
             Some(Command::Bench(args)) => bench::run(args.try_into()?, cancel).await,
-            Some(Command::Completions(_) | Command::Man(_)) => Ok(()),
-            None => send::run(default_send.try_into()?, cancel).await,
+            Some(Command::Completions(args)) => docs::completions(args.shell),
+            Some(Command::Man(args)) => docs::man(&args.dir),
+            None => send::run(cli.send.try_into()?, cancel).await,
         }
     })
 }
