@@ -45,7 +45,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l raw -d 'Send only plain b
 complete -c dcsend -n "__fish_dcsend_needs_command" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l relay-only -d 'Use only TURN-relayed candidates'
-complete -c dcsend -n "__fish_dcsend_needs_command" -s q -l quiet -d 'Show no progress and no summary (errors still go to stderr)'
+complete -c dcsend -n "__fish_dcsend_needs_command" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s V -l version -d 'Print version'
@@ -76,7 +76,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l raw -d 'Send only
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l relay-only -d 'Use only TURN-relayed candidates'
-complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s q -l quiet -d 'Show no progress and no summary (errors still go to stderr)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s o -l output-path -d 'Write to this file, or into this folder when it ends with "/" or is a folder' -r -F
@@ -100,7 +100,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sink -d 'Verify w
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l relay-only -d 'Use only TURN-relayed candidates'
-complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s q -l quiet -d 'Show no progress and no summary (errors still go to stderr)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l threshold -d 'Low-water thresholds to sweep, comma-separated' -r
@@ -117,7 +117,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l socket-buffer -d
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"
-complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s q -l quiet -d 'Show no progress and no table on stderr (exports are still written)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'

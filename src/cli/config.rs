@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs};
+use super::{
+    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs, ViewArgs,
+    dumb_terminal,
+};
 use crate::bench::Plan;
 use crate::error::UsageError;
 use crate::peer::{IceConfig, PeerOptions};
@@ -244,8 +247,8 @@ impl TryFrom<BenchArgs> for BenchConfig {
             },
             exports,
             table_on_stdout,
-            table: table_on_stdout || !args.quiet,
-            progress: progress_wanted(args.quiet, args.progress),
+            table: table_on_stdout || !args.view.quiet,
+            progress: progress_wanted(&args.view),
         })
     }
 }
@@ -356,19 +359,18 @@ fn connect_config(
 
 fn output_config(args: OutputArgs) -> OutputConfig {
     OutputConfig {
-        progress: progress_wanted(args.quiet, args.progress),
-        summary: !args.quiet,
+        progress: progress_wanted(&args.view),
+        summary: !args.view.quiet,
         stats: args.stats,
     }
 }
 
 /// The live view: never with -q or `TERM=dumb`; by default only on a terminal; `always`
 /// draws into whatever stderr is (like `pv -f`).
-fn progress_wanted(quiet: bool, when: ProgressWhen) -> Draw {
+fn progress_wanted(view: &ViewArgs) -> Draw {
     // A dumb terminal cannot erase a line: no view, whatever was asked.
-    let dumb = std::env::var("TERM").as_deref() == Ok("dumb");
-    match when {
-        _ if quiet || dumb => Draw::Never,
+    match view.progress {
+        _ if view.quiet || dumb_terminal() => Draw::Never,
         ProgressWhen::Never => Draw::Never,
         ProgressWhen::Always => Draw::Always,
         ProgressWhen::Auto if std::io::stderr().is_terminal() => Draw::IfTerminal,

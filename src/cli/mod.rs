@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "\
+/// The exit-code table (`--help`, man pages).
+pub const EXIT_CODES: &str = "\
 Exit codes:
   0    delivered and verified (or, with --raw / a plain peer, delivered unverified)
   1    other error (I/O, refused to overwrite, ...)
@@ -42,7 +43,8 @@ Examples:
     dcsend bench --threshold 256K,1M,4M --chunk-size 64K
     export DCSEND_THRESHOLD=1M";
 
-const UNITS: &str = "\
+/// How sizes and durations are written (`--help`, man pages).
+pub const UNITS: &str = "\
 Units:
   Sizes are bytes, or a number with K, M or G (also written KiB, MiB, GiB or KB, MB, GB):
   every unit is a power of 1024, so 64K = 64KiB = 65536 and 1.5M = 1572864.
@@ -75,7 +77,7 @@ impl Cli {
     pub fn parse_args() -> Self {
         use clap::{CommandFactory, FromArgMatches};
         let mut cmd = Self::command();
-        if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        if dumb_terminal() {
             cmd = cmd.color(clap::ColorChoice::Never);
         }
         let matches = cmd.get_matches();
@@ -85,13 +87,18 @@ impl Cli {
     /// The `-v` count of whichever subcommand runs.
     pub fn verbose(&self) -> u8 {
         match &self.command {
-            None => self.send.output.verbose,
-            Some(Command::Send(a)) => a.output.verbose,
-            Some(Command::Recv(a)) => a.output.verbose,
-            Some(Command::Bench(a)) => a.verbose,
+            None => self.send.output.view.verbose,
+            Some(Command::Send(a)) => a.output.view.verbose,
+            Some(Command::Recv(a)) => a.output.view.verbose,
+            Some(Command::Bench(a)) => a.view.verbose,
             Some(Command::Completions(_) | Command::Man(_)) => 0,
         }
     }
+}
+
+/// `TERM=dumb`: a terminal that can neither colour nor erase a line.
+pub(crate) fn dumb_terminal() -> bool {
+    std::env::var_os("TERM").is_some_and(|t| t == "dumb")
 }
 
 /// The examples of a subcommand (`None` = the top level), for the man pages.
@@ -104,12 +111,6 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
         _ => None,
     }
 }
-
-/// The exit-code table, for the man pages.
-pub const EXIT_CODES_TABLE: &str = EXIT_CODES;
-
-/// How sizes and durations are written, for the man pages.
-pub const UNITS_TEXT: &str = UNITS;
 
 /// "0.1.0 (webrtc 0.21)": `--version` and the man pages.
 pub fn version() -> String {
@@ -281,18 +282,8 @@ pub struct BenchArgs {
         value_parser = config::parse_size_arg)]
     pub socket_buffer: Option<u64>,
 
-    /// Show no progress and no table on stderr (exports are still written).
-    #[arg(short, long, help_heading = "Output")]
-    pub quiet: bool,
-
-    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works.
-    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
-    pub verbose: u8,
-
-    /// When to show the live view on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressWhen::Auto, value_name = "WHEN",
-        env = "DCSEND_PROGRESS", help_heading = "Output")]
-    pub progress: ProgressWhen,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// A baseline transport for `bench`.
@@ -393,11 +384,12 @@ pub struct ConnectArgs {
     pub liveness_timeout: std::time::Duration,
 }
 
-/// What dcsend shows and logs.
+/// What dcsend shows on stderr and how much it logs (every subcommand that runs).
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Output")]
-pub struct OutputArgs {
-    /// Show no progress and no summary (errors still go to stderr).
+pub struct ViewArgs {
+    /// Show no progress and no summary on stderr (errors still go there; results and
+    /// exports on stdout or in files are still written).
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -409,6 +401,14 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = ProgressWhen::Auto, value_name = "WHEN",
         env = "DCSEND_PROGRESS")]
     pub progress: ProgressWhen,
+}
+
+/// What a transfer shows and logs.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub view: ViewArgs,
 
     /// Write progress and a final summary as NDJSON to PATH ("-" = stderr).
     ///

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use roff::{Roff, bold, roman};
 
-use crate::cli::{Cli, EXIT_CODES_TABLE, UNITS_TEXT, examples};
+use crate::cli::{Cli, EXIT_CODES, UNITS, examples};
 
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
@@ -64,7 +64,7 @@ fn render(
     }
     if matches!(name, None | Some("send" | "recv" | "bench")) {
         roff.control("SH", ["UNITS"]);
-        roff.text([roman(UNITS_TEXT.trim_start_matches("Units:\n").replace("\n  ", " ").trim())]);
+        roff.text([roman(UNITS.trim_start_matches("Units:\n").replace("\n  ", " ").trim())]);
     }
     let env = environment(cmd);
     if !env.is_empty() {
@@ -79,7 +79,7 @@ fn render(
     }
     if matches!(name, None | Some("send" | "recv" | "bench")) {
         roff.control("SH", ["EXIT STATUS"]);
-        preformatted(&mut roff, EXIT_CODES_TABLE.trim_start_matches("Exit codes:\n"));
+        preformatted(&mut roff, EXIT_CODES.trim_start_matches("Exit codes:\n"));
     }
     roff.control("SH", ["VERSION"]);
     roff.text([roman(format!("dcsend {}", crate::cli::version()))]);
