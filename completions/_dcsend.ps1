@@ -23,7 +23,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
         'dcsend' {
             [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
-            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
+            [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
             [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
             [CompletionResult]::new('--sdp-in', '--sdp-in', [CompletionResultType]::ParameterName, 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal')
             [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)')
@@ -51,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files or stdin (the default action)')
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
+            [CompletionResult]::new('signal', 'signal', [CompletionResultType]::ParameterValue, 'Run the signaling server that `--peer URL` connects through')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -59,7 +61,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
         'dcsend;send' {
             [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
-            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
+            [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
             [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
             [CompletionResult]::new('--sdp-in', '--sdp-in', [CompletionResultType]::ParameterName, 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal')
             [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)')
@@ -87,7 +90,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
         'dcsend;recv' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to this file, or into this folder when it ends with "/" or is a folder')
             [CompletionResult]::new('--output-path', '--output-path', [CompletionResultType]::ParameterName, 'Write to this file, or into this folder when it ends with "/" or is a folder')
-            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Signaling server URL (not available yet: this build negotiates by copy-paste)')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
+            [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
             [CompletionResult]::new('--sdp-out', '--sdp-out', [CompletionResultType]::ParameterName, 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr')
             [CompletionResult]::new('--sdp-in', '--sdp-in', [CompletionResultType]::ParameterName, 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal')
             [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)')
@@ -135,6 +139,20 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'dcsend;signal' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 = any free port)')
+            [CompletionResult]::new('--room-ttl', '--room-ttl', [CompletionResultType]::ParameterName, 'A room with no request from either peer for this long expires')
+            [CompletionResult]::new('--max-rooms', '--max-rooms', [CompletionResultType]::ParameterName, 'Rooms open at once, over all clients')
+            [CompletionResult]::new('--max-rooms-per-client', '--max-rooms-per-client', [CompletionResultType]::ParameterName, 'Rooms open at once that one client address created')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text or as JSON objects (one per line), on stderr')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log less (warnings and errors only)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log less (warnings and errors only)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (-v debug, -vv trace). RUST_LOG also works')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (-v debug, -vv trace). RUST_LOG also works')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'dcsend;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -149,6 +167,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files or stdin (the default action)')
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
+            [CompletionResult]::new('signal', 'signal', [CompletionResultType]::ParameterValue, 'Run the signaling server that `--peer URL` connects through')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -161,6 +180,9 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;help;bench' {
+            break
+        }
+        'dcsend;help;signal' {
             break
         }
         'dcsend;help;completions' {

@@ -34,6 +34,9 @@ _dcsend() {
             dcsend,send)
                 cmd="dcsend__subcmd__send"
                 ;;
+            dcsend,signal)
+                cmd="dcsend__subcmd__signal"
+                ;;
             dcsend__subcmd__help,bench)
                 cmd="dcsend__subcmd__help__subcmd__bench"
                 ;;
@@ -52,6 +55,9 @@ _dcsend() {
             dcsend__subcmd__help,send)
                 cmd="dcsend__subcmd__help__subcmd__send"
                 ;;
+            dcsend__subcmd__help,signal)
+                cmd="dcsend__subcmd__help__subcmd__signal"
+                ;;
             *)
                 ;;
         esac
@@ -59,7 +65,7 @@ _dcsend() {
 
     case "${cmd}" in
         dcsend)
-            opts="-q -v -h -V --raw --threshold --chunk-size --peer --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench completions man help"
+            opts="-q -v -h -V --raw --threshold --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -74,6 +80,10 @@ _dcsend() {
                     return 0
                     ;;
                 --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --join-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -209,7 +219,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__help)
-            opts="send recv bench completions man help"
+            opts="send recv bench signal completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,6 +316,20 @@ _dcsend() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dcsend__subcmd__help__subcmd__signal)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dcsend__subcmd__man)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -321,7 +345,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__recv)
-            opts="-o -f -q -v -h --output-path --force --sink --peer --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-o -f -q -v -h --output-path --force --sink --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,6 +360,10 @@ _dcsend() {
                     return 0
                     ;;
                 --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --join-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -395,7 +423,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__send)
-            opts="-q -v -h --raw --threshold --chunk-size --peer --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-q -v -h --raw --threshold --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -410,6 +438,10 @@ _dcsend() {
                     return 0
                     ;;
                 --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --join-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -459,6 +491,40 @@ _dcsend() {
                     ;;
                 --stats)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dcsend__subcmd__signal)
+            opts="-q -v -h --listen --room-ttl --max-rooms --max-rooms-per-client --log-format --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --room-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-rooms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-rooms-per-client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -20,7 +20,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         &'dcsend'= {
             cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
-            cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
+            cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
+            cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
             cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
             cand --sdp-in 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal'
             cand --stun 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)'
@@ -48,6 +49,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand send 'Send files or stdin (the default action)'
             cand recv 'Receive into stdout, a file or a folder'
             cand bench 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+            cand signal 'Run the signaling server that `--peer URL` connects through'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Write man pages (dcsend.1 and one per subcommand) into a folder'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -55,7 +57,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         &'dcsend;send'= {
             cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
-            cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
+            cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
+            cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
             cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
             cand --sdp-in 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal'
             cand --stun 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)'
@@ -82,7 +85,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         &'dcsend;recv'= {
             cand -o 'Write to this file, or into this folder when it ends with "/" or is a folder'
             cand --output-path 'Write to this file, or into this folder when it ends with "/" or is a folder'
-            cand --peer 'Signaling server URL (not available yet: this build negotiates by copy-paste)'
+            cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
+            cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
             cand --sdp-out 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr'
             cand --sdp-in 'Read the peer''s token from PATH ("-" = stdin) instead of the terminal'
             cand --stun 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)'
@@ -128,6 +132,19 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'dcsend;signal'= {
+            cand --listen 'Address to listen on (port 0 = any free port)'
+            cand --room-ttl 'A room with no request from either peer for this long expires'
+            cand --max-rooms 'Rooms open at once, over all clients'
+            cand --max-rooms-per-client 'Rooms open at once that one client address created'
+            cand --log-format 'Log lines as text or as JSON objects (one per line), on stderr'
+            cand -q 'Log less (warnings and errors only)'
+            cand --quiet 'Log less (warnings and errors only)'
+            cand -v 'Log more (-v debug, -vv trace). RUST_LOG also works'
+            cand --verbose 'Log more (-v debug, -vv trace). RUST_LOG also works'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'dcsend;completions'= {
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -140,6 +157,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand send 'Send files or stdin (the default action)'
             cand recv 'Receive into stdout, a file or a folder'
             cand bench 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+            cand signal 'Run the signaling server that `--peer URL` connects through'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Write man pages (dcsend.1 and one per subcommand) into a folder'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -149,6 +167,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         &'dcsend;help;recv'= {
         }
         &'dcsend;help;bench'= {
+        }
+        &'dcsend;help;signal'= {
         }
         &'dcsend;help;completions'= {
         }

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dcsend_global_optspecs
-    string join \n raw threshold= chunk-size= peer= offer answer sdp-out= sdp-in= stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
+    string join \n raw threshold= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
 end
 
 function __fish_dcsend_needs_command
@@ -26,7 +26,8 @@ end
 
 complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
-complete -c dcsend -n "__fish_dcsend_needs_command" -l peer -d 'Signaling server URL (not available yet: this build negotiates by copy-paste)' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l stun -d 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)' -r
@@ -52,12 +53,14 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -s V -l version -d 'Print ve
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "send" -d 'Send files or stdin (the default action)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "recv" -d 'Receive into stdout, a file or a folder'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "bench" -d 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+complete -c dcsend -n "__fish_dcsend_needs_command" -a "signal" -d 'Run the signaling server that `--peer URL` connects through'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 4MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l peer -d 'Signaling server URL (not available yet: this build negotiates by copy-paste)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l stun -d 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)' -r
@@ -80,7 +83,8 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s q -l quiet -d 'Sh
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s o -l output-path -d 'Write to this file, or into this folder when it ends with "/" or is a folder' -r -F
-complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l peer -d 'Signaling server URL (not available yet: this build negotiates by copy-paste)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l stun -d 'STUN server, e.g. stun:stun.example.org:3478 (repeatable)' -r
@@ -120,11 +124,21 @@ never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Address to listen on (port 0 = any free port)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client address created' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l log-format -d 'Log lines as text or as JSON objects (one per line), on stderr' -r -f -a "text\t'`2026-11-23T10:00:00Z  INFO dcsend::signal::server: joined room=k7f3 side=A`'
+json\t'One JSON object per line'"
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s q -l quiet -d 'Log less (warnings and errors only)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s v -l verbose -d 'Log more (-v debug, -vv trace). RUST_LOG also works'
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand man" -s h -l help -d 'Print help'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench completions man help" -f -a "send" -d 'Send files or stdin (the default action)'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench completions man help" -f -a "recv" -d 'Receive into stdout, a file or a folder'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench completions man help" -f -a "bench" -d 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench completions man help" -f -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "send" -d 'Send files or stdin (the default action)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "recv" -d 'Receive into stdout, a file or a folder'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "bench" -d 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "signal" -d 'Run the signaling server that `--peer URL` connects through'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

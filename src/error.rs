@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use crate::peer::PeerError;
 use crate::signal::codec::TokenError;
+use crate::signal::rendezvous::SignalError;
 
 /// A flag combination or value that cannot work. Exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,9 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
                 PeerError::Setup(_) => 1,
                 _ => 3,
             });
+        }
+        if cause.is::<SignalError>() {
+            return ExitCode::from(3);
         }
         if cause.is::<TokenError>() || cause.is::<UsageError>() {
             return ExitCode::from(2);

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = dcsend::cli::Cli::parse_args(); // clap exits 2 on usage errors
-    dcsend::logging::init(cli.verbose());
+    let (log_filter, json) = cli.log_settings();
+    dcsend::logging::init(log_filter, json);
     match dcsend::cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if dcsend::error::is_broken_pipe(&e) => ExitCode::SUCCESS,

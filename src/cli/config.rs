@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs, ViewArgs,
-    dumb_terminal,
+    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs, SignalArgs,
+    ViewArgs, dumb_terminal,
 };
 use crate::bench::Plan;
 use crate::error::UsageError;
 use crate::peer::{IceConfig, PeerOptions};
 use crate::progress::render::Draw;
 use crate::signal::paste::{TokenSink, TokenSource};
+use crate::signal::rooms::Limits;
+use crate::signal::url::PeerUrl;
 
 /// Default low-water threshold: 4 MiB. The SCTP receive window of webrtc-rs is 1 MiB, so
 /// no more than that is ever unacknowledged on the wire; what a larger threshold buys is a
@@ -56,15 +58,34 @@ pub enum Role {
     Answerer,
 }
 
+/// How the session descriptions travel.
+#[derive(Debug)]
+pub enum Negotiation {
+    /// Copy-paste tokens (or token files).
+    Paste {
+        /// Who offers.
+        role: Role,
+        /// Where our token goes.
+        sink: TokenSink,
+        /// Where the peer's token comes from.
+        source: TokenSource,
+    },
+    /// A signaling server (`--peer URL`); the first peer in the room offers.
+    Url {
+        /// The URL as given (room and secret may still be missing).
+        url: PeerUrl,
+        /// How long to wait for the other side to join.
+        join_timeout: Duration,
+        /// True when we send: the command printed for the other side is then `recv`.
+        we_send: bool,
+    },
+}
+
 /// How the two peers find each other.
 #[derive(Debug)]
 pub struct ConnectConfig {
-    /// Who offers.
-    pub role: Role,
-    /// Where our token goes.
-    pub sink: TokenSink,
-    /// Where the peer's token comes from.
-    pub source: TokenSource,
+    /// Copy-paste or a signaling server.
+    pub how: Negotiation,
     /// Peer construction.
     pub peer: PeerOptions,
     /// Bound on waiting for a token file and for the channel to open.
@@ -275,19 +296,11 @@ impl TryFrom<RecvArgs> for RecvConfig {
     }
 }
 
-fn connect_config(
-    args: ConnectArgs,
+fn paste_negotiation(
+    args: &ConnectArgs,
     default_role: Role,
     payload_on_stdin: bool,
-    threshold_bytes: u64,
-) -> Result<ConnectConfig, UsageError> {
-    if args.peer.is_some() {
-        return Err(UsageError(
-            "--peer (signaling URL) is not available in this build; negotiate by copy-paste \
-             (no --peer) or with --sdp-in/--sdp-out"
-                .into(),
-        ));
-    }
+) -> Result<Negotiation, UsageError> {
     let role = if args.offer {
         Role::Offerer
     } else if args.answer {
@@ -295,7 +308,7 @@ fn connect_config(
     } else {
         default_role
     };
-    let source = match args.sdp_in {
+    let source = match &args.sdp_in {
         Some(p) if p.as_os_str() == "-" => {
             if payload_on_stdin {
                 return Err(UsageError(
@@ -306,15 +319,32 @@ fn connect_config(
             }
             TokenSource::Stdin
         }
-        Some(p) => TokenSource::File(p),
+        Some(p) => TokenSource::File(p.clone()),
         // The terminal when stdin is busy with data or is itself the terminal; a piped
         // stdin otherwise (`echo TOKEN | dcsend recv`).
         None if payload_on_stdin || std::io::stdin().is_terminal() => TokenSource::Tty,
         None => TokenSource::Stdin,
     };
-    let sink = match args.sdp_out {
-        Some(p) => TokenSink::File(p),
+    let sink = match &args.sdp_out {
+        Some(p) => TokenSink::File(p.clone()),
         None => TokenSink::Stderr,
+    };
+    Ok(Negotiation::Paste { role, sink, source })
+}
+
+fn connect_config(
+    args: ConnectArgs,
+    default_role: Role,
+    payload_on_stdin: bool,
+    threshold_bytes: u64,
+) -> Result<ConnectConfig, UsageError> {
+    let how = match &args.peer {
+        Some(url) => Negotiation::Url {
+            url: PeerUrl::parse(url).map_err(|e| UsageError(format!("--peer: {e}")))?,
+            join_timeout: args.join_timeout,
+            we_send: default_role == Role::Offerer,
+        },
+        None => paste_negotiation(&args, default_role, payload_on_stdin)?,
     };
     let turn_password = match &args.turn_password_file {
         Some(path) => Some(
@@ -337,9 +367,7 @@ fn connect_config(
     let socket_buffer_bytes =
         args.socket_buffer.map(|b| b as usize).unwrap_or(DEFAULT_SOCKET_BUFFER_BYTES);
     Ok(ConnectConfig {
-        role,
-        sink,
-        source,
+        how,
         peer: PeerOptions {
             bind,
             ice: IceConfig {
@@ -426,9 +454,47 @@ mod tests {
     }
 
     #[test]
-    fn peer_url_is_refused_for_now() {
+    fn peer_url_selects_the_signaling_server_and_bad_urls_are_usage_errors() {
         let mut args = SendArgs::default();
         args.connect.peer = Some("http://127.0.0.1:1/".into());
-        assert!(SendConfig::try_from(args).unwrap_err().0.contains("--peer"));
+        let cfg = SendConfig::try_from(args).unwrap();
+        assert!(matches!(cfg.connect.how, Negotiation::Url { we_send: true, .. }));
+        let mut args = SendArgs::default();
+        args.connect.peer = Some("http://127.0.0.1:1/room".into());
+        let err = SendConfig::try_from(args).unwrap_err().0;
+        assert!(err.starts_with("--peer:") && err.contains("secret"), "{err}");
+    }
+}
+
+/// The signaling server's settings.
+#[derive(Debug)]
+pub struct SignalConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Room limits.
+    pub limits: Limits,
+}
+
+impl TryFrom<SignalArgs> for SignalConfig {
+    type Error = UsageError;
+
+    fn try_from(args: SignalArgs) -> Result<Self, UsageError> {
+        if args.room_ttl < Duration::from_secs(1) {
+            return Err(UsageError("--room-ttl must be at least 1s".into()));
+        }
+        if args.max_rooms == 0 || args.max_rooms_per_client == 0 {
+            return Err(UsageError(
+                "--max-rooms and --max-rooms-per-client must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            listen: args.listen,
+            limits: Limits {
+                max_rooms: args.max_rooms,
+                max_rooms_per_client: args.max_rooms_per_client,
+                idle_ttl: args.room_ttl,
+                ..Limits::default()
+            },
+        })
     }
 }

@@ -22,6 +22,11 @@ Exit codes:
 
 const SEND_EXAMPLES: &str = "\
 Examples:
+  Through a signaling server (`dcsend signal`); the sender prints the receiver's command:
+    A$ dcsend big.iso --peer http://host:8080/
+       on the other side, run:  dcsend recv --peer http://host:8080/k7f3q9x2mb#tidy-otter-42
+    B$ dcsend recv --peer 'http://host:8080/k7f3q9x2mb#tidy-otter-42' -o downloads/
+
   Two terminals, copy-paste negotiation (no server needed):
     A$ dcsend big.iso                 # prints an offer token, asks for the answer
     B$ dcsend recv -o downloads/      # asks for the offer, prints the answer token
@@ -84,14 +89,31 @@ impl Cli {
         Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 
-    /// The `-v` count of whichever subcommand runs.
-    pub fn verbose(&self) -> u8 {
+    /// The default log filter of whichever subcommand runs (`RUST_LOG` replaces it), and
+    /// whether log lines are JSON.
+    pub fn log_settings(&self) -> (&'static str, bool) {
+        let transfer = |verbose: u8| match verbose {
+            0 => "dcsend=warn,error",
+            1 => "dcsend=info,warn",
+            2 => "dcsend=debug,info",
+            _ => "trace",
+        };
         match &self.command {
-            None => self.send.output.view.verbose,
-            Some(Command::Send(a)) => a.output.view.verbose,
-            Some(Command::Recv(a)) => a.output.view.verbose,
-            Some(Command::Bench(a)) => a.view.verbose,
-            Some(Command::Completions(_) | Command::Man(_)) => 0,
+            None => (transfer(self.send.output.view.verbose), false),
+            Some(Command::Send(a)) => (transfer(a.output.view.verbose), false),
+            Some(Command::Recv(a)) => (transfer(a.output.view.verbose), false),
+            Some(Command::Bench(a)) => (transfer(a.view.verbose), false),
+            // A server logs what it does by default.
+            Some(Command::Signal(a)) => {
+                let filter = match (a.quiet, a.verbose) {
+                    (true, _) => "dcsend=warn,error",
+                    (false, 0) => "dcsend=info,warn",
+                    (false, 1) => "dcsend=debug,info",
+                    _ => "trace",
+                };
+                (filter, a.log_format == LogFormat::Json)
+            }
+            Some(Command::Completions(_) | Command::Man(_)) => (transfer(0), false),
         }
     }
 }
@@ -107,6 +129,7 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
         None | Some("send") => Some(SEND_EXAMPLES),
         Some("recv") => Some(RECV_EXAMPLES),
         Some("bench") => Some(BENCH_EXAMPLES),
+        Some("signal") => Some(SIGNAL_EXAMPLES),
         Some("completions") => Some(COMPLETIONS_EXAMPLES),
         _ => None,
     }
@@ -129,6 +152,9 @@ pub enum Command {
     /// Measure throughput over a loopback pair for a sweep of thresholds and message sizes.
     #[command(after_long_help = format!("{BENCH_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
     Bench(BenchArgs),
+    /// Run the signaling server that `--peer URL` connects through.
+    #[command(after_long_help = format!("{SIGNAL_EXAMPLES}\n\n{UNITS}"))]
+    Signal(SignalArgs),
     /// Print a shell completion script to stdout.
     #[command(after_long_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -157,6 +183,7 @@ Examples:
 const RECV_EXAMPLES: &str = "\
 Examples:
   dcsend recv -o downloads/          # files keep the names the sender gives
+  dcsend recv --peer http://host:8080/ -o downloads/   # prints the sender's command
   dcsend recv > out.bin              # one stream to stdout
   dcsend recv -o copy.iso --force    # one file, overwrite it if it exists
   dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script
@@ -309,13 +336,84 @@ pub struct ManArgs {
     pub dir: PathBuf,
 }
 
+const SIGNAL_EXAMPLES: &str = "\
+Examples:
+  On a LAN (the peers then use --peer http://THIS-HOST:8080/):
+    dcsend signal --listen 0.0.0.0:8080
+
+  On the internet, behind a TLS reverse proxy (see docs/signaling.md):
+    dcsend signal --listen 127.0.0.1:8080 --log-format json
+
+  Port 0 picks a free port; the last line on stderr is \"listening on http://ADDR\".
+
+The server relays sealed messages between the two peers of a room; it never sees the
+secret after '#' and cannot read or alter the session descriptions. Stop it with Ctrl-C
+or SIGTERM: it finishes the requests in flight and exits 0.";
+
+/// Arguments of `signal`.
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// Address to listen on (port 0 = any free port).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "DCSEND_SIGNAL_LISTEN"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// A room with no request from either peer for this long expires.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = config::parse_duration_arg)]
+    pub room_ttl: std::time::Duration,
+
+    /// Rooms open at once, over all clients.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_rooms: usize,
+
+    /// Rooms open at once that one client address created.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_rooms_per_client: usize,
+
+    /// Log lines as text or as JSON objects (one per line), on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log less (warnings and errors only).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Log more (-v debug, -vv trace). RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `2026-11-23T10:00:00Z  INFO dcsend::signal::server: joined room=k7f3 side=A`
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// How to reach the peer (shared by send and recv).
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
-    /// Signaling server URL (not available yet: this build negotiates by copy-paste).
-    #[arg(long, value_name = "URL", env = "DCSEND_PEER")]
+    /// Connect through a signaling server (`dcsend signal`) instead of copy-paste.
+    ///
+    /// http://HOST:PORT/ makes a room and prints the URL for the other side, with a fresh
+    /// secret after '#'; http://HOST:PORT/ROOM#SECRET joins one. The secret never leaves this
+    /// machine: both peers prove they know it (SPAKE2) and seal their session descriptions
+    /// with the key it gives, so the server can neither read nor alter them.
+    #[arg(long, value_name = "URL", env = "DCSEND_PEER",
+        conflicts_with_all = ["offer", "answer", "sdp_in", "sdp_out"])]
     pub peer: Option<String>,
+
+    /// With --peer: how long to wait for the other side to join the room.
+    #[arg(long, value_name = "DURATION", default_value = "5m", env = "DCSEND_JOIN_TIMEOUT",
+        value_parser = config::parse_duration_arg)]
+    pub join_timeout: std::time::Duration,
 
     /// Make the offer (the sender's default).
     #[arg(long, conflicts_with = "answer")]

@@ -1,5 +1,5 @@
-//! Copy-paste negotiation: build the peer, exchange tokens through the terminal or files,
-//! and wait for the data channel to open.
+//! Negotiation: build the peer, exchange descriptions (copy-paste tokens through the terminal
+//! or files, or sealed messages through a signaling server), and wait for the channel to open.
 
 use std::time::Duration;
 
@@ -7,13 +7,19 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::config::{ConnectConfig, Role};
+use tokio::time::Instant;
+
+use crate::cli::config::{ConnectConfig, Negotiation, Role};
 use crate::error::TransferError;
 use crate::peer::{Channel, ChannelEvent, Peer, PeerError};
 use crate::progress::Reporter;
 use crate::progress::stats::Summary;
-use crate::signal::codec::{self, SdpKind};
-use crate::signal::paste::{self, TokenSource};
+use crate::signal::client::Client;
+use crate::signal::codec::{self, SdpKind, SessionDesc};
+use crate::signal::paste::{self, TokenSink, TokenSource};
+use crate::signal::rendezvous;
+use crate::signal::seal::Side;
+use crate::signal::url::PeerUrl;
 
 /// A connected peer with its open channel.
 pub struct Connected {
@@ -33,30 +39,67 @@ const HUMAN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Negotiates and opens the channel; Ctrl-C aborts with [`TransferError::Interrupted`].
 pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow::Result<Connected> {
+    let mut peer = Peer::new(&cfg.peer).await?;
+    let (remote, both_present) = match &cfg.how {
+        Negotiation::Paste { role, sink, source } => {
+            let exchange = paste_exchange(&mut peer, *role, sink, source, cfg.connect_timeout);
+            let remote = cancellable(cancel, exchange).await?;
+            (remote, None)
+        }
+        Negotiation::Url { url, join_timeout, we_send } => {
+            let url = UrlRun { url, join_timeout: *join_timeout, we_send: *we_send };
+            let (remote, both_present) =
+                url.exchange(&mut peer, cfg.connect_timeout, cancel).await?;
+            (remote, Some(both_present))
+        }
+    };
+    let remote_max_message = codec::max_message_size(&remote.sdp);
+    let (channel, events) =
+        cancellable(cancel, async { Ok(peer.open_channel(cfg.connect_timeout).await?) }).await?;
+    match both_present {
+        Some(t) => tracing::info!(
+            setup_ms = t.elapsed().as_millis() as u64,
+            "data channel open (time since both peers were in the room)"
+        ),
+        None => tracing::info!("data channel open"),
+    }
+    Ok(Connected { peer, channel, events, remote_max_message })
+}
+
+async fn cancellable<T>(
+    cancel: &CancellationToken,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::select! {
         biased;
         () = cancel.cancelled() => Err(TransferError::Interrupted.into()),
-        res = negotiate(cfg) => res,
+        res = work => res,
     }
 }
 
-async fn negotiate(cfg: &ConnectConfig) -> anyhow::Result<Connected> {
-    let mut peer = Peer::new(&cfg.peer).await?;
-    let wait = match cfg.source {
-        TokenSource::File(_) => cfg.connect_timeout,
+/// Copy-paste: our token out, the peer's in; returns the peer's description.
+async fn paste_exchange(
+    peer: &mut Peer,
+    role: Role,
+    sink: &TokenSink,
+    source: &TokenSource,
+    connect_timeout: Duration,
+) -> anyhow::Result<SessionDesc> {
+    let wait = match source {
+        TokenSource::File(_) => connect_timeout,
         _ => HUMAN_TIMEOUT,
     };
-    let remote = match cfg.role {
+    Ok(match role {
         Role::Offerer => {
             let offer = peer.offer().await?;
             paste::write_token(
-                &cfg.sink,
+                sink,
                 "offer token (paste it into the other terminal):",
                 &codec::encode(&offer),
             )
             .await
             .context("writing our offer token")?;
-            let text = paste::read_token(&cfg.source, "paste the answer token: ", wait)
+            let text = paste::read_token(source, "paste the answer token: ", wait)
                 .await
                 .map_err(token_wait_error)
                 .context("reading the peer's answer token")?;
@@ -65,14 +108,14 @@ async fn negotiate(cfg: &ConnectConfig) -> anyhow::Result<Connected> {
             answer
         }
         Role::Answerer => {
-            let text = paste::read_token(&cfg.source, "paste the offer token: ", wait)
+            let text = paste::read_token(source, "paste the offer token: ", wait)
                 .await
                 .map_err(token_wait_error)
                 .context("reading the peer's offer token")?;
             let offer = codec::decode(&text, SdpKind::Offer)?;
             let answer = peer.answer(&offer).await?;
             paste::write_token(
-                &cfg.sink,
+                sink,
                 "answer token (paste it into the other terminal):",
                 &codec::encode(&answer),
             )
@@ -80,11 +123,75 @@ async fn negotiate(cfg: &ConnectConfig) -> anyhow::Result<Connected> {
             .context("writing our answer token")?;
             offer
         }
-    };
-    let remote_max_message = codec::max_message_size(&remote.sdp);
-    let (channel, events) = peer.open_channel(cfg.connect_timeout).await?;
-    tracing::info!("data channel open");
-    Ok(Connected { peer, channel, events, remote_max_message })
+    })
+}
+
+/// A signaling-server run (`--peer URL`).
+struct UrlRun<'a> {
+    url: &'a PeerUrl,
+    join_timeout: Duration,
+    we_send: bool,
+}
+
+impl UrlRun<'_> {
+    /// Joins the room (making it and printing the other side's command when the URL names
+    /// none), authenticates the peer, and swaps sealed descriptions. Returns the peer's
+    /// description and when both peers were present.
+    async fn exchange(
+        &self,
+        peer: &mut Peer,
+        step: Duration,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<(SessionDesc, Instant)> {
+        let url = self.url.completed();
+        let client = cancellable(cancel, async { Ok(Client::join(&url).await?) }).await?;
+        let room = url.room.as_deref().unwrap_or_default();
+        if self.url.room.is_none() {
+            let other = if self.we_send { "dcsend recv" } else { "dcsend FILE..." };
+            eprintln!(
+                "dcsend: room {room} is open; on the other side run:\n  {other} --peer '{url}'"
+            );
+        }
+        let secret = url.secret.as_deref().unwrap_or_default();
+        let side = client.side();
+        let work = async {
+            let join_deadline = Instant::now() + self.join_timeout;
+            let (mut sealer, both_present) = rendezvous::authenticate(
+                &client,
+                secret,
+                room,
+                side,
+                join_deadline,
+                self.join_timeout,
+                step,
+            )
+            .await?;
+            tracing::info!(room, ?side, "peer authenticated");
+            let remote = match side {
+                Side::A => {
+                    let offer = peer.offer().await?;
+                    rendezvous::send_description(&client, &mut sealer, &offer).await?;
+                    let answer =
+                        rendezvous::recv_description(&client, &mut sealer, SdpKind::Answer, step)
+                            .await?;
+                    peer.accept_answer(&answer).await?;
+                    answer
+                }
+                Side::B => {
+                    let offer =
+                        rendezvous::recv_description(&client, &mut sealer, SdpKind::Offer, step)
+                            .await?;
+                    let answer = peer.answer(&offer).await?;
+                    rendezvous::send_description(&client, &mut sealer, &answer).await?;
+                    offer
+                }
+            };
+            Ok((remote, both_present))
+        };
+        let res = cancellable(cancel, work).await;
+        client.leave().await;
+        res
+    }
 }
 
 /// A peer whose token never came is a connection failure (exit 3), not an I/O error.

@@ -6,6 +6,7 @@ mod connect;
 mod docs;
 mod recv;
 mod send;
+mod signal;
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(Command::Recv(args)) => recv::run(args.try_into()?, cancel).await,
             Some(Command::Send(args)) => send::run(args.try_into()?, cancel).await,
             Some(Command::Bench(args)) => bench::run(args.try_into()?, cancel).await,
+            Some(Command::Signal(args)) => signal::run(args.try_into()?, cancel).await,
             Some(Command::Completions(args)) => docs::completions(args.shell),
             Some(Command::Man(args)) => docs::man(&args.dir),
             None => send::run(cli.send.try_into()?, cancel).await,

@@ -1,0 +1,173 @@
+//! The HTTP client side of the signaling protocol: join a room, post and long-poll messages,
+//! leave. Implements [`Mailbox`] for `signal::rendezvous`.
+//!
+//! The secret in the URL's fragment never reaches this module's requests: every request URL
+//! comes from [`PeerUrl::endpoint`], which has no fragment.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::signal::rendezvous::{Mailbox, SignalError};
+use crate::signal::seal::{Envelope, Side};
+use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS};
+use crate::signal::url::PeerUrl;
+
+/// Bound on connecting to the server and on any request that is not a long poll.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A joined room.
+pub struct Client {
+    http: reqwest::Client,
+    url: PeerUrl,
+    peer: String,
+    side: Side,
+}
+
+#[derive(Deserialize)]
+struct JoinAnswer {
+    peer: String,
+    side: Side,
+}
+
+fn unreachable(url: &PeerUrl, err: &reqwest::Error) -> SignalError {
+    // reqwest's Display is "error sending request for url (...)"; the cause says why.
+    let mut reason = String::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        reason = cause.to_string();
+        source = cause.source();
+    }
+    if err.is_timeout() {
+        reason = format!("no answer within {}", humantime::format_duration(REQUEST_TIMEOUT));
+    }
+    if reason.is_empty() {
+        reason = err.to_string();
+    }
+    SignalError::Unreachable { url: url.base().to_string(), reason }
+}
+
+/// Reads a refusal's one line of text (capped), or names the status.
+async fn refusal(status: StatusCode, response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() || line.len() > 300 { format!("HTTP {status}") } else { line.to_owned() }
+}
+
+impl Client {
+    /// Joins the room of `url` (which must name one: see [`PeerUrl::completed`]).
+    pub async fn join(url: &PeerUrl) -> Result<Self, SignalError> {
+        // reqwest is built without its own crypto provider; use ring, which webrtc already has.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("dcsend/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| unreachable(url, &e))?;
+        let response = http
+            .post(url.endpoint(&[]))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| unreachable(url, &e))?;
+        let status = response.status();
+        let not_signaling =
+            |what: String| SignalError::NotSignaling { url: url.base().to_string(), what };
+        if status == StatusCode::CREATED {
+            let body = response.bytes().await.map_err(|e| unreachable(url, &e))?;
+            let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|_| {
+                not_signaling("its answer to a join is not {\"peer\":...,\"side\":...}".into())
+            })?;
+            return Ok(Self { http, url: url.clone(), peer: answer.peer, side: answer.side });
+        }
+        match status.as_u16() {
+            400 | 409 | 410 | 429 | 503 => {
+                Err(SignalError::Refused(refusal(status, response).await))
+            }
+            _ => Err(not_signaling(format!("HTTP {status} to a join"))),
+        }
+    }
+
+    /// A (joined first, offers) or B (answers).
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The room's URL, secret included (for the other side's command line).
+    pub fn url(&self) -> &PeerUrl {
+        &self.url
+    }
+
+    /// Leaves the room (best effort: the room expires anyway).
+    pub async fn leave(&self) {
+        let req =
+            self.http.delete(self.url.endpoint(&[&self.peer])).timeout(Duration::from_secs(2));
+        if let Err(e) = req.send().await {
+            tracing::debug!("leaving the room: {e}");
+        }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, SignalError> {
+        let status = response.status();
+        if status.is_success() {
+            Ok(response)
+        } else if status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE {
+            Err(SignalError::Refused(refusal(status, response).await))
+        } else {
+            Err(SignalError::NotSignaling {
+                url: self.url.base().to_string(),
+                what: format!("HTTP {status}"),
+            })
+        }
+    }
+}
+
+impl Mailbox for Client {
+    async fn send(&self, msg: &Envelope) -> Result<(), SignalError> {
+        let response = self
+            .http
+            .post(self.url.endpoint(&[&self.peer]))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(msg.to_json())
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, &e))?;
+        self.check(response).await.map(drop)
+    }
+
+    async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Round up so a short remaining wait still waits; the server caps it.
+            let wait = left.as_secs_f64().ceil().min(MAX_WAIT_SECS as f64) as u64;
+            let mut url = self.url.endpoint(&[&self.peer]);
+            url.set_query(Some(&format!("wait={wait}")));
+            let request = self.http.get(url).timeout(Duration::from_secs(wait) + REQUEST_TIMEOUT);
+            let response = tokio::select! {
+                r = request.send() => r.map_err(|e| unreachable(&self.url, &e))?,
+                () = tokio::time::sleep_until(deadline) => return Ok(None),
+            };
+            let response = self.check(response).await?;
+            if response.status() == StatusCode::NO_CONTENT {
+                continue;
+            }
+            let body = response.bytes().await.map_err(|e| unreachable(&self.url, &e))?;
+            if body.len() > MAX_MESSAGE_BYTES {
+                return Err(SignalError::OutOfOrder("a message larger than the server allows"));
+            }
+            return match Envelope::from_json(&body) {
+                Some(env) => Ok(Some(env)),
+                None => Err(SignalError::NotSignaling {
+                    url: self.url.base().to_string(),
+                    what: "it relayed a message that is not dcsend signaling".into(),
+                }),
+            };
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The authenticated exchange of session descriptions through a signaling mailbox.
+//!
+//! ```text
+//!   A (joined first)                         B (joined second)
+//!   pake ------------------------------------> (either may send first; the server queues)
+//!        <------------------------------------ pake
+//!   sealed hello ----------------------------> check: wrong secret / tampering stops here
+//!        <------------------------------------ sealed hello
+//!   sealed offer ---------------------------->
+//!        <------------------------------------ sealed answer
+//! ```
+//!
+//! Generic over [`Mailbox`], so the whole exchange is tested in memory, tampering included,
+//! without a server. `signal::client` is the HTTP mailbox.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::signal::codec::{SdpKind, SessionDesc};
+use crate::signal::seal::{Envelope, Handshake, Inner, Sealer, Side};
+
+/// Why signaling failed. Every variant is a connection failure (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalError {
+    #[error("cannot reach the signaling server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the signaling server refused: {0}")]
+    Refused(String),
+    #[error("{url} does not answer like a dcsend signaling server ({what})")]
+    NotSignaling { url: String, what: String },
+    #[error("nobody joined room {room} within {}", humantime::format_duration(*.waited))]
+    NobodyCame { room: String, waited: Duration },
+    #[error("the peer stopped answering during signaling (waited {})", humantime::format_duration(*.0))]
+    Silent(Duration),
+    #[error(
+        "could not authenticate the peer: the secret differs, or the signaling server tampered \
+         with the exchange; nothing was sent"
+    )]
+    Unauthentic,
+    #[error("the peer gave up during signaling: {0}")]
+    PeerAborted(String),
+    #[error("the peer sent a message out of order ({0})")]
+    OutOfOrder(&'static str),
+}
+
+/// One peer's end of a signaling room: messages in order, to and from the other peer.
+#[allow(async_fn_in_trait)] // used generically inside dcsend only; no Send bound is needed
+pub trait Mailbox {
+    /// Queues `msg` for the other peer.
+    async fn send(&self, msg: &Envelope) -> Result<(), SignalError>;
+    /// The next message from the other peer; `Ok(None)` when `deadline` passed first.
+    async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError>;
+}
+
+/// Runs the PAKE and the key confirmation. The first wait (for the peer to join) is bounded by
+/// `join_deadline`, every later one by `step`.
+///
+/// Returns the sealer and the instant the peer's PAKE message arrived ("both present").
+pub async fn authenticate<M: Mailbox>(
+    mailbox: &M,
+    secret: &str,
+    room: &str,
+    side: Side,
+    join_deadline: Instant,
+    join_timeout: Duration,
+    step: Duration,
+) -> Result<(Sealer, Instant), SignalError> {
+    let (handshake, pake) = Handshake::start(secret, room, side);
+    mailbox.send(&pake).await?;
+    let peer_pake = match mailbox.recv(join_deadline).await? {
+        None => return Err(SignalError::NobodyCame { room: room.into(), waited: join_timeout }),
+        Some(Envelope::Pake { msg }) => msg,
+        Some(other) => return Err(unexpected(other, "a pake message")),
+    };
+    let both_present = Instant::now();
+    let mut sealer = match handshake.finish(&peer_pake) {
+        Ok(sealer) => sealer,
+        Err(_) => return Err(refuse(mailbox).await),
+    };
+    mailbox.send(&sealer.hello()).await?;
+    let hello = expect_sealed(mailbox, step).await?;
+    if sealer.check_hello(&hello).is_err() {
+        return Err(refuse(mailbox).await);
+    }
+    Ok((sealer, both_present))
+}
+
+/// Sends our offer or answer, sealed.
+pub async fn send_description<M: Mailbox>(
+    mailbox: &M,
+    sealer: &mut Sealer,
+    desc: &SessionDesc,
+) -> Result<(), SignalError> {
+    mailbox.send(&sealer.seal(&Inner::Description { desc: desc.clone() })).await
+}
+
+/// Receives the peer's offer or answer (`kind`), sealed.
+pub async fn recv_description<M: Mailbox>(
+    mailbox: &M,
+    sealer: &mut Sealer,
+    kind: SdpKind,
+    step: Duration,
+) -> Result<SessionDesc, SignalError> {
+    let sealed = expect_sealed(mailbox, step).await?;
+    match sealer.open(&sealed) {
+        Ok(Inner::Description { desc }) if desc.kind == kind => Ok(desc),
+        Ok(_) => Err(SignalError::OutOfOrder("expected a session description")),
+        Err(_) => Err(refuse(mailbox).await),
+    }
+}
+
+async fn expect_sealed<M: Mailbox>(mailbox: &M, step: Duration) -> Result<String, SignalError> {
+    match mailbox.recv(Instant::now() + step).await? {
+        None => Err(SignalError::Silent(step)),
+        Some(Envelope::Sealed { sealed }) => Ok(sealed),
+        Some(other) => Err(unexpected(other, "a sealed message")),
+    }
+}
+
+fn unexpected(got: Envelope, wanted: &'static str) -> SignalError {
+    match got {
+        Envelope::Abort { reason } => SignalError::PeerAborted(reason),
+        // A sealed message where a pake was due (or the reverse) is either a broken peer or a
+        // server replaying messages; neither may go on.
+        _ => SignalError::OutOfOrder(wanted),
+    }
+}
+
+/// Tells the peer (best effort: the server may drop it) and returns [`SignalError::Unauthentic`].
+async fn refuse<M: Mailbox>(mailbox: &M) -> SignalError {
+    let reason = "authentication failed (the secret differs, or the server tampered)".into();
+    let _ = mailbox.send(&Envelope::Abort { reason }).await;
+    SignalError::Unauthentic
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// One direction of an in-memory room, with an optional tamper hook on the way.
+    #[derive(Default)]
+    struct Pipe {
+        queue: Mutex<VecDeque<Envelope>>,
+        ready: Notify,
+    }
+
+    type Tamper = Arc<dyn Fn(Envelope) -> Envelope + Send + Sync>;
+
+    struct End {
+        out: Arc<Pipe>,
+        inn: Arc<Pipe>,
+        tamper: Tamper,
+    }
+
+    impl Mailbox for End {
+        async fn send(&self, msg: &Envelope) -> Result<(), SignalError> {
+            self.out.queue.lock().unwrap().push_back((self.tamper)(msg.clone()));
+            self.out.ready.notify_one();
+            Ok(())
+        }
+        async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError> {
+            loop {
+                if let Some(m) = self.inn.queue.lock().unwrap().pop_front() {
+                    return Ok(Some(m));
+                }
+                tokio::select! {
+                    () = self.inn.ready.notified() => {}
+                    () = tokio::time::sleep_until(deadline) => return Ok(None),
+                }
+            }
+        }
+    }
+
+    fn room(tamper_a_to_b: Tamper) -> (End, End) {
+        let (ab, ba) = (Arc::new(Pipe::default()), Arc::new(Pipe::default()));
+        let a = End { out: ab.clone(), inn: ba.clone(), tamper: tamper_a_to_b };
+        let b = End { out: ba, inn: ab, tamper: Arc::new(|e| e) };
+        (a, b)
+    }
+
+    const STEP: Duration = Duration::from_secs(2);
+
+    fn desc(kind: SdpKind, fingerprint: &str) -> SessionDesc {
+        SessionDesc { kind, sdp: format!("v=0\r\na=fingerprint:sha-256 {fingerprint}\r\n") }
+    }
+
+    /// Runs both sides; returns (what B got as the offer, what A got as the answer).
+    async fn exchange(
+        a: End,
+        b: End,
+        secret_a: &str,
+        secret_b: &str,
+    ) -> (Result<SessionDesc, SignalError>, Result<SessionDesc, SignalError>) {
+        let deadline = Instant::now() + STEP;
+        let side_a = async {
+            let (mut s, _) = authenticate(&a, secret_a, "r", Side::A, deadline, STEP, STEP).await?;
+            send_description(&a, &mut s, &desc(SdpKind::Offer, "AA")).await?;
+            recv_description(&a, &mut s, SdpKind::Answer, STEP).await
+        };
+        let side_b = async {
+            let (mut s, _) = authenticate(&b, secret_b, "r", Side::B, deadline, STEP, STEP).await?;
+            let offer = recv_description(&b, &mut s, SdpKind::Offer, STEP).await?;
+            send_description(&b, &mut s, &desc(SdpKind::Answer, "BB")).await?;
+            Ok(offer)
+        };
+        let (answer, offer) = tokio::join!(side_a, side_b);
+        (offer, answer)
+    }
+
+    #[tokio::test]
+    async fn same_secret_exchanges_the_descriptions() {
+        let (a, b) = room(Arc::new(|e| e));
+        let (offer, answer) = exchange(a, b, "tidy-otter-42", "tidy-otter-42").await;
+        assert_eq!(offer.unwrap(), desc(SdpKind::Offer, "AA"));
+        assert_eq!(answer.unwrap(), desc(SdpKind::Answer, "BB"));
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_fails_on_both_sides_before_any_description() {
+        let (a, b) = room(Arc::new(|e| e));
+        let started = Instant::now();
+        let (offer, answer) = exchange(a, b, "tidy-otter-42", "tidy-otter-43").await;
+        assert!(matches!(offer, Err(SignalError::Unauthentic)), "{offer:?}");
+        assert!(matches!(answer, Err(SignalError::Unauthentic)), "{answer:?}");
+        assert!(started.elapsed() < STEP, "both sides fail at once, without waiting");
+    }
+
+    /// A server that swaps the fingerprint in whatever it relays: it can only flip ciphertext.
+    #[tokio::test]
+    async fn a_server_swapping_bytes_of_the_offer_is_caught() {
+        let seen = Arc::new(Mutex::new(0));
+        let count = seen.clone();
+        let tamper: Tamper = Arc::new(move |e| match e {
+            Envelope::Sealed { sealed } => {
+                let mut n = count.lock().unwrap();
+                *n += 1;
+                if *n == 2 {
+                    // The offer: flip one character of its box.
+                    let mut chars: Vec<char> = sealed.chars().collect();
+                    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
+                    Envelope::Sealed { sealed: chars.into_iter().collect() }
+                } else {
+                    Envelope::Sealed { sealed }
+                }
+            }
+            other => other,
+        });
+        let (a, b) = room(tamper);
+        let (offer, answer) = exchange(a, b, "s", "s").await;
+        assert!(matches!(offer, Err(SignalError::Unauthentic)), "{offer:?}");
+        // A is told (the abort) rather than left waiting.
+        assert!(matches!(answer, Err(SignalError::PeerAborted(_))), "{answer:?}");
+        assert_eq!(*seen.lock().unwrap(), 2);
+    }
+
+    /// A server that runs its own PAKE with B, guessing the secret, is a wrong secret to B.
+    #[tokio::test]
+    async fn a_server_replacing_the_pake_is_caught() {
+        let tamper: Tamper = Arc::new(|e| match e {
+            Envelope::Pake { .. } => Handshake::start("guess", "r", Side::A).1,
+            other => other,
+        });
+        let (a, b) = room(tamper);
+        let (offer, answer) = exchange(a, b, "s", "s").await;
+        assert!(matches!(offer, Err(SignalError::Unauthentic)), "{offer:?}");
+        assert!(answer.is_err());
+    }
+
+    #[tokio::test]
+    async fn nobody_joining_is_a_timeout_naming_the_room() {
+        let (a, _b) = room(Arc::new(|e| e));
+        let wait = Duration::from_millis(50);
+        let err = authenticate(&a, "s", "r", Side::A, Instant::now() + wait, wait, STEP)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, SignalError::NobodyCame { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "nobody joined room r within 50ms");
+    }
+}
