@@ -4,7 +4,7 @@
 //! A room holds at most two peers. The first to join is side A, the second side B; a third is
 //! refused. Each side has an inbox of messages from the other, kept even before the other side
 //! joins, so either may start first. A room ends when it has been idle for the TTL or when both
-//! peers have left; its id is then remembered for one more TTL as gone, so a late or repeated
+//! peers have left; its id is then remembered as gone (see [`REMEMBER_GONE`]), so a late or repeated
 //! join is told "expired" or "finished" instead of silently starting a new room.
 //!
 //! Pure bookkeeping: time comes in as `now`, nothing here does I/O. The server wraps it in a
@@ -21,6 +21,10 @@ use tokio::sync::Notify;
 
 use crate::signal::seal::Side;
 use crate::signal::url::valid_room;
+
+/// How long the id of a finished or expired room is remembered (at most `max_rooms` of them),
+/// so that a late peer hears why instead of waiting alone in a new room of the same name.
+pub const REMEMBER_GONE: Duration = Duration::from_secs(3600);
 
 /// The server's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +307,8 @@ impl Rooms {
         Ok(())
     }
 
-    /// Expires idle rooms and forgets gone rooms older than the TTL. Returns the expired ids.
+    /// Expires idle rooms and forgets gone rooms older than [`REMEMBER_GONE`]. Returns the
+    /// expired ids.
     pub fn sweep(&mut self, now: Instant) -> Vec<String> {
         let ttl = self.limits.idle_ttl;
         let idle: Vec<String> = self
@@ -317,7 +322,7 @@ impl Rooms {
         }
         while let Some(id) = self.gone_order.front() {
             match self.gone.get(id) {
-                Some((at, _)) if now.duration_since(*at) <= ttl => break,
+                Some((at, _)) if now.duration_since(*at) <= REMEMBER_GONE => break,
                 _ => {
                     let id = self.gone_order.pop_front().expect("front exists");
                     self.gone.remove(&id);
@@ -432,9 +437,13 @@ mod tests {
         assert_eq!(rooms.take("r", &a.peer, later).unwrap_err(), RoomError::Expired("r".into()));
         assert_eq!(rooms.sweep(later), vec!["s".to_owned()]);
         assert!(rooms.is_empty());
-        // After one more TTL the ids are forgotten and may be used again.
-        rooms.sweep(later + Duration::from_secs(11));
-        assert!(rooms.join("r", ME, later + Duration::from_secs(11)).is_ok());
+        // Still gone well after the TTL, then forgotten: the id may be used again.
+        let much_later = later + Duration::from_secs(60);
+        rooms.sweep(much_later);
+        assert_eq!(rooms.join("r", ME, much_later), Err(RoomError::Expired("r".into())));
+        let forgotten = later + REMEMBER_GONE + Duration::from_secs(1);
+        rooms.sweep(forgotten);
+        assert!(rooms.join("r", ME, forgotten).is_ok());
     }
 
     #[test]

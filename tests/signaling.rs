@@ -1,0 +1,522 @@
+//! `dcsend signal` and `--peer URL` as real processes on loopback: a server, a sender and a
+//! receiver, ports from the OS. The server is also driven by hand over raw HTTP/1.1, as curl
+//! would, to check its refusals and that garbage does not hurt it. Every wait is bounded and
+//! every child is killed by its handle on drop.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running `dcsend signal` and its base URL (`http://127.0.0.1:PORT/`).
+struct Server {
+    proc: Proc,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut cmd = dcsend();
+        cmd.args(["signal", "--listen", "127.0.0.1:0"]).args(extra);
+        let proc = Proc::spawn("signal", cmd, dir);
+        let mut addr = None;
+        wait_until(WAIT, "the server's 'listening on' line", || {
+            addr = proc
+                .stderr_text()
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on http://"))
+                .map(|a| a.trim().parse().unwrap());
+            addr.is_some()
+        });
+        Server { proc, addr: addr.unwrap() }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn request(&self, raw: &[u8]) -> (u16, String) {
+        request(self.addr, raw)
+    }
+
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        call(self.addr, method, path, body)
+    }
+
+    /// Joins `room` by hand; returns the peer token and side.
+    fn join(&self, room: &str) -> (String, String) {
+        let (status, body) = self.call("POST", &format!("/{room}"), b"");
+        assert_eq!(status, 201, "join {room}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (v["peer"].as_str().unwrap().to_owned(), v["side"].as_str().unwrap().to_owned())
+    }
+
+    fn healthy(&self) -> bool {
+        self.call("GET", "/healthz", b"") == (200, "ok\n".to_owned())
+    }
+}
+
+/// One raw request to `addr` (`Connection: close`); returns the status and the body.
+fn request(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // The server may close while we are still writing an oversized request; what it
+    // answered before that is what counts.
+    let _ = s.write_all(raw);
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {reply:?}"));
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// `METHOD PATH` with `body`, as curl would send it.
+fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    request(addr, &raw)
+}
+
+/// The URL a peer printed for the other side (`... --peer 'URL'`).
+fn invite(p: &Proc) -> String {
+    let mut url = None;
+    wait_until(WAIT, "the printed command for the other side", || {
+        url = p.stderr_text().lines().find_map(|l| {
+            let (_, rest) = l.split_once("--peer '")?;
+            Some(rest.trim_end().trim_end_matches('\'').to_owned())
+        });
+        url.is_some()
+    });
+    url.unwrap()
+}
+
+fn peer(args: &[&str], url: &str) -> Command {
+    let mut cmd = dcsend();
+    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
+    cmd
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[derive(Clone, Copy, Debug)]
+enum First {
+    Sender,
+    Receiver,
+}
+
+/// A 64 MiB file through the server, into a folder.
+fn file_through_server(first: First) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let data = random_bytes(64 << 20, 3);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let src = src.to_str().unwrap();
+    let out_arg = out.to_str().unwrap();
+    let (mut send, mut recv) = match first {
+        First::Sender => {
+            let send = Proc::spawn("send", peer(&[src], &server.base()), dir.path());
+            let url = invite(&send);
+            (send, Proc::spawn("recv", peer(&["recv", "-o", out_arg], &url), dir.path()))
+        }
+        First::Receiver => {
+            let recv =
+                Proc::spawn("recv", peer(&["recv", "-o", out_arg], &server.base()), dir.path());
+            let url = invite(&recv);
+            (Proc::spawn("send", peer(&[src], &url), dir.path()), recv)
+        }
+    };
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert_eq!(files_in(&out), ["payload.bin"]);
+    assert!(std::fs::read(out.join("payload.bin")).unwrap() == data, "{first:?}: bytes differ");
+    assert!(server.healthy());
+}
+
+#[test]
+fn a_64_mib_file_arrives_intact_when_the_sender_starts_first() {
+    file_through_server(First::Sender);
+}
+
+#[test]
+fn a_64_mib_file_arrives_intact_when_the_receiver_starts_first() {
+    file_through_server(First::Receiver);
+}
+
+/// A stdin pipe (fed by a writer thread, like `cat x |`) to the receiver's stdout.
+fn pipe_through_server(first: First) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let data = random_bytes(64 << 20, 4);
+    let spawn_send = |url: &str| {
+        let mut cmd = peer(&[], url);
+        cmd.stdin(Stdio::piped());
+        let mut p = Proc::spawn("send", cmd, dir.path());
+        let mut stdin = p.child.stdin.take().unwrap();
+        let chunk = data.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&chunk);
+        });
+        (p, feeder)
+    };
+    let ((mut send, feeder), mut recv) = match first {
+        First::Sender => {
+            let (send, feeder) = spawn_send(&server.base());
+            let url = invite(&send);
+            ((send, feeder), Proc::spawn("recv", peer(&["recv"], &url), dir.path()))
+        }
+        First::Receiver => {
+            let recv = Proc::spawn("recv", peer(&["recv"], &server.base()), dir.path());
+            let url = invite(&recv);
+            (spawn_send(&url), recv)
+        }
+    };
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    feeder.join().unwrap();
+    assert!(recv.stdout_bytes() == data, "{first:?}: stdout differs from what was piped in");
+}
+
+#[test]
+fn a_stdin_pipe_arrives_intact_when_the_sender_starts_first() {
+    pipe_through_server(First::Sender);
+}
+
+#[test]
+fn a_stdin_pipe_arrives_intact_when_the_receiver_starts_first() {
+    pipe_through_server(First::Receiver);
+}
+
+#[test]
+fn a_third_peer_is_refused_with_the_servers_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let payload = dir.path().join("p.bin");
+    std::fs::write(&payload, b"never sent").unwrap();
+    let _send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &server.base()), dir.path());
+    let url = invite(&_send);
+    let room = url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned();
+    // The second peer, by hand, as curl would.
+    let (_, side) = server.join(&room);
+    assert_eq!(side, "b");
+    let mut third = Proc::spawn("third", peer(&["recv"], &url), dir.path());
+    third.expect_code(3, WAIT);
+    let err = third.stderr_text();
+    assert!(err.contains(&format!("room {room} is full")), "{err}");
+    assert!(third.stdout_bytes().is_empty());
+    // The same refusal, as an HTTP status.
+    assert_eq!(server.call("POST", &format!("/{room}"), b"").0, 409);
+}
+
+#[test]
+fn an_expired_room_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--room-ttl", "1s"]);
+    let (token, side) = server.join("stale-room");
+    assert_eq!(side, "a");
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut late = Proc::spawn(
+        "late",
+        peer(&["recv"], &format!("{}stale-room#some-code-11", server.base())),
+        dir.path(),
+    );
+    late.expect_code(3, WAIT);
+    let err = late.stderr_text();
+    assert!(err.contains("room stale-room has expired"), "{err}");
+    // The first peer is told too.
+    assert_eq!(server.call("GET", &format!("/stale-room/{token}?wait=0"), b"").0, 410);
+    assert!(server.proc.stderr_text().contains("room expired"));
+}
+
+#[test]
+fn a_wrong_secret_fails_fast_on_both_sides_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let payload = dir.path().join("secret.bin");
+    std::fs::write(&payload, random_bytes(1 << 20, 9)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut send =
+        Proc::spawn("send", peer(&[payload.to_str().unwrap()], &server.base()), dir.path());
+    let url = invite(&send);
+    let (room_url, secret) = url.split_once('#').unwrap();
+    let wrong = format!("{room_url}#not-{secret}");
+    let started = Instant::now();
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "-o", out.to_str().unwrap()], &wrong), dir.path());
+    recv.expect_code(3, WAIT);
+    send.expect_code(3, WAIT);
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    let err = recv.stderr_text();
+    assert!(err.contains("could not authenticate the peer"), "{err}");
+    let err = send.stderr_text();
+    assert!(
+        err.contains("authentication failed") || err.contains("could not authenticate"),
+        "{err}"
+    );
+    assert!(!err.contains("sent "), "{err}");
+    assert!(files_in(&out).is_empty(), "nothing may arrive: {:?}", files_in(&out));
+}
+
+/// A signaling server in the middle that alters the sealed offer where the DTLS fingerprint
+/// sits. It cannot read or rewrite the SDP, so the closest it gets to swapping the fingerprint
+/// is flipping the bytes that carry it; the receiver must refuse, and so must the sender.
+#[test]
+fn a_server_that_tampers_with_the_offer_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let proxy = tamper::Proxy::start(server.addr);
+    let base = format!("http://{}/", proxy.addr);
+    let payload = dir.path().join("p.bin");
+    std::fs::write(&payload, random_bytes(100_000, 5)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &base), dir.path());
+    let url = invite(&send);
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "-o", out.to_str().unwrap()], &url), dir.path());
+    recv.expect_code(3, WAIT);
+    send.expect_code(3, WAIT);
+    assert!(proxy.tampered() >= 1, "the proxy never saw the offer");
+    let err = recv.stderr_text();
+    assert!(err.contains("could not authenticate the peer"), "{err}");
+    assert!(files_in(&out).is_empty());
+}
+
+#[test]
+fn garbage_and_oversized_requests_get_4xx_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let big = vec![b'x'; 1 << 20];
+    let long_header = format!("GET /healthz HTTP/1.1\r\nX-Junk: {}\r\n\r\n", "y".repeat(1 << 20));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("not HTTP at all", b"GARBAGE\r\n\r\n".to_vec()),
+        ("binary noise", (0u8..=255).cycle().take(4096).collect()),
+        ("a 1 MiB header", long_header.into_bytes()),
+    ];
+    for (what, raw) in cases {
+        let (status, _) = server.request(&raw);
+        assert!((400..500).contains(&status), "{what}: {status}");
+        assert!(server.healthy(), "after {what}");
+    }
+    let (token, _) = server.join("busy-room");
+    let calls: Vec<(&str, &str, String, &[u8], u16)> = vec![
+        ("a 1 MiB message", "POST", format!("/busy-room/{token}"), &big, 413),
+        ("a room id with a dot", "POST", "/a.b".into(), b"", 400),
+        ("a room id too long", "POST", format!("/{}", "r".repeat(65)), b"", 400),
+        ("a guessed peer token", "GET", "/busy-room/0123?wait=0".into(), b"", 404),
+        ("a bad wait", "GET", format!("/busy-room/{token}?wait=soon"), b"", 400),
+        ("an unknown endpoint", "GET", "/a/b/c".into(), b"", 404),
+        ("a wrong method", "PUT", "/busy-room".into(), b"", 405),
+    ];
+    for (what, method, path, body, want) in calls {
+        let (status, text) = server.call(method, &path, body);
+        assert_eq!(status, want, "{what}: {text}");
+        assert!(server.healthy(), "after {what}");
+    }
+    // Inbox limit: a peer nobody reads cannot queue without bound.
+    let mut last = 0;
+    for _ in 0..20 {
+        last = server.call("POST", &format!("/busy-room/{token}"), b"{}").0;
+    }
+    assert_eq!(last, 429);
+    // And the next client is served normally.
+    let (_, side) = server.join("next-room");
+    assert_eq!(side, "a");
+}
+
+#[test]
+fn rooms_per_client_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-rooms-per-client", "2"]);
+    server.join("r1");
+    server.join("r2");
+    let (status, body) = server.call("POST", "/r3", b"");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rooms open"), "{body}");
+    let mut p =
+        Proc::spawn("recv", peer(&["recv"], &format!("{}r4#x-y-10", server.base())), dir.path());
+    p.expect_code(3, WAIT);
+    assert!(p.stderr_text().contains("the signaling server refused"), "{}", p.stderr_text());
+}
+
+#[test]
+fn connection_errors_are_one_line_and_exit_3_and_bad_urls_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on a port we just closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut p =
+        Proc::spawn("nobody", peer(&["recv"], &format!("http://127.0.0.1:{port}/")), dir.path());
+    p.expect_code(3, WAIT);
+    let err = p.stderr_text();
+    assert!(err.contains("cannot reach the signaling server at http://127.0.0.1:"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("dcsend:")).count(), 1, "{err}");
+
+    // Something that speaks HTTP but not this protocol.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let answerer = std::thread::spawn(move || {
+        let (mut s, _) = other.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ =
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    });
+    let mut p = Proc::spawn("web", peer(&["recv"], &format!("http://{other_addr}/")), dir.path());
+    p.expect_code(3, WAIT);
+    assert!(
+        p.stderr_text().contains("does not answer like a dcsend signaling server"),
+        "{}",
+        p.stderr_text()
+    );
+    answerer.join().unwrap();
+
+    for bad in ["ftp://127.0.0.1/", "http://127.0.0.1:1/room", "http://h/x?y=1"] {
+        let mut p = Proc::spawn("bad", peer(&["recv"], bad), dir.path());
+        p.expect_code(2, WAIT);
+        assert!(p.stderr_text().contains("--peer"), "{bad}: {}", p.stderr_text());
+    }
+}
+
+#[test]
+fn nobody_joining_times_out_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut cmd = peer(&["recv"], &server.base());
+    cmd.args(["--join-timeout", "1s"]);
+    let mut p = Proc::spawn("alone", cmd, dir.path());
+    p.expect_code(3, WAIT);
+    assert!(p.stderr_text().contains("nobody joined room"), "{}", p.stderr_text());
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully_even_with_a_long_poll_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let (token, _) = server.join("waiting");
+    let addr = server.addr;
+    let poll =
+        std::thread::spawn(move || call(addr, "GET", &format!("/waiting/{token}?wait=30"), b"").0);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(server.proc.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let started = Instant::now();
+    server.proc.expect_code(0, WAIT);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(poll.join().unwrap(), 503);
+    assert!(server.proc.stderr_text().contains("shutting down"));
+}
+
+mod tamper {
+    //! An HTTP proxy in front of the real server that rewrites bytes of the sealed offer it
+    //! relays and passes everything else through.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Bytes;
+    use axum::extract::{Request, State};
+    use axum::response::{IntoResponse, Response};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    pub struct Proxy {
+        pub addr: SocketAddr,
+        tampered: Arc<AtomicUsize>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    #[derive(Clone)]
+    struct Ctx {
+        upstream: SocketAddr,
+        http: reqwest::Client,
+        seen: Arc<AtomicUsize>,
+        tampered: Arc<AtomicUsize>,
+    }
+
+    impl Proxy {
+        pub fn start(upstream: SocketAddr) -> Proxy {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let seen = Arc::new(AtomicUsize::new(0));
+            let tampered = Arc::new(AtomicUsize::new(0));
+            let ctx = Ctx {
+                upstream,
+                http: reqwest::Client::new(),
+                seen: seen.clone(),
+                tampered: tampered.clone(),
+            };
+            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = axum::Router::new().fallback(relay).with_state(ctx);
+            runtime.spawn(async move { axum::serve(listener, app).await });
+            Proxy { addr, tampered, _runtime: runtime }
+        }
+
+        pub fn tampered(&self) -> usize {
+            self.tampered.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn relay(State(ctx): State<Ctx>, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        let body = match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(mut v) if v["type"] == "sealed" => {
+                let mut sealed = STANDARD.decode(v["box"].as_str().unwrap()).unwrap();
+                // The first large box is the offer (a hello is under 100 bytes, and the answer
+                // only comes after the offer). ChaCha20 is a stream cipher: XOR on the
+                // ciphertext is XOR on the SDP at the same place, which is how a server that
+                // guessed the layout would rewrite the fingerprint. Poly1305 must catch it.
+                if sealed.len() > 200 && ctx.seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let mid = sealed.len() / 2;
+                    for b in &mut sealed[mid..mid + 32] {
+                        *b ^= 0x5a;
+                    }
+                    v["box"] = STANDARD.encode(sealed).into();
+                    ctx.tampered.fetch_add(1, Ordering::SeqCst);
+                }
+                Bytes::from(serde_json::to_vec(&v).unwrap())
+            }
+            _ => body,
+        };
+        let url = format!("http://{}{}", ctx.upstream, parts.uri);
+        let upstream = ctx.http.request(parts.method, url).body(body).send().await;
+        match upstream {
+            Ok(r) => {
+                let status = r.status();
+                let bytes = r.bytes().await.unwrap_or_default();
+                (status, bytes).into_response()
+            }
+            Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        }
+    }
+}
