@@ -128,7 +128,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Addr
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client address created' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l log-format -d 'Log lines as text or as JSON objects (one per line), on stderr' -r -f -a "text\t'`2026-11-23T10:00:00Z  INFO dcsend::signal::server: joined room=k7f3 side=A`'
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l log-format -d 'Log lines as text or as JSON objects (one per line), on stderr' -r -f -a "text\t'One line per event: time, level, module, message, then key=value fields'
 json\t'One JSON object per line'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s q -l quiet -d 'Log less (warnings and errors only)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s v -l verbose -d 'Log more (-v debug, -vv trace). RUST_LOG also works'

@@ -413,6 +413,30 @@ fn nobody_joining_times_out_with_exit_3() {
 }
 
 #[test]
+fn json_logs_are_one_object_per_line_with_the_room_and_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--log-format", "json"]);
+    server.join("logged-room");
+    assert_eq!(server.call("POST", "/logged-room/nobody", b"{}").0, 404);
+    let mut events = Vec::new();
+    wait_until(WAIT, "the join and the refusal in the log", || {
+        events = server
+            .proc
+            .stderr_text()
+            .lines()
+            .filter(|l| !l.starts_with("listening on "))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+            .collect();
+        events.len() >= 3
+    });
+    let joined = events.iter().find(|e| e["fields"]["message"] == "joined").unwrap();
+    assert_eq!(joined["fields"]["room"], "logged-room");
+    assert_eq!(joined["fields"]["client"], "127.0.0.1");
+    let refused = events.iter().find(|e| e["fields"]["message"] == "refused").unwrap();
+    assert_eq!(refused["fields"]["status"], 404);
+}
+
+#[test]
 fn sigterm_stops_the_server_gracefully_even_with_a_long_poll_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);

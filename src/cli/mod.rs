@@ -15,8 +15,9 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0    delivered and verified (or, with --raw / a plain peer, delivered unverified)
   1    other error (I/O, refused to overwrite, ...)
-  2    bad usage or bad input (a flag, a token)
-  3    could not connect, or the peer went away or aborted
+  2    bad usage or bad input (a flag, a token, a --peer URL)
+  3    could not connect (incl. signaling: server unreachable, room full or
+       expired, peer not authenticated), or the peer went away or aborted
   4    integrity failure (size or SHA-256 mismatch)
   130  interrupted (Ctrl-C)";
 
@@ -390,7 +391,7 @@ pub struct SignalArgs {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// `2026-11-23T10:00:00Z  INFO dcsend::signal::server: joined room=k7f3 side=A`
+    /// One line per event: time, level, module, message, then key=value fields.
     Text,
     /// One JSON object per line.
     Json,
