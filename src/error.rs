@@ -98,11 +98,21 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// A hint printed after the error line, when one helps.
 pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
-    err.chain().find_map(|c| match c.downcast_ref::<PeerError>() {
-        Some(PeerError::Connect(_)) => Some(
-            "hint: both peers must reach each other over UDP; across NATs add --stun, or --turn for a relay",
-        ),
-        _ => None,
+    err.chain().find_map(|c| {
+        if let Some(PeerError::Connect(_)) = c.downcast_ref::<PeerError>() {
+            return Some(
+                "hint: both peers must reach each other over UDP; across NATs add --stun, or --turn for a relay",
+            );
+        }
+        match c.downcast_ref::<SignalError>() {
+            Some(SignalError::Unreachable { .. }) => Some(
+                "hint: start one with `dcsend signal --listen ADDR` (it listens on 127.0.0.1:8080 by default)",
+            ),
+            Some(SignalError::Unauthentic) => Some(
+                "hint: both sides need the whole URL one of them printed, secret after '#' included; if they had it, do not trust that server",
+            ),
+            _ => None,
+        }
     })
 }
 

@@ -156,7 +156,9 @@ async fn receive(
     Path((room, peer)): Path<(String, String)>,
     Query(Wait { wait }): Query<Wait>,
 ) -> Response {
-    let cap = MAX_WAIT_SECS.min(shared.rooms().limits().idle_ttl.as_secs() / 2);
+    // Never more than half the TTL, so a waiting peer keeps its room alive; never 0, so a
+    // client cannot be made to spin.
+    let cap = MAX_WAIT_SECS.min(shared.rooms().limits().idle_ttl.as_secs() / 2).max(1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.unwrap_or(cap).min(cap));
     loop {
         let taken = shared.rooms().take(&room, &peer, Instant::now());

@@ -140,18 +140,27 @@ pub fn new_room_id() -> String {
         .collect()
 }
 
-/// A fresh secret a person can read aloud: two words and a number, e.g. `tidy-otter-42`.
+/// Numbers that end a generated secret: 10..=99.
+const SECRET_NUMBERS: std::ops::Range<u32> = 10..100;
+
+/// A fresh secret a person can read aloud: an adjective, a noun and a number from petname's
+/// medium English lists, e.g. `tidy-otter-42`: about 1.26 million word pairs times 90, 27 bits.
 ///
 /// The PAKE gives an attacker one online guess per session (a wrong guess aborts the session
-/// for both peers), so a code this short is enough, as with magic-wormhole's codes.
+/// for both peers) and nothing to test guesses against offline, so a code this short is enough,
+/// as with magic-wormhole's codes (16 bits of words).
 pub fn new_secret() -> String {
     let mut rng = rand::rng();
-    let words = petname::Petnames::default()
+    let words = secret_words()
         .namer(2, "-")
         .iter(&mut rng)
         .next()
         .unwrap_or_else(|| "dcsend-code".into());
-    format!("{words}-{}", rng.random_range(10..100))
+    format!("{words}-{}", rng.random_range(SECRET_NUMBERS))
+}
+
+fn secret_words() -> petname::Petnames<'static> {
+    petname::Petnames::medium()
 }
 
 #[cfg(test)]
@@ -214,6 +223,12 @@ mod tests {
         let secret = fresh.secret.clone().unwrap();
         assert_eq!(secret.split('-').count(), 3, "{secret}");
         assert_eq!(PeerUrl::parse(&fresh.to_string()).unwrap(), fresh);
+    }
+
+    #[test]
+    fn generated_secrets_have_at_least_26_bits() {
+        let count = secret_words().cardinality(2) * SECRET_NUMBERS.len() as u128;
+        assert!(count >= 1 << 26, "{count}");
     }
 
     #[test]
