@@ -95,11 +95,6 @@ impl Client {
         self.side
     }
 
-    /// The room's URL, secret included (for the other side's command line).
-    pub fn url(&self) -> &PeerUrl {
-        &self.url
-    }
-
     /// Leaves the room (best effort: the room expires anyway).
     pub async fn leave(&self) {
         let req =

@@ -179,11 +179,6 @@ impl Rooms {
         self.limits
     }
 
-    /// Rooms open now.
-    pub fn len(&self) -> usize {
-        self.rooms.len()
-    }
-
     /// True when no room is open.
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
