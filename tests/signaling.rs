@@ -413,6 +413,49 @@ fn nobody_joining_times_out_with_exit_3() {
 }
 
 #[test]
+fn ctrl_c_while_waiting_for_the_other_side_exits_130_and_closes_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut recv = Proc::spawn("recv", peer(&["recv"], &server.base()), dir.path());
+    let url = invite(&recv);
+    let room = url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned();
+    let pid = nix::unistd::Pid::from_raw(recv.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    recv.expect_code(130, WAIT);
+    // It left on the way out: its room is finished, not waiting for a sender that would
+    // never be answered.
+    let (status, body) = server.call("POST", &format!("/{room}"), b"");
+    assert_eq!(status, 410, "{body}");
+    assert!(body.contains("finished"), "{body}");
+}
+
+/// The server is only needed until the channel is open: killing it mid-transfer changes
+/// nothing for the peers.
+#[test]
+fn the_transfer_completes_when_the_server_dies_after_the_channel_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let data = random_bytes(8 << 20, 12);
+    let mut cmd = peer(&["-v"], &server.base());
+    cmd.stdin(Stdio::piped());
+    let mut send = Proc::spawn("send", cmd, dir.path());
+    let mut stdin = send.child.stdin.take().unwrap();
+    let url = invite(&send);
+    let mut recv = Proc::spawn("recv", peer(&["recv"], &url), dir.path());
+    wait_until(WAIT, "the sender's channel to open", || {
+        send.stderr_text().contains("data channel open")
+    });
+    server.proc.child.kill().unwrap();
+    server.proc.wait(WAIT);
+    // Only now does the payload start to flow.
+    stdin.write_all(&data).unwrap();
+    drop(stdin);
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(recv.stdout_bytes() == data, "the stream differs");
+}
+
+#[test]
 fn json_logs_are_one_object_per_line_with_the_room_and_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--log-format", "json"]);

@@ -151,11 +151,8 @@ const SECRET_NUMBERS: std::ops::Range<u32> = 10..100;
 /// as with magic-wormhole's codes (16 bits of words).
 pub fn new_secret() -> String {
     let mut rng = rand::rng();
-    let words = secret_words()
-        .namer(2, "-")
-        .iter(&mut rng)
-        .next()
-        .unwrap_or_else(|| "dcsend-code".into());
+    let words =
+        secret_words().namer(2, "-").iter(&mut rng).next().unwrap_or_else(|| "dcsend-code".into());
     format!("{words}-{}", rng.random_range(SECRET_NUMBERS))
 }
 
