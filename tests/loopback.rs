@@ -133,6 +133,39 @@ fn receiver_offers_and_sender_answers() {
     assert!(recv.stdout_bytes() == data);
 }
 
+/// Peers that share no address family (one on 127.0.0.1 only, the other on ::1 only) have no
+/// candidate pair at all: both must give up at --connect-timeout, with exit 3 and the hint.
+#[test]
+fn ice_that_can_never_connect_fails_within_the_connect_timeout() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipping: this machine has no IPv6 loopback (::1), needed for a second family");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.bin");
+    std::fs::write(&src, b"never sent").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let timeout = ["--connect-timeout", "3s", "--progress", "never"];
+    let mut tx = dcsend();
+    tx.arg(&src).args(["--bind", "127.0.0.1:0"]).args(timeout);
+    tx.arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    let mut rx = dcsend();
+    rx.args(["recv", "--bind", "[::1]:0"]).args(timeout);
+    rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    let started = Instant::now();
+    let mut send = Proc::spawn("send", tx, dir.path());
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    recv.expect_code(3, WAIT);
+    send.expect_code(3, WAIT);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(10), "took {took:?}");
+    for p in [&send, &recv] {
+        let err = p.stderr_text();
+        assert!(err.contains("did not open within 3s") && err.contains("hint:"), "{err}");
+    }
+    assert!(recv.stdout_bytes().is_empty());
+}
+
 /// Starts a sender whose stdin is an open pipe we feed 1 MiB at a time, never closing it,
 /// so the transfer is mid-way for as long as the test wants.
 fn endless_pair(dir: &Path, recv_args: &[&str]) -> (Proc, Proc, std::thread::JoinHandle<()>) {
