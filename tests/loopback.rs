@@ -166,6 +166,29 @@ fn ice_that_can_never_connect_fails_within_the_connect_timeout() {
     assert!(recv.stdout_bytes().is_empty());
 }
 
+/// A TURN server that never answers, with --relay-only: no candidate can be gathered, so the
+/// sender gives up after the 10 s gathering bound with exit 3, naming the server.
+#[test]
+fn an_unreachable_turn_server_is_named_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.bin");
+    std::fs::write(&src, b"never sent").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    // A UDP port that is bound and silent: requests go nowhere.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let turn = format!("turn:{}", silent.local_addr().unwrap());
+    let mut tx = sender(&[&src], &t);
+    tx.args(["--turn", &turn, "--turn-user", "u", "--relay-only"]);
+    tx.env("DCSEND_TURN_PASSWORD", "p");
+    let started = Instant::now();
+    let mut send = Proc::spawn("send", tx, dir.path());
+    send.expect_code(3, WAIT);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    let err = send.stderr_text();
+    assert!(err.contains(&format!("no answer from {turn}")), "{err}");
+    assert!(!t.offer.exists(), "no offer may be written without a candidate");
+}
+
 /// Starts a sender whose stdin is an open pipe we feed 1 MiB at a time, never closing it,
 /// so the transfer is mid-way for as long as the test wants.
 fn endless_pair(dir: &Path, recv_args: &[&str]) -> (Proc, Proc, std::thread::JoinHandle<()>) {

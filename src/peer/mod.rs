@@ -139,6 +139,8 @@ pub struct Peer {
     gathered: watch::Receiver<bool>,
     remote_channels: mpsc::Receiver<Arc<dyn DataChannel>>,
     local_channel: Option<Arc<dyn DataChannel>>,
+    /// The STUN/TURN servers asked for, and whether only relayed candidates may be used.
+    ice: IceConfig,
 }
 
 impl std::fmt::Debug for Peer {
@@ -230,7 +232,14 @@ impl Peer {
             .build()
             .await
             .map_err(setup)?;
-        Ok(Self { pc: Arc::new(pc), state, gathered, remote_channels, local_channel: None })
+        Ok(Self {
+            pc: Arc::new(pc),
+            state,
+            gathered,
+            remote_channels,
+            local_channel: None,
+            ice: opts.ice.clone(),
+        })
     }
 
     /// Creates the data channel and an offer; returns it once ICE gathering is complete.
@@ -272,15 +281,32 @@ impl Peer {
             .await
             .is_ok_and(|r| r.is_ok());
         if !gathered {
-            return Err(PeerError::Setup(format!(
-                "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
-            )));
+            let servers: Vec<&str> =
+                self.ice.stun.iter().chain(&self.ice.turn).map(String::as_str).collect();
+            return Err(if servers.is_empty() {
+                PeerError::Setup(format!(
+                    "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
+                ))
+            } else {
+                PeerError::Connect(format!(
+                    "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}: no answer \
+                     from {} (is the address right and the server up?)",
+                    servers.join(", ")
+                ))
+            });
         }
         let desc = self
             .pc
             .local_description()
             .await
             .ok_or_else(|| PeerError::Setup("no local description".into()))?;
+        if self.ice.relay_only && !desc.sdp.contains(" typ relay") {
+            return Err(PeerError::Connect(format!(
+                "no relayed candidate from {} with --relay-only: the TURN server refused the \
+                 allocation (check --turn-user and the password) or cannot be reached",
+                self.ice.turn.join(", ")
+            )));
+        }
         let kind = match desc.sdp_type.to_string().as_str() {
             "offer" => SdpKind::Offer,
             _ => SdpKind::Answer,
