@@ -120,12 +120,18 @@ mod tests {
             .build()
             .unwrap();
         let before = clock.used().unwrap();
-        // Burn CPU on a worker thread until the thread clock shows it (bounded).
+        // Burn 60 ms of CPU on a worker thread, by that thread's own clock, so a loaded
+        // machine only makes it take longer (bounded by 10 s of wall time).
         rt.block_on(async {
             tokio::spawn(async {
-                let start = std::time::Instant::now();
+                use nix::time::{ClockId, clock_gettime};
+                let cpu =
+                    || Duration::from(clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap());
+                let (start, wall) = (cpu(), std::time::Instant::now());
                 let mut x = 0u64;
-                while start.elapsed() < Duration::from_millis(60) {
+                while cpu() - start < Duration::from_millis(60)
+                    && wall.elapsed() < Duration::from_secs(10)
+                {
                     x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
                 }
             })
