@@ -49,6 +49,10 @@ fn unreachable(url: &PeerUrl, err: &reqwest::Error) -> SignalError {
     SignalError::Unreachable { url: url.base().to_string(), reason }
 }
 
+fn not_signaling(url: &PeerUrl, what: impl Into<String>) -> SignalError {
+    SignalError::NotSignaling { url: url.base().to_string(), what: what.into() }
+}
+
 /// Reads a refusal's one line of text (capped), or names the status.
 async fn refusal(status: StatusCode, response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
@@ -73,12 +77,10 @@ impl Client {
             .await
             .map_err(|e| unreachable(url, &e))?;
         let status = response.status();
-        let not_signaling =
-            |what: String| SignalError::NotSignaling { url: url.base().to_string(), what };
         if status == StatusCode::CREATED {
             let body = response.bytes().await.map_err(|e| unreachable(url, &e))?;
             let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|_| {
-                not_signaling("its answer to a join is not {\"peer\":...,\"side\":...}".into())
+                not_signaling(url, "its answer to a join is not {\"peer\":...,\"side\":...}")
             })?;
             return Ok(Self { http, url: url.clone(), peer: answer.peer, side: answer.side });
         }
@@ -86,7 +88,7 @@ impl Client {
             400 | 409 | 410 | 429 | 503 => {
                 Err(SignalError::Refused(refusal(status, response).await))
             }
-            _ => Err(not_signaling(format!("HTTP {status} to a join"))),
+            _ => Err(not_signaling(url, format!("HTTP {status} to a join"))),
         }
     }
 
@@ -111,10 +113,7 @@ impl Client {
         } else if status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE {
             Err(SignalError::Refused(refusal(status, response).await))
         } else {
-            Err(SignalError::NotSignaling {
-                url: self.url.base().to_string(),
-                what: format!("HTTP {status}"),
-            })
+            Err(not_signaling(&self.url, format!("HTTP {status}")))
         }
     }
 }
@@ -158,10 +157,10 @@ impl Mailbox for Client {
             }
             return match Envelope::from_json(&body) {
                 Some(env) => Ok(Some(env)),
-                None => Err(SignalError::NotSignaling {
-                    url: self.url.base().to_string(),
-                    what: "it relayed a message that is not dcsend signaling".into(),
-                }),
+                None => Err(not_signaling(
+                    &self.url,
+                    "it relayed a message that is not dcsend signaling",
+                )),
             };
         }
     }

@@ -258,10 +258,7 @@ impl Rooms {
         let max_queued = self.limits.max_queued;
         let r = self.open_room(room, now)?;
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
-        let to = index(match side {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        });
+        let to = index(side.other());
         if r.inboxes[to].len() >= max_queued {
             return Err(RoomError::InboxFull(max_queued));
         }

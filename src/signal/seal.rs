@@ -39,7 +39,8 @@ pub enum Side {
 }
 
 impl Side {
-    fn other(self) -> Self {
+    /// The peer on the other end of the room.
+    pub fn other(self) -> Self {
         match self {
             Side::A => Side::B,
             Side::B => Side::A,
