@@ -30,11 +30,6 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
     );
     // The last line on stderr until a client comes: scripts wait for it (port 0 works).
     eprintln!("listening on http://{addr}");
-    let shutdown = cancel.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        tracing::info!("shutting down: finishing the requests in flight");
-    });
     server::serve(listener, limits, cancel).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())

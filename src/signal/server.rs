@@ -58,7 +58,10 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweep(shared.clone()));
     let app = router(shared.clone());
     let res = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            tracing::info!("shutting down: finishing the requests in flight");
+        })
         .await;
     sweeper.abort();
     shared.rooms().close_all(Instant::now());
