@@ -6,9 +6,12 @@
 //! under proptest instead, in `cargo test`: each property gets its case budget (256 by default;
 //! `PROPTEST_CASES=N` raises it), and a failure prints the shrunk input that reproduces it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use common::http_exchange;
 
 use dcsend::signal::codec::{self, SdpKind, SessionDesc};
 use dcsend::signal::rooms::{Limits, REMEMBER_GONE, Rooms, Take};
@@ -239,21 +242,9 @@ impl InProcessServer {
         Self { addr, stop, runtime: Some(runtime) }
     }
 
-    /// Sends `raw` and returns the status code of the answer (None when the server closed
-    /// without answering). With `half_close`, ends our side after `raw`, so a request whose
-    /// Content-Length promises more than it sent ends too (hyper then closes without an
-    /// answer, which is fine).
+    /// The status of the answer to `raw` (see [`http_exchange`]).
     fn send(&self, raw: &[u8], half_close: bool) -> Option<u16> {
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = s.write_all(raw);
-        if half_close {
-            let _ = s.shutdown(std::net::Shutdown::Write);
-        }
-        let mut reply = Vec::new();
-        let _ = s.read_to_end(&mut reply);
-        let reply = String::from_utf8_lossy(&reply);
-        reply.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+        http_exchange(self.addr, raw, half_close).map(|(status, _)| status)
     }
 
     fn healthy(&self) -> bool {
@@ -327,20 +318,13 @@ fn a_flood_from_one_client_does_not_starve_another() {
     let flood: Vec<_> = (0..8)
         .map(|t| {
             std::thread::spawn(move || {
-                let server = |raw: &[u8]| {
-                    let mut s = TcpStream::connect(addr).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    s.write_all(raw).unwrap();
-                    let mut reply = Vec::new();
-                    let _ = s.read_to_end(&mut reply);
-                };
                 for i in 0..150 {
                     let req = match i % 3 {
                         0 => format!("POST /flood-{t}-{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
                         1 => "GARBAGE\r\n\r\n".to_owned(),
                         _ => format!("GET /flood-{t}-0/nope?wait=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
                     };
-                    server(req.as_bytes());
+                    http_exchange(addr, req.as_bytes(), false);
                 }
             })
         })

@@ -261,8 +261,7 @@ fn ctrl_c_on_the_sender_aborts_the_receiver() {
     wait_until(WAIT, "payload on the receiver's stdout", || {
         std::fs::metadata(&recv.stdout).map(|m| m.len() >= 4 << 20).unwrap_or(false)
     });
-    let pid = nix::unistd::Pid::from_raw(send.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    send.signal(nix::sys::signal::Signal::SIGINT);
     send.expect_code(130, WAIT);
     recv.expect_code(3, WAIT);
     assert!(recv.stderr_text().contains("the sender was interrupted"), "{}", recv.stderr_text());

@@ -211,8 +211,7 @@ fn ctrl_c_during_bench_keeps_what_was_measured() {
     common::wait_until(WAIT, "the first case's result line", || {
         bench.stderr_text().contains("[1/2] webrtc threshold 1MiB chunk 64KiB:")
     });
-    let pid = nix::unistd::Pid::from_raw(bench.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    bench.signal(nix::sys::signal::Signal::SIGINT);
     bench.expect_code(130, WAIT);
 
     let report: serde_json::Value =

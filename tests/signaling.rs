@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,21 +63,9 @@ impl Server {
 
 /// One raw request to `addr` (`Connection: close`); returns the status and the body.
 fn request(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    // The server may close while we are still writing an oversized request; what it
-    // answered before that is what counts.
-    let _ = s.write_all(raw);
-    let mut reply = Vec::new();
-    let _ = s.read_to_end(&mut reply);
-    let reply = String::from_utf8_lossy(&reply).into_owned();
-    let status = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {reply:?}"));
-    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    http_exchange(addr, raw, false).unwrap_or_else(|| {
+        panic!("no HTTP status in the answer to {:?}", String::from_utf8_lossy(raw))
+    })
 }
 
 /// `METHOD PATH` with `body`, as curl would send it.
@@ -89,6 +77,11 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String
     .into_bytes();
     raw.extend_from_slice(body);
     request(addr, &raw)
+}
+
+/// The room of a printed URL (`.../ROOM#SECRET`).
+fn room_of(url: &str) -> String {
+    url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned()
 }
 
 /// The URL a peer printed for the other side (`... --peer 'URL'`).
@@ -218,7 +211,7 @@ fn a_third_peer_is_refused_with_the_servers_reason() {
     std::fs::write(&payload, b"never sent").unwrap();
     let _send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &server.base()), dir.path());
     let url = invite(&_send);
-    let room = url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned();
+    let room = room_of(&url);
     // The second peer, by hand, as curl would.
     let (_, side) = server.join(&room);
     assert_eq!(side, "b");
@@ -418,9 +411,8 @@ fn ctrl_c_while_waiting_for_the_other_side_exits_130_and_closes_the_room() {
     let server = Server::start(dir.path(), &[]);
     let mut recv = Proc::spawn("recv", peer(&["recv"], &server.base()), dir.path());
     let url = invite(&recv);
-    let room = url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned();
-    let pid = nix::unistd::Pid::from_raw(recv.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let room = room_of(&url);
+    recv.signal(nix::sys::signal::Signal::SIGINT);
     recv.expect_code(130, WAIT);
     // It left on the way out: its room is finished, not waiting for a sender that would
     // never be answered.
@@ -488,8 +480,7 @@ fn sigterm_stops_the_server_gracefully_even_with_a_long_poll_open() {
     let poll =
         std::thread::spawn(move || call(addr, "GET", &format!("/waiting/{token}?wait=30"), b"").0);
     std::thread::sleep(Duration::from_millis(300));
-    let pid = nix::unistd::Pid::from_raw(server.proc.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    server.proc.signal(nix::sys::signal::Signal::SIGTERM);
     let started = Instant::now();
     server.proc.expect_code(0, WAIT);
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());

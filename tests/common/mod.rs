@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -62,6 +64,12 @@ impl Proc {
         }
     }
 
+    /// Sends `sig` to the child (SIGINT is Ctrl-C).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -88,6 +96,26 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes `raw` to `addr` on a fresh connection and reads the answer until the server closes
+/// (at most [`WAIT`]). With `half_close`, ends our side after `raw`, so a request that promised
+/// more body than it sent ends too. Returns the status and the body; `None` when the server
+/// closed without a status line. A failed write is not an error: the server may close while
+/// an oversized request is still being written, and what it answered before counts.
+pub fn http_exchange(addr: SocketAddr, raw: &[u8], half_close: bool) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = s.write_all(raw);
+    if half_close {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    let status = reply.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
 }
 
 /// Polls `cond` every 10 ms until it holds, at most `limit`.
