@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rtc_ice::mdns::MulticastDnsMode;
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{
     DataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState,
@@ -185,6 +186,24 @@ async fn kick_driver(pc: &dyn PeerConnection) {
     }
 }
 
+/// Multicast DNS resolves the `NAME.local` host candidates that browsers hand out. webrtc-rs
+/// joins 224.0.0.251 when the peer connection starts and fails the whole connection when it
+/// cannot, which happens on a host with no multicast route (no default route, a bare network
+/// namespace: ENODEV). There, mDNS could not work anyway, so it is turned off instead; a
+/// `.local` candidate is then ignored and ICE falls back to peer-reflexive candidates.
+fn mdns_mode() -> MulticastDnsMode {
+    const MDNS_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 251);
+    let probe = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.join_multicast_v4(&MDNS_GROUP, &std::net::Ipv4Addr::UNSPECIFIED));
+    match probe {
+        Ok(()) => MulticastDnsMode::QueryOnly,
+        Err(e) => {
+            tracing::debug!("multicast DNS is off: cannot join {MDNS_GROUP}: {e}");
+            MulticastDnsMode::Disabled
+        }
+    }
+}
+
 impl Peer {
     /// Builds a peer connection bound to `opts.bind`.
     pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
@@ -212,6 +231,7 @@ impl Peer {
         let settings = SettingEngineBuilder::new()
             .with_ice_timeouts(Some(half), Some(half), Some(Duration::from_millis(500)))
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_BINDING_REQUESTS))
+            .with_multicast_dns_mode(mdns_mode())
             .build();
         let bind: Vec<String> = opts.bind.iter().map(|a| a.to_string()).collect();
         // The send-buffer limit makes `writable()` resolve at `outstanding <= threshold`
