@@ -29,11 +29,13 @@ pub enum TransferError {
     #[error("interrupted")]
     Interrupted,
     /// The peer disappeared mid-transfer.
-    #[error("{reason} ({confirmed_bytes} bytes confirmed by the peer)")]
+    #[error("{reason} ({confirmed_bytes} bytes delivered and confirmed)")]
     PeerGone {
         /// What happened.
         reason: String,
-        /// Payload bytes the peer acknowledged (dcsend ack) before it went.
+        /// Payload bytes of the items that were delivered whole and verified before it went:
+        /// for a sender, the items the receiver acknowledged; for a receiver, the items it
+        /// verified and stored.
         confirmed_bytes: u64,
     },
     /// The peer sent `abort`.

@@ -71,6 +71,7 @@ pub trait ChannelPort: Send + Sync {
 #[derive(Clone)]
 pub struct Channel {
     dc: Arc<dyn DataChannel>,
+    state: watch::Receiver<PeerState>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -83,6 +84,9 @@ impl std::fmt::Debug for Channel {
 /// polling the channel, and SCTP's receive window pushes back on the remote sender.
 const EVENT_QUEUE: usize = 64;
 
+/// How long [`Channel::close`] waits.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Channel {
     /// Starts forwarding the channel's events; returns the port and the event stream.
     ///
@@ -92,6 +96,7 @@ impl Channel {
         mut state: watch::Receiver<PeerState>,
     ) -> (Self, mpsc::Receiver<ChannelEvent>) {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let state_for_port = state.clone();
         let poll_dc = dc.clone();
         tokio::spawn(async move {
             loop {
@@ -133,13 +138,40 @@ impl Channel {
                 }
             }
         });
-        (Self { dc }, rx)
+        (Self { dc, state: state_for_port }, rx)
     }
 
     /// Closes the channel (best effort; the connection close that follows ends it anyway).
+    ///
+    /// Bounded: when the peer has vanished (killed, unplugged), webrtc-rs's close can wait
+    /// forever on a connection that will never answer, and the process would hang instead of
+    /// reporting the failure.
     pub async fn close(&self) {
-        if let Err(e) = self.dc.close().await {
-            tracing::debug!("closing the data channel: {e}");
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.dc.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("closing the data channel: {e}"),
+            Err(_) => tracing::debug!("closing the data channel timed out"),
+        }
+    }
+}
+
+impl Channel {
+    /// Runs `op` (a send or a wait for capacity) unless the connection fails first.
+    ///
+    /// webrtc-rs blocks a send while the channel's outstanding bytes are at the send-buffer
+    /// limit, and only a channel close releases it: when the peer vanishes (SIGKILL, cable)
+    /// with bytes unacknowledged, the connection goes to `failed` but the send would wait
+    /// forever. (The receiver's limit is 1 byte, so one unacknowledged `ack` is enough.)
+    async fn unless_failed<T>(
+        &self,
+        op: impl std::future::Future<Output = webrtc::error::Result<T>>,
+    ) -> Result<T, PeerError> {
+        let mut state = self.state.clone();
+        tokio::select! {
+            res = op => res.map_err(|e| PeerError::ChannelClosed(e.to_string())),
+            _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)) => {
+                Err(PeerError::ChannelClosed("the connection failed".into()))
+            }
         }
     }
 }
@@ -147,13 +179,12 @@ impl Channel {
 #[async_trait]
 impl ChannelPort for Channel {
     async fn send(&self, msg: Outbound) -> Result<(), PeerError> {
-        let res = match msg {
+        match msg {
             // Zero-copy when the Bytes is unique, which is the case for chunks read by
             // `transfer::source`.
-            Outbound::Binary(b) => self.dc.send(BytesMut::from(b)).await,
-            Outbound::Text(t) => self.dc.send_text(&t).await,
-        };
-        res.map_err(|e| PeerError::ChannelClosed(e.to_string()))
+            Outbound::Binary(b) => self.unless_failed(self.dc.send(BytesMut::from(b))).await,
+            Outbound::Text(t) => self.unless_failed(self.dc.send_text(&t)).await,
+        }
     }
 
     async fn buffered_amount(&self) -> Result<u64, PeerError> {
@@ -168,6 +199,6 @@ impl ChannelPort for Channel {
         // The connection is built with a send-buffer limit of threshold + 1, so `writable`
         // resolves exactly when outstanding bytes <= threshold. The driver wakes it each
         // time SCTP releases acknowledged bytes: this is the buffered-amount event.
-        self.dc.writable().await.map_err(|e| PeerError::ChannelClosed(e.to_string()))
+        self.unless_failed(self.dc.writable()).await
     }
 }

@@ -290,12 +290,13 @@ impl Receiver<'_> {
                 ))
             })?;
         }
+        // Verified and stored: it counts as received even if the ack cannot reach the sender.
+        self.items.push(Received { path: cur.path, bytes, sha256: written.sha256 });
         let ack = Control::Ack { bytes, ok: true };
         port.send(Outbound::Text(ack.encode())).await.map_err(|e| TransferError::PeerGone {
             reason: e.to_string(),
             confirmed_bytes: self.confirmed(),
         })?;
-        self.items.push(Received { path: cur.path, bytes, sha256: written.sha256 });
         Ok(())
     }
 
