@@ -26,8 +26,10 @@ pub struct SendOptions {
     pub chunk_bytes: usize,
     /// Plain binary messages only.
     pub raw: bool,
-    /// How long to wait for the receiver's final `ack` (or, raw, for the drain) once
-    /// everything has been handed to the channel.
+    /// Once everything has been handed to the channel, how long the sender waits for the
+    /// receiver's final `ack` (or, raw, for the drain) **without progress**: the deadline moves
+    /// on whenever the peer acknowledges bytes (the buffered amount shrinks) or an `ack`
+    /// arrives, so a slow link that still delivers is never cut off.
     pub finish_timeout: Duration,
 }
 
@@ -65,6 +67,8 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let (mut acks, mut confirmed_bytes, mut peer_is_dcsend) = (0usize, 0u64, false);
     let finish_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(finish_deadline);
+    let mut drain = Drain::new();
+    let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
     loop {
         if let (Some(report), Some(items)) = (&pump_report, &sent) {
@@ -102,14 +106,26 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     reason: e.to_string(),
                     confirmed_bytes,
                 })?;
-                // Everything is in the channel: from now on the receiver has a bounded time to
-                // confirm (the data still buffered is at most threshold + one message).
+                // Everything is in the channel (at most threshold + one message still
+                // buffered): from now on the receiver must keep making progress.
                 finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
                 pump_report = Some(report);
             }
+            _ = drain_tick.tick(), if pump_report.is_some() => {
+                let buffered = port.buffered_amount().await.map_err(|e| TransferError::PeerGone {
+                    reason: e.to_string(),
+                    confirmed_bytes,
+                })?;
+                if drain.shrank(buffered) {
+                    finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
+                }
+            }
             () = &mut finish_deadline => {
                 let why = if peer_is_dcsend || opts.raw {
-                    format!("the receiver did not confirm delivery within {:?}", opts.finish_timeout)
+                    format!(
+                        "the receiver did not confirm delivery: no progress for {}",
+                        humantime::format_duration(opts.finish_timeout)
+                    )
                 } else {
                     "the peer never said hello: it is not dcsend (use --raw for plain receivers)".into()
                 };
@@ -126,6 +142,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     Ok(Control::Ack { bytes, ok: true }) => {
                         acks += 1;
                         confirmed_bytes += bytes;
+                        if pump_report.is_some() {
+                            finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
+                        }
                     }
                     Ok(Control::Ack { bytes, ok: false }) => {
                         return Err(TransferError::Integrity {
@@ -168,16 +187,53 @@ pub fn app() -> String {
     format!("dcsend/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// How often the sender looks at the buffered amount while it waits for the end.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// Watches the buffered amount while the channel drains: it only counts as progress when it
+/// goes below its lowest value so far (new data never enters once the sender has finished).
+#[derive(Debug)]
+struct Drain {
+    lowest: u64,
+}
+
+impl Drain {
+    fn new() -> Self {
+        Self { lowest: u64::MAX }
+    }
+
+    /// Records a reading; true when the peer acknowledged bytes since the lowest reading.
+    fn shrank(&mut self, buffered: u64) -> bool {
+        let shrank = buffered < self.lowest;
+        self.lowest = self.lowest.min(buffered);
+        shrank
+    }
+}
+
 /// Raw mode: wait until SCTP has released every byte (the peer acknowledged them), so
-/// closing the channel loses nothing (libp2p/specs#582).
-async fn drain_completely<P: ChannelPort>(port: &P, timeout: Duration) -> anyhow::Result<()> {
-    match tokio::time::timeout(timeout, wait_empty(port)).await {
-        Ok(res) => Ok(res?),
-        Err(_) => Err(TransferError::PeerGone {
-            reason: format!("the peer did not acknowledge the last bytes within {timeout:?}"),
-            confirmed_bytes: 0,
+/// closing the channel loses nothing (libp2p/specs#582). Fails after `stall` without
+/// progress, however long the whole drain takes.
+async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> anyhow::Result<()> {
+    let mut drain = Drain::new();
+    let mut since = tokio::time::Instant::now();
+    loop {
+        let buffered = port.buffered_amount().await?;
+        if buffered == 0 {
+            return Ok(());
         }
-        .into()),
+        if drain.shrank(buffered) {
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= stall {
+            return Err(TransferError::PeerGone {
+                reason: format!(
+                    "the peer acknowledged nothing for {} ({buffered} bytes unacknowledged)",
+                    humantime::format_duration(stall)
+                ),
+                confirmed_bytes: 0,
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -200,4 +256,21 @@ async fn wait_empty<P: ChannelPort>(port: &P) -> Result<(), crate::peer::PeerErr
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Drain;
+
+    #[test]
+    fn drain_counts_only_new_lows_as_progress() {
+        let mut d = Drain::new();
+        assert!(d.shrank(4 << 20), "the first reading is progress");
+        assert!(!d.shrank(4 << 20), "standing still is not");
+        assert!(d.shrank(3 << 20));
+        assert!(!d.shrank(3 << 20));
+        assert!(!d.shrank(5 << 20), "growing is not");
+        assert!(!d.shrank(3 << 20), "back to an old low is not");
+        assert!(d.shrank(0));
+    }
 }
