@@ -50,12 +50,11 @@ fn single_sha<'a>(mut shas: impl Iterator<Item = &'a str>) -> Option<String> {
     }
 }
 
-/// "; resumed at 20.0 MiB (WHY)" when a resume kept `bytes`, else nothing.
+/// "; resumed at 20.0 MiB (WHY)" when a resume kept `bytes` (in all, over several files),
+/// else nothing.
 fn resume_tail(bytes: u64, why: &str) -> String {
-    if bytes == 0 { String::new() } else { format!("; resumed at {} ({why})", mib(bytes)) }
-}
-
-/// Bytes as "20.0 MiB", the unit of the summary line.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+    if bytes == 0 {
+        return String::new();
+    }
+    format!("; resumed at {:.1} MiB ({why})", bytes as f64 / 1048576.0)
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Connected, connect};
-use super::{mib, resume_tail, single_sha};
+use super::{resume_tail, single_sha};
 use crate::cli::config::{RecvConfig, RecvTarget};
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -57,13 +57,9 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
         } else {
             ", unverified (the peer is not dcsend: no digest to check)".to_owned()
         };
+        // A .part that did not match was announced when it happened.
         let resumed: u64 = out.items.iter().map(|i| i.resumed_bytes).sum();
-        let discarded: u64 = out.items.iter().map(|i| i.discarded_bytes).sum();
         tail += &resume_tail(resumed, "prefix verified by the sender");
-        if discarded > 0 {
-            tail +=
-                &format!("; dropped {} of a .part the sender's file did not match", mib(discarded));
-        }
         let verb = match out.items.len() {
             1 => "received".to_owned(),
             n => format!("received {n} files,"),

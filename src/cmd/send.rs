@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Connected, connect};
-use super::{mib, resume_tail, single_sha};
+use super::{resume_tail, single_sha};
 use crate::cli::config::SendConfig;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -66,15 +66,9 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         } else {
             ", acknowledged by the peer's SCTP stack (raw: not verified)".to_owned()
         };
+        // A partial copy that did not match was announced when it happened.
         let resumed: u64 = out.items.iter().map(|i| i.resumed_bytes).sum();
-        let rejected: u64 = out.items.iter().map(|i| i.rejected_bytes).sum();
         tail += &resume_tail(resumed, "prefix verified");
-        if rejected > 0 {
-            tail += &format!(
-                "; the receiver's partial copy ({}) did not match: sent from the start",
-                mib(rejected)
-            );
-        }
         let verb = if out.items.len() > 1 {
             format!("sent {} files,", out.items.len())
         } else {
