@@ -68,9 +68,11 @@ mod wire {
 
     fn control(kind: &str) -> Control {
         match kind {
-            "file" => {
-                Control::File { name: Some("holiday-photos.tar".into()), size: Some(1 << 30) }
-            }
+            "file" => Control::File {
+                name: Some("holiday-photos.tar".into()),
+                size: Some(1 << 30),
+                resume: false,
+            },
             "eof" => Control::Eof { bytes: 1 << 30, sha256: SHA256.into() },
             "ack" => Control::Ack { bytes: 1 << 30, ok: true },
             _ => unreachable!("unknown control kind {kind}"),

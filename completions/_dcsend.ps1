@@ -106,6 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Overwrite existing files')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite existing files')
+            [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Continue a broken transfer from the NAME.part it left (needs -o)')
             [CompletionResult]::new('--sink', '--sink', [CompletionResultType]::ParameterName, 'Verify what arrives, then discard it (nothing is written): for measuring a path')
             [CompletionResult]::new('--offer', '--offer', [CompletionResultType]::ParameterName, 'Make the offer (the sender''s default)')
             [CompletionResult]::new('--answer', '--answer', [CompletionResultType]::ParameterName, 'Wait for the peer''s offer and answer it (the receiver''s default)')

@@ -345,7 +345,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__recv)
-            opts="-o -f -q -v -h --output-path --force --sink --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-o -f -q -v -h --output-path --force --resume --sink --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

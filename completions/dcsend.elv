@@ -101,6 +101,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
             cand -f 'Overwrite existing files'
             cand --force 'Overwrite existing files'
+            cand --resume 'Continue a broken transfer from the NAME.part it left (needs -o)'
             cand --sink 'Verify what arrives, then discard it (nothing is written): for measuring a path'
             cand --offer 'Make the offer (the sender''s default)'
             cand --answer 'Wait for the peer''s offer and answer it (the receiver''s default)'

@@ -100,6 +100,7 @@ always\t'Always, into whatever stderr is (a file or pipe gets the frames too); n
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l stats -d 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s f -l force -d 'Overwrite existing files'
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l resume -d 'Continue a broken transfer from the NAME.part it left (needs -o)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sink -d 'Verify what arrives, then discard it (nothing is written): for measuring a path'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'

@@ -54,9 +54,16 @@ proptest! {
 
     #[test]
     fn control_decoder_never_panics_on_near_messages(
-        tag in prop::sample::select(vec!["hello", "file", "eof", "ack", "done", "abort", "x"]),
+        tag in prop::sample::select(
+            vec!["hello", "file", "have", "skip", "eof", "ack", "done", "abort", "x"]
+        ),
         fields in prop::collection::vec(
-            ("[a-z0-9]{1,8}", prop_oneof![
+            (prop_oneof![
+                "[a-z0-9]{1,8}",
+                // The fields the messages really have, so typed checks are reached.
+                prop::sample::select(vec!["v", "role", "app", "resume", "name", "size", "bytes",
+                    "sha256", "ok", "reason"]).prop_map(String::from),
+            ], prop_oneof![
                 any::<i64>().prop_map(serde_json::Value::from),
                 any::<u64>().prop_map(serde_json::Value::from),
                 any::<f64>().prop_map(|f| serde_json::json!(f)),
@@ -73,7 +80,13 @@ proptest! {
             obj.insert(k, v);
         }
         let text = serde_json::Value::Object(obj).to_string();
-        let _ = Control::decode(&text);
+        // Whatever gets through carries a well-formed digest.
+        if let Ok(Control::Eof { sha256, .. } | Control::Have { sha256, .. }) = Control::decode(&text) {
+            prop_assert!(
+                sha256.len() == 64 && sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -84,10 +97,13 @@ proptest! {
         ok in any::<bool>(),
         reason in ".{0,200}",
         sha in "[0-9a-f]{64}",
+        resume in any::<bool>(),
     ) {
         for msg in [
-            Control::Hello { v: 1, role: Role::Send, app: "dcsend/0".into() },
-            Control::File { name: name.clone(), size },
+            Control::Hello { v: 1, role: Role::Send, app: "dcsend/0".into(), resume },
+            Control::File { name: name.clone(), size, resume },
+            Control::Have { bytes, sha256: sha.clone() },
+            Control::Skip { bytes },
             Control::Eof { bytes, sha256: sha.clone() },
             Control::Ack { bytes, ok },
             Control::Done,

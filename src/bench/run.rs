@@ -263,8 +263,12 @@ async fn webrtc_recv(
     let answer = peer.answer(&offer).await?;
     answer_tx.send(answer).map_err(|_| anyhow!("the sending side is gone"))?;
     let (channel, events) = until(&stop, peer.open_channel(CONNECT_TIMEOUT)).await??;
-    let recv_opts =
-        RecvOptions { dest: Destination::Discard, force: false, linger: Duration::from_secs(2) };
+    let recv_opts = RecvOptions {
+        dest: Destination::Discard,
+        force: false,
+        linger: Duration::from_secs(2),
+        resume: false,
+    };
     let out = receive(channel.clone(), events, &recv_opts, Arc::new(Meter::new(None)), stop).await;
     channel.close().await;
     peer.close(Duration::from_secs(2)).await;

@@ -140,6 +140,8 @@ pub struct RecvConfig {
     pub target: RecvTarget,
     /// Overwrite existing files.
     pub force: bool,
+    /// Continue from an existing `NAME.part` (`-o DIR` or `-o FILE` only).
+    pub resume: bool,
     /// Connection.
     pub connect: ConnectConfig,
     /// Output.
@@ -291,8 +293,21 @@ impl TryFrom<RecvArgs> for RecvConfig {
         {
             return Err(UsageError(format!("-o {}: no such folder", dir.display())));
         }
+        if args.resume && matches!(target, RecvTarget::Stdout | RecvTarget::Discard) {
+            return Err(UsageError(
+                "--resume continues a NAME.part in a folder or file: give -o DIR/ (or -o FILE); \
+                 stdout cannot be resumed"
+                    .into(),
+            ));
+        }
         let connect = connect_config(args.connect, Role::Answerer, false, 0)?;
-        Ok(Self { target, force: args.force, connect, output: output_config(args.output) })
+        Ok(Self {
+            target,
+            force: args.force,
+            resume: args.resume,
+            connect,
+            output: output_config(args.output),
+        })
     }
 }
 

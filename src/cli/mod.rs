@@ -187,6 +187,7 @@ Examples:
   dcsend recv --peer http://host:8080/ -o downloads/   # prints the sender's command
   dcsend recv > out.bin              # one stream to stdout
   dcsend recv -o copy.iso --force    # one file, overwrite it if it exists
+  dcsend recv -o downloads/ --resume # continue from the NAME.part a broken run left
   dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script
   dcsend recv --sink                 # verify and discard: measure a path";
 
@@ -242,8 +243,19 @@ pub struct RecvArgs {
     #[arg(short, long)]
     pub force: bool,
 
+    /// Continue a broken transfer from the NAME.part it left (needs -o).
+    ///
+    /// For each file the sender offers with a name and a size, dcsend tells it how much of
+    /// NAME.part it already has and that prefix's SHA-256. The sender hashes the same prefix
+    /// of its file: if they match it sends only the rest, else everything (NAME.part is
+    /// emptied). Either way the whole file's SHA-256 is checked before NAME.part becomes
+    /// NAME. Stdin and pipes cannot be resumed, nor can anything from a sender that does not
+    /// know resume: those arrive from the start, and dcsend says so.
+    #[arg(long)]
+    pub resume: bool,
+
     /// Verify what arrives, then discard it (nothing is written): for measuring a path.
-    #[arg(long, conflicts_with_all = ["output_path", "force"])]
+    #[arg(long, conflicts_with_all = ["output_path", "force", "resume"])]
     pub sink: bool,
 
     #[command(flatten)]

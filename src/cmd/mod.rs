@@ -49,3 +49,12 @@ fn single_sha<'a>(mut shas: impl Iterator<Item = &'a str>) -> Option<String> {
         _ => None,
     }
 }
+
+/// "; resumed at 20.0 MiB (WHY)" when a resume kept `bytes` (in all, over several files),
+/// else nothing.
+fn resume_tail(bytes: u64, why: &str) -> String {
+    if bytes == 0 {
+        return String::new();
+    }
+    format!("; resumed at {:.1} MiB ({why})", bytes as f64 / 1048576.0)
+}

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Connected, connect};
-use super::single_sha;
+use super::{resume_tail, single_sha};
 use crate::cli::config::{RecvConfig, RecvTarget};
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -42,7 +42,8 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
             show_buffer: false,
         },
     )?;
-    let opts = RecvOptions { dest, force: cfg.force, linger: Duration::from_secs(5) };
+    let opts =
+        RecvOptions { dest, force: cfg.force, linger: Duration::from_secs(5), resume: cfg.resume };
     let result = receive(conn.channel.clone(), conn.events, &opts, meter, cancel).await;
     let (sha, verified) = match &result {
         Ok(out) => (single_sha(out.items.iter().map(|i| i.sha256.as_str())), out.verified),
@@ -51,11 +52,14 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
     let summary = Connected::hang_up(&conn.channel, &conn.peer, reporter, sha, verified).await;
     let out = result.context("receiving")?;
     if cfg.output.summary {
-        let tail = if out.verified {
+        let mut tail = if out.verified {
             ", SHA-256 verified".to_owned()
         } else {
             ", unverified (the peer is not dcsend: no digest to check)".to_owned()
         };
+        // A .part that did not match was announced when it happened.
+        let resumed: u64 = out.items.iter().map(|i| i.resumed_bytes).sum();
+        tail += &resume_tail(resumed, "prefix verified by the sender");
         let verb = match out.items.len() {
             1 => "received".to_owned(),
             n => format!("received {n} files,"),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Connected, connect};
-use super::single_sha;
+use super::{resume_tail, single_sha};
 use crate::cli::config::SendConfig;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -61,11 +61,14 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
     let summary = Connected::hang_up(&conn.channel, &conn.peer, reporter, sha, verified).await;
     let out = result.context("sending")?;
     if cfg.output.summary {
-        let tail = if out.verified {
+        let mut tail = if out.verified {
             ", verified by the receiver (SHA-256)".to_owned()
         } else {
             ", acknowledged by the peer's SCTP stack (raw: not verified)".to_owned()
         };
+        // A partial copy that did not match was announced when it happened.
+        let resumed: u64 = out.items.iter().map(|i| i.resumed_bytes).sum();
+        tail += &resume_tail(resumed, "prefix verified");
         let verb = if out.items.len() > 1 {
             format!("sent {} files,", out.items.len())
         } else {

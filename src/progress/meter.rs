@@ -1,8 +1,11 @@
 //! Live counters shared between the transfer tasks (writers) and the progress ticker
-//! (reader). Lock-free: the hot path only does relaxed atomic adds.
+//! (reader). Lock-free: the hot path only does relaxed atomic adds. Rare one-line notices
+//! for the user (a mutex, off the hot path) travel the same way, so the ticker can print them
+//! above the live view.
 //!
 //! Must not import: indicatif, webrtc, `cli`.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const UNKNOWN: u64 = u64::MAX;
@@ -14,6 +17,8 @@ pub struct Meter {
     total: AtomicU64,
     buffered: AtomicU64,
     peak_buffered: AtomicU64,
+    resumed: AtomicU64,
+    notices: Mutex<Vec<String>>,
 }
 
 impl Meter {
@@ -24,7 +29,32 @@ impl Meter {
             total: AtomicU64::new(total.unwrap_or(UNKNOWN)),
             buffered: AtomicU64::new(0),
             peak_buffered: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            notices: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Counts `n` bytes that a resume kept and that need not travel: they leave the total.
+    pub fn add_resumed(&self, n: u64) {
+        self.resumed.fetch_add(n, Relaxed);
+        let _ = self
+            .total
+            .fetch_update(Relaxed, Relaxed, |t| (t != UNKNOWN).then(|| t.saturating_sub(n)));
+    }
+
+    /// Bytes kept by resumes so far.
+    pub fn resumed(&self) -> u64 {
+        self.resumed.load(Relaxed)
+    }
+
+    /// Queues a line for the user (printed on stderr above the live view).
+    pub fn notice(&self, line: impl Into<String>) {
+        self.notices.lock().unwrap_or_else(|e| e.into_inner()).push(line.into());
+    }
+
+    /// Takes the queued notices, oldest first.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Counts `n` more payload bytes done.
@@ -86,5 +116,26 @@ mod tests {
             (m.bytes(), m.buffered(), m.peak_buffered(), m.total()),
             (12, 30, 100, Some(12))
         );
+    }
+
+    #[test]
+    fn resumed_bytes_leave_a_known_total() {
+        let m = Meter::new(Some(100));
+        m.add_resumed(30);
+        assert_eq!((m.resumed(), m.total()), (30, Some(70)));
+        m.add_resumed(500);
+        assert_eq!(m.total(), Some(0), "clamped, never wraps");
+        let unknown = Meter::new(None);
+        unknown.add_resumed(5);
+        assert_eq!((unknown.resumed(), unknown.total()), (5, None));
+    }
+
+    #[test]
+    fn notices_come_out_once_in_order() {
+        let m = Meter::new(None);
+        m.notice("a");
+        m.notice(String::from("b"));
+        assert_eq!(m.take_notices(), vec!["a", "b"]);
+        assert!(m.take_notices().is_empty());
     }
 }

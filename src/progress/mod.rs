@@ -72,6 +72,9 @@ impl Reporter {
                     _ = &mut stopped => break,
                     _ = tick.tick() => {}
                 }
+                for line in m.take_notices() {
+                    live.println(&line);
+                }
                 let bytes = m.bytes();
                 stats.on_bytes(bytes - last_bytes);
                 last_bytes = bytes;
@@ -83,6 +86,9 @@ impl Reporter {
                     // Stats are best effort: a full disk must not stop the transfer.
                     let _ = writeln!(w, "{}", snap.to_ndjson()).and_then(|_| w.flush());
                 }
+            }
+            for line in m.take_notices() {
+                live.println(&line);
             }
             let bytes = m.bytes();
             stats.on_bytes(bytes - last_bytes);
@@ -100,16 +106,22 @@ impl Reporter {
         match self.task.await {
             Ok((stats, live, mut ndjson)) => {
                 live.finish();
-                let summary = stats.summary(elapsed, sha256, verified);
+                let mut summary = stats.summary(elapsed, sha256, verified);
+                summary.resumed_bytes = self.meter.resumed();
                 if let Some(w) = ndjson.as_mut() {
                     let _ = writeln!(w, "{}", summary.to_ndjson()).and_then(|_| w.flush());
                 }
                 summary
             }
             Err(_) => {
+                for line in self.meter.take_notices() {
+                    eprintln!("{line}");
+                }
                 let mut stats = Stats::new(self.meter.total(), 0);
                 stats.on_bytes(self.meter.bytes());
-                stats.summary(elapsed, sha256, verified)
+                let mut summary = stats.summary(elapsed, sha256, verified);
+                summary.resumed_bytes = self.meter.resumed();
+                summary
             }
         }
     }

@@ -74,6 +74,9 @@ pub struct Summary {
     pub sha256: Option<String>,
     /// Whether the peer confirmed the digest; `None` when unverified (raw mode, plain peer).
     pub verified: Option<bool>,
+    /// Bytes a resume kept (a verified prefix the receiver already had): not in `bytes`,
+    /// which counts what travelled.
+    pub resumed_bytes: u64,
 }
 
 impl Stats {
@@ -167,6 +170,7 @@ impl Stats {
             threshold_bytes: self.threshold_bytes,
             sha256,
             verified,
+            resumed_bytes: 0,
         }
     }
 }
@@ -379,12 +383,12 @@ mod tests {
         let line = s.summary(ms(500), Some(sha.into()), Some(true)).to_ndjson();
         assert_eq!(
             line,
-            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","verified":true}"#
+            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","verified":true,"resumed_bytes":0}"#
         );
         let line = s.summary(ms(500), None, None).to_ndjson();
         assert_eq!(
             line,
-            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":null,"verified":null}"#
+            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":null,"verified":null,"resumed_bytes":0}"#
         );
     }
 }

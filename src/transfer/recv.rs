@@ -4,6 +4,10 @@
 //! A peer that never says `hello` is a plain WebRTC peer: its binary messages are one
 //! stream and the channel closing is its end, reported as unverified.
 //!
+//! With `resume` (`recv --resume`) the `hello` asks for resume; a `file` with `resume: true`
+//! is answered with `have` (what `NAME.part` already holds, hashed off the async threads),
+//! and the payload waits for the sender's `skip`: keep that prefix, or start over.
+//!
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::path::{Path, PathBuf};
@@ -16,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::names;
 use super::send::{app, send_abort};
-use super::sink::{Sink, SinkTarget};
-use super::wire::{Control, PROTOCOL_VERSION, Role};
+use super::sink::{Partial, Sink, SinkTarget};
+use super::wire::{Control, Digest, PROTOCOL_VERSION, Role};
 use crate::error::TransferError;
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
 use crate::progress::meter::Meter;
@@ -44,6 +48,9 @@ pub struct RecvOptions {
     pub force: bool,
     /// After `done`, how long to wait for the sender to close before leaving anyway.
     pub linger: Duration,
+    /// Offer the sender what an existing `NAME.part` holds (`recv --resume`); only for
+    /// [`Destination::Dir`] and [`Destination::File`].
+    pub resume: bool,
 }
 
 /// One received item.
@@ -55,6 +62,10 @@ pub struct Received {
     pub bytes: u64,
     /// Hex SHA-256.
     pub sha256: String,
+    /// A prefix kept from `NAME.part` (verified by the sender), included in `bytes`.
+    pub resumed_bytes: u64,
+    /// Bytes of an earlier `NAME.part` thrown away because the sender's file differs.
+    pub discarded_bytes: u64,
 }
 
 /// What a successful receive got.
@@ -67,11 +78,26 @@ pub struct RecvOutcome {
 }
 
 struct Current {
-    sink: Sink,
+    out: Out,
     size: Option<u64>,
     bytes: u64,
     part: Option<PathBuf>,
     path: Option<PathBuf>,
+    resumed: u64,
+    discarded: u64,
+}
+
+/// Where the current item's payload goes.
+enum Out {
+    /// Writing.
+    Sink(Sink),
+    /// `have` sent: no payload until the sender's `skip` says where it starts.
+    AwaitingSkip {
+        /// Where the payload goes when the sender starts over.
+        target: SinkTarget,
+        /// The `NAME.part` on offer; `None` when `have` offered nothing.
+        partial: Option<Partial>,
+    },
 }
 
 /// Name used in a folder for a stream that came without one (stdin, a plain peer).
@@ -85,10 +111,19 @@ pub async fn receive<P: ChannelPort>(
     meter: Arc<Meter>,
     cancel: CancellationToken,
 ) -> anyhow::Result<RecvOutcome> {
-    let hello = Control::Hello { v: PROTOCOL_VERSION, role: Role::Recv, app: app() };
+    let resume = opts.resume && matches!(opts.dest, Destination::Dir(_) | Destination::File(_));
+    let hello = Control::Hello { v: PROTOCOL_VERSION, role: Role::Recv, app: app(), resume };
     port.send(Outbound::Text(hello.encode())).await?;
 
-    let mut r = Receiver { opts, meter, items: Vec::new(), current: None, peer_is_dcsend: false };
+    let mut r = Receiver {
+        opts,
+        resume,
+        meter,
+        items: Vec::new(),
+        current: None,
+        peer_is_dcsend: false,
+        cancel: cancel.clone(),
+    };
     let mut done = false;
     let linger = tokio::time::sleep(Duration::MAX);
     tokio::pin!(linger);
@@ -151,6 +186,9 @@ pub async fn receive<P: ChannelPort>(
 
 struct Receiver<'a> {
     opts: &'a RecvOptions,
+    /// We asked for resume in our `hello`.
+    resume: bool,
+    cancel: CancellationToken,
     meter: Arc<Meter>,
     items: Vec<Received>,
     current: Option<Current>,
@@ -182,7 +220,11 @@ impl Receiver<'_> {
             Control::File { .. } if self.current.is_some() => {
                 Err(TransferError::Protocol("a file header inside an item (no eof)".into()))
             }
-            Control::File { name, size } => self.open(name.as_deref(), size),
+            Control::File { name, size, resume: true } => {
+                self.open_resuming(port, name.as_deref(), size).await
+            }
+            Control::File { name, size, resume: false } => self.open(name.as_deref(), size),
+            Control::Skip { bytes } => self.on_skip(bytes),
             Control::Eof { bytes, sha256 } => self.on_eof(port, bytes, &sha256).await,
             other => {
                 tracing::debug!("ignoring {other:?} from the sender");
@@ -192,6 +234,141 @@ impl Receiver<'_> {
     }
 
     fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
+        let (target, part, path) = self.place(name)?;
+        if let Some(part) = &part {
+            self.say_why_not_resumed(name, size, part);
+        }
+        let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
+        self.start(Out::Sink(sink), size, part, path);
+        Ok(())
+    }
+
+    /// Under `--resume`, a `file` without `resume: true` is received from the start: say why,
+    /// in one line. Without it, say so when this empties an earlier `NAME.part`.
+    fn say_why_not_resumed(&self, name: Option<&str>, size: Option<u64>, part: &Path) {
+        let why = match (name, size) {
+            _ if !self.resume => {
+                let held = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+                if held > 0 {
+                    let hint = if name.is_some() && size.is_some() {
+                        "; recv --resume would continue it"
+                    } else {
+                        ""
+                    };
+                    self.meter.notice(format!(
+                        "dcsend: overwriting {} ({held} bytes left by an earlier transfer{hint})",
+                        part.display()
+                    ));
+                }
+                return;
+            }
+            _ if !self.peer_is_dcsend => {
+                "the peer is not dcsend (no names, no sizes), so its stream cannot be resumed"
+                    .to_owned()
+            }
+            (None, _) => {
+                "the sender streams stdin (no name, no size), which cannot be resumed".to_owned()
+            }
+            (Some(n), None) => format!("{n} has no known size (a pipe?), so it cannot be resumed"),
+            (Some(n), Some(_)) => {
+                format!("the sender did not offer to resume {n} (an older dcsend?)")
+            }
+        };
+        self.meter.notice(format!("dcsend: --resume: {why}; receiving it from the start"));
+    }
+
+    /// A `file` with `resume: true`: offer what `NAME.part` holds in a `have`, then wait for
+    /// the sender's `skip` (see [`Receiver::on_skip`]). The `.part` is not touched before.
+    async fn open_resuming<P: ChannelPort>(
+        &mut self,
+        port: &P,
+        name: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<(), TransferError> {
+        let (target, part, path) = self.place(name)?;
+        let partial = match (&part, size) {
+            (Some(part), Some(size)) if self.resume => {
+                let (p, cancel) = (part.clone(), self.cancel.clone());
+                let hashed =
+                    tokio::task::spawn_blocking(move || Partial::open(&p, size, &cancel)).await;
+                let partial = match hashed.map_err(std::io::Error::other) {
+                    Ok(Ok(partial)) => partial,
+                    Err(e) | Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        return Err(TransferError::Interrupted);
+                    }
+                    Err(e) | Ok(Err(e)) => return Err(TransferError::Refused(e.to_string())),
+                };
+                if partial.on_disk() > size {
+                    self.meter.notice(format!(
+                        "dcsend: {} ({} bytes) is longer than the sender's file ({size} bytes); \
+                         receiving it from the start",
+                        part.display(),
+                        partial.on_disk()
+                    ));
+                }
+                Some(partial)
+            }
+            _ => None,
+        };
+        let (bytes, sha256) =
+            partial.as_ref().map_or_else(|| (0, Digest::new().finish()), Partial::offer);
+        port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode())).await.map_err(|e| {
+            TransferError::PeerGone { reason: e.to_string(), confirmed_bytes: self.confirmed() }
+        })?;
+        self.start(Out::AwaitingSkip { target, partial }, size, part, path);
+        Ok(())
+    }
+
+    /// The sender's `skip`: keep the prefix we offered, or (0) start over. On a protocol
+    /// error the `.part` is left as it was.
+    fn on_skip(&mut self, skip: u64) -> Result<(), TransferError> {
+        let Some(cur) = self.current.take() else {
+            return Err(TransferError::Protocol("a skip without a have".into()));
+        };
+        let Out::AwaitingSkip { target, partial } = cur.out else {
+            return Err(TransferError::Protocol("a skip without a have".into()));
+        };
+        let offered = partial.as_ref().map_or(0, |p| p.offer().0);
+        if skip != 0 && skip != offered {
+            return Err(TransferError::Protocol(format!(
+                "the sender skips {skip} bytes but we have {offered}"
+            )));
+        }
+        let mut discarded = 0;
+        let opened = match partial {
+            Some(p) if skip > 0 => p.keep(),
+            Some(p) => {
+                discarded = p.on_disk();
+                // A longer `.part` offered nothing and was reported when it was found.
+                if offered > 0 {
+                    let part = cur.part.as_deref().unwrap_or(Path::new("the partial copy"));
+                    self.meter.notice(format!(
+                        "dcsend: {} does not match the sender's file; receiving it from the start",
+                        part.display()
+                    ));
+                }
+                p.discard()
+            }
+            None => Sink::open(target),
+        };
+        let sink = opened.map_err(|e| TransferError::Refused(e.to_string()))?;
+        self.meter.add_resumed(skip);
+        self.current =
+            Some(Current { out: Out::Sink(sink), bytes: skip, resumed: skip, discarded, ..cur });
+        Ok(())
+    }
+
+    fn start(&mut self, out: Out, size: Option<u64>, part: Option<PathBuf>, path: Option<PathBuf>) {
+        self.meter.set_total(size.map(|s| s + self.meter.bytes()));
+        self.current = Some(Current { out, size, bytes: 0, part, path, resumed: 0, discarded: 0 });
+    }
+
+    /// Where an item goes: the sink target, the `.part` file and the final path (both
+    /// `None` for stdout and discard). Refuses a bad name or an existing file.
+    fn place(
+        &self,
+        name: Option<&str>,
+    ) -> Result<(SinkTarget, Option<PathBuf>, Option<PathBuf>), TransferError> {
         let path = match &self.opts.dest {
             Destination::Stdout | Destination::Discard => None,
             Destination::File(_) if !self.items.is_empty() => {
@@ -223,10 +400,7 @@ impl Receiver<'_> {
                 (SinkTarget::Part(part.clone()), Some(part))
             }
         };
-        let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.meter.set_total(size.map(|s| s + self.confirmed()));
-        self.current = Some(Current { sink, size, bytes: 0, part, path });
-        Ok(())
+        Ok((target, part, path))
     }
 
     async fn on_data(&mut self, data: Bytes) -> Result<(), TransferError> {
@@ -237,6 +411,9 @@ impl Receiver<'_> {
             self.open(None, None)?;
         }
         let cur = self.current.as_mut().expect("opened above");
+        let Out::Sink(sink) = &cur.out else {
+            return Err(TransferError::Protocol("payload before the sender's skip".into()));
+        };
         let len = data.len() as u64;
         if cur.size.is_some_and(|size| cur.bytes + len > size) {
             return Err(TransferError::Protocol(
@@ -244,9 +421,11 @@ impl Receiver<'_> {
             ));
         }
         cur.bytes += len;
-        if cur.sink.write(data).await.is_err() {
-            let cur = self.current.take().expect("present");
-            let err = cur.sink.finish().await.err();
+        if sink.write(data).await.is_err() {
+            let Some(Current { out: Out::Sink(sink), .. }) = self.current.take() else {
+                unreachable!("a sink above")
+            };
+            let err = sink.finish().await.err();
             return Err(write_error(err));
         }
         self.meter.add_bytes(len);
@@ -263,7 +442,10 @@ impl Receiver<'_> {
             .current
             .take()
             .ok_or_else(|| TransferError::Protocol("eof without a file header".into()))?;
-        let written = cur.sink.finish().await.map_err(|e| write_error(Some(e)))?;
+        let Out::Sink(sink) = cur.out else {
+            return Err(TransferError::Protocol("eof before the sender's skip".into()));
+        };
+        let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
         let label = cur.path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
         let mismatch = if written.bytes != bytes || cur.size.is_some_and(|s| s != bytes) {
             Some(format!(
@@ -291,7 +473,13 @@ impl Receiver<'_> {
             })?;
         }
         // Verified and stored: it counts as received even if the ack cannot reach the sender.
-        self.items.push(Received { path: cur.path, bytes, sha256: written.sha256 });
+        self.items.push(Received {
+            path: cur.path,
+            bytes,
+            sha256: written.sha256,
+            resumed_bytes: cur.resumed,
+            discarded_bytes: cur.discarded,
+        });
         let ack = Control::Ack { bytes, ok: true };
         port.send(Outbound::Text(ack.encode())).await.map_err(|e| TransferError::PeerGone {
             reason: e.to_string(),
@@ -307,11 +495,23 @@ impl Receiver<'_> {
             self.open(None, None)?;
             return Box::pin(self.finish_plain()).await;
         };
-        let written = cur.sink.finish().await.map_err(|e| write_error(Some(e)))?;
+        let Out::Sink(sink) = cur.out else {
+            return Err(TransferError::Protocol(
+                "the channel closed before the sender's skip".into(),
+            )
+            .into());
+        };
+        let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
         if let (Some(part), Some(path)) = (&cur.part, &cur.path) {
             std::fs::rename(part, path)?;
         }
-        self.items.push(Received { path: cur.path, bytes: written.bytes, sha256: written.sha256 });
+        self.items.push(Received {
+            path: cur.path,
+            bytes: written.bytes,
+            sha256: written.sha256,
+            resumed_bytes: 0,
+            discarded_bytes: 0,
+        });
         Ok(())
     }
 }
@@ -360,14 +560,19 @@ mod tests {
     }
 
     fn hello() -> ChannelEvent {
-        text(Control::Hello { v: PROTOCOL_VERSION, role: Role::Send, app: "test".into() })
+        text(Control::Hello {
+            v: PROTOCOL_VERSION,
+            role: Role::Send,
+            app: "test".into(),
+            resume: true,
+        })
     }
 
     /// A dcsend sender's opening: `hello`, a `file` header, then `data` as one message.
     fn item(name: &str, size: u64, data: &'static [u8]) -> Vec<ChannelEvent> {
         vec![
             hello(),
-            text(Control::File { name: Some(name.into()), size: Some(size) }),
+            text(Control::File { name: Some(name.into()), size: Some(size), resume: false }),
             ChannelEvent::Binary(Bytes::from_static(data)),
         ]
     }
@@ -375,9 +580,30 @@ mod tests {
     /// Feeds `script` to a receiver writing into a fresh folder; returns the error text,
     /// what the receiver sent back, and the folder's entries.
     async fn run_script(script: Vec<ChannelEvent>) -> (String, Vec<Outbound>, Vec<String>) {
+        let run = run_resuming(script, false, None).await;
+        let err = run.result.expect_err("a hostile script must fail");
+        (err, run.sent, run.entries)
+    }
+
+    /// What [`run_resuming`] saw.
+    struct Run {
+        result: Result<RecvOutcome, String>,
+        sent: Vec<Outbound>,
+        entries: Vec<String>,
+        /// The output folder (kept alive by `_dir`).
+        out: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    /// Feeds `script` to a receiver (with `resume` as `recv --resume`) writing into a fresh
+    /// folder that holds `f.part` = `part` beforehand, if given.
+    async fn run_resuming(script: Vec<ChannelEvent>, resume: bool, part: Option<&[u8]>) -> Run {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
+        if let Some(part) = part {
+            std::fs::write(out.join("f.part"), part).unwrap();
+        }
         let (tx, rx) = mpsc::channel(script.len() + 1);
         for ev in script {
             tx.send(ev).await.unwrap();
@@ -388,6 +614,7 @@ mod tests {
             dest: Destination::Dir(out.clone()),
             force: false,
             linger: Duration::from_millis(10),
+            resume,
         };
         let meter = Arc::new(Meter::new(None));
         let res = tokio::time::timeout(
@@ -396,7 +623,6 @@ mod tests {
         )
         .await
         .expect("receiver hung");
-        let err = format!("{:#}", res.expect_err("a hostile script must fail"));
         let mut entries: Vec<String> = std::fs::read_dir(&out)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -406,7 +632,133 @@ mod tests {
         let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(outside.len(), 1, "something was written outside the output folder");
         let sent = port.0.lock().unwrap().clone();
-        (err, sent, entries)
+        Run { result: res.map_err(|e| format!("{e:#}")), sent, entries, out, _dir: dir }
+    }
+
+    fn digest_of(data: &[u8]) -> String {
+        let mut d = Digest::new();
+        d.update(data);
+        d.finish()
+    }
+
+    /// A resuming sender's `file` for `f` (`size` bytes), then `events`.
+    fn resumed(size: u64, events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
+        let file = Control::File { name: Some("f".into()), size: Some(size), resume: true };
+        [vec![hello(), text(file)], events].concat()
+    }
+
+    fn data(d: &'static [u8]) -> ChannelEvent {
+        ChannelEvent::Binary(Bytes::from_static(d))
+    }
+
+    fn texts(sent: &[Outbound]) -> Vec<String> {
+        sent.iter()
+            .filter_map(|m| match m {
+                Outbound::Text(t) => Some(t.clone()),
+                Outbound::Binary(_) => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_kept_prefix_is_offered_continued_and_verified_whole() {
+        let script = resumed(
+            6,
+            vec![
+                text(Control::Skip { bytes: 3 }),
+                data(b"def"),
+                text(Control::Eof { bytes: 6, sha256: digest_of(b"abcdef") }),
+                text(Control::Done),
+            ],
+        );
+        let run = run_resuming(script, true, Some(b"abc")).await;
+        let outcome = run.result.unwrap();
+        let sent = texts(&run.sent);
+        assert!(sent[0].contains("\"resume\":true"), "hello asks for resume: {sent:?}");
+        let have = Control::Have { bytes: 3, sha256: digest_of(b"abc") }.encode();
+        assert_eq!(sent[1], have);
+        assert_eq!(sent[2], Control::Ack { bytes: 6, ok: true }.encode());
+        assert_eq!(std::fs::read(run.out.join("f")).unwrap(), b"abcdef");
+        assert_eq!(run.entries, vec!["f".to_string()], "no .part left");
+        assert_eq!((outcome.items[0].resumed_bytes, outcome.items[0].discarded_bytes), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn skip_zero_starts_over_and_a_longer_part_offers_nothing() {
+        for part in [&b"xyz"[..], b"abcdefgh"] {
+            let script = resumed(
+                6,
+                vec![
+                    text(Control::Skip { bytes: 0 }),
+                    data(b"abcdef"),
+                    text(Control::Eof { bytes: 6, sha256: digest_of(b"abcdef") }),
+                    text(Control::Done),
+                ],
+            );
+            let run = run_resuming(script, true, Some(part)).await;
+            run.result.unwrap();
+            let sent = texts(&run.sent);
+            if part.len() > 6 {
+                let have = Control::Have { bytes: 0, sha256: digest_of(b"") }.encode();
+                assert_eq!(sent[1], have, "a .part longer than the file is no prefix");
+            }
+            assert_eq!(std::fs::read(run.out.join("f")).unwrap(), b"abcdef");
+            assert_eq!(run.entries, vec!["f".to_string()]);
+        }
+    }
+
+    #[tokio::test]
+    async fn without_resume_a_resume_file_gets_an_empty_have_and_the_part_is_not_read() {
+        let script = resumed(
+            3,
+            vec![
+                text(Control::Skip { bytes: 0 }),
+                data(b"abc"),
+                text(Control::Eof { bytes: 3, sha256: digest_of(b"abc") }),
+                text(Control::Done),
+            ],
+        );
+        let run = run_resuming(script, false, Some(b"ab")).await;
+        run.result.unwrap();
+        let sent = texts(&run.sent);
+        assert!(sent[0].contains("\"resume\":false"), "{sent:?}");
+        assert_eq!(sent[1], Control::Have { bytes: 0, sha256: digest_of(b"") }.encode());
+        assert_eq!(std::fs::read(run.out.join("f")).unwrap(), b"abc");
+    }
+
+    /// A sender that breaks the resume rules gets an abort, and `f.part` stays as it was.
+    #[tokio::test]
+    async fn a_lying_sender_leaves_the_part_untouched() {
+        let cases: Vec<(Vec<ChannelEvent>, &str)> = vec![
+            (vec![text(Control::Skip { bytes: 2 })], "skips 2 bytes but we have 3"),
+            (vec![text(Control::Skip { bytes: 4 })], "skips 4 bytes but we have 3"),
+            (vec![data(b"def")], "payload before the sender's skip"),
+            (
+                vec![text(Control::Eof { bytes: 3, sha256: digest_of(b"abc") })],
+                "eof before the sender's skip",
+            ),
+            (vec![text(Control::Done)], "done inside an item"),
+            (
+                vec![text(Control::Skip { bytes: 3 }), text(Control::Skip { bytes: 3 })],
+                "a skip without a have",
+            ),
+            (
+                vec![text(Control::Skip { bytes: 3 }), data(b"defg")],
+                "more bytes than the file header announced",
+            ),
+            (vec![ChannelEvent::Closed], "closed the channel"),
+        ];
+        for (events, want) in cases {
+            let run = run_resuming(resumed(6, events), true, Some(b"abc")).await;
+            let err = run.result.expect_err(want);
+            assert!(err.contains(want), "{want}: {err}");
+            assert_eq!(run.entries, vec!["f.part".to_string()], "{want}");
+            let part = std::fs::read(run.out.join("f.part")).unwrap();
+            assert!(part.starts_with(b"abc"), "{want}: the prefix is gone: {part:?}");
+        }
+        // A skip with no item at all.
+        let run = run_resuming(vec![hello(), text(Control::Skip { bytes: 0 })], true, None).await;
+        assert!(run.result.unwrap_err().contains("a skip without a have"));
     }
 
     fn aborted_with(sent: &[Outbound], needle: &str) -> bool {

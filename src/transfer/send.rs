@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pump::{Pump, PumpReport};
-use super::source::{self, Item, ItemSent};
+use super::source::{self, Item, ItemSent, PeerLink, PeerNote, SourceError};
 use super::wire::{Control, PROTOCOL_VERSION, Role};
 use crate::error::TransferError;
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
@@ -54,12 +54,16 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     cancel: CancellationToken,
 ) -> anyhow::Result<SendOutcome> {
     let expected_acks = items.len();
+    let (notes, link) = std::sync::mpsc::channel();
+    let link = PeerLink { notes: link, meter: meter.clone() };
     let (pump, feed) = Pump::new(port.clone(), opts.threshold_bytes, meter, cancel.child_token());
     if !opts.raw {
-        let hello = Control::Hello { v: PROTOCOL_VERSION, role: Role::Send, app: app() };
+        let hello =
+            Control::Hello { v: PROTOCOL_VERSION, role: Role::Send, app: app(), resume: true };
         feed.send(Outbound::Text(hello.encode())).await.ok();
     }
-    let mut reader = source::spawn(items, opts.chunk_bytes, opts.raw, feed, cancel.clone());
+    let mut reader =
+        source::spawn_linked(items, opts.chunk_bytes, opts.raw, feed, Some(link), cancel.clone());
     let mut pump_task = tokio::spawn(pump.run());
 
     let mut pump_report: Option<PumpReport> = None;
@@ -96,7 +100,11 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
             }
             res = &mut reader, if sent.is_none() => match res? {
                 Ok(items) => sent = Some(items),
-                Err(e) => {
+                Err(SourceError::NoAnswer(reason)) => {
+                    send_abort(&port, &reason).await;
+                    return Err(TransferError::PeerGone { reason, confirmed_bytes }.into());
+                }
+                Err(SourceError::Io(e)) => {
                     send_abort(&port, &format!("the sender failed: {e}")).await;
                     return Err(e.into());
                 }
@@ -138,7 +146,14 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                         send_abort(&port, &reason).await;
                         return Err(TransferError::Protocol(reason).into());
                     }
-                    Ok(Control::Hello { .. }) => peer_is_dcsend = true,
+                    Ok(Control::Hello { resume, .. }) => {
+                        peer_is_dcsend = true;
+                        // The reading thread may be gone (all read); then nobody needs it.
+                        notes.send(PeerNote::Hello { resume }).ok();
+                    }
+                    Ok(Control::Have { bytes, sha256 }) => {
+                        notes.send(PeerNote::Have { bytes, sha256 }).ok();
+                    }
                     Ok(Control::Ack { bytes, ok: true }) => {
                         acks += 1;
                         confirmed_bytes += bytes;

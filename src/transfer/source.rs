@@ -6,12 +6,19 @@
 //! Back-pressure: `blocking_send` into the pump's bounded feed waits while the pump is
 //! paused, so the read slows to the channel's pace and memory stays flat.
 //!
+//! Resume (docs/protocol.md): with a [`PeerLink`], a named file of known size is announced
+//! with `resume: true` when the receiver's `hello` asked for it; the thread then waits for the
+//! receiver's `have`, hashes the same prefix of its file, and sends `skip` with the prefix
+//! length (match: it reads on from there, the digest carried over) or 0 (start over).
+//!
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use sha2::Digest as _;
@@ -20,6 +27,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::{Control, Digest};
 use crate::peer::Outbound;
+use crate::progress::meter::Meter;
+
+/// How long the first resumable item waits for the receiver's `hello` (sent as soon as its
+/// channel opens, so normally already here). A peer silent this long gets no resume.
+pub const PEER_HELLO_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the sender waits for `have` after a `file` with `resume: true`: this, plus
+/// [`have_wait`]'s allowance for the receiver hashing its `NAME.part`.
+const HAVE_WAIT_BASE: Duration = Duration::from_secs(30);
+
+/// The hashing pace [`have_wait`] allows for, bytes per second (32 MiB/s: a slow disk).
+const HAVE_WAIT_BYTES_PER_SEC: u64 = 32 << 20;
+
+/// Reads of this size hash a prefix.
+const HASH_CHUNK: usize = 1 << 20;
 
 /// Where an item's bytes come from.
 #[derive(Debug, Clone)]
@@ -84,10 +106,57 @@ impl Item {
 pub struct ItemSent {
     /// The item's label.
     pub label: String,
-    /// Payload bytes read.
+    /// Bytes of the item (a prefix the receiver kept included).
     pub bytes: u64,
     /// Hex SHA-256 of those bytes.
     pub sha256: String,
+    /// The prefix the receiver already had, verified and not sent again.
+    pub resumed_bytes: u64,
+    /// A prefix the receiver offered that did not match ours (it started over); 0 if none.
+    pub rejected_bytes: u64,
+}
+
+/// What the receiver said that the reading thread needs; the send loop forwards it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerNote {
+    /// The receiver's `hello`.
+    Hello {
+        /// It answers `file` with `resume: true` with `have`.
+        resume: bool,
+    },
+    /// The receiver's `have`.
+    Have {
+        /// Length of the prefix it holds.
+        bytes: u64,
+        /// Hex SHA-256 of that prefix.
+        sha256: String,
+    },
+}
+
+/// The reading thread's line back from the receiver, for resuming.
+#[derive(Debug)]
+pub struct PeerLink {
+    /// Notes from the send loop; its hanging up means the send is over.
+    pub notes: Receiver<PeerNote>,
+    /// Counts resumed bytes and takes notices.
+    pub meter: Arc<Meter>,
+}
+
+/// Why the reading thread stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// Reading an input failed (or it changed size while being sent).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The receiver did not answer a `file` with `resume: true` in time.
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
+/// How long to wait for `have` for an item of `size` bytes: 30 s plus 1 s per 32 MiB.
+pub fn have_wait(size: u64) -> Duration {
+    HAVE_WAIT_BASE + Duration::from_secs(size / HAVE_WAIT_BYTES_PER_SEC)
 }
 
 /// Reads every item in order into `feed`. Returns one [`ItemSent`] per item.
@@ -99,29 +168,82 @@ pub fn spawn(
     raw: bool,
     feed: mpsc::Sender<Outbound>,
     cancel: CancellationToken,
-) -> tokio::task::JoinHandle<io::Result<Vec<ItemSent>>> {
-    tokio::task::spawn_blocking(move || {
+) -> tokio::task::JoinHandle<Result<Vec<ItemSent>, SourceError>> {
+    spawn_linked(items, chunk_bytes, raw, feed, None, cancel)
+}
+
+/// [`spawn`], resuming items the receiver asks for through `link` (never in raw mode).
+pub fn spawn_linked(
+    items: Vec<Item>,
+    chunk_bytes: usize,
+    raw: bool,
+    feed: mpsc::Sender<Outbound>,
+    link: Option<PeerLink>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<Result<Vec<ItemSent>, SourceError>> {
+    tokio::task::spawn_blocking(move || -> Result<Vec<ItemSent>, SourceError> {
         let mut sent = Vec::with_capacity(items.len());
         let push = |msg: Outbound| -> bool { feed.blocking_send(msg).is_ok() };
+        let mut link = link.filter(|_| !raw).map(Resumer::new);
         for item in items {
             if cancel.is_cancelled() {
                 break;
             }
+            let resume = match (&mut link, &item) {
+                (Some(link), Item { input: Input::File(_), name: Some(_), size: Some(_) }) => {
+                    link.receiver_resumes()
+                }
+                _ => false,
+            };
+            if let Some(link) = &mut link {
+                link.drop_stale();
+            }
             if !raw {
-                let header = Control::File { name: item.name.clone(), size: item.size };
+                let header = Control::File { name: item.name.clone(), size: item.size, resume };
                 if !push(Outbound::Text(header.encode())) {
                     break;
                 }
             }
+            let open = |p: &PathBuf| {
+                File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+            };
+            let (mut bytes, mut digest) = (0u64, Digest::new());
+            let (mut resumed_bytes, mut rejected_bytes) = (0u64, 0u64);
             let mut reader: Box<dyn Read> = match &item.input {
-                Input::File(p) => Box::new(
-                    File::open(p)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
-                ),
+                Input::File(p) if resume => {
+                    let link = link.as_mut().expect("resume needs the link");
+                    let size = item.size.expect("resume needs a size");
+                    let mut file = open(p)?;
+                    let Some(have) = link.await_have(&item.label(), size)? else {
+                        return Ok(sent); // the send is over
+                    };
+                    match check_prefix(&mut file, &have, size, &cancel)? {
+                        Prefix::Matches(d) => {
+                            (bytes, digest, resumed_bytes) = (have.0, d, have.0);
+                            link.meter.add_resumed(have.0);
+                        }
+                        Prefix::Unusable => {
+                            rejected_bytes = have.0;
+                            if have.0 > 0 {
+                                link.meter.notice(format!(
+                                    "dcsend: the receiver's partial copy of {} ({} bytes) does \
+                                     not match this file; sending it from the start",
+                                    item.label(),
+                                    have.0
+                                ));
+                            }
+                        }
+                        Prefix::Cancelled => return Ok(sent),
+                    }
+                    if !push(Outbound::Text(Control::Skip { bytes }.encode())) {
+                        return Ok(sent);
+                    }
+                    Box::new(file)
+                }
+                Input::File(p) => Box::new(open(p)?),
                 Input::Stdin => Box::new(io::stdin()),
                 &Input::Generated { bytes, deadline } => Box::new(Generated::new(bytes, deadline)),
             };
-            let (mut bytes, mut digest) = (0u64, Digest::new());
             loop {
                 if cancel.is_cancelled() {
                     return Ok(sent);
@@ -132,10 +254,8 @@ pub fn spawn(
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        return Err(io::Error::new(
-                            e.kind(),
-                            format!("reading {}: {e}", item.label()),
-                        ));
+                        let what = format!("reading {}: {e}", item.label());
+                        return Err(io::Error::new(e.kind(), what).into());
                     }
                 };
                 buf.truncate(n);
@@ -144,10 +264,8 @@ pub fn spawn(
                 if let Some(size) = item.size
                     && bytes > size
                 {
-                    return Err(io::Error::other(format!(
-                        "{} grew while it was being sent",
-                        item.label()
-                    )));
+                    let what = format!("{} grew while it was being sent", item.label());
+                    return Err(io::Error::other(what).into());
                 }
                 if !push(Outbound::Binary(buf.freeze())) {
                     return Ok(sent);
@@ -156,10 +274,11 @@ pub fn spawn(
             if let Some(size) = item.size
                 && bytes != size
             {
-                return Err(io::Error::other(format!(
+                let what = format!(
                     "{} shrank while it was being sent ({bytes} of {size} bytes)",
                     item.label()
-                )));
+                );
+                return Err(io::Error::other(what).into());
             }
             let sha256 = digest.finish();
             if !raw
@@ -167,13 +286,139 @@ pub fn spawn(
             {
                 break;
             }
-            sent.push(ItemSent { label: item.label(), bytes, sha256 });
+            sent.push(ItemSent {
+                label: item.label(),
+                bytes,
+                sha256,
+                resumed_bytes,
+                rejected_bytes,
+            });
         }
         if !raw && !cancel.is_cancelled() {
             push(Outbound::Text(Control::Done.encode()));
         }
         Ok(sent)
     })
+}
+
+/// The reading thread's side of [`PeerLink`]: what it learnt of the receiver so far.
+struct Resumer {
+    link: PeerLink,
+    /// The receiver's `hello` said `resume: true`; `None` until it came (or we gave up).
+    resumes: Option<bool>,
+}
+
+impl std::ops::Deref for Resumer {
+    type Target = PeerLink;
+    fn deref(&self) -> &PeerLink {
+        &self.link
+    }
+}
+
+impl Resumer {
+    fn new(link: PeerLink) -> Self {
+        Self { link, resumes: None }
+    }
+
+    /// Whether the receiver resumes; waits for its `hello` once, at most [`PEER_HELLO_WAIT`].
+    fn receiver_resumes(&mut self) -> bool {
+        let deadline = Instant::now() + PEER_HELLO_WAIT;
+        while self.resumes.is_none() {
+            match self.link.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(PeerNote::Hello { resume }) => self.resumes = Some(resume),
+                Ok(PeerNote::Have { .. }) => tracing::debug!("ignoring a have before any file"),
+                Err(RecvTimeoutError::Timeout) => {
+                    tracing::info!(
+                        "no hello from the receiver within {PEER_HELLO_WAIT:?}: no resume"
+                    );
+                    self.resumes = Some(false);
+                }
+                Err(RecvTimeoutError::Disconnected) => self.resumes = Some(false),
+            }
+        }
+        self.resumes == Some(true)
+    }
+
+    /// Drops notes nobody waits for (a `have` the receiver sent unasked), so the next wait
+    /// sees only the answer to its own `file`.
+    fn drop_stale(&mut self) {
+        while let Ok(note) = self.link.notes.try_recv() {
+            match note {
+                PeerNote::Hello { resume } => self.resumes = Some(resume),
+                PeerNote::Have { .. } => tracing::debug!("ignoring a have nobody asked for"),
+            }
+        }
+    }
+
+    /// Waits for the receiver's `have` for `label`, at most [`have_wait`]`(size)`. `None`:
+    /// the send loop is gone (the send is over anyway).
+    fn await_have(&mut self, label: &str, size: u64) -> Result<Option<(u64, String)>, SourceError> {
+        let limit = have_wait(size);
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.link.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(PeerNote::Have { bytes, sha256 }) => return Ok(Some((bytes, sha256))),
+                Ok(PeerNote::Hello { .. }) => tracing::debug!("ignoring a second hello"),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(SourceError::NoAnswer(format!(
+                        "the receiver did not say how much of {label} it has within {limit:?}"
+                    )));
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// What the start of our file says about the receiver's `have`.
+#[derive(Debug)]
+enum Prefix {
+    /// Same bytes: the file is positioned after them, and the digest covers them.
+    Matches(Digest),
+    /// Nothing to keep (0 bytes, more than the item, or different bytes); the file is back at
+    /// its start.
+    Unusable,
+    /// `cancel` fired while hashing.
+    Cancelled,
+}
+
+/// Checks the receiver's `have` = (length, hex SHA-256) against the start of `file`, an item
+/// of `size` bytes.
+fn check_prefix(
+    file: &mut File,
+    have: &(u64, String),
+    size: u64,
+    cancel: &CancellationToken,
+) -> io::Result<Prefix> {
+    let &(len, ref sha256) = have;
+    if len == 0 || len > size {
+        if len > size {
+            tracing::info!("the receiver has {len} bytes of a {size}-byte item: starting over");
+        }
+        return Ok(Prefix::Unusable);
+    }
+    let mut digest = Digest::new();
+    let mut left = len;
+    let mut buf = vec![0u8; HASH_CHUNK];
+    while left > 0 {
+        if cancel.is_cancelled() {
+            return Ok(Prefix::Cancelled);
+        }
+        let want = buf.len().min(left.try_into().unwrap_or(usize::MAX));
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => break, // shorter than announced: no match; the send notices the shrink
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        digest.update(&buf[..n]);
+        left -= n as u64;
+    }
+    if left == 0 && digest.peek() == *sha256 {
+        return Ok(Prefix::Matches(digest));
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(Prefix::Unusable)
 }
 
 /// The pattern `Input::Generated` repeats: 1 MiB of SHA-256 output in counter mode, so the
@@ -232,5 +477,127 @@ impl Read for Generated {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex_of(data: &[u8]) -> String {
+        let mut d = Digest::new();
+        d.update(data);
+        d.finish()
+    }
+
+    fn file_with(data: &[u8]) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, data).unwrap();
+        let file = File::open(&path).unwrap();
+        (dir, file)
+    }
+
+    fn rest(file: &mut File) -> Vec<u8> {
+        let mut out = Vec::new();
+        file.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_matching_prefix_is_kept_and_reading_goes_on_after_it() {
+        let (_dir, mut f) = file_with(b"abcdef");
+        let have = (3, hex_of(b"abc"));
+        let Prefix::Matches(mut d) =
+            check_prefix(&mut f, &have, 6, &CancellationToken::new()).unwrap()
+        else {
+            panic!("no match")
+        };
+        assert_eq!(rest(&mut f), b"def");
+        d.update(b"def");
+        assert_eq!(d.finish(), hex_of(b"abcdef"), "the digest carries over");
+    }
+
+    #[test]
+    fn the_whole_file_can_match() {
+        let (_dir, mut f) = file_with(b"abc");
+        let got = check_prefix(&mut f, &(3, hex_of(b"abc")), 3, &CancellationToken::new());
+        assert!(matches!(got.unwrap(), Prefix::Matches(_)));
+        assert!(rest(&mut f).is_empty());
+    }
+
+    #[test]
+    fn unusable_prefixes_rewind() {
+        let cases = [
+            ((3, hex_of(b"abX")), "a different byte"),
+            ((0, hex_of(b"")), "nothing"),
+            ((7, hex_of(b"abcdefg")), "longer than the item"),
+            ((3, hex_of(b"abcd")), "a digest of other bytes"),
+        ];
+        for (have, what) in cases {
+            let (_dir, mut f) = file_with(b"abcdef");
+            let got = check_prefix(&mut f, &have, 6, &CancellationToken::new()).unwrap();
+            assert!(matches!(got, Prefix::Unusable), "{what}: {got:?}");
+            assert_eq!(rest(&mut f), b"abcdef", "{what}: back at the start");
+        }
+    }
+
+    #[test]
+    fn a_file_shorter_than_the_claim_does_not_match() {
+        // The file shrank since its size was announced: 4 claimed, 3 there.
+        let (_dir, mut f) = file_with(b"abc");
+        let got = check_prefix(&mut f, &(4, hex_of(b"abc")), 10, &CancellationToken::new());
+        assert!(matches!(got.unwrap(), Prefix::Unusable));
+    }
+
+    #[test]
+    fn the_wait_for_have_grows_with_the_size() {
+        assert_eq!(have_wait(0), Duration::from_secs(30));
+        assert_eq!(have_wait(32 << 20), Duration::from_secs(31));
+        assert_eq!(have_wait(10 << 30), Duration::from_secs(30 + 320));
+    }
+
+    /// The reading thread against a scripted receiver: it waits for the hello, answers
+    /// `have` with `skip`, and sends only the rest, with `eof` covering the whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resumed_item_sends_only_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, b"hello world").unwrap();
+        let item = Item::open(Some(path)).unwrap();
+        let (notes_tx, notes) = std::sync::mpsc::channel();
+        let meter = Arc::new(Meter::new(Some(11)));
+        let (feed, mut out) = mpsc::channel(64);
+        let link = PeerLink { notes, meter: meter.clone() };
+        let task = spawn_linked(vec![item], 4, false, feed, Some(link), CancellationToken::new());
+        notes_tx.send(PeerNote::Hello { resume: true }).unwrap();
+        let first = out.recv().await.unwrap();
+        assert_eq!(
+            first,
+            Outbound::Text(
+                Control::File { name: Some("f.bin".into()), size: Some(11), resume: true }.encode()
+            )
+        );
+        notes_tx.send(PeerNote::Have { bytes: 6, sha256: hex_of(b"hello ") }).unwrap();
+        let sent = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap();
+        let sent = sent.unwrap().unwrap();
+        let mut msgs = Vec::new();
+        while let Some(m) = out.recv().await {
+            msgs.push(m);
+        }
+        assert_eq!(msgs[0], Outbound::Text(Control::Skip { bytes: 6 }.encode()));
+        let data: Vec<u8> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                Outbound::Binary(b) => Some(b.to_vec()),
+                Outbound::Text(_) => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(data, b"world");
+        let eof = Control::Eof { bytes: 11, sha256: hex_of(b"hello world") }.encode();
+        assert!(msgs.contains(&Outbound::Text(eof)), "{msgs:?}");
+        assert_eq!((sent[0].resumed_bytes, sent[0].rejected_bytes), (6, 0));
+        assert_eq!((meter.resumed(), meter.total()), (6, Some(5)));
     }
 }

@@ -6,6 +6,9 @@
 //! [`Control::encode`] produces one, [`Control::decode`] checks and parses one. Both ends
 //! hash the payload of each item with [`Digest`] and compare the `eof` digests.
 //!
+//! The resume extension adds `resume` to `hello` and `file`, and two messages, [`Control::Have`]
+//! and [`Control::Skip`], that a side sends only once the other asked for them.
+//!
 //! Must not import: webrtc, tokio, indicatif, `cli`, or anything else in dcsend.
 
 use serde::{Deserialize, Serialize};
@@ -28,12 +31,32 @@ const SHA256_HEX_LEN: usize = 64;
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum Control {
     /// First message from each side. `v` = protocol version; `role` "send"|"recv"; `app`
-    /// e.g. "dcsend/0.1.0".
-    Hello { v: u32, role: Role, app: String },
+    /// e.g. "dcsend/0.1.0"; `resume`: the side takes part in resuming (a receiver then
+    /// answers `File { resume: true }` with `Have`). `resume` absent or null is `false`.
+    Hello {
+        v: u32,
+        role: Role,
+        app: String,
+        #[serde(default, deserialize_with = "null_is_false")]
+        resume: bool,
+    },
     /// Starts one item. `name`: `None` for a stream (stdin). `size`: `None` when unknown
-    /// (stdin). Missing fields decode as `None`.
-    File { name: Option<String>, size: Option<u64> },
-    /// Ends the current item: payload bytes count and hex SHA-256 of exactly those bytes.
+    /// (stdin). Missing fields decode as `None`. `resume`: the sender waits for a `Have`
+    /// and starts the payload with a `Skip` (absent or null is `false`).
+    File {
+        name: Option<String>,
+        size: Option<u64>,
+        #[serde(default, deserialize_with = "null_is_false")]
+        resume: bool,
+    },
+    /// Receiver → sender, answering `File { resume: true }`: it holds the item's first
+    /// `bytes` bytes (0: none), whose hex SHA-256 is `sha256`.
+    Have { bytes: u64, sha256: String },
+    /// Sender → receiver, answering `Have`: the payload that follows starts at byte `bytes`
+    /// of the item, either the `Have`'s count (prefix verified) or 0 (start over).
+    Skip { bytes: u64 },
+    /// Ends the current item: its byte count and the hex SHA-256 of exactly those bytes
+    /// (a prefix kept by `Skip` included).
     Eof { bytes: u64, sha256: String },
     /// Receiver → sender, after an `Eof`: it has `bytes` bytes and the digest matched
     /// (`ok = true`) or not (`ok = false`).
@@ -65,9 +88,9 @@ pub enum WireError {
     /// parser's message, which names the offending tag or field.
     #[error("malformed control message: {0}")]
     Malformed(String),
-    /// An `eof` whose `sha256` is not 64 lowercase hex characters. Holds that value
-    /// (shortened when long).
-    #[error("eof sha256 is not {SHA256_HEX_LEN} lowercase hex characters: {0:?}")]
+    /// An `eof` or `have` whose `sha256` is not 64 lowercase hex characters. Holds that
+    /// value (shortened when long).
+    #[error("sha256 is not {SHA256_HEX_LEN} lowercase hex characters: {0:?}")]
     BadDigest(String),
 }
 
@@ -85,8 +108,8 @@ impl Control {
     /// fields without breaking this one.
     ///
     /// Returns [`WireError::TooLarge`] (checked before parsing) for more than
-    /// [`MAX_CONTROL_BYTES`], [`WireError::BadDigest`] for an `eof` whose digest is not
-    /// lowercase hex SHA-256, and [`WireError::Malformed`] for anything else that is not a
+    /// [`MAX_CONTROL_BYTES`], [`WireError::BadDigest`] for an `eof` or `have` whose digest is
+    /// not lowercase hex SHA-256, and [`WireError::Malformed`] for anything else that is not a
     /// control message, including an unknown `"t"`. Never panics.
     pub fn decode(text: &str) -> Result<Control, WireError> {
         if text.len() > MAX_CONTROL_BYTES {
@@ -104,13 +127,19 @@ impl Control {
         }
         let msg: Control =
             serde_json::from_value(value).map_err(|e| WireError::Malformed(e.to_string()))?;
-        if let Control::Eof { sha256, .. } = &msg
+        if let Control::Eof { sha256, .. } | Control::Have { sha256, .. } = &msg
             && !is_sha256_hex(sha256)
         {
             return Err(WireError::BadDigest(shorten(sha256)));
         }
         Ok(msg)
     }
+}
+
+/// `resume` fields: absent (via `default`) and `null` both mean `false`, as the spec says of
+/// every optional field.
+fn null_is_false<'de, D: serde::Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(de)?.unwrap_or(false))
 }
 
 /// Names a JSON value's type for error messages.
@@ -158,6 +187,11 @@ impl Digest {
     pub fn finish(self) -> String {
         hex::encode(self.0.finalize())
     }
+
+    /// The digest so far, leaving `self` to be fed on (a prefix's digest, then the whole).
+    pub fn peek(&self) -> String {
+        self.clone().finish()
+    }
 }
 
 #[cfg(test)]
@@ -173,18 +207,48 @@ mod tests {
     fn pinned() -> Vec<(Control, &'static str)> {
         vec![
             (
-                Control::Hello { v: 1, role: Role::Send, app: "dcsend/0.1.0".into() },
-                r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0"}"#,
+                Control::Hello { v: 1, role: Role::Send, app: "dcsend/0.1.0".into(), resume: true },
+                r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","resume":true}"#,
             ),
             (
-                Control::Hello { v: 1, role: Role::Recv, app: "dcsend/0.1.0".into() },
-                r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0"}"#,
+                Control::Hello {
+                    v: 1,
+                    role: Role::Recv,
+                    app: "dcsend/0.1.0".into(),
+                    resume: false,
+                },
+                r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":false}"#,
             ),
             (
-                Control::File { name: Some("report.pdf".into()), size: Some(1_048_576) },
-                r#"{"t":"file","name":"report.pdf","size":1048576}"#,
+                Control::File {
+                    name: Some("report.pdf".into()),
+                    size: Some(1_048_576),
+                    resume: false,
+                },
+                r#"{"t":"file","name":"report.pdf","size":1048576,"resume":false}"#,
             ),
-            (Control::File { name: None, size: None }, r#"{"t":"file","name":null,"size":null}"#),
+            (
+                Control::File { name: None, size: None, resume: false },
+                r#"{"t":"file","name":null,"size":null,"resume":false}"#,
+            ),
+            (
+                Control::File {
+                    name: Some("big.iso".into()),
+                    size: Some(33_554_432),
+                    resume: true,
+                },
+                r#"{"t":"file","name":"big.iso","size":33554432,"resume":true}"#,
+            ),
+            (
+                Control::Have { bytes: 3, sha256: ABC_SHA256.into() },
+                r#"{"t":"have","bytes":3,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}"#,
+            ),
+            (
+                Control::Have { bytes: 0, sha256: EMPTY_SHA256.into() },
+                r#"{"t":"have","bytes":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}"#,
+            ),
+            (Control::Skip { bytes: 20_971_520 }, r#"{"t":"skip","bytes":20971520}"#),
+            (Control::Skip { bytes: 0 }, r#"{"t":"skip","bytes":0}"#),
             (
                 Control::Eof { bytes: 3, sha256: ABC_SHA256.into() },
                 r#"{"t":"eof","bytes":3,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}"#,
@@ -210,11 +274,15 @@ mod tests {
     fn every_variant_round_trips() {
         let extremes = [
             Control::File {
-                name: Some("ünïcödé \"quoted\" \u{1F600}.txt".into()), size: Some(0)
+                name: Some("ünïcödé \"quoted\" \u{1F600}.txt".into()),
+                size: Some(0),
+                resume: true,
             },
-            Control::File { name: None, size: Some(u64::MAX) },
+            Control::File { name: None, size: Some(u64::MAX), resume: false },
             Control::Eof { bytes: u64::MAX, sha256: EMPTY_SHA256.into() },
-            Control::Hello { v: u32::MAX, role: Role::Recv, app: String::new() },
+            Control::Have { bytes: u64::MAX, sha256: ABC_SHA256.into() },
+            Control::Skip { bytes: u64::MAX },
+            Control::Hello { v: u32::MAX, role: Role::Recv, app: String::new(), resume: true },
             Control::Abort { reason: "line\nbreak\ttab\u{0}nul".into() },
         ];
         for msg in pinned().into_iter().map(|(m, _)| m).chain(extremes) {
@@ -241,8 +309,9 @@ mod tests {
             (r#"{"future":1,"t":"done"}"#, Control::Done),
             (
                 r#"{"t":"hello","v":2,"role":"send","app":"dcsend/9","caps":["zstd"]}"#,
-                Control::Hello { v: 2, role: Role::Send, app: "dcsend/9".into() },
+                Control::Hello { v: 2, role: Role::Send, app: "dcsend/9".into(), resume: false },
             ),
+            (r#"{"t":"skip","bytes":5,"why":"verified"}"#, Control::Skip { bytes: 5 }),
         ];
         for (json, want) in cases {
             assert_eq!(Control::decode(json).unwrap(), want, "{json}");
@@ -253,12 +322,47 @@ mod tests {
     fn missing_optional_fields_are_none() {
         assert_eq!(
             Control::decode(r#"{"t":"file"}"#).unwrap(),
-            Control::File { name: None, size: None }
+            Control::File { name: None, size: None, resume: false }
         );
         assert_eq!(
             Control::decode(r#"{"t":"file","name":"a"}"#).unwrap(),
-            Control::File { name: Some("a".into()), size: None }
+            Control::File { name: Some("a".into()), size: None, resume: false }
         );
+    }
+
+    /// What a v1 peer without resume writes still decodes, and `resume: null` is `false`.
+    #[test]
+    fn resume_fields_are_optional() {
+        let cases = [
+            (
+                r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0"}"#,
+                Control::Hello {
+                    v: 1,
+                    role: Role::Recv,
+                    app: "dcsend/0.1.0".into(),
+                    resume: false,
+                },
+            ),
+            (
+                r#"{"t":"hello","v":1,"role":"recv","app":"x","resume":null}"#,
+                Control::Hello { v: 1, role: Role::Recv, app: "x".into(), resume: false },
+            ),
+            (
+                r#"{"t":"file","name":"a","size":1}"#,
+                Control::File { name: Some("a".into()), size: Some(1), resume: false },
+            ),
+            (
+                r#"{"t":"file","name":"a","size":1,"resume":null}"#,
+                Control::File { name: Some("a".into()), size: Some(1), resume: false },
+            ),
+            (
+                r#"{"t":"file","resume":true,"size":1,"name":"a"}"#,
+                Control::File { name: Some("a".into()), size: Some(1), resume: true },
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(Control::decode(json).unwrap(), want, "{json}");
+        }
     }
 
     #[test]
@@ -297,6 +401,20 @@ mod tests {
             "{\"t\":\"eof\",\"bytes\":3}",
             "{\"t\":\"ack\",\"bytes\":3,\"ok\":\"yes\"}",
             "{\"t\":\"abort\"}",
+            "{\"t\":\"hello\",\"v\":1,\"role\":\"recv\",\"app\":\"x\",\"resume\":1}",
+            "{\"t\":\"hello\",\"v\":1,\"role\":\"recv\",\"app\":\"x\",\"resume\":\"true\"}",
+            "{\"t\":\"file\",\"name\":\"a\",\"size\":1,\"resume\":\"yes\"}",
+            "{\"t\":\"file\",\"name\":\"a\",\"size\":1,\"resume\":[]}",
+            "{\"t\":\"have\",\"bytes\":3}",
+            "{\"t\":\"have\",\"sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}",
+            "{\"t\":\"have\",\"bytes\":-1,\"sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}",
+            "{\"t\":\"have\",\"bytes\":3,\"sha256\":null}",
+            "{\"t\":\"skip\"}",
+            "{\"t\":\"skip\",\"bytes\":null}",
+            "{\"t\":\"skip\",\"bytes\":-5}",
+            "{\"t\":\"skip\",\"bytes\":1e3}",
+            "{\"t\":\"skip\",\"bytes\":\"5\"}",
+            "{\"t\":\"SKIP\",\"bytes\":5}",
             "{\"t\":\"done\"} {\"t\":\"done\"}",
             "{\"t\":\"done\"}x",
             "\u{feff}{\"t\":\"done\"}",
@@ -353,7 +471,7 @@ mod tests {
     }
 
     #[test]
-    fn eof_digest_must_be_lowercase_hex_sha256() {
+    fn digests_must_be_lowercase_hex_sha256() {
         let bad = [
             String::new(),
             ABC_SHA256.to_uppercase(),
@@ -364,15 +482,19 @@ mod tests {
             "é".repeat(32),
             "0".repeat(1000),
         ];
-        for digest in bad {
-            let text = format!(r#"{{"t":"eof","bytes":3,"sha256":"{digest}"}}"#);
-            match Control::decode(&text) {
-                Err(WireError::BadDigest(shown)) => assert!(shown.chars().count() <= 81, "{shown}"),
-                other => panic!("{digest:?} gave {other:?}"),
+        for t in ["eof", "have"] {
+            for digest in &bad {
+                let text = format!(r#"{{"t":"{t}","bytes":3,"sha256":"{digest}"}}"#);
+                match Control::decode(&text) {
+                    Err(WireError::BadDigest(shown)) => {
+                        assert!(shown.chars().count() <= 81, "{shown}")
+                    }
+                    other => panic!("{t} {digest:?} gave {other:?}"),
+                }
             }
+            let ok = format!(r#"{{"t":"{t}","bytes":0,"sha256":"{EMPTY_SHA256}"}}"#);
+            assert!(Control::decode(&ok).is_ok(), "{t}");
         }
-        let ok = format!(r#"{{"t":"eof","bytes":0,"sha256":"{EMPTY_SHA256}"}}"#);
-        assert!(Control::decode(&ok).is_ok());
     }
 
     #[test]
@@ -382,7 +504,7 @@ mod tests {
             "control message is 20000 bytes, over the 16384-byte limit"
         );
         let err = Control::decode(r#"{"t":"eof","bytes":3,"sha256":"ABC"}"#).unwrap_err();
-        assert_eq!(err.to_string(), r#"eof sha256 is not 64 lowercase hex characters: "ABC""#);
+        assert_eq!(err.to_string(), r#"sha256 is not 64 lowercase hex characters: "ABC""#);
     }
 
     /// A cheap stand-in for the fuzzer: mutate valid messages byte by byte (deterministic
@@ -408,7 +530,9 @@ mod tests {
                     }
                 }
                 let text = String::from_utf8_lossy(&bytes);
-                if let Ok(Control::Eof { sha256, .. }) = Control::decode(&text) {
+                if let Ok(Control::Eof { sha256, .. } | Control::Have { sha256, .. }) =
+                    Control::decode(&text)
+                {
                     assert!(is_sha256_hex(&sha256), "{text}");
                 }
             }
@@ -421,6 +545,17 @@ mod tests {
         d.update(b"abc");
         assert_eq!(d.finish(), ABC_SHA256);
         assert_eq!(Digest::new().finish(), EMPTY_SHA256);
+    }
+
+    #[test]
+    fn peek_gives_the_prefix_digest_and_feeding_goes_on() {
+        let mut d = Digest::new();
+        d.update(b"ab");
+        let mut ab = Digest::new();
+        ab.update(b"ab");
+        assert_eq!(d.peek(), ab.finish());
+        d.update(b"c");
+        assert_eq!(d.finish(), ABC_SHA256);
     }
 
     #[test]
