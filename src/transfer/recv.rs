@@ -224,7 +224,8 @@ impl Receiver<'_> {
             }
         };
         let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.meter.set_total(size.map(|s| s + self.confirmed()));
+        // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
+        self.meter.set_total(size.map(|s| s.saturating_add(self.confirmed())));
         self.current = Some(Current { sink, size, bytes: 0, part, path });
         Ok(())
     }
@@ -439,6 +440,23 @@ mod tests {
         assert!(err.contains("integrity check failed"), "{err}");
         assert!(sent.iter().any(|m| matches!(m, Outbound::Text(t) if t.contains("\"ok\":false"))));
         assert_eq!(entries, vec!["f.part".to_string()]);
+    }
+
+    fn sha(data: &[u8]) -> String {
+        let mut d = crate::transfer::wire::Digest::new();
+        d.update(data);
+        d.finish()
+    }
+
+    #[tokio::test]
+    async fn a_size_of_u64_max_after_an_item_does_not_overflow() {
+        let mut script = item("a", 1, b"x");
+        script.push(text(Control::Eof { bytes: 1, sha256: sha(b"x") }));
+        script.push(text(Control::File { name: Some("b".into()), size: Some(u64::MAX) }));
+        script.push(text(Control::Eof { bytes: 0, sha256: sha(b"") }));
+        let (err, _, entries) = run_script(script).await;
+        assert!(err.contains("integrity check failed"), "{err}");
+        assert_eq!(entries, vec!["a".to_string(), "b.part".to_string()]);
     }
 
     #[tokio::test]
