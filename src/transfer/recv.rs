@@ -117,7 +117,7 @@ pub async fn receive<P: ChannelPort>(
                 }
                 Ok(_) if done => Err(TransferError::Protocol("a message after done".into())),
                 Ok(msg) => r.on_control(&port, msg).await,
-                Err(e) => Err(TransferError::Protocol(format!("malformed control message: {e}"))),
+                Err(e) => Err(TransferError::Protocol(e.to_string())),
             },
             Some(ChannelEvent::Binary(_)) if done => {
                 Err(TransferError::Protocol("data after done".into()))
