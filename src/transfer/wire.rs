@@ -136,8 +136,17 @@ const KEEP_VALUE_CHARS: usize = 80;
 /// under [`MAX_CONTROL_BYTES`], and to the terminal.
 const KEEP_PARSER_CHARS: usize = 200;
 
+/// The parser's message, shortened, with control characters (from the peer's text) escaped.
 fn malformed(e: serde_json::Error) -> WireError {
-    WireError::Malformed(shorten(&e.to_string(), KEEP_PARSER_CHARS))
+    let mut text = String::new();
+    for c in e.to_string().chars() {
+        if c.is_control() {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
+    }
+    WireError::Malformed(shorten(&text, KEEP_PARSER_CHARS))
 }
 
 /// Keeps error messages readable when a peer sends a long value.
@@ -330,6 +339,13 @@ mod tests {
         let err = Control::decode(&text).unwrap_err().to_string();
         assert!(err.starts_with("malformed control message: unknown variant `xxx"), "{err}");
         assert!(err.chars().count() < 250, "{} chars", err.chars().count());
+    }
+
+    #[test]
+    fn control_characters_in_a_tag_are_escaped() {
+        let err = Control::decode(r#"{"t":"\u001b[2J\n"}"#).unwrap_err().to_string();
+        assert!(err.contains(r"unknown variant `\u{1b}[2J\n`"), "{err}");
+        assert!(!err.contains(char::is_control), "{err:?}");
     }
 
     #[test]
