@@ -38,8 +38,9 @@ pub enum TransferError {
         /// verified and stored.
         confirmed_bytes: u64,
     },
-    /// The peer sent `abort`.
-    #[error("the peer aborted: {0}")]
+    /// The peer sent `abort`; holds its reason as sent. Shown shortened and with control
+    /// characters escaped: it comes from the remote peer and goes to a terminal.
+    #[error("the peer aborted: {}", shown_reason(.0))]
     PeerAborted(String),
     /// A size or digest mismatch.
     #[error("integrity check failed for {name}: {detail}")]
@@ -59,6 +60,28 @@ pub enum TransferError {
     /// [`is_broken_pipe`]).
     #[error("writing the output: {0}")]
     Output(std::io::Error),
+}
+
+/// Most characters of a peer's abort reason that are printed.
+const MAX_REASON_CHARS: usize = 300;
+
+/// A peer's text made safe for one terminal line: at most [`MAX_REASON_CHARS`] characters
+/// (then `…`), control characters (escape sequences, line breaks) and bidirectional
+/// overrides escaped as `\u{..}`.
+fn shown_reason(reason: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in reason.chars().enumerate() {
+        if i == MAX_REASON_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The exit code for an error chain.
@@ -137,6 +160,19 @@ mod tests {
         assert_eq!(code(UsageError("u".into()).into()), ExitCode::from(2));
         assert_eq!(code(PeerError::Connect("c".into()).into()), ExitCode::from(3));
         assert_eq!(code(anyhow::anyhow!("other")), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn a_peer_abort_reason_is_shown_on_one_short_line() {
+        let shown = |r: &str| TransferError::PeerAborted(r.into()).to_string();
+        assert_eq!(shown("disk full"), "the peer aborted: disk full");
+        assert_eq!(
+            shown("a\nb\u{1b}[2J\u{202e}c"),
+            "the peer aborted: a\\u{a}b\\u{1b}[2J\\u{202e}c"
+        );
+        let long = shown(&"é".repeat(20_000));
+        assert_eq!(long.chars().count(), "the peer aborted: ".len() + MAX_REASON_CHARS + 1);
+        assert!(long.ends_with("é…"), "{long}");
     }
 
     #[test]

@@ -300,7 +300,10 @@ impl TryFrom<RecvArgs> for RecvConfig {
                     .into(),
             ));
         }
-        let connect = connect_config(args.connect, Role::Answerer, false, 0)?;
+        // No send-buffer limit: the receiver sends only small control messages, and a limit
+        // (threshold 0 = 1 byte) made each `ack` wait for the peer's delayed SACK of the one
+        // before, up to 200 ms per item.
+        let connect = connect_config(args.connect, Role::Answerer, false, u64::MAX)?;
         Ok(Self {
             target,
             force: args.force,

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    delivered and verified (or, with --raw / a plain peer, delivered unverified)
-  1    other error (I/O, refused to overwrite, ...)
+  1    other error (I/O, refused to overwrite, the peer broke the protocol)
   2    bad usage or bad input (a flag, a token, a --peer URL)
   3    could not connect (incl. signaling: server unreachable, room full or
        expired, peer not authenticated), or the peer went away or aborted

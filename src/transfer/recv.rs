@@ -152,7 +152,7 @@ pub async fn receive<P: ChannelPort>(
                 }
                 Ok(_) if done => Err(TransferError::Protocol("a message after done".into())),
                 Ok(msg) => r.on_control(&port, msg).await,
-                Err(e) => Err(TransferError::Protocol(format!("malformed control message: {e}"))),
+                Err(e) => Err(TransferError::Protocol(e.to_string())),
             },
             Some(ChannelEvent::Binary(_)) if done => {
                 Err(TransferError::Protocol("data after done".into()))
@@ -359,7 +359,8 @@ impl Receiver<'_> {
     }
 
     fn start(&mut self, out: Out, size: Option<u64>, part: Option<PathBuf>, path: Option<PathBuf>) {
-        self.meter.set_total(size.map(|s| s + self.meter.bytes()));
+        // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
+        self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
         self.current = Some(Current { out, size, bytes: 0, part, path, resumed: 0, discarded: 0 });
     }
 
@@ -792,6 +793,27 @@ mod tests {
         assert!(err.contains("integrity check failed"), "{err}");
         assert!(sent.iter().any(|m| matches!(m, Outbound::Text(t) if t.contains("\"ok\":false"))));
         assert_eq!(entries, vec!["f.part".to_string()]);
+    }
+
+    fn sha(data: &[u8]) -> String {
+        let mut d = crate::transfer::wire::Digest::new();
+        d.update(data);
+        d.finish()
+    }
+
+    #[tokio::test]
+    async fn a_size_of_u64_max_after_an_item_does_not_overflow() {
+        let mut script = item("a", 1, b"x");
+        script.push(text(Control::Eof { bytes: 1, sha256: sha(b"x") }));
+        script.push(text(Control::File {
+            name: Some("b".into()),
+            size: Some(u64::MAX),
+            resume: false,
+        }));
+        script.push(text(Control::Eof { bytes: 0, sha256: sha(b"") }));
+        let (err, _, entries) = run_script(script).await;
+        assert!(err.contains("integrity check failed"), "{err}");
+        assert_eq!(entries, vec!["a".to_string(), "b.part".to_string()]);
     }
 
     #[tokio::test]

@@ -154,9 +154,15 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     Ok(Control::Have { bytes, sha256 }) => {
                         notes.send(PeerNote::Have { bytes, sha256 }).ok();
                     }
+                    Ok(Control::Ack { .. }) if acks == expected_acks => {
+                        let reason = format!("more acks than items: all {expected_acks} were acknowledged already");
+                        send_abort(&port, &reason).await;
+                        return Err(TransferError::Protocol(reason).into());
+                    }
                     Ok(Control::Ack { bytes, ok: true }) => {
                         acks += 1;
-                        confirmed_bytes += bytes;
+                        // Saturating: the count comes from the peer.
+                        confirmed_bytes = confirmed_bytes.saturating_add(bytes);
                         if pump_report.is_some() {
                             finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
                         }
@@ -170,7 +176,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     }
                     Ok(Control::Abort { reason }) => return Err(TransferError::PeerAborted(reason).into()),
                     Ok(other) => tracing::debug!("ignoring {other:?} from the receiver"),
-                    Err(e) => tracing::warn!("ignoring a malformed control message: {e}"),
+                    Err(e) => tracing::warn!("ignoring a control message from the receiver: {e}"),
                 },
                 Some(ChannelEvent::Binary(b)) => {
                     tracing::debug!("ignoring {} bytes of data from the receiver", b.len());

@@ -117,20 +117,18 @@ impl Control {
         }
         // Go through a `Value` first: serde's internally tagged enums would also accept a
         // JSON array whose first element is the tag (`["done"]`), which is not our format.
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| WireError::Malformed(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(malformed)?;
         if !value.is_object() {
             return Err(WireError::Malformed(format!(
                 "expected a JSON object, got {}",
                 json_kind(&value)
             )));
         }
-        let msg: Control =
-            serde_json::from_value(value).map_err(|e| WireError::Malformed(e.to_string()))?;
+        let msg: Control = serde_json::from_value(value).map_err(malformed)?;
         if let Control::Eof { sha256, .. } | Control::Have { sha256, .. } = &msg
             && !is_sha256_hex(sha256)
         {
-            return Err(WireError::BadDigest(shorten(sha256)));
+            return Err(WireError::BadDigest(shorten(sha256, KEEP_VALUE_CHARS)));
         }
         Ok(msg)
     }
@@ -159,10 +157,30 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == SHA256_HEX_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// How much of a peer's value an error message quotes.
+const KEEP_VALUE_CHARS: usize = 80;
+
+/// How much of the parser's message an error keeps: it quotes the peer's text (an unknown
+/// `t` of 16 KiB, say), and the error goes back to the peer in an `abort`, which must stay
+/// under [`MAX_CONTROL_BYTES`], and to the terminal.
+const KEEP_PARSER_CHARS: usize = 200;
+
+/// The parser's message, shortened, with control characters (from the peer's text) escaped.
+fn malformed(e: serde_json::Error) -> WireError {
+    let mut text = String::new();
+    for c in e.to_string().chars() {
+        if c.is_control() {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
+    }
+    WireError::Malformed(shorten(&text, KEEP_PARSER_CHARS))
+}
+
 /// Keeps error messages readable when a peer sends a long value.
-fn shorten(s: &str) -> String {
-    const KEEP_CHARS: usize = 80;
-    match s.char_indices().nth(KEEP_CHARS) {
+fn shorten(s: &str, keep: usize) -> String {
+    match s.char_indices().nth(keep) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),
     }
@@ -431,6 +449,21 @@ mod tests {
     fn unknown_tag_is_named() {
         let err = Control::decode(r#"{"t":"resume","offset":5}"#).unwrap_err();
         assert!(matches!(&err, WireError::Malformed(m) if m.contains("resume")), "{err}");
+    }
+
+    #[test]
+    fn a_long_unknown_tag_is_quoted_shortened() {
+        let text = format!(r#"{{"t":"{}"}}"#, "x".repeat(MAX_CONTROL_BYTES - 10));
+        let err = Control::decode(&text).unwrap_err().to_string();
+        assert!(err.starts_with("malformed control message: unknown variant `xxx"), "{err}");
+        assert!(err.chars().count() < 250, "{} chars", err.chars().count());
+    }
+
+    #[test]
+    fn control_characters_in_a_tag_are_escaped() {
+        let err = Control::decode(r#"{"t":"\u001b[2J\n"}"#).unwrap_err().to_string();
+        assert!(err.contains(r"unknown variant `\u{1b}[2J\n`"), "{err}");
+        assert!(!err.contains(char::is_control), "{err:?}");
     }
 
     #[test]
