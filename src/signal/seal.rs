@@ -308,3 +308,139 @@ mod tests {
         assert!(json.starts_with(r#"{"type":"pake","msg":""#), "{json}");
     }
 }
+
+/// Known-answer vectors for the browser implementation (`web/src/signal.js`): the PAKE
+/// messages, the key and the sealed messages for fixed randomness, written to
+/// `web/test/vectors.json`, which `web/test/vectors.mjs` checks the JavaScript against.
+/// Fails when the committed file is stale; regenerate with
+/// `DCSEND_BLESS=1 cargo test --lib web_vectors`.
+#[cfg(test)]
+mod web_vectors {
+    use std::path::Path;
+
+    use super::*;
+    use crate::signal::codec::SdpKind;
+
+    /// "Randomness" that hands out fixed bytes (the crate's `Scalar::random` reads 64).
+    struct Fixed([u8; 64]);
+
+    impl rand_core::RngCore for Fixed {
+        fn next_u32(&mut self) -> u32 {
+            rand_core::impls::next_u32_via_fill(self)
+        }
+        fn next_u64(&mut self) -> u64 {
+            rand_core::impls::next_u64_via_fill(self)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            assert_eq!(dest.len(), 64, "Scalar::random reads 64 bytes");
+            dest.copy_from_slice(&self.0);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl rand_core::CryptoRng for Fixed {}
+
+    fn random(seed: u8) -> [u8; 64] {
+        std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(seed))
+    }
+
+    fn start(secret: &str, room: &str, side: Side, rand: [u8; 64]) -> (Handshake, Envelope) {
+        let identity = Identity::new(format!("{PROTOCOL} room={room}").as_bytes());
+        let (state, msg) = Spake2::<Ed25519Group>::start_symmetric_with_rng(
+            &Password::new(secret.trim().as_bytes()),
+            &identity,
+            Fixed(rand),
+        );
+        let env = Envelope::Pake { msg: STANDARD.encode(msg) };
+        (Handshake { state, side, room: room.to_owned() }, env)
+    }
+
+    fn text(e: &Envelope) -> String {
+        match e {
+            Envelope::Pake { msg } => msg.clone(),
+            Envelope::Sealed { sealed } => sealed.clone(),
+            Envelope::Abort { reason } => reason.clone(),
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn vector(secret: &str, room: &str, seed_a: u8, seed_b: u8) -> serde_json::Value {
+        let (rand_a, rand_b) = (random(seed_a), random(seed_b));
+        let (a, pake_a) = start(secret, room, Side::A, rand_a);
+        let (b, pake_b) = start(secret, room, Side::B, rand_b);
+        let key = a.state.finish(&STANDARD.decode(text(&pake_b)).unwrap()).unwrap();
+        let key_b = b.state.finish(&STANDARD.decode(text(&pake_a)).unwrap()).unwrap();
+        assert_eq!(key, key_b);
+        let mut sa = Sealer::new(&key, Side::A, room);
+        let mut sb = Sealer::new(&key, Side::B, room);
+        let sdp = |kind: SdpKind, fp: &str| SessionDesc {
+            kind,
+            sdp: format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=fingerprint:sha-256 {fp}\r\n"),
+        };
+        let offer = sdp(SdpKind::Offer, "AA:BB");
+        let answer = sdp(SdpKind::Answer, "CC:DD");
+        let hello_a = sa.hello();
+        let hello_b = sb.hello();
+        let offer_a = sa.seal(&Inner::Description { desc: offer.clone() });
+        let answer_b = sb.seal(&Inner::Description { desc: answer.clone() });
+        // The vectors must themselves open on the other side.
+        sb.check_hello(&text(&hello_a)).unwrap();
+        sa.check_hello(&text(&hello_b)).unwrap();
+        assert_eq!(sb.open(&text(&offer_a)).unwrap(), Inner::Description { desc: offer.clone() });
+        assert_eq!(sa.open(&text(&answer_b)).unwrap(), Inner::Description { desc: answer.clone() });
+        serde_json::json!({
+            "secret": secret,
+            "room": room,
+            "random_a": hex(&rand_a),
+            "random_b": hex(&rand_b),
+            "pake_a": String::from_utf8(pake_a.to_json()).unwrap(),
+            "pake_b": String::from_utf8(pake_b.to_json()).unwrap(),
+            "key": hex(&key),
+            "hello_a": String::from_utf8(hello_a.to_json()).unwrap(),
+            "hello_b": String::from_utf8(hello_b.to_json()).unwrap(),
+            "offer": offer,
+            "offer_a": String::from_utf8(offer_a.to_json()).unwrap(),
+            "answer": answer,
+            "answer_b": String::from_utf8(answer_b.to_json()).unwrap(),
+        })
+    }
+
+    #[test]
+    fn web_vectors_are_fresh() {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        if !web.is_dir() {
+            eprintln!("skipped: no web/ here (a packaged crate)");
+            return;
+        }
+        let vectors = serde_json::json!({
+            "about": "SPAKE2 (spake2 0.4, symmetric, Ed25519), HKDF and ChaCha20-Poly1305 as \
+                      src/signal/seal.rs does them, for fixed randomness. Generated by \
+                      `DCSEND_BLESS=1 cargo test --lib web_vectors`; do not edit.",
+            "vectors": [
+                vector("tidy-otter-42", "7mq2k9d0xa", 1, 2),
+                // Trimmed, and not ASCII: the password is the trimmed secret's UTF-8.
+                vector("  caf%C3%A9-\u{e9}t\u{e9}-7\u{3000}", "Room_with-ALL-64-chars-0123456789-abcdefghijklmnopqrstuvwxyz-ABC", 200, 77),
+                vector("x", "r", 0, 255),
+            ],
+        });
+        let generated = serde_json::to_string_pretty(&vectors).unwrap() + "\n";
+        let path = web.join("test/vectors.json");
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(generated.as_str()) {
+            return;
+        }
+        if std::env::var_os("DCSEND_BLESS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, generated).unwrap();
+            return;
+        }
+        panic!(
+            "{} is stale or missing; regenerate with DCSEND_BLESS=1 cargo test --lib web_vectors",
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The committed browser bundle (`web/dist/dcsend-signal.js`) must be what `npm ci && npm run
+//! build` makes from `web/src/` and the locked dependencies, so that `cargo build` never needs
+//! node and the shipped file is never hand-edited or stale. The build runs in a copy of `web/`
+//! in a temporary folder (the worktree's `node_modules/` is not used). When they differ this
+//! fails and says how to regenerate:
+//!
+//!     DCSEND_BLESS=1 cargo test --test web_bundle
+//!
+//! Needs `npm` and the npm registry; skips with a message without npm, unless
+//! `DCSEND_TEST_REQUIRE_NODE=1`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Proc;
+
+const BLESS: &str = "DCSEND_BLESS=1 cargo test --test web_bundle";
+const BUNDLE: &str = "dist/dcsend-signal.js";
+/// `npm ci` downloads esbuild's binary; bounded, but generous for a slow registry.
+const NPM_WAIT: Duration = Duration::from_secs(300);
+
+fn web() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+fn npm_works() -> bool {
+    Command::new("npm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn npm(args: &[&str], dir: &Path, logs: &Path) {
+    let mut cmd = Command::new("npm");
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    let mut p = Proc::spawn(if args[0] == "ci" { "npm-ci" } else { "npm-build" }, cmd, logs);
+    let status = p.wait(NPM_WAIT);
+    assert!(
+        status.success(),
+        "npm {} failed ({status}):\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&p.stdout_bytes()),
+        p.stderr_text()
+    );
+}
+
+#[test]
+fn the_committed_bundle_is_what_npm_builds() {
+    let required = std::env::var_os("DCSEND_TEST_REQUIRE_NODE").is_some_and(|v| v == "1");
+    if !web().join("package.json").is_file() {
+        assert!(!required, "web/package.json is missing");
+        eprintln!("skipped: no web/ here (a packaged crate)");
+        return;
+    }
+    if !npm_works() {
+        assert!(!required, "DCSEND_TEST_REQUIRE_NODE=1 but `npm --version` does not run");
+        eprintln!("skipped: npm is not installed (set DCSEND_TEST_REQUIRE_NODE=1 to fail instead)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let build = tmp.path().join("web");
+    std::fs::create_dir(&build).unwrap();
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(web().join(file), build.join(file)).unwrap();
+    }
+    copy_tree(&web().join("src"), &build.join("src"));
+    npm(&["ci", "--no-audit", "--no-fund"], &build, tmp.path());
+    npm(&["run", "build"], &build, tmp.path());
+
+    let fresh = std::fs::read(build.join(BUNDLE)).unwrap();
+    let committed_path = web().join(BUNDLE);
+    if std::fs::read(&committed_path).ok() == Some(fresh.clone()) {
+        return;
+    }
+    if std::env::var_os("DCSEND_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(committed_path.parent().unwrap()).unwrap();
+        std::fs::write(&committed_path, fresh).unwrap();
+        return;
+    }
+    panic!(
+        "{} is stale or missing: it is not what `npm ci && npm run build` makes from web/src.\n\
+         Regenerate it with:\n    {BLESS}\n(or `cd web && npm ci && npm run build`)",
+        committed_path.display()
+    );
+}

@@ -1,0 +1,162 @@
+//! The browser library (`web/dist/dcsend-signal.js`, the committed bundle) against real dcsend
+//! processes, run by node through a real `dcsend signal` on loopback. Node has no WebRTC, so the
+//! library relays: it joins the room a `dcsend recv` made, authenticates (SPAKE2, both `hello`s)
+//! and opens the receiver's sealed offer, then makes a second room where a `dcsend FILE` joins,
+//! hands it the offer and brings its sealed answer back. The two dcsend processes then connect
+//! and transfer a file, byte-exact: every description they acted on was opened and sealed by
+//! the JavaScript. A wrong secret on the JavaScript side makes dcsend exit 3.
+//!
+//! Also runs `web/test/vectors.mjs`: the JavaScript against known answers the Rust code wrote
+//! (`web/test/vectors.json`, checked fresh by `cargo test --lib web_vectors`).
+//!
+//! Needs `node` (20 or later); skips with a message without it, unless
+//! `DCSEND_TEST_REQUIRE_NODE=1`. Every wait is bounded; every process is killed by its handle.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn web(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(path)
+}
+
+/// `node`, or `None` (with a message) when this machine has none and the run does not require it.
+fn node() -> Option<Command> {
+    let required = std::env::var_os("DCSEND_TEST_REQUIRE_NODE").is_some_and(|v| v == "1");
+    if !web("dist/dcsend-signal.js").is_file() {
+        assert!(!required, "web/dist/dcsend-signal.js is missing");
+        eprintln!("skipped: no web/ here (a packaged crate)");
+        return None;
+    }
+    let works = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        assert!(!required, "DCSEND_TEST_REQUIRE_NODE=1 but `node --version` does not run");
+        eprintln!(
+            "skipped: node is not installed (set DCSEND_TEST_REQUIRE_NODE=1 to fail instead)"
+        );
+        return None;
+    }
+    let mut cmd = Command::new("node");
+    cmd.env_remove("DCSEND_WEB_MODULE").stdin(Stdio::null());
+    Some(cmd)
+}
+
+/// A running `dcsend signal` on `127.0.0.1:0`; returns it and its base URL.
+fn server(dir: &Path) -> (Proc, String) {
+    let mut cmd = dcsend();
+    cmd.args(["signal", "--listen", "127.0.0.1:0"]);
+    let proc = Proc::spawn("signal", cmd, dir);
+    let mut addr = None;
+    wait_until(WAIT, "the server's 'listening on' line", || {
+        addr = proc
+            .stderr_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on http://"))
+            .map(|a| a.trim().to_owned());
+        addr.is_some()
+    });
+    let base = format!("http://{}/", addr.unwrap());
+    (proc, base)
+}
+
+/// The URL a dcsend peer printed for the other side (`... --peer 'URL'`).
+fn invite(p: &Proc) -> String {
+    let mut url = None;
+    wait_until(WAIT, "the printed command for the other side", || {
+        url = p.stderr_text().lines().find_map(|l| {
+            let (_, rest) = l.split_once("--peer '")?;
+            Some(rest.trim_end().trim_end_matches('\'').to_owned())
+        });
+        url.is_some()
+    });
+    url.unwrap()
+}
+
+fn stdout_text(p: &Proc) -> String {
+    String::from_utf8_lossy(&p.stdout_bytes()).into_owned()
+}
+
+fn peer(args: &[&str], url: &str) -> Command {
+    let mut cmd = dcsend();
+    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
+    cmd
+}
+
+fn interop(node: Command, mode: &str, url: &str, dir: &Path) -> Proc {
+    let mut cmd = node;
+    cmd.arg(web("test/interop.mjs")).args([mode, url]);
+    Proc::spawn("node", cmd, dir)
+}
+
+#[test]
+fn the_javascript_gives_the_rust_known_answers() {
+    let Some(mut node) = node() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    node.arg(web("test/vectors.mjs"));
+    let mut p = Proc::spawn("vectors", node, dir.path());
+    p.expect_code(0, WAIT);
+    assert!(stdout_text(&p).starts_with("ok: "), "{}", stdout_text(&p));
+}
+
+#[test]
+fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
+    let Some(node) = node() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = server(dir.path());
+    let data = random_bytes(4 << 20, 71);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "-o", out.to_str().unwrap()], &base), dir.path());
+    let url1 = invite(&recv);
+    let mut js = interop(node, "relay", &url1, dir.path());
+    let mut url2 = None;
+    wait_until(WAIT, "the relay's second room", || {
+        url2 = stdout_text(&js).lines().find_map(|l| l.strip_prefix("invite ").map(str::to_owned));
+        url2.is_some()
+    });
+    let url2 = url2.unwrap();
+    assert_ne!(url1, url2);
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &url2), dir.path());
+
+    js.expect_code(0, WAIT);
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    let log = stdout_text(&js);
+    for step in ["room 1 authenticated", "offer ok", "room 2 authenticated", "answer ok", "relayed"]
+    {
+        assert!(log.contains(step), "no {step:?} in the relay's output:\n{log}");
+    }
+    assert!(std::fs::read(out.join("payload.bin")).unwrap() == data, "the bytes differ");
+    assert!(recv.stderr_text().contains("SHA-256 verified"), "{}", recv.stderr_text());
+}
+
+#[test]
+fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
+    let Some(node) = node() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = server(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "-o", out.to_str().unwrap()], &base), dir.path());
+    let url = invite(&recv);
+    let mut js = interop(node, "wrong", &url, dir.path());
+    js.expect_code(0, WAIT);
+    assert_eq!(stdout_text(&js).trim(), "unauthentic");
+    recv.expect_code(3, WAIT);
+    let err = recv.stderr_text();
+    assert!(err.contains("could not authenticate the peer"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
