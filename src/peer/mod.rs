@@ -6,6 +6,7 @@
 //! [`SessionDesc`], the channel as [`Channel`] + [`ChannelEvent`].
 
 mod channel;
+pub mod path;
 mod runtime;
 
 use std::net::SocketAddr;
@@ -19,11 +20,13 @@ use webrtc::data_channel::{
 };
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceProtocol,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
+pub use path::{CandidateKind, Path, Protocol};
 
 use crate::signal::codec::{SdpKind, SessionDesc};
 
@@ -383,6 +386,34 @@ impl Peer {
         Ok(Channel::start(dc, self.state.clone()))
     }
 
+    /// The selected candidate pair's kinds, once ICE has selected one (after
+    /// [`Peer::open_channel`]); `None` before, or if a side's kind is unknown.
+    ///
+    /// Read from the ICE transport (`sctp -> dtls -> ice`), not from `get_stats()`: in
+    /// webrtc 0.21 the stats report keys candidates as `RTCLocalIceCandidate_<id>` while the
+    /// pair refers to the bare `<id>`, and peer-reflexive remote candidates (learnt from a
+    /// check, not from the SDP) never get a stats entry at all.
+    pub async fn path(&self) -> Option<Path> {
+        let ice = self.pc.sctp().await?.transport().ice_transport();
+        let pair = match ice.get_selected_candidate_pair().await {
+            Ok(pair) => pair?,
+            Err(e) => {
+                tracing::debug!("reading the selected candidate pair: {e}");
+                return None;
+            }
+        };
+        tracing::debug!("selected candidate pair: {} <-> {}", pair.local(), pair.remote());
+        let protocol = match pair.local().protocol {
+            RTCIceProtocol::Tcp => Protocol::Tcp,
+            _ => Protocol::Udp,
+        };
+        Some(Path {
+            local: candidate_kind(pair.local().typ)?,
+            remote: candidate_kind(pair.remote().typ)?,
+            protocol,
+        })
+    }
+
     /// Closes the connection; waits at most `timeout`.
     pub async fn close(&self, timeout: Duration) {
         match tokio::time::timeout(timeout, self.pc.close()).await {
@@ -390,6 +421,16 @@ impl Peer {
             Err(_) => tracing::debug!("closing the peer connection timed out"),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+fn candidate_kind(typ: RTCIceCandidateType) -> Option<CandidateKind> {
+    match typ {
+        RTCIceCandidateType::Host => Some(CandidateKind::Host),
+        RTCIceCandidateType::Srflx => Some(CandidateKind::Srflx),
+        RTCIceCandidateType::Prflx => Some(CandidateKind::Prflx),
+        RTCIceCandidateType::Relay => Some(CandidateKind::Relay),
+        _ => None,
     }
 }
 
