@@ -8,6 +8,7 @@
 mod channel;
 pub mod path;
 mod runtime;
+pub mod turn_probe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,6 +82,9 @@ pub enum PeerError {
     /// ICE/DTLS/SCTP did not come up.
     #[error("could not connect to the peer: {0}")]
     Connect(String),
+    /// `--relay-only`, and no TURN server gave a relayed candidate: why, per server.
+    #[error("no relayed candidate with --relay-only: {0}")]
+    NoRelay(String),
     /// The channel or connection is gone.
     #[error("the data channel closed: {0}")]
     ChannelClosed(String),
@@ -304,17 +308,62 @@ impl Peer {
             .await
             .ok_or_else(|| PeerError::Setup("no local description".into()))?;
         if self.ice.relay_only && !desc.sdp.contains(" typ relay") {
-            return Err(PeerError::Connect(format!(
-                "no relayed candidate from {} with --relay-only: the TURN server refused the \
-                 allocation (check --turn-user and the password) or cannot be reached",
-                self.ice.turn.join(", ")
-            )));
+            return Err(PeerError::NoRelay(self.why_no_relay().await));
         }
         let kind = match desc.sdp_type.to_string().as_str() {
             "offer" => SdpKind::Offer,
             _ => SdpKind::Answer,
         };
         Ok(SessionDesc { kind, sdp: desc.sdp })
+    }
+
+    /// Explains a gathering without a relayed candidate: asks each TURN server for an
+    /// allocation ourselves ([`turn_probe`]), since webrtc only logs why its own failed.
+    /// Names servers and the user, never the password.
+    async fn why_no_relay(&self) -> String {
+        let user = self.ice.turn_user.as_deref().unwrap_or_default();
+        let creds = turn_probe::Credentials {
+            user,
+            password: self.ice.turn_password.as_deref().unwrap_or_default(),
+        };
+        let mut reasons = Vec::new();
+        for url in &self.ice.turn {
+            let Some((host, port)) = turn_probe::udp_server(url) else {
+                reasons
+                    .push(format!("{url} is not supported (TURN over UDP only: turn:HOST:PORT)"));
+                continue;
+            };
+            let server = match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(mut addrs) => addrs.next(),
+                Err(e) => {
+                    reasons.push(format!("{url}: cannot resolve {host}: {e}"));
+                    continue;
+                }
+            };
+            let Some(server) = server else {
+                reasons.push(format!("{url}: {host} has no address"));
+                continue;
+            };
+            reasons.push(match turn_probe::probe(server, &creds).await {
+                Ok(turn_probe::Verdict::Refused { code: 401, .. }) => format!(
+                    "the TURN server {url} refused the credentials of user {user:?} (401 \
+                     Unauthorized): check --turn-user and the password (DCSEND_TURN_PASSWORD or \
+                     --turn-password-file)"
+                ),
+                Ok(turn_probe::Verdict::Refused { code, reason }) => format!(
+                    "the TURN server {url} refused an allocation for user {user:?}: {code} {reason}"
+                ),
+                Ok(turn_probe::Verdict::NoAnswer) => {
+                    format!("no answer from the TURN server {url} (is the address right and the server up?)")
+                }
+                Ok(turn_probe::Verdict::Granted) => format!(
+                    "the TURN server {url} grants user {user:?} an allocation, yet none was \
+                     gathered (run with -v for webrtc's log)"
+                ),
+                Err(e) => format!("{url}: could not ask for an allocation: {e}"),
+            });
+        }
+        reasons.join("; ")
     }
 
     /// Waits until the data channel is open, the connection fails, or `timeout` passes.
