@@ -159,6 +159,7 @@ mod tests {
         assert_eq!(code(TokenError::Empty.into()), ExitCode::from(2));
         assert_eq!(code(UsageError("u".into()).into()), ExitCode::from(2));
         assert_eq!(code(PeerError::Connect("c".into()).into()), ExitCode::from(3));
+        assert_eq!(code(PeerError::NoRelay("r".into()).into()), ExitCode::from(3));
         assert_eq!(code(anyhow::anyhow!("other")), ExitCode::FAILURE);
     }
 

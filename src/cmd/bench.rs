@@ -126,6 +126,7 @@ async fn one_run(
             label,
             threshold_bytes: if webrtc { case.threshold_bytes } else { 0 },
             show_buffer: webrtc,
+            path: None,
         },
     )?;
     let setup = RunSetup {

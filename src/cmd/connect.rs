@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::cli::config::{ConnectConfig, Negotiation, Role};
 use crate::error::TransferError;
-use crate::peer::{Channel, ChannelEvent, Peer, PeerError};
+use crate::peer::{Channel, ChannelEvent, Path, Peer, PeerError};
 use crate::progress::Reporter;
 use crate::progress::stats::Summary;
 use crate::signal::client::Client;
@@ -31,6 +31,8 @@ pub struct Connected {
     pub events: mpsc::Receiver<ChannelEvent>,
     /// The peer's a=max-message-size, when it gave one.
     pub remote_max_message: Option<usize>,
+    /// The selected candidate pair (host, srflx, prflx or relay on each side), when known.
+    pub path: Option<Path>,
 }
 
 /// A person pasting takes as long as they take; a script's file is bounded by the
@@ -56,14 +58,17 @@ pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow:
     let remote_max_message = codec::max_message_size(&remote.sdp);
     let (channel, events) =
         cancellable(cancel, async { Ok(peer.open_channel(cfg.connect_timeout).await?) }).await?;
+    let path = peer.path().await;
+    let shown = path.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into());
     match both_present {
         Some(t) => tracing::info!(
             setup_ms = t.elapsed().as_millis() as u64,
+            path = shown,
             "data channel open (time since both peers were in the room)"
         ),
-        None => tracing::info!("data channel open"),
+        None => tracing::info!(path = shown, "data channel open"),
     }
-    Ok(Connected { peer, channel, events, remote_max_message })
+    Ok(Connected { peer, channel, events, remote_max_message, path })
 }
 
 async fn cancellable<T>(

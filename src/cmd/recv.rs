@@ -40,6 +40,7 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
             label: "recv".into(),
             threshold_bytes: 0,
             show_buffer: false,
+            path: conn.path,
         },
     )?;
     let opts =
@@ -64,7 +65,10 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
             1 => "received".to_owned(),
             n => format!("received {n} files,"),
         };
-        eprintln!("{}", summary_line(&verb, summary.bytes, summary.seconds, &tail));
+        eprintln!(
+            "{}",
+            summary_line(&verb, summary.bytes, summary.seconds, &tail, summary.path.as_ref())
+        );
     }
     Ok(())
 }

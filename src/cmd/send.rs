@@ -44,6 +44,7 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
             label,
             threshold_bytes: cfg.threshold_bytes,
             show_buffer: true,
+            path: conn.path,
         },
     )?;
     let opts = SendOptions {
@@ -74,7 +75,10 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         } else {
             "sent".into()
         };
-        eprintln!("{}", summary_line(&verb, summary.bytes, summary.seconds, &tail));
+        eprintln!(
+            "{}",
+            summary_line(&verb, summary.bytes, summary.seconds, &tail, summary.path.as_ref())
+        );
     }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! [`SessionDesc`], the channel as [`Channel`] + [`ChannelEvent`].
 
 mod channel;
+pub mod path;
 mod runtime;
+pub mod turn_probe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,11 +22,13 @@ use webrtc::data_channel::{
 };
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceProtocol,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
+pub use path::{CandidateKind, Path, Protocol};
 
 use crate::signal::codec::{SdpKind, SessionDesc};
 
@@ -79,6 +83,9 @@ pub enum PeerError {
     /// ICE/DTLS/SCTP did not come up.
     #[error("could not connect to the peer: {0}")]
     Connect(String),
+    /// `--relay-only`, and no TURN server gave a relayed candidate: why, per server.
+    #[error("no relayed candidate with --relay-only: {0}")]
+    NoRelay(String),
     /// The channel or connection is gone.
     #[error("the data channel closed: {0}")]
     ChannelClosed(String),
@@ -321,17 +328,62 @@ impl Peer {
             .await
             .ok_or_else(|| PeerError::Setup("no local description".into()))?;
         if self.ice.relay_only && !desc.sdp.contains(" typ relay") {
-            return Err(PeerError::Connect(format!(
-                "no relayed candidate from {} with --relay-only: the TURN server refused the \
-                 allocation (check --turn-user and the password) or cannot be reached",
-                self.ice.turn.join(", ")
-            )));
+            return Err(PeerError::NoRelay(self.why_no_relay().await));
         }
         let kind = match desc.sdp_type.to_string().as_str() {
             "offer" => SdpKind::Offer,
             _ => SdpKind::Answer,
         };
         Ok(SessionDesc { kind, sdp: desc.sdp })
+    }
+
+    /// Explains a gathering without a relayed candidate: asks each TURN server for an
+    /// allocation ourselves ([`turn_probe`]), since webrtc only logs why its own failed.
+    /// Names servers and the user, never the password.
+    async fn why_no_relay(&self) -> String {
+        let user = self.ice.turn_user.as_deref().unwrap_or_default();
+        let creds = turn_probe::Credentials {
+            user,
+            password: self.ice.turn_password.as_deref().unwrap_or_default(),
+        };
+        let mut reasons = Vec::new();
+        for url in &self.ice.turn {
+            let Some((host, port)) = turn_probe::udp_server(url) else {
+                reasons
+                    .push(format!("{url} is not supported (TURN over UDP only: turn:HOST:PORT)"));
+                continue;
+            };
+            let server = match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(mut addrs) => addrs.next(),
+                Err(e) => {
+                    reasons.push(format!("{url}: cannot resolve {host}: {e}"));
+                    continue;
+                }
+            };
+            let Some(server) = server else {
+                reasons.push(format!("{url}: {host} has no address"));
+                continue;
+            };
+            reasons.push(match turn_probe::probe(server, &creds).await {
+                Ok(turn_probe::Verdict::Refused { code: 401, .. }) => format!(
+                    "the TURN server {url} refused the credentials of user {user:?} (401 \
+                     Unauthorized): check --turn-user and the password (DCSEND_TURN_PASSWORD or \
+                     --turn-password-file)"
+                ),
+                Ok(turn_probe::Verdict::Refused { code, reason }) => format!(
+                    "the TURN server {url} refused an allocation for user {user:?}: {code} {reason}"
+                ),
+                Ok(turn_probe::Verdict::NoAnswer) => {
+                    format!("no answer from the TURN server {url} (is the address right and the server up?)")
+                }
+                Ok(turn_probe::Verdict::Granted) => format!(
+                    "the TURN server {url} grants user {user:?} an allocation, yet none was \
+                     gathered (run with -v for webrtc's log)"
+                ),
+                Err(e) => format!("{url}: could not ask for an allocation: {e}"),
+            });
+        }
+        reasons.join("; ")
     }
 
     /// Waits until the data channel is open, the connection fails, or `timeout` passes.
@@ -403,6 +455,34 @@ impl Peer {
         Ok(Channel::start(dc, self.state.clone()))
     }
 
+    /// The selected candidate pair's kinds, once ICE has selected one (after
+    /// [`Peer::open_channel`]); `None` before, or if a side's kind is unknown.
+    ///
+    /// Read from the ICE transport (`sctp -> dtls -> ice`), not from `get_stats()`: in
+    /// webrtc 0.21 the stats report keys candidates as `RTCLocalIceCandidate_<id>` while the
+    /// pair refers to the bare `<id>`, and peer-reflexive remote candidates (learnt from a
+    /// check, not from the SDP) never get a stats entry at all.
+    pub async fn path(&self) -> Option<Path> {
+        let ice = self.pc.sctp().await?.transport().ice_transport();
+        let pair = match ice.get_selected_candidate_pair().await {
+            Ok(pair) => pair?,
+            Err(e) => {
+                tracing::debug!("reading the selected candidate pair: {e}");
+                return None;
+            }
+        };
+        tracing::debug!("selected candidate pair: {} <-> {}", pair.local(), pair.remote());
+        let protocol = match pair.local().protocol {
+            RTCIceProtocol::Tcp => Protocol::Tcp,
+            _ => Protocol::Udp,
+        };
+        Some(Path {
+            local: candidate_kind(pair.local().typ)?,
+            remote: candidate_kind(pair.remote().typ)?,
+            protocol,
+        })
+    }
+
     /// Closes the connection; waits at most `timeout`.
     pub async fn close(&self, timeout: Duration) {
         match tokio::time::timeout(timeout, self.pc.close()).await {
@@ -410,6 +490,16 @@ impl Peer {
             Err(_) => tracing::debug!("closing the peer connection timed out"),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+fn candidate_kind(typ: RTCIceCandidateType) -> Option<CandidateKind> {
+    match typ {
+        RTCIceCandidateType::Host => Some(CandidateKind::Host),
+        RTCIceCandidateType::Srflx => Some(CandidateKind::Srflx),
+        RTCIceCandidateType::Prflx => Some(CandidateKind::Prflx),
+        RTCIceCandidateType::Relay => Some(CandidateKind::Relay),
+        _ => None,
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::peer::path::Path;
 use meter::Meter;
 use render::Live;
 use stats::{Stats, Summary};
@@ -33,6 +34,8 @@ pub struct ReportOptions {
     pub threshold_bytes: u64,
     /// Show the buffered amount against the threshold.
     pub show_buffer: bool,
+    /// The connection's selected candidate pair, when known.
+    pub path: Option<Path>,
 }
 
 /// Where `--stats` lines go.
@@ -44,6 +47,7 @@ pub struct Reporter {
     task: tokio::task::JoinHandle<(Stats, Live, Option<NdjsonOut>)>,
     meter: Arc<Meter>,
     started: Instant,
+    path: Option<Path>,
 }
 
 impl Reporter {
@@ -59,11 +63,13 @@ impl Reporter {
             }
         };
         let live = Live::new(opts.live, &opts.label, opts.show_buffer);
+        let path = opts.path;
         let started = Instant::now();
         let (stop, mut stopped) = oneshot::channel();
         let m = meter.clone();
         let task = tokio::spawn(async move {
             let mut stats = Stats::new(m.total(), opts.threshold_bytes);
+            stats.set_path(opts.path);
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last_bytes = 0;
@@ -95,7 +101,7 @@ impl Reporter {
             stats.on_buffered(m.peak_buffered());
             (stats, live, ndjson)
         });
-        Ok(Self { stop, task, meter, started })
+        Ok(Self { stop, task, meter, started, path })
     }
 
     /// Stops the ticker, clears the view, writes the summary to the NDJSON stream and
@@ -119,6 +125,7 @@ impl Reporter {
                 }
                 let mut stats = Stats::new(self.meter.total(), 0);
                 stats.on_bytes(self.meter.bytes());
+                stats.set_path(self.path);
                 let mut summary = stats.summary(elapsed, sha256, verified);
                 summary.resumed_bytes = self.meter.resumed();
                 summary
@@ -127,9 +134,40 @@ impl Reporter {
     }
 }
 
-/// The closing line: "dcsend: sent 64.0 MiB in 0.52 s (123.1 MiB/s), verified ...".
-pub fn summary_line(verb: &str, bytes: u64, seconds: f64, tail: &str) -> String {
+/// The closing line: "dcsend: sent 64.0 MiB in 0.52 s (123.1 MiB/s), verified ...; path: local
+/// host, remote host (udp)". The path is left out when unknown.
+pub fn summary_line(
+    verb: &str,
+    bytes: u64,
+    seconds: f64,
+    tail: &str,
+    path: Option<&Path>,
+) -> String {
     let mib = bytes as f64 / 1048576.0;
     let rate = if seconds > 0.0 { mib / seconds } else { 0.0 };
-    format!("dcsend: {verb} {mib:.1} MiB in {seconds:.2} s ({rate:.1} MiB/s){tail}")
+    let path = path.map(|p| format!("; path: {p}")).unwrap_or_default();
+    format!("dcsend: {verb} {mib:.1} MiB in {seconds:.2} s ({rate:.1} MiB/s){tail}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::path::{CandidateKind, Protocol};
+
+    #[test]
+    fn summary_line_ends_with_the_path_when_known() {
+        let path = Path {
+            local: CandidateKind::Host,
+            remote: CandidateKind::Relay,
+            protocol: Protocol::Udp,
+        };
+        assert_eq!(
+            summary_line("sent", 3 << 20, 2.0, ", verified", Some(&path)),
+            "dcsend: sent 3.0 MiB in 2.00 s (1.5 MiB/s), verified; path: local host, remote relay (udp)"
+        );
+        assert_eq!(
+            summary_line("received", 0, 0.0, "", None),
+            "dcsend: received 0.0 MiB in 0.00 s (0.0 MiB/s)"
+        );
+    }
 }

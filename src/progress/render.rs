@@ -88,7 +88,8 @@ impl Live {
     }
 }
 
-/// "12.0 MiB/3.0 GiB  310.2 MiB/s (avg 290.0 MiB/s)  ETA 9s  buf 0.8/1.0 MiB"
+/// "12.0 MiB/3.0 GiB  310.2 MiB/s (avg 290.0 MiB/s)  ETA 9s  buf 0.8/1.0 MiB  host/relay"
+/// (the last part: the selected candidate pair's local/remote kinds, when known).
 pub fn line(s: &Snapshot, show_buffer: bool) -> String {
     let mut out = match s.total_bytes {
         Some(t) => format!("{}/{}", HumanBytes(s.bytes), HumanBytes(t)),
@@ -106,5 +107,33 @@ pub fn line(s: &Snapshot, show_buffer: bool) -> String {
             s.threshold_bytes as f64 / 1048576.0
         );
     }
+    if let Some(path) = &s.path {
+        out += &format!("  {}", path.short());
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::path::{CandidateKind, Path, Protocol};
+    use crate::progress::stats::Stats;
+
+    #[test]
+    fn the_line_ends_with_the_path_once_known() {
+        let mut stats = Stats::new(Some(4 << 20), 1 << 20);
+        stats.on_bytes(1 << 20);
+        let snap = stats.tick(std::time::Duration::from_secs(1));
+        assert_eq!(
+            line(&snap, true),
+            "1.00 MiB/4.00 MiB  1.00 MiB/s (avg 1.00 MiB/s)  ETA 3s  buf 0.0/1.0 MiB"
+        );
+        stats.set_path(Some(Path {
+            local: CandidateKind::Relay,
+            remote: CandidateKind::Srflx,
+            protocol: Protocol::Udp,
+        }));
+        let snap = stats.tick(std::time::Duration::from_secs(2));
+        assert!(line(&snap, false).ends_with("  relay/srflx"), "{}", line(&snap, false));
+    }
 }

@@ -6,11 +6,14 @@
 //! transfer started, so tests inject times and the math is deterministic (hyperfine's
 //! `MockExecutor` idea). The caller owns the clock and calls [`Stats::tick`] periodically.
 //!
-//! Must not import: webrtc, tokio, indicatif, `cli`, or anything else in dcsend.
+//! Must not import: webrtc, tokio, indicatif, `cli`, or anything else in dcsend but the plain
+//! [`Path`] value (`peer::path` imports nothing from webrtc).
 
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::peer::path::Path;
 
 /// Time constant of the instantaneous rate's EWMA: a step change in throughput shows up as
 /// 63% after 1 s and 99% after 5 s, smooth enough to read yet quick to follow a stall.
@@ -28,6 +31,8 @@ pub struct Stats {
     last_tick: (Duration, u64),
     /// The EWMA rate in bytes/s; `None` until the first tick with elapsed time.
     rate_bps: Option<f64>,
+    /// The selected candidate pair, once known.
+    path: Option<Path>,
 }
 
 /// The state of a transfer at one tick. Serialises as one `--stats` NDJSON line.
@@ -53,6 +58,9 @@ pub struct Snapshot {
     pub threshold_bytes: u64,
     /// The largest buffered amount seen, in bytes.
     pub peak_buffered_bytes: u64,
+    /// The selected ICE candidate pair (`{"local":"host","remote":"relay","protocol":"udp"}`),
+    /// `null` when unknown.
+    pub path: Option<Path>,
 }
 
 /// The end-of-transfer report. Serialises as the last `--stats` NDJSON line.
@@ -77,6 +85,8 @@ pub struct Summary {
     /// Bytes a resume kept (a verified prefix the receiver already had): not in `bytes`,
     /// which counts what travelled.
     pub resumed_bytes: u64,
+    /// The selected ICE candidate pair, `null` when unknown.
+    pub path: Option<Path>,
 }
 
 impl Stats {
@@ -91,7 +101,13 @@ impl Stats {
             peak_buffered_bytes: 0,
             last_tick: (Duration::ZERO, 0),
             rate_bps: None,
+            path: None,
         }
+    }
+
+    /// Records the connection's path (the selected candidate pair).
+    pub fn set_path(&mut self, path: Option<Path>) {
+        self.path = path;
     }
 
     /// Counts `n` more payload bytes done: handed to the channel on the send side, written
@@ -150,6 +166,7 @@ impl Stats {
             buffered_bytes: self.buffered_bytes,
             threshold_bytes: self.threshold_bytes,
             peak_buffered_bytes: self.peak_buffered_bytes,
+            path: self.path,
         }
     }
 
@@ -171,6 +188,7 @@ impl Stats {
             sha256,
             verified,
             resumed_bytes: 0,
+            path: self.path,
         }
     }
 }
@@ -364,12 +382,12 @@ mod tests {
         let line = s.tick(ms(2_000)).to_ndjson();
         assert_eq!(
             line,
-            r#"{"t":"progress","elapsed_s":2.0,"bytes":3000,"total_bytes":4000,"rate_bps":1500.0,"avg_bps":1500.0,"eta_s":0.6666666666666666,"buffered_bytes":256,"threshold_bytes":1024,"peak_buffered_bytes":512}"#
+            r#"{"t":"progress","elapsed_s":2.0,"bytes":3000,"total_bytes":4000,"rate_bps":1500.0,"avg_bps":1500.0,"eta_s":0.6666666666666666,"buffered_bytes":256,"threshold_bytes":1024,"peak_buffered_bytes":512,"path":null}"#
         );
         let line = Stats::new(None, 0).tick(Duration::ZERO).to_ndjson();
         assert_eq!(
             line,
-            r#"{"t":"progress","elapsed_s":0.0,"bytes":0,"total_bytes":null,"rate_bps":0.0,"avg_bps":0.0,"eta_s":null,"buffered_bytes":0,"threshold_bytes":0,"peak_buffered_bytes":0}"#
+            r#"{"t":"progress","elapsed_s":0.0,"bytes":0,"total_bytes":null,"rate_bps":0.0,"avg_bps":0.0,"eta_s":null,"buffered_bytes":0,"threshold_bytes":0,"peak_buffered_bytes":0,"path":null}"#
         );
         assert!(!line.contains('\n'));
     }
@@ -383,12 +401,35 @@ mod tests {
         let line = s.summary(ms(500), Some(sha.into()), Some(true)).to_ndjson();
         assert_eq!(
             line,
-            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","verified":true,"resumed_bytes":0}"#
+            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","verified":true,"resumed_bytes":0,"path":null}"#
         );
         let line = s.summary(ms(500), None, None).to_ndjson();
         assert_eq!(
             line,
-            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":null,"verified":null,"resumed_bytes":0}"#
+            r#"{"t":"summary","bytes":3,"seconds":0.5,"avg_bps":6.0,"peak_buffered_bytes":3,"threshold_bytes":1024,"sha256":null,"verified":null,"resumed_bytes":0,"path":null}"#
+        );
+    }
+
+    #[test]
+    fn the_path_reaches_snapshots_and_the_summary() {
+        use crate::peer::path::{CandidateKind, Protocol};
+        let mut s = Stats::new(Some(10), 0);
+        assert_eq!(s.tick(ms(1)).path, None);
+        let path = Path {
+            local: CandidateKind::Relay,
+            remote: CandidateKind::Relay,
+            protocol: Protocol::Udp,
+        };
+        s.set_path(Some(path));
+        let line = s.tick(ms(2)).to_ndjson();
+        assert!(
+            line.ends_with(r#","path":{"local":"relay","remote":"relay","protocol":"udp"}}"#),
+            "{line}"
+        );
+        let line = s.summary(ms(3), None, Some(true)).to_ndjson();
+        assert!(
+            line.ends_with(r#","path":{"local":"relay","remote":"relay","protocol":"udp"}}"#),
+            "{line}"
         );
     }
 }
