@@ -51,7 +51,10 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         threshold_bytes: cfg.threshold_bytes,
         chunk_bytes,
         raw: cfg.raw,
-        finish_timeout: Duration::from_secs(30),
+        // Longer than webrtc-rs's SCTP backoff can stall a live association (its RTO doubles
+        // from 1 s up to 60 s): a relay that drops bursts can go quiet for half a minute and
+        // then deliver. A peer that is really gone is noticed by the liveness check first.
+        finish_timeout: Duration::from_secs(120),
     };
     let result =
         send(conn.channel.clone(), conn.events, items, &opts, meter.clone(), cancel.clone()).await;

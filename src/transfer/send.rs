@@ -29,7 +29,8 @@ pub struct SendOptions {
     /// Once everything has been handed to the channel, how long the sender waits for the
     /// receiver's final `ack` (or, raw, for the drain) **without progress**: the deadline moves
     /// on whenever the peer acknowledges bytes (the buffered amount shrinks) or an `ack`
-    /// arrives, so a slow link that still delivers is never cut off.
+    /// arrives, so a slow link that still delivers is never cut off. A peer that has not said
+    /// `hello` gets at most [`HELLO_TIMEOUT`] of it: it is probably not dcsend.
     pub finish_timeout: Duration,
 }
 
@@ -116,7 +117,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                 })?;
                 // Everything is in the channel (at most threshold + one message still
                 // buffered): from now on the receiver must keep making progress.
-                finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
+                finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
                 pump_report = Some(report);
             }
             _ = drain_tick.tick(), if pump_report.is_some() => {
@@ -125,14 +126,14 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     confirmed_bytes,
                 })?;
                 if drain.shrank(buffered) {
-                    finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
+                    finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
                 }
             }
             () = &mut finish_deadline => {
                 let why = if peer_is_dcsend || opts.raw {
                     format!(
                         "the receiver did not confirm delivery: no progress for {}",
-                        humantime::format_duration(opts.finish_timeout)
+                        humantime::format_duration(finish_window(opts, peer_is_dcsend))
                     )
                 } else {
                     "the peer never said hello: it is not dcsend (use --raw for plain receivers)".into()
@@ -148,6 +149,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     }
                     Ok(Control::Hello { resume, .. }) => {
                         peer_is_dcsend = true;
+                        if pump_report.is_some() {
+                            finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
+                        }
                         // The reading thread may be gone (all read); then nobody needs it.
                         notes.send(PeerNote::Hello { resume }).ok();
                     }
@@ -164,7 +168,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                         // Saturating: the count comes from the peer.
                         confirmed_bytes = confirmed_bytes.saturating_add(bytes);
                         if pump_report.is_some() {
-                            finish_deadline.as_mut().reset(tokio::time::Instant::now() + opts.finish_timeout);
+                            finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
                         }
                     }
                     Ok(Control::Ack { bytes, ok: false }) => {
@@ -206,6 +210,19 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
 /// `dcsend/VERSION`, sent in `hello`.
 pub fn app() -> String {
     format!("dcsend/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Once everything is sent, how long a peer that has not said `hello` is waited for: a dcsend
+/// receiver says it at once, so this is the hint to use `--raw` for plain receivers.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The no-progress window of the finish deadline (see [`SendOptions::finish_timeout`]).
+fn finish_window(opts: &SendOptions, peer_is_dcsend: bool) -> Duration {
+    if peer_is_dcsend || opts.raw {
+        opts.finish_timeout
+    } else {
+        opts.finish_timeout.min(HELLO_TIMEOUT)
+    }
 }
 
 /// How often the sender looks at the buffered amount while it waits for the end.
