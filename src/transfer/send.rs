@@ -70,8 +70,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let mut pump_report: Option<PumpReport> = None;
     let mut sent: Option<Vec<ItemSent>> = None;
     let (mut acks, mut confirmed_bytes, mut peer_is_dcsend) = (0usize, 0u64, false);
-    let finish_deadline = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(finish_deadline);
+    // The last sign of progress: once everything is in the channel, the finish deadline is
+    // this plus `finish_window`.
+    let mut progress_at = tokio::time::Instant::now();
     let mut drain = Drain::new();
     let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
@@ -117,7 +118,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                 })?;
                 // Everything is in the channel (at most threshold + one message still
                 // buffered): from now on the receiver must keep making progress.
-                finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
+                progress_at = tokio::time::Instant::now();
                 pump_report = Some(report);
             }
             _ = drain_tick.tick(), if pump_report.is_some() => {
@@ -126,10 +127,11 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     confirmed_bytes,
                 })?;
                 if drain.shrank(buffered) {
-                    finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
+                    progress_at = tokio::time::Instant::now();
                 }
             }
-            () = &mut finish_deadline => {
+            () = tokio::time::sleep_until(progress_at + finish_window(opts, peer_is_dcsend)),
+                if pump_report.is_some() => {
                 let why = if peer_is_dcsend || opts.raw {
                     format!(
                         "the receiver did not confirm delivery: no progress for {}",
@@ -149,9 +151,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                     }
                     Ok(Control::Hello { resume, .. }) => {
                         peer_is_dcsend = true;
-                        if pump_report.is_some() {
-                            finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
-                        }
+                        progress_at = tokio::time::Instant::now();
                         // The reading thread may be gone (all read); then nobody needs it.
                         notes.send(PeerNote::Hello { resume }).ok();
                     }
@@ -167,9 +167,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                         acks += 1;
                         // Saturating: the count comes from the peer.
                         confirmed_bytes = confirmed_bytes.saturating_add(bytes);
-                        if pump_report.is_some() {
-                            finish_deadline.as_mut().reset(tokio::time::Instant::now() + finish_window(opts, peer_is_dcsend));
-                        }
+                        progress_at = tokio::time::Instant::now();
                     }
                     Ok(Control::Ack { bytes, ok: false }) => {
                         return Err(TransferError::Integrity {
