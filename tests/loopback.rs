@@ -82,12 +82,7 @@ fn stdin_to_stdout() {
     let data = random_bytes(3 << 20, 99);
     let t = Tokens::in_dir(dir.path());
     let mut recv = Proc::spawn("recv", receiver(&t), dir.path());
-    let mut tx = sender(&[], &t);
-    tx.stdin(Stdio::piped());
-    let mut send = Proc::spawn("send", tx, dir.path());
-    let mut stdin = send.child.stdin.take().unwrap();
-    let feed = data.clone();
-    let writer = std::thread::spawn(move || stdin.write_all(&feed));
+    let (mut send, writer) = spawn_fed("send", sender(&[], &t), dir.path(), data.clone());
     send.expect_code(0, WAIT);
     recv.expect_code(0, WAIT);
     writer.join().unwrap().unwrap();

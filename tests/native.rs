@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{LOOPBACK, Proc, Tokens, WAIT, dcsend, random_bytes, receiver, sender};
+use common::{LOOPBACK, Proc, Tokens, WAIT, dcsend, files_in, random_bytes, receiver, sender};
 
 /// Sends `payload` with `tweak` applied to the sender; returns the sender's NDJSON summary.
 fn send_with(dir: &Path, payload: &[u8], tweak: impl FnOnce(&mut Command)) -> serde_json::Value {
@@ -92,11 +92,7 @@ fn recv_sink_verifies_and_writes_nothing() {
     assert_eq!(summary["verified"], true);
     let recv_out = std::fs::read(dir.path().join("recv.stdout")).unwrap();
     assert!(recv_out.is_empty(), "--sink wrote {} bytes to stdout", recv_out.len());
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = files_in(dir.path());
     // Only what the test itself made: no file and no .part from the receiver.
     assert_eq!(
         names,

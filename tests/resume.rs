@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use common::*;
 
@@ -27,15 +25,6 @@ fn stats_summary(path: &Path) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(v["t"], "summary", "{last}");
     v
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// What a finished run reported.
@@ -101,7 +90,7 @@ fn a_transfer_broken_by_killing_the_sender_resumes_where_it_stopped() {
     assert!(!whole.exists(), "the transfer finished before the sender could be killed");
     let status = recv.wait(WAIT);
     assert!(!status.success(), "the receiver must fail: {}", recv.stderr_text());
-    assert_eq!(entries(&out), vec!["big.bin.part"], "only the .part, nothing complete-looking");
+    assert_eq!(files_in(&out), vec!["big.bin.part"], "only the .part, nothing complete-looking");
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!(kept >= 4 << 20 && kept < SIZE as u64, "{kept}");
     assert!(std::fs::read(&part).unwrap() == data[..kept as usize], "the .part is a prefix");
@@ -117,7 +106,7 @@ fn a_transfer_broken_by_killing_the_sender_resumes_where_it_stopped() {
     assert_eq!(done.recv_stats["resumed_bytes"], kept, "{}", done.recv_stats);
     assert_eq!(done.recv_stats["bytes"], wire, "{}", done.recv_stats);
     assert!(done.recv.stderr_text().contains("resumed at"), "{}", done.recv.stderr_text());
-    assert_eq!(entries(&out), vec!["big.bin"], "no .part left");
+    assert_eq!(files_in(&out), vec!["big.bin"], "no .part left");
     assert!(std::fs::read(&whole).unwrap() == data, "the resumed file differs");
 }
 
@@ -142,7 +131,7 @@ fn an_altered_prefix_is_detected_and_the_file_is_sent_from_the_start() {
     assert_eq!(done.send_stats["bytes"], data.len(), "everything travelled");
     let rerr = done.recv.stderr_text();
     assert!(rerr.contains("does not match the sender's file"), "{rerr}");
-    assert_eq!(entries(&out), vec!["f.bin"]);
+    assert_eq!(files_in(&out), vec!["f.bin"]);
     assert!(std::fs::read(out.join("f.bin")).unwrap() == data, "the file differs");
 }
 
@@ -180,7 +169,7 @@ fn a_complete_part_is_verified_and_nothing_travels() {
     assert_eq!(done.send_stats["resumed_bytes"], data.len());
     assert_eq!(done.send_stats["bytes"], 0);
     assert_eq!(done.send_stats["verified"], true);
-    assert_eq!(entries(&out), vec!["f.bin"]);
+    assert_eq!(files_in(&out), vec!["f.bin"]);
     assert!(std::fs::read(out.join("f.bin")).unwrap() == data);
 }
 
@@ -195,12 +184,7 @@ fn stdin_is_not_resumable_says_so_and_arrives() {
     let mut rx = receiver(&t);
     rx.args(["--resume", "-o", &out_arg]);
     let mut recv = Proc::spawn("recv", rx, dir.path());
-    let mut tx = sender(&[], &t);
-    tx.stdin(Stdio::piped());
-    let mut send = Proc::spawn("send", tx, dir.path());
-    let mut stdin = send.child.stdin.take().unwrap();
-    let feed = data.clone();
-    let writer = std::thread::spawn(move || stdin.write_all(&feed));
+    let (mut send, writer) = spawn_fed("send", sender(&[], &t), dir.path(), data.clone());
     send.expect_code(0, WAIT);
     recv.expect_code(0, WAIT);
     writer.join().unwrap().unwrap();
@@ -208,7 +192,7 @@ fn stdin_is_not_resumable_says_so_and_arrives() {
     let said: Vec<&str> = err.lines().filter(|l| l.contains("cannot be resumed")).collect();
     assert_eq!(said.len(), 1, "one clear line: {err}");
     assert!(said[0].contains("stdin") && said[0].contains("from the start"), "{err}");
-    assert_eq!(entries(&out), vec!["stream"]);
+    assert_eq!(files_in(&out), vec!["stream"]);
     assert!(std::fs::read(out.join("stream")).unwrap() == data, "stdin differs");
 }
 
@@ -244,6 +228,6 @@ fn without_resume_an_old_part_is_overwritten_and_dcsend_says_so() {
     let err = recv.stderr_text();
     assert!(err.contains("overwriting") && err.contains("recv --resume"), "{err}");
     assert!(!send.stderr_text().contains("resumed"), "{}", send.stderr_text());
-    assert_eq!(entries(&out), vec!["f.bin"]);
+    assert_eq!(files_in(&out), vec!["f.bin"]);
     assert!(std::fs::read(out.join("f.bin")).unwrap() == data);
 }

@@ -21,19 +21,8 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut cmd = dcsend();
-        cmd.args(["signal", "--listen", "127.0.0.1:0"]).args(extra);
-        let proc = Proc::spawn("signal", cmd, dir);
-        let mut addr = None;
-        wait_until(WAIT, "the server's 'listening on' line", || {
-            addr = proc
-                .stderr_text()
-                .lines()
-                .find_map(|l| l.strip_prefix("listening on http://"))
-                .map(|a| a.trim().parse().unwrap());
-            addr.is_some()
-        });
-        Server { proc, addr: addr.unwrap() }
+        let (proc, addr) = signal_server(dir, extra);
+        Server { proc, addr }
     }
 
     fn base(&self) -> String {
@@ -84,32 +73,10 @@ fn room_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned()
 }
 
-/// The URL a peer printed for the other side (`... --peer 'URL'`).
-fn invite(p: &Proc) -> String {
-    let mut url = None;
-    wait_until(WAIT, "the printed command for the other side", || {
-        url = p.stderr_text().lines().find_map(|l| {
-            let (_, rest) = l.split_once("--peer '")?;
-            Some(rest.trim_end().trim_end_matches('\'').to_owned())
-        });
-        url.is_some()
-    });
-    url.unwrap()
-}
-
 fn peer(args: &[&str], url: &str) -> Command {
     let mut cmd = dcsend();
     cmd.args(args).args(LOOPBACK).args(["--peer", url]);
     cmd
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -164,17 +131,7 @@ fn pipe_through_server(first: First) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let data = random_bytes(64 << 20, 4);
-    let spawn_send = |url: &str| {
-        let mut cmd = peer(&[], url);
-        cmd.stdin(Stdio::piped());
-        let mut p = Proc::spawn("send", cmd, dir.path());
-        let mut stdin = p.child.stdin.take().unwrap();
-        let chunk = data.clone();
-        let feeder = std::thread::spawn(move || {
-            let _ = stdin.write_all(&chunk);
-        });
-        (p, feeder)
-    };
+    let spawn_send = |url: &str| spawn_fed("send", peer(&[], url), dir.path(), data.clone());
     let ((mut send, feeder), mut recv) = match first {
         First::Sender => {
             let (send, feeder) = spawn_send(&server.base());
@@ -189,7 +146,7 @@ fn pipe_through_server(first: First) {
     };
     send.expect_code(0, WAIT);
     recv.expect_code(0, WAIT);
-    feeder.join().unwrap();
+    let _ = feeder.join().unwrap();
     assert!(recv.stdout_bytes() == data, "{first:?}: stdout differs from what was piped in");
 }
 

@@ -49,37 +49,6 @@ fn node() -> Option<Command> {
     Some(cmd)
 }
 
-/// A running `dcsend signal` on `127.0.0.1:0`; returns it and its base URL.
-fn server(dir: &Path) -> (Proc, String) {
-    let mut cmd = dcsend();
-    cmd.args(["signal", "--listen", "127.0.0.1:0"]);
-    let proc = Proc::spawn("signal", cmd, dir);
-    let mut addr = None;
-    wait_until(WAIT, "the server's 'listening on' line", || {
-        addr = proc
-            .stderr_text()
-            .lines()
-            .find_map(|l| l.strip_prefix("listening on http://"))
-            .map(|a| a.trim().to_owned());
-        addr.is_some()
-    });
-    let base = format!("http://{}/", addr.unwrap());
-    (proc, base)
-}
-
-/// The URL a dcsend peer printed for the other side (`... --peer 'URL'`).
-fn invite(p: &Proc) -> String {
-    let mut url = None;
-    wait_until(WAIT, "the printed command for the other side", || {
-        url = p.stderr_text().lines().find_map(|l| {
-            let (_, rest) = l.split_once("--peer '")?;
-            Some(rest.trim_end().trim_end_matches('\'').to_owned())
-        });
-        url.is_some()
-    });
-    url.unwrap()
-}
-
 fn stdout_text(p: &Proc) -> String {
     String::from_utf8_lossy(&p.stdout_bytes()).into_owned()
 }
@@ -110,7 +79,8 @@ fn the_javascript_gives_the_rust_known_answers() {
 fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
     let Some(node) = node() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = server(dir.path());
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
     let data = random_bytes(4 << 20, 71);
     let src = dir.path().join("payload.bin");
     std::fs::write(&src, &data).unwrap();
@@ -146,7 +116,8 @@ fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
 fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
     let Some(node) = node() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = server(dir.path());
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let mut recv =

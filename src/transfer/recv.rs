@@ -636,12 +636,6 @@ mod tests {
         Run { result: res.map_err(|e| format!("{e:#}")), sent, entries, out, _dir: dir }
     }
 
-    fn digest_of(data: &[u8]) -> String {
-        let mut d = Digest::new();
-        d.update(data);
-        d.finish()
-    }
-
     /// A resuming sender's `file` for `f` (`size` bytes), then `events`.
     fn resumed(size: u64, events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
         let file = Control::File { name: Some("f".into()), size: Some(size), resume: true };
@@ -668,7 +662,7 @@ mod tests {
             vec![
                 text(Control::Skip { bytes: 3 }),
                 data(b"def"),
-                text(Control::Eof { bytes: 6, sha256: digest_of(b"abcdef") }),
+                text(Control::Eof { bytes: 6, sha256: Digest::of(b"abcdef") }),
                 text(Control::Done),
             ],
         );
@@ -676,7 +670,7 @@ mod tests {
         let outcome = run.result.unwrap();
         let sent = texts(&run.sent);
         assert!(sent[0].contains("\"resume\":true"), "hello asks for resume: {sent:?}");
-        let have = Control::Have { bytes: 3, sha256: digest_of(b"abc") }.encode();
+        let have = Control::Have { bytes: 3, sha256: Digest::of(b"abc") }.encode();
         assert_eq!(sent[1], have);
         assert_eq!(sent[2], Control::Ack { bytes: 6, ok: true }.encode());
         assert_eq!(std::fs::read(run.out.join("f")).unwrap(), b"abcdef");
@@ -692,7 +686,7 @@ mod tests {
                 vec![
                     text(Control::Skip { bytes: 0 }),
                     data(b"abcdef"),
-                    text(Control::Eof { bytes: 6, sha256: digest_of(b"abcdef") }),
+                    text(Control::Eof { bytes: 6, sha256: Digest::of(b"abcdef") }),
                     text(Control::Done),
                 ],
             );
@@ -700,7 +694,7 @@ mod tests {
             run.result.unwrap();
             let sent = texts(&run.sent);
             if part.len() > 6 {
-                let have = Control::Have { bytes: 0, sha256: digest_of(b"") }.encode();
+                let have = Control::Have { bytes: 0, sha256: Digest::of(b"") }.encode();
                 assert_eq!(sent[1], have, "a .part longer than the file is no prefix");
             }
             assert_eq!(std::fs::read(run.out.join("f")).unwrap(), b"abcdef");
@@ -715,7 +709,7 @@ mod tests {
             vec![
                 text(Control::Skip { bytes: 0 }),
                 data(b"abc"),
-                text(Control::Eof { bytes: 3, sha256: digest_of(b"abc") }),
+                text(Control::Eof { bytes: 3, sha256: Digest::of(b"abc") }),
                 text(Control::Done),
             ],
         );
@@ -723,7 +717,7 @@ mod tests {
         run.result.unwrap();
         let sent = texts(&run.sent);
         assert!(sent[0].contains("\"resume\":false"), "{sent:?}");
-        assert_eq!(sent[1], Control::Have { bytes: 0, sha256: digest_of(b"") }.encode());
+        assert_eq!(sent[1], Control::Have { bytes: 0, sha256: Digest::of(b"") }.encode());
         assert_eq!(std::fs::read(run.out.join("f")).unwrap(), b"abc");
     }
 
@@ -735,7 +729,7 @@ mod tests {
             (vec![text(Control::Skip { bytes: 4 })], "skips 4 bytes but we have 3"),
             (vec![data(b"def")], "payload before the sender's skip"),
             (
-                vec![text(Control::Eof { bytes: 3, sha256: digest_of(b"abc") })],
+                vec![text(Control::Eof { bytes: 3, sha256: Digest::of(b"abc") })],
                 "eof before the sender's skip",
             ),
             (vec![text(Control::Done)], "done inside an item"),

@@ -203,17 +203,11 @@ impl Partial {
 mod tests {
     use super::*;
 
-    fn hex_of(data: &[u8]) -> String {
-        let mut d = Digest::new();
-        d.update(data);
-        d.finish()
-    }
-
     #[test]
     fn a_missing_part_offers_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let p = Partial::open(&dir.path().join("x.part"), 10, &CancellationToken::new()).unwrap();
-        assert_eq!(p.offer(), (0, hex_of(b"")));
+        assert_eq!(p.offer(), (0, Digest::of(b"")));
         assert_eq!(p.on_disk(), 0);
     }
 
@@ -223,7 +217,7 @@ mod tests {
         let path = dir.path().join("x.part");
         std::fs::write(&path, b"0123456789").unwrap();
         let p = Partial::open(&path, 9, &CancellationToken::new()).unwrap();
-        assert_eq!(p.offer(), (0, hex_of(b"")));
+        assert_eq!(p.offer(), (0, Digest::of(b"")));
         assert_eq!(p.on_disk(), 10);
         drop(p);
         assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
@@ -250,11 +244,11 @@ mod tests {
         let path = dir.path().join("x.part");
         std::fs::write(&path, b"ab").unwrap();
         let p = Partial::open(&path, 3, &CancellationToken::new()).unwrap();
-        assert_eq!(p.offer(), (2, hex_of(b"ab")));
+        assert_eq!(p.offer(), (2, Digest::of(b"ab")));
         let sink = p.keep().unwrap();
         sink.write(Bytes::from_static(b"c")).await.unwrap();
         let w = sink.finish().await.unwrap();
-        assert_eq!(w, Written { bytes: 3, sha256: hex_of(b"abc") });
+        assert_eq!(w, Written { bytes: 3, sha256: Digest::of(b"abc") });
         assert_eq!(std::fs::read(&path).unwrap(), b"abc");
     }
 
@@ -266,7 +260,7 @@ mod tests {
         let sink = Partial::open(&path, 3, &CancellationToken::new()).unwrap().discard().unwrap();
         sink.write(Bytes::from_static(b"abc")).await.unwrap();
         let w = sink.finish().await.unwrap();
-        assert_eq!(w, Written { bytes: 3, sha256: hex_of(b"abc") });
+        assert_eq!(w, Written { bytes: 3, sha256: Digest::of(b"abc") });
         assert_eq!(std::fs::read(&path).unwrap(), b"abc");
     }
 

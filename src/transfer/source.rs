@@ -484,12 +484,6 @@ impl Read for Generated {
 mod tests {
     use super::*;
 
-    fn hex_of(data: &[u8]) -> String {
-        let mut d = Digest::new();
-        d.update(data);
-        d.finish()
-    }
-
     fn file_with(data: &[u8]) -> (tempfile::TempDir, File) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
@@ -507,7 +501,7 @@ mod tests {
     #[test]
     fn a_matching_prefix_is_kept_and_reading_goes_on_after_it() {
         let (_dir, mut f) = file_with(b"abcdef");
-        let have = (3, hex_of(b"abc"));
+        let have = (3, Digest::of(b"abc"));
         let Prefix::Matches(mut d) =
             check_prefix(&mut f, &have, 6, &CancellationToken::new()).unwrap()
         else {
@@ -515,13 +509,13 @@ mod tests {
         };
         assert_eq!(rest(&mut f), b"def");
         d.update(b"def");
-        assert_eq!(d.finish(), hex_of(b"abcdef"), "the digest carries over");
+        assert_eq!(d.finish(), Digest::of(b"abcdef"), "the digest carries over");
     }
 
     #[test]
     fn the_whole_file_can_match() {
         let (_dir, mut f) = file_with(b"abc");
-        let got = check_prefix(&mut f, &(3, hex_of(b"abc")), 3, &CancellationToken::new());
+        let got = check_prefix(&mut f, &(3, Digest::of(b"abc")), 3, &CancellationToken::new());
         assert!(matches!(got.unwrap(), Prefix::Matches(_)));
         assert!(rest(&mut f).is_empty());
     }
@@ -529,10 +523,10 @@ mod tests {
     #[test]
     fn unusable_prefixes_rewind() {
         let cases = [
-            ((3, hex_of(b"abX")), "a different byte"),
-            ((0, hex_of(b"")), "nothing"),
-            ((7, hex_of(b"abcdefg")), "longer than the item"),
-            ((3, hex_of(b"abcd")), "a digest of other bytes"),
+            ((3, Digest::of(b"abX")), "a different byte"),
+            ((0, Digest::of(b"")), "nothing"),
+            ((7, Digest::of(b"abcdefg")), "longer than the item"),
+            ((3, Digest::of(b"abcd")), "a digest of other bytes"),
         ];
         for (have, what) in cases {
             let (_dir, mut f) = file_with(b"abcdef");
@@ -546,7 +540,7 @@ mod tests {
     fn a_file_shorter_than_the_claim_does_not_match() {
         // The file shrank since its size was announced: 4 claimed, 3 there.
         let (_dir, mut f) = file_with(b"abc");
-        let got = check_prefix(&mut f, &(4, hex_of(b"abc")), 10, &CancellationToken::new());
+        let got = check_prefix(&mut f, &(4, Digest::of(b"abc")), 10, &CancellationToken::new());
         assert!(matches!(got.unwrap(), Prefix::Unusable));
     }
 
@@ -578,7 +572,7 @@ mod tests {
                 Control::File { name: Some("f.bin".into()), size: Some(11), resume: true }.encode()
             )
         );
-        notes_tx.send(PeerNote::Have { bytes: 6, sha256: hex_of(b"hello ") }).unwrap();
+        notes_tx.send(PeerNote::Have { bytes: 6, sha256: Digest::of(b"hello ") }).unwrap();
         let sent = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap();
         let sent = sent.unwrap().unwrap();
         let mut msgs = Vec::new();
@@ -595,7 +589,7 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(data, b"world");
-        let eof = Control::Eof { bytes: 11, sha256: hex_of(b"hello world") }.encode();
+        let eof = Control::Eof { bytes: 11, sha256: Digest::of(b"hello world") }.encode();
         assert!(msgs.contains(&Outbound::Text(eof)), "{msgs:?}");
         assert_eq!((sent[0].resumed_bytes, sent[0].rejected_bytes), (6, 0));
         assert_eq!((meter.resumed(), meter.total()), (6, Some(5)));

@@ -210,6 +210,14 @@ impl Digest {
     pub fn peek(&self) -> String {
         self.clone().finish()
     }
+
+    /// The digest of `data` in one go (the tests' expected values).
+    #[cfg(test)]
+    pub fn of(data: &[u8]) -> String {
+        let mut d = Self::new();
+        d.update(data);
+        d.finish()
+    }
 }
 
 #[cfg(test)]

@@ -162,3 +162,58 @@ pub fn receiver(t: &Tokens) -> Command {
     cmd.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
     cmd
 }
+
+/// The names in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Spawns `cmd` with its stdin fed `data` by a writer thread (like `cat x |`); the thread
+/// returns the write's result (an error when the process stopped reading).
+pub fn spawn_fed(
+    name: &'static str,
+    mut cmd: Command,
+    dir: &Path,
+    data: Vec<u8>,
+) -> (Proc, std::thread::JoinHandle<std::io::Result<()>>) {
+    cmd.stdin(Stdio::piped());
+    let mut p = Proc::spawn(name, cmd, dir);
+    let mut stdin = p.child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    (p, writer)
+}
+
+/// `dcsend signal --listen 127.0.0.1:0 EXTRA...`, returned once it printed its address.
+pub fn signal_server(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut cmd = dcsend();
+    cmd.args(["signal", "--listen", "127.0.0.1:0"]).args(extra);
+    let proc = Proc::spawn("signal", cmd, dir);
+    let mut addr = None;
+    wait_until(WAIT, "the server's 'listening on' line", || {
+        addr = proc
+            .stderr_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on http://"))
+            .map(|a| a.trim().parse().unwrap());
+        addr.is_some()
+    });
+    (proc, addr.unwrap())
+}
+
+/// The URL a dcsend peer printed for the other side (`... --peer 'URL'`).
+pub fn invite(p: &Proc) -> String {
+    let mut url = None;
+    wait_until(WAIT, "the printed command for the other side", || {
+        url = p.stderr_text().lines().find_map(|l| {
+            let (_, rest) = l.split_once("--peer '")?;
+            Some(rest.trim_end().trim_end_matches('\'').to_owned())
+        });
+        url.is_some()
+    });
+    url.unwrap()
+}
