@@ -100,7 +100,7 @@ proptest! {
         resume in any::<bool>(),
     ) {
         for msg in [
-            Control::Hello { v: 1, role: Role::Send, app: "dcsend/0".into(), resume },
+            Control::Hello { v: 1, role: Role::Send, app: "dcsend/0".into(), resume, threshold: None },
             Control::File { name: name.clone(), size, resume },
             Control::Have { bytes, sha256: sha.clone() },
             Control::Skip { bytes },

@@ -313,8 +313,14 @@ fn a_10_kb_name_is_refused_and_shown_shortened() {
 #[test]
 fn another_protocol_version_is_refused() {
     let run = against_recv(async |h| {
-        h.control(Control::Hello { v: 2, role: Role::Send, app: "future/2".into(), resume: false })
-            .await;
+        h.control(Control::Hello {
+            v: 2,
+            role: Role::Send,
+            app: "future/2".into(),
+            resume: false,
+            threshold: None,
+        })
+        .await;
     });
     run.expect_abort(1, "unsupported protocol version 2 (we speak 1)", &[]);
 }
@@ -467,8 +473,14 @@ fn sender_ignores_data_from_the_receiver() {
 #[test]
 fn sender_refuses_another_protocol_version() {
     let run = against_send(async |h| {
-        h.control(Control::Hello { v: 7, role: Role::Recv, app: "future/7".into(), resume: false })
-            .await;
+        h.control(Control::Hello {
+            v: 7,
+            role: Role::Recv,
+            app: "future/7".into(),
+            resume: false,
+            threshold: None,
+        })
+        .await;
     });
     assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
     let [reason] = run.aborts.as_slice() else { panic!("aborts: {:?}", run.aborts) };

@@ -8,11 +8,16 @@
 //! - it stops pulling from the mpsc while its own queue is full, so a fast producer (a file
 //!   read) is slowed down instead of growing the queue: memory stays flat for any size;
 //! - it ends by itself once the producer hangs up and everything was handed over;
-//! - it reconciles its count with the channel's `outstanding_bytes()` (see `queue.rs`).
+//! - it reconciles its count with the channel's `outstanding_bytes()` (see `queue.rs`);
+//! - a receiver may ask for a lower threshold (`hello.threshold`, see [`Pump::threshold_cap`]).
+//!   The channel's drain event is tied to the threshold the connection was built with, so
+//!   under a lower one the pump reads the buffered amount every [`CAPPED_POLL`] instead.
 //!
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +32,11 @@ pub const FEED_CAPACITY: usize = 16;
 
 /// How many payload bytes the pump's own queue holds before it stops pulling from the mpsc.
 const MAX_QUEUED_BYTES: u64 = 256 * 1024;
+
+/// How often a pump whose threshold a receiver lowered reads the buffered amount while it is
+/// over that threshold. 1 ms with a 64 KiB threshold allows 65 MB/s, more than a browser
+/// receives.
+pub const CAPPED_POLL: Duration = Duration::from_millis(1);
 
 /// What the pump did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +59,10 @@ pub struct Pump<P> {
     queue: SendQueue,
     close: CancellationToken,
     meter: Arc<Meter>,
+    /// The threshold the port's drain event is built for.
+    base_threshold: u64,
+    /// A lower threshold a receiver asked for; `u64::MAX` for none.
+    cap: Arc<AtomicU64>,
 }
 
 impl<P: ChannelPort> Pump<P> {
@@ -65,7 +79,14 @@ impl<P: ChannelPort> Pump<P> {
     ) -> (Self, mpsc::Sender<Outbound>) {
         let (tx, feed) = mpsc::channel(FEED_CAPACITY);
         let queue = SendQueue::new(threshold_bytes, MAX_QUEUED_BYTES);
-        (Self { feed, port, queue, close, meter }, tx)
+        let cap = Arc::new(AtomicU64::new(u64::MAX));
+        (Self { feed, port, queue, close, meter, base_threshold: threshold_bytes, cap }, tx)
+    }
+
+    /// Where to store a lower threshold while the pump runs (a receiver's `hello.threshold`);
+    /// the pump applies it before its next send. It never raises the threshold.
+    pub fn threshold_cap(&self) -> Arc<AtomicU64> {
+        self.cap.clone()
     }
 
     /// Runs until the producer hangs up and the queue is empty, or until `close` fires.
@@ -75,6 +96,8 @@ impl<P: ChannelPort> Pump<P> {
         let mut input_open = true;
         let mut sent_bytes = 0u64;
         loop {
+            self.queue.lower_threshold(self.cap.load(Ordering::Relaxed));
+            let capped = self.queue.threshold() < self.base_threshold;
             // LiveKit's send_until_threshold.
             while let Some(payload) = self.queue.next_to_send() {
                 let (len, is_data) = (payload.len() as u64, matches!(payload, Outbound::Binary(_)));
@@ -93,8 +116,11 @@ impl<P: ChannelPort> Pump<P> {
                 () = self.close.cancelled() => break,
                 // Paused over the threshold: wait for the channel to drain, then take its
                 // figure. Cancel-safe: `drained` only waits.
-                drained = self.port.drained(), if !self.queue.can_send() => {
+                drained = self.port.drained(), if !self.queue.can_send() && !capped => {
                     drained?;
+                    self.queue.on_buffered(self.port.buffered_amount().await?);
+                }
+                () = tokio::time::sleep(CAPPED_POLL), if !self.queue.can_send() && capped => {
                     self.queue.on_buffered(self.port.buffered_amount().await?);
                 }
                 // Cancel-safe: `recv` loses nothing when another branch wins.
@@ -193,6 +219,38 @@ mod tests {
 
     fn chunk(i: u8, n: usize) -> Outbound {
         Outbound::Binary(Bytes::from(vec![i; n]))
+    }
+
+    /// A receiver's lower threshold (`hello.threshold`) holds although the port's drain event
+    /// fires only at the threshold it was built with: the pump polls instead of spinning on
+    /// an event that is already true, and still delivers everything.
+    #[tokio::test]
+    async fn a_lowered_threshold_bounds_the_buffer_without_the_drain_event() {
+        let (base, cap, size, count) = (100_000u64, 1000u64, 100usize, 100u8);
+        let port = FakePort::new(base);
+        let meter = Arc::new(Meter::new(None));
+        let (pump, tx) = Pump::new(port.clone(), base, meter, CancellationToken::new());
+        pump.threshold_cap().store(cap, Ordering::Relaxed);
+        let task = tokio::spawn(pump.run());
+        let producer = tokio::spawn(async move {
+            for i in 0..count {
+                tx.send(chunk(i, size)).await.unwrap();
+            }
+        });
+        let net = port.clone();
+        let network = tokio::spawn(async move {
+            while net.state.lock().unwrap().received.len() < count as usize {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                net.release(300);
+            }
+        });
+        let report = tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(T, producer).await.unwrap().unwrap();
+        tokio::time::timeout(T, network).await.unwrap().unwrap();
+        let s = port.state.lock().unwrap();
+        assert!(s.peak <= cap + size as u64, "peak {} over the lowered bound", s.peak);
+        assert_eq!(report.sent_bytes, size as u64 * count as u64);
+        assert!(report.finished);
     }
 
     #[tokio::test]

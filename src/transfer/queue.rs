@@ -50,6 +50,11 @@ impl SendQueue {
         self.threshold
     }
 
+    /// Lowers the threshold to `threshold` (never raises it): a receiver asked for less.
+    pub fn lower_threshold(&mut self, threshold: u64) {
+        self.threshold = self.threshold.min(threshold);
+    }
+
     /// Bytes handed to the channel and not yet released, as far as we know.
     pub fn buffered(&self) -> u64 {
         self.buffered

@@ -112,7 +112,13 @@ pub async fn receive<P: ChannelPort>(
     cancel: CancellationToken,
 ) -> anyhow::Result<RecvOutcome> {
     let resume = opts.resume && matches!(opts.dest, Destination::Dir(_) | Destination::File(_));
-    let hello = Control::Hello { v: PROTOCOL_VERSION, role: Role::Recv, app: app(), resume };
+    let hello = Control::Hello {
+        v: PROTOCOL_VERSION,
+        role: Role::Recv,
+        app: app(),
+        resume,
+        threshold: None,
+    };
     port.send(Outbound::Text(hello.encode())).await?;
 
     let mut r = Receiver {
@@ -566,6 +572,7 @@ mod tests {
             role: Role::Send,
             app: "test".into(),
             resume: true,
+            threshold: None,
         })
     }
 

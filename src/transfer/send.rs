@@ -5,6 +5,7 @@
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -58,9 +59,15 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let (notes, link) = std::sync::mpsc::channel();
     let link = PeerLink { notes: link, meter: meter.clone() };
     let (pump, feed) = Pump::new(port.clone(), opts.threshold_bytes, meter, cancel.child_token());
+    let threshold_cap = pump.threshold_cap();
     if !opts.raw {
-        let hello =
-            Control::Hello { v: PROTOCOL_VERSION, role: Role::Send, app: app(), resume: true };
+        let hello = Control::Hello {
+            v: PROTOCOL_VERSION,
+            role: Role::Send,
+            app: app(),
+            resume: true,
+            threshold: None,
+        };
         feed.send(Outbound::Text(hello.encode())).await.ok();
     }
     let mut reader =
@@ -149,8 +156,12 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                         send_abort(&port, &reason).await;
                         return Err(TransferError::Protocol(reason).into());
                     }
-                    Ok(Control::Hello { resume, .. }) => {
+                    Ok(Control::Hello { resume, threshold, .. }) => {
                         peer_is_dcsend = true;
+                        if let Some(wanted) = threshold {
+                            tracing::info!(wanted, "the receiver asks for a lower threshold");
+                            threshold_cap.fetch_min(wanted, Ordering::Relaxed);
+                        }
                         progress_at = tokio::time::Instant::now();
                         // The reading thread may be gone (all read); then nobody needs it.
                         notes.send(PeerNote::Hello { resume }).ok();

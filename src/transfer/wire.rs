@@ -33,12 +33,16 @@ pub enum Control {
     /// First message from each side. `v` = protocol version; `role` "send"|"recv"; `app`
     /// e.g. "dcsend/0.1.0"; `resume`: the side takes part in resuming (a receiver then
     /// answers `File { resume: true }` with `Have`). `resume` absent or null is `false`.
+    /// `threshold`, from a receiver: the largest threshold it wants the sender to use (a
+    /// browser, whose UDP receive path drops bursts); dcsend never sends it (not even as null).
     Hello {
         v: u32,
         role: Role,
         app: String,
         #[serde(default, deserialize_with = "null_is_false")]
         resume: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<u64>,
     },
     /// Starts one item. `name`: `None` for a stream (stdin). `size`: `None` when unknown
     /// (stdin). Missing fields decode as `None`. `resume`: the sender waits for a `Have`
@@ -233,7 +237,13 @@ mod tests {
     fn pinned() -> Vec<(Control, &'static str)> {
         vec![
             (
-                Control::Hello { v: 1, role: Role::Send, app: "dcsend/0.1.0".into(), resume: true },
+                Control::Hello {
+                    v: 1,
+                    role: Role::Send,
+                    app: "dcsend/0.1.0".into(),
+                    resume: true,
+                    threshold: None,
+                },
                 r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","resume":true}"#,
             ),
             (
@@ -242,6 +252,7 @@ mod tests {
                     role: Role::Recv,
                     app: "dcsend/0.1.0".into(),
                     resume: false,
+                    threshold: None,
                 },
                 r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":false}"#,
             ),
@@ -308,7 +319,13 @@ mod tests {
             Control::Eof { bytes: u64::MAX, sha256: EMPTY_SHA256.into() },
             Control::Have { bytes: u64::MAX, sha256: ABC_SHA256.into() },
             Control::Skip { bytes: u64::MAX },
-            Control::Hello { v: u32::MAX, role: Role::Recv, app: String::new(), resume: true },
+            Control::Hello {
+                v: u32::MAX,
+                role: Role::Recv,
+                app: String::new(),
+                resume: true,
+                threshold: None,
+            },
             Control::Abort { reason: "line\nbreak\ttab\u{0}nul".into() },
         ];
         for msg in pinned().into_iter().map(|(m, _)| m).chain(extremes) {
@@ -335,7 +352,13 @@ mod tests {
             (r#"{"future":1,"t":"done"}"#, Control::Done),
             (
                 r#"{"t":"hello","v":2,"role":"send","app":"dcsend/9","caps":["zstd"]}"#,
-                Control::Hello { v: 2, role: Role::Send, app: "dcsend/9".into(), resume: false },
+                Control::Hello {
+                    v: 2,
+                    role: Role::Send,
+                    app: "dcsend/9".into(),
+                    resume: false,
+                    threshold: None,
+                },
             ),
             (r#"{"t":"skip","bytes":5,"why":"verified"}"#, Control::Skip { bytes: 5 }),
         ];
@@ -367,11 +390,18 @@ mod tests {
                     role: Role::Recv,
                     app: "dcsend/0.1.0".into(),
                     resume: false,
+                    threshold: None,
                 },
             ),
             (
                 r#"{"t":"hello","v":1,"role":"recv","app":"x","resume":null}"#,
-                Control::Hello { v: 1, role: Role::Recv, app: "x".into(), resume: false },
+                Control::Hello {
+                    v: 1,
+                    role: Role::Recv,
+                    app: "x".into(),
+                    resume: false,
+                    threshold: None,
+                },
             ),
             (
                 r#"{"t":"file","name":"a","size":1}"#,
@@ -612,5 +642,24 @@ mod tests {
         let whole = whole.finish();
         assert_eq!(whole, pieces.finish());
         assert!(is_sha256_hex(&whole));
+    }
+
+    #[test]
+    fn a_receivers_threshold_is_read_and_never_written_when_absent() {
+        let page = r#"{"t":"hello","v":1,"role":"recv","app":"dcsend-web/0.1.0","resume":false,"threshold":65536}"#;
+        let Control::Hello { threshold, role, .. } = Control::decode(page).unwrap() else {
+            panic!("not a hello");
+        };
+        assert_eq!((threshold, role), (Some(65536), Role::Recv));
+        let ours = Control::Hello {
+            v: 1,
+            role: Role::Recv,
+            app: "dcsend/0.1.0".into(),
+            resume: false,
+            threshold: None,
+        };
+        assert!(!ours.encode().contains("threshold"), "{}", ours.encode());
+        let null = r#"{"t":"hello","v":1,"role":"recv","app":"x","threshold":null}"#;
+        assert!(matches!(Control::decode(null).unwrap(), Control::Hello { threshold: None, .. }));
     }
 }

@@ -119,6 +119,7 @@ impl Hostile {
             role,
             app: "hostile/0".into(),
             resume: false,
+            threshold: None,
         })
         .await;
     }
