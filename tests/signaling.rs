@@ -535,3 +535,58 @@ mod tamper {
         }
     }
 }
+
+/// The browser page: `/` and `/ROOM` answer with the same HTML, whose script and stylesheet
+/// come from this server and match the committed files; a Content-Security-Policy allows
+/// nothing from anywhere else (the page must work on a LAN without internet), and nothing in
+/// the HTML or CSS points elsewhere. A path that cannot be a room is not the page.
+#[test]
+fn the_browser_page_and_its_assets_come_from_the_server_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let get = |path: &str| -> (String, Vec<u8>) {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
+        s.write_all(req.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        let at = reply.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+        (String::from_utf8_lossy(&reply[..at]).to_lowercase(), reply[at + 4..].to_vec())
+    };
+    let web = |path: &str| std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+
+    let (head, page) = get("/");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'"),
+        "{head}"
+    );
+    assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+    assert_eq!(page, web("web/static/index.html"));
+    let (head, in_room) = get("/k7f3q9x2mb");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(in_room, page);
+
+    let html = String::from_utf8(page).unwrap();
+    for (path, file, kind) in [
+        ("/dcsend-page.js", "web/dist/dcsend-page.js", "text/javascript"),
+        ("/dcsend.css", "web/static/dcsend.css", "text/css"),
+    ] {
+        assert!(html.contains(&format!("\"{path}\"")), "the page does not load {path}");
+        let (head, body) = get(path);
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(head.contains(&format!("content-type: {kind}")), "{path}: {head}");
+        assert!(head.contains("x-content-type-options: nosniff"), "{path}: {head}");
+        assert_eq!(body, web(file), "{path} is not {file}");
+    }
+    let css = String::from_utf8(web("web/static/dcsend.css")).unwrap();
+    for text in [&html, &css] {
+        assert!(!text.contains("http:") && !text.contains("https:") && !text.contains("//cdn"));
+        assert!(!text.contains("@import") && !text.contains("url("));
+    }
+    let (head, _) = get("/not.a.room");
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+}

@@ -1,10 +1,13 @@
-//! The committed browser bundle (`web/dist/dcsend-signal.js`) must be what `npm ci && npm run
-//! build` makes from `web/src/` and the locked dependencies, so that `cargo build` never needs
-//! node and the shipped file is never hand-edited or stale. The build runs in a copy of `web/`
+//! The committed browser bundles (`web/dist/dcsend-signal.js`, `web/dist/dcsend-page.js`) must
+//! be what `npm ci && npm run build` makes from `web/src/` and the locked dependencies, so that
+//! `cargo build` never needs node and the shipped files are never hand-edited or stale. The build runs in a copy of `web/`
 //! in a temporary folder (the worktree's `node_modules/` is not used). When they differ this
 //! fails and says how to regenerate:
 //!
 //!     DCSEND_BLESS=1 cargo test --test web_bundle
+//!
+//! It then runs `npm test` there: `web/test/unit.mjs` (the page's wire messages, name rules and
+//! threshold sender) and the known answers of `web/test/vectors.mjs`.
 //!
 //! Needs `npm` and the npm registry; skips with a message without npm, unless
 //! `DCSEND_TEST_REQUIRE_NODE=1`.
@@ -18,7 +21,9 @@ use std::time::Duration;
 use common::Proc;
 
 const BLESS: &str = "DCSEND_BLESS=1 cargo test --test web_bundle";
-const BUNDLE: &str = "dist/dcsend-signal.js";
+/// What `npm run build` makes: the signaling library (for node and other pages) and the page
+/// `dcsend signal` serves (embedded by `src/signal/page.rs`).
+const BUNDLES: [&str; 2] = ["dist/dcsend-signal.js", "dist/dcsend-page.js"];
 /// `npm ci` downloads esbuild's binary; bounded, but generous for a slow registry.
 const NPM_WAIT: Duration = Duration::from_secs(300);
 
@@ -51,7 +56,12 @@ fn copy_tree(from: &Path, to: &Path) {
 fn npm(args: &[&str], dir: &Path, logs: &Path) {
     let mut cmd = Command::new("npm");
     cmd.args(args).current_dir(dir).stdin(Stdio::null());
-    let mut p = Proc::spawn(if args[0] == "ci" { "npm-ci" } else { "npm-build" }, cmd, logs);
+    let name = match args[0] {
+        "ci" => "npm-ci",
+        "test" => "npm-test",
+        _ => "npm-build",
+    };
+    let mut p = Proc::spawn(name, cmd, logs);
     let status = p.wait(NPM_WAIT);
     assert!(
         status.success(),
@@ -82,22 +92,33 @@ fn the_committed_bundle_is_what_npm_builds() {
         std::fs::copy(web().join(file), build.join(file)).unwrap();
     }
     copy_tree(&web().join("src"), &build.join("src"));
+    copy_tree(&web().join("test"), &build.join("test"));
     npm(&["ci", "--no-audit", "--no-fund"], &build, tmp.path());
     npm(&["run", "build"], &build, tmp.path());
+    // The page's pure parts (web/test/unit.mjs: the wire messages, the name rules, the
+    // threshold sender against a fake channel) and the signaling known answers, against the
+    // sources and the fresh bundle.
+    npm(&["test"], &build, tmp.path());
 
-    let fresh = std::fs::read(build.join(BUNDLE)).unwrap();
-    let committed_path = web().join(BUNDLE);
-    if std::fs::read(&committed_path).ok() == Some(fresh.clone()) {
-        return;
+    let bless = std::env::var_os("DCSEND_BLESS").is_some_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for bundle in BUNDLES {
+        let fresh = std::fs::read(build.join(bundle)).unwrap();
+        let committed_path = web().join(bundle);
+        if std::fs::read(&committed_path).ok() == Some(fresh.clone()) {
+            continue;
+        }
+        if bless {
+            std::fs::create_dir_all(committed_path.parent().unwrap()).unwrap();
+            std::fs::write(&committed_path, fresh).unwrap();
+        } else {
+            stale.push(committed_path.display().to_string());
+        }
     }
-    if std::env::var_os("DCSEND_BLESS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(committed_path.parent().unwrap()).unwrap();
-        std::fs::write(&committed_path, fresh).unwrap();
-        return;
-    }
-    panic!(
-        "{} is stale or missing: it is not what `npm ci && npm run build` makes from web/src.\n\
-         Regenerate it with:\n    {BLESS}\n(or `cd web && npm ci && npm run build`)",
-        committed_path.display()
+    assert!(
+        stale.is_empty(),
+        "{} stale or missing: not what `npm ci && npm run build` makes from web/src.\n\
+         Regenerate with:\n    {BLESS}\n(or `cd web && npm ci && npm run build`)",
+        stale.join(" and ")
     );
 }

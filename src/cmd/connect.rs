@@ -153,8 +153,10 @@ impl UrlRun<'_> {
         let room = url.room.as_deref().unwrap_or_default();
         if self.url.room.is_none() {
             let other = if self.we_send { "dcsend recv" } else { "dcsend FILE..." };
+            // The second line is for a person; `dcsend signal` serves a page at that URL.
             eprintln!(
-                "dcsend: room {room} is open; on the other side run:\n  {other} --peer '{url}'"
+                "dcsend: room {room} is open; on the other side run:\n  {other} --peer '{url}'\n\
+                 or open {url} in a web browser"
             );
         }
         let secret = url.secret.as_deref().unwrap_or_default();

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod page;
 pub mod paste;
 pub mod rendezvous;
 pub mod rooms;

@@ -5,6 +5,7 @@
 //! | request                     | answer                                                    |
 //! |-----------------------------|-----------------------------------------------------------|
 //! | `GET /healthz`              | `200 ok`                                                  |
+//! | `GET /`, `GET /ROOM`        | the browser page (`signal::page`)                         |
 //! | `POST /ROOM`                | `201 {"room":ROOM,"peer":TOKEN,"side":"a"\|"b"}` (join)   |
 //! | `POST /ROOM/TOKEN` + body   | `204`: queued for the other peer                          |
 //! | `GET /ROOM/TOKEN?wait=SECS` | `200` + the oldest message for us, or `204` after `wait`  |
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::signal::page;
 use crate::signal::rooms::{Joined, Limits, RoomError, Rooms, Take};
 use crate::signal::seal::Side;
 
@@ -71,7 +73,10 @@ pub async fn serve(
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/{room}", post(join))
+        .route("/", get(page::index))
+        .route(page::SCRIPT_PATH, get(page::script))
+        .route(page::STYLE_PATH, get(page::style))
+        .route("/{room}", post(join).get(page::room))
         .route("/{room}/{peer}", post(send).get(receive).delete(leave))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
@@ -107,7 +112,7 @@ async fn healthz() -> Response {
     text(StatusCode::OK, "ok")
 }
 
-async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "no such endpoint; see docs/signaling.md")
 }
 

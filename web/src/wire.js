@@ -1,0 +1,219 @@
+// dcsend's wire protocol v1 (docs/protocol.md), for the browser: the control messages, their
+// checks, and the receiver's file-name rules. Pure: no DOM, no WebRTC, so node tests it
+// (web/test/unit.mjs). Mirrors src/transfer/{wire,names}.rs; the wording of errors is the same.
+
+import { sha256 } from '@noble/hashes/sha2.js';
+
+export const VERSION = 1;
+/** Largest control message, in bytes (`MAX_CONTROL_BYTES`). */
+export const MAX_CONTROL_BYTES = 16384;
+/** What the page says it is in its `hello` (informative). */
+export const APP = 'dcsend-web/0.1.0';
+/** Longest abort reason shown to a person, in characters. */
+const MAX_REASON_CHARS = 300;
+
+/** A violation of the protocol by the peer; `integrity` for a size or digest mismatch. */
+export class ProtocolError extends Error {
+  /** @param {string} message @param {{ integrity?: boolean }} [options] */
+  constructor(message, { integrity = false } = {}) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.integrity = integrity;
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** Lowercase hex. @param {Uint8Array} bytes */
+export function hex(bytes) {
+  let s = '';
+  for (const b of bytes) s += b.toString(16).padStart(2, '0');
+  return s;
+}
+
+/** An incremental SHA-256 that reports lowercase hex, as `eof.sha256` needs. */
+export class Digest {
+  constructor() {
+    this.h = sha256.create();
+  }
+  /** @param {Uint8Array} bytes */
+  update(bytes) {
+    this.h.update(bytes);
+  }
+  hex() {
+    return hex(this.h.digest());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building messages: the fields in the order the spec shows, `null` for absent values.
+
+/**
+ * `threshold`: a receiver's request that the sender keep at most this much buffered (the
+ * sender uses the lower of it and its own threshold); left out when `null`.
+ * @param {'send' | 'recv'} role @param {number | null} [threshold]
+ */
+export const hello = (role, threshold = null) => ({
+  t: 'hello',
+  v: VERSION,
+  role,
+  app: APP,
+  resume: false,
+  ...(threshold === null ? {} : { threshold }),
+});
+/** @param {string | null} name @param {number | null} size */
+export const file = (name, size) => ({ t: 'file', name, size, resume: false });
+/** @param {number} bytes @param {string} sha256hex */
+export const eof = (bytes, sha256hex) => ({ t: 'eof', bytes, sha256: sha256hex });
+/** @param {number} bytes @param {boolean} ok */
+export const ack = (bytes, ok) => ({ t: 'ack', bytes, ok });
+export const done = () => ({ t: 'done' });
+/** @param {string} reason */
+export const abort = (reason) => ({ t: 'abort', reason });
+
+/** The text message for `msg`. @param {object} msg */
+export function encode(msg) {
+  return JSON.stringify(msg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading messages.
+
+/** @param {unknown} v */
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Non-negative integer (u64 as far as JavaScript numbers go). @param {unknown} v */
+const isU64 = (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+/** @param {unknown} v */
+const isHex64 = (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+
+/** @param {string} s @param {number} max */
+function cut(s, max) {
+  const chars = Array.from(s);
+  return chars.length <= max ? s : `${chars.slice(0, max).join('')}…`;
+}
+
+/** @param {string} what */
+function malformed(what) {
+  return new ProtocolError(`malformed control message: ${cut(what, 200)}`);
+}
+
+/**
+ * Checks one field. @param {Record<string, unknown>} m @param {string} key
+ * @param {(v: unknown) => boolean} ok @param {string} type @param {boolean} [optional]
+ */
+function field(m, key, ok, type, optional = false) {
+  const v = m[key];
+  if (v === undefined || v === null) {
+    if (optional) return null;
+    throw malformed(`missing field \`${key}\` in ${m.t}`);
+  }
+  if (!ok(v)) throw malformed(`field \`${key}\` of ${m.t} is not ${type}`);
+  return v;
+}
+
+/**
+ * Parses and checks one text message from the peer. Unknown fields are ignored; an absent
+ * optional field reads as `null`.
+ * @param {string} text
+ * @returns {{ t: string, [k: string]: any }}
+ */
+export function decode(text) {
+  const size = utf8.encode(text).length;
+  if (size > MAX_CONTROL_BYTES) {
+    throw new ProtocolError(`control message is ${size} bytes, over the ${MAX_CONTROL_BYTES}-byte limit`);
+  }
+  let m;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    throw malformed(e instanceof Error ? e.message : String(e));
+  }
+  if (!isObject(m)) throw malformed('not a JSON object');
+  if (typeof m.t !== 'string') throw malformed('no string field `t`');
+  const bool = (/** @type {unknown} */ v) => typeof v === 'boolean';
+  const str = (/** @type {unknown} */ v) => typeof v === 'string';
+  switch (m.t) {
+    case 'hello':
+      return {
+        t: 'hello',
+        v: field(m, 'v', (v) => isU64(v) && /** @type {number} */ (v) <= 0xffffffff, 'a u32'),
+        role: field(m, 'role', (v) => v === 'send' || v === 'recv', '"send" or "recv"'),
+        app: field(m, 'app', str, 'a string'),
+        resume: field(m, 'resume', bool, 'a bool', true) ?? false,
+        threshold: field(m, 'threshold', isU64, 'a u64', true),
+      };
+    case 'file':
+      return {
+        t: 'file',
+        name: field(m, 'name', str, 'a string', true),
+        size: field(m, 'size', isU64, 'a u64', true),
+        resume: field(m, 'resume', bool, 'a bool', true) ?? false,
+      };
+    case 'eof':
+      return {
+        t: 'eof',
+        bytes: field(m, 'bytes', isU64, 'a u64'),
+        sha256: field(m, 'sha256', isHex64, '64 lowercase hex characters'),
+      };
+    case 'ack':
+      return { t: 'ack', bytes: field(m, 'bytes', isU64, 'a u64'), ok: field(m, 'ok', bool, 'a bool') };
+    case 'have':
+      return {
+        t: 'have',
+        bytes: field(m, 'bytes', isU64, 'a u64'),
+        sha256: field(m, 'sha256', isHex64, '64 lowercase hex characters'),
+      };
+    case 'skip':
+      return { t: 'skip', bytes: field(m, 'bytes', isU64, 'a u64') };
+    case 'done':
+      return { t: 'done' };
+    case 'abort':
+      return { t: 'abort', reason: field(m, 'reason', str, 'a string') };
+    default:
+      throw malformed(`unknown message type ${JSON.stringify(cut(m.t, 40))}`);
+  }
+}
+
+/**
+ * A peer's abort reason as one safe line for a person: control characters escaped, cut.
+ * @param {string} reason
+ */
+export function shownReason(reason) {
+  // eslint-disable-next-line no-control-regex
+  const escaped = reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+  return cut(escaped, MAX_REASON_CHARS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names (src/transfer/names.rs): the peer's name is used as one file name, unchanged, or refused.
+
+/** Longest name in UTF-8 bytes: 255 minus `.part`. */
+export const MAX_NAME_BYTES = 250;
+
+const RESERVED = new Set([
+  'CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$',
+  ...['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '¹', '²', '³'].flatMap((d) => [`COM${d}`, `LPT${d}`]),
+]);
+
+/**
+ * The name to save an item under, or a `ProtocolError` saying why it is refused.
+ * @param {string} name
+ */
+export function checkName(name) {
+  const q = JSON.stringify(cut(name, 80));
+  const refuse = (/** @type {string} */ why) => new ProtocolError(`refused file name: refusing file name ${q}: ${why}`);
+  if (name === '') throw refuse('it is empty');
+  if (name === '.' || name === '..') throw refuse('it names a directory');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw refuse('it contains a control character');
+  if (/[/\\]/.test(name)) throw refuse("it contains a path separator ('/' or '\\')");
+  if (/^[A-Za-z]:/.test(name)) throw refuse('it starts with a drive prefix');
+  const len = utf8.encode(name).length;
+  if (len > MAX_NAME_BYTES) throw refuse(`it is ${len} bytes long, over the ${MAX_NAME_BYTES}-byte limit`);
+  const stem = name.split('.')[0].replace(/ +$/, '');
+  // ASCII case folding only, as the Rust side (`eq_ignore_ascii_case`).
+  if (RESERVED.has(stem.replace(/[a-z]/g, (c) => c.toUpperCase()))) throw refuse('it is a reserved Windows device name');
+  if (/[. ]$/.test(name)) throw refuse("it ends in '.' or ' '");
+  if (name.toLowerCase().endsWith('.part')) throw refuse('".part" is kept for unfinished files');
+  return name;
+}

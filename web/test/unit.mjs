@@ -1,0 +1,227 @@
+// The page's pure parts under node: the wire protocol's messages and checks (src/wire.js,
+// against the same cases as src/transfer/{wire,names}.rs) and the threshold sender
+// (src/sender.js) against a fake data channel. Run by tests/web_interop.rs
+// (`node test/unit.mjs`); exits non-zero on the first failed check.
+
+import assert from 'node:assert/strict';
+import { sha256 } from '@noble/hashes/sha2.js';
+import * as wire from '../src/wire.js';
+import { ThresholdSender, clampThreshold, chunkSize, BROWSER_QUEUE_LIMIT } from '../src/sender.js';
+
+let checks = 0;
+function check(name, fn) {
+  fn();
+  checks += 1;
+  console.log(`ok ${name}`);
+}
+
+// ---- wire -----------------------------------------------------------------------------------
+
+check('messages encode as dcsend writes them', () => {
+  assert.equal(
+    wire.encode(wire.hello('send')),
+    '{"t":"hello","v":1,"role":"send","app":"dcsend-web/0.1.0","resume":false}',
+  );
+  assert.equal(
+    wire.encode(wire.hello('recv', 32768)),
+    '{"t":"hello","v":1,"role":"recv","app":"dcsend-web/0.1.0","resume":false,"threshold":32768}',
+  );
+  assert.equal(wire.encode(wire.file('a.txt', 3)), '{"t":"file","name":"a.txt","size":3,"resume":false}');
+  assert.equal(wire.encode(wire.ack(3, true)), '{"t":"ack","bytes":3,"ok":true}');
+  assert.equal(wire.encode(wire.done()), '{"t":"done"}');
+});
+
+check('the digest is SHA-256 in lowercase hex, across updates', () => {
+  const d = new wire.Digest();
+  d.update(new TextEncoder().encode('a'));
+  d.update(new TextEncoder().encode('bc'));
+  assert.equal(d.hex(), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  assert.equal(new wire.Digest().hex(), wire.hex(sha256(new Uint8Array(0))));
+});
+
+check('dcsend messages decode; unknown fields are ignored, absent optionals are null', () => {
+  assert.deepEqual(wire.decode('{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":true,"x":[1]}'), {
+    t: 'hello',
+    v: 1,
+    role: 'recv',
+    app: 'dcsend/0.1.0',
+    resume: true,
+    threshold: null,
+  });
+  assert.deepEqual(wire.decode('{"t":"file","name":null}'), { t: 'file', name: null, size: null, resume: false });
+  const eof = '{"t":"eof","bytes":3,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}';
+  assert.equal(wire.decode(eof).bytes, 3);
+});
+
+check('malformed and oversized control messages are protocol errors', () => {
+  const bad = [
+    ['[1]', /not a JSON object/],
+    ['{"v":1}', /no string field `t`/],
+    ['{"t":"nope"}', /unknown message type "nope"/],
+    ['{"t":"eof","bytes":3,"sha256":"ABC"}', /64 lowercase hex/],
+    ['{"t":"eof","bytes":-1,"sha256":"' + 'a'.repeat(64) + '"}', /not a u64/],
+    ['{"t":"ack","bytes":1.5,"ok":true}', /not a u64/],
+    ['{"t":"hello","v":1,"role":"both","app":""}', /"send" or "recv"/],
+    ['{"t":"abort"}', /missing field `reason`/],
+    ['{', /malformed control message/],
+  ];
+  for (const [text, why] of bad) assert.throws(() => wire.decode(text), (e) => e instanceof wire.ProtocolError && why.test(e.message), text);
+  const big = JSON.stringify({ t: 'abort', reason: 'x'.repeat(16384) });
+  assert.throws(() => wire.decode(big), /control message is 16409 bytes, over the 16384-byte limit/);
+  const long = `{"t":"${'y'.repeat(5000)}"}`;
+  assert.throws(() => wire.decode(long), (e) => e.message.length < 300);
+});
+
+check("abort reasons are one line, escaped and cut", () => {
+  const shown = wire.shownReason(`a\u001b[2Jb\nc${'z'.repeat(1000)}`);
+  assert.ok(!/[\u0000-\u001f]/.test(shown));
+  assert.ok(shown.startsWith('a\\u{1b}[2Jb\\u{a}c'));
+  assert.ok(Array.from(shown).length <= 301);
+});
+
+check('names: the same refusals as the Rust receiver', () => {
+  for (const ok of ['report.pdf', 'a b.txt', 'Ünïcode ✓.bin', '.hidden', 'con-job.txt']) assert.equal(wire.checkName(ok), ok);
+  const refused = [
+    ['', /empty/],
+    ['..', /directory/],
+    ['.', /directory/],
+    ['../evil', /path separator/],
+    ['/etc/evil', /path separator/],
+    ['..\\evil', /path separator/],
+    ['a\u0000b', /control character/],
+    ['C:evil', /drive prefix/],
+    ['é'.repeat(126), /252 bytes long, over the 250-byte limit/],
+    ['con.txt', /reserved Windows device name/],
+    ['NUL .tar.gz', /reserved/],
+    ['com¹', /reserved/],
+    ['name.', /ends in/],
+    ['name ', /ends in/],
+    ['x.PART', /\.part/],
+  ];
+  for (const [name, why] of refused) {
+    assert.throws(() => wire.checkName(name), (e) => e instanceof wire.ProtocolError && why.test(e.message), JSON.stringify(name));
+  }
+});
+
+// ---- the threshold sender -------------------------------------------------------------------
+
+/** A data channel whose network releases bytes only when told; enforces Chrome's queue limit. */
+class FakeChannel {
+  constructor() {
+    this.bufferedAmount = 0;
+    this.bufferedAmountLowThreshold = 0;
+    this.sent = [];
+    this.peak = 0;
+    this.listeners = [];
+  }
+  send(p) {
+    const n = typeof p === 'string' ? Buffer.byteLength(p) : p.byteLength;
+    if (this.bufferedAmount + n > BROWSER_QUEUE_LIMIT) throw new Error('OperationError: send queue is full');
+    this.bufferedAmount += n;
+    this.peak = Math.max(this.peak, this.bufferedAmount);
+    this.sent.push(p);
+  }
+  addEventListener(type, fn) {
+    if (type === 'bufferedamountlow') this.listeners.push(fn);
+  }
+  removeEventListener(type, fn) {
+    this.listeners = this.listeners.filter((f) => f !== fn);
+  }
+  /** The network acknowledges `n` bytes; the event fires on crossing down to the threshold. */
+  release(n) {
+    const before = this.bufferedAmount;
+    this.bufferedAmount = Math.max(0, before - n);
+    if (before > this.bufferedAmountLowThreshold && this.bufferedAmount <= this.bufferedAmountLowThreshold) {
+      for (const fn of this.listeners) fn();
+    }
+  }
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+await (async () => {
+  const ch = new FakeChannel();
+  const threshold = 1000;
+  const sender = new ThresholdSender(ch, { threshold, queueMessages: 8 });
+  assert.equal(ch.bufferedAmountLowThreshold, threshold);
+  const payloads = Array.from({ length: 200 }, (_, i) => (i % 10 === 0 ? `{"t":"n","i":${i}}` : new Uint8Array(100).fill(i)));
+  let produced = 0;
+  const producer = (async () => {
+    for (const p of payloads) {
+      await sender.enqueue(p);
+      produced += 1;
+    }
+  })();
+  for (let i = 0; i < 10_000 && ch.sent.length < payloads.length; i += 1) {
+    await tick();
+    // Paused over the threshold: nothing more may go until the network releases.
+    if (ch.bufferedAmount > threshold) {
+      const n = ch.sent.length;
+      await tick();
+      assert.equal(ch.sent.length, n, 'sent while over the threshold');
+    }
+    // The producer is held back by the bounded queue.
+    assert.ok(sender.queued <= 8, `queue grew to ${sender.queued}`);
+    ch.release(250);
+  }
+  await producer;
+  assert.equal(produced, payloads.length);
+  assert.deepEqual(ch.sent, payloads, 'everything, in order');
+  assert.ok(ch.peak <= threshold + 100, `peak ${ch.peak} over threshold + one message`);
+  assert.deepEqual(sender.close(), { messages: 0, bytes: 0 });
+  checks += 1;
+  console.log('ok the sender keeps the buffered amount under threshold + one message, in order');
+})();
+
+await (async () => {
+  const ch = new FakeChannel();
+  const sender = new ThresholdSender(ch, { threshold: 0, queueMessages: 100 });
+  await sender.enqueue(new Uint8Array(10));
+  await sender.enqueue(new Uint8Array(20));
+  await sender.enqueue('abc');
+  assert.equal(ch.sent.length, 1, 'one message at a time at threshold 0');
+  assert.deepEqual(sender.close(), { messages: 2, bytes: 23 }, 'close reports what was left unsent');
+  ch.release(10);
+  assert.equal(ch.sent.length, 1, 'nothing is sent after close');
+  await assert.rejects(sender.enqueue('x'), /closed/);
+  checks += 1;
+  console.log('ok close ends the sender and reports what was left unsent');
+})();
+
+await (async () => {
+  // A send that throws (the channel closed) ends the sender with that error.
+  const ch = new FakeChannel();
+  ch.send = () => {
+    throw new Error('InvalidStateError: the channel is closing');
+  };
+  const sender = new ThresholdSender(ch, { threshold: 1000 });
+  await assert.rejects(sender.enqueue('x'), /closing/);
+  checks += 1;
+  console.log('ok a failed send ends the sender with its error');
+})();
+
+check("the threshold leaves room for one message in Chrome's 16 MiB queue", () => {
+  assert.equal(clampThreshold(4 << 20, 65536), 4 << 20);
+  assert.equal(clampThreshold(64 << 20, 65536), BROWSER_QUEUE_LIMIT - 65536);
+  assert.equal(chunkSize(65536, 262144), 65536);
+  assert.equal(chunkSize(65536, 16384), 16384);
+  assert.equal(chunkSize(65536, 0), 65536);
+  assert.equal(chunkSize(65536, null), 65536);
+});
+
+await (async () => {
+  // With the clamped threshold, a full 16 MiB-capped channel never throws.
+  const ch = new FakeChannel();
+  const sender = new ThresholdSender(ch, { threshold: clampThreshold(1 << 30, 65536) });
+  for (let i = 0; i < 300; i += 1) {
+    const pending = sender.enqueue(new Uint8Array(65536));
+    if (i % 50 === 49) ch.release(8 << 20);
+    await pending;
+  }
+  assert.equal(sender.error, null);
+  assert.ok(ch.peak <= BROWSER_QUEUE_LIMIT);
+  checks += 1;
+  console.log('ok a clamped threshold never overflows the browser queue');
+})();
+
+console.log(`${checks} checks passed`);
