@@ -339,6 +339,7 @@ function abortReason(e) {
 /** @param {unknown} e */
 function fail(e) {
   view.stop();
+  $('folder-box').hidden = true;
   setPhase('failed', 'Stopped.');
   const text = $('error');
   text.hidden = false;
@@ -601,10 +602,7 @@ async function send(pc, dc, inbox, files) {
   }
   sender.close();
   view.stop();
-  setPhase(
-    'done',
-    `Done: ${plural(files.length, 'file')} (${size(total)}) delivered, and the receiver confirmed each one's SHA-256.`,
-  );
+  return `Done: ${plural(files.length, 'file')} (${size(total)}) delivered, and the receiver confirmed each one's SHA-256.`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -687,8 +685,8 @@ async function receive(dc, inbox, first) {
         case 'done': {
           if (item !== null) throw new wire.ProtocolError('done inside an item');
           view.stop();
-          setPhase('done', `Done: received ${plural(count, 'file')}, each SHA-256 verified.${folder ? '' : ' Save them with the links below.'}`);
-          return;
+          $('folder-box').hidden = true;
+          return `Done: received ${plural(count, 'file')}, each SHA-256 verified.${folder ? '' : ' Save them with the links below.'}`;
         }
         case 'abort':
           throw new PeerAborted(`the peer aborted: ${wire.shownReason(msg.reason)}`);
@@ -727,7 +725,7 @@ async function receivePlain(inbox, /** @type {ArrayBuffer} */ first) {
   li.append(a, ` (${size(sink.bytes)}, unverified: the peer sent no checksum)`);
   $('received').append(li);
   view.stop();
-  setPhase('done', 'Done: the peer closed the channel (unverified).');
+  return 'Done: the peer closed the channel (unverified).';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,6 +737,7 @@ async function session(url) {
   const inbox = new Inbox(pc, dc);
   /** @type {'send' | 'recv' | null} */
   let role = null;
+  let summary = '';
   const speak = (/** @type {'send' | 'recv'} */ r) => {
     role = r;
     document.body.dataset.role = r;
@@ -758,7 +757,7 @@ async function session(url) {
     if (first === CLOSED) throw new Error('the other side closed the connection before saying hello');
     if (typeof first !== 'string') {
       if (role === 'send') throw new wire.ProtocolError('data from the receiver');
-      await receivePlain(inbox, first);
+      summary = await receivePlain(inbox, first);
     } else {
       const hello = wire.decode(first);
       if (hello.t === 'abort') throw new PeerAborted(`the peer aborted: ${wire.shownReason(hello.reason)}`);
@@ -769,11 +768,11 @@ async function session(url) {
       if (hello.role === 'recv') {
         if (role === null) speak('send');
         setPhase('ready', chosen.length > 0 ? 'Connected.' : 'Connected to a receiver: choose the files to send.');
-        await send(pc, dc, inbox, await filesToSend());
+        summary = await send(pc, dc, inbox, await filesToSend());
       } else {
         if (role === 'send') throw new wire.ProtocolError('both ends want to send');
         speak('recv');
-        await receive(dc, inbox, null);
+        summary = await receive(dc, inbox, null);
       }
     }
   } catch (e) {
@@ -790,9 +789,13 @@ async function session(url) {
   } finally {
     window.removeEventListener('pagehide', stopOnHide);
   }
-  // Let our last messages (the last ack) leave before closing; the sender closes first.
+  // Our last messages (the last ack) leave before the channel closes, and the close reaches
+  // the peer, before the page says done: a person (or a test) closing the tab at "Done" must
+  // not cut them off.
   await linger(dc);
+  await new Promise((r) => window.setTimeout(r, 100));
   pc.close();
+  setPhase('done', summary);
 }
 
 /** Until the channel's buffer is empty or it closed, at most `LINGER_MS`. @param {RTCDataChannel} dc */
@@ -831,8 +834,8 @@ function showInvite(url) {
 
 async function main() {
   watchChoices();
+  // Before connecting, a folder can be chosen: a dcsend sender starts at once.
   offerFolder();
-  $('folder-box').hidden = true;
   let url;
   try {
     url = PeerUrl.parse(location.href);
