@@ -1,0 +1,362 @@
+//! The page `dcsend signal` serves (`GET /ROOM`: `web/static/`, `web/dist/dcsend-page.js`) in a
+//! real headless Chromium, against real dcsend processes, through a real `dcsend signal`, all on
+//! loopback. `web/test/browser.mjs` drives the browser with Playwright (`playwright-core`, no
+//! browser download: it launches the system's Chromium) and only uses what the page promises to
+//! scripts: `body[data-phase|data-role]`, `#pick`, `#stats[data-bytes|data-total]`, `#error` and
+//! `#received a[download][data-name|data-bytes|data-sha256]`.
+//!
+//! - 32 MiB picked in the page arrive at `dcsend recv` byte-exact (dcsend checks the SHA-256).
+//!   The page runs in a phone-sized window (390 CSS pixels, touch) and is driven by the keyboard
+//!   alone (Tab to the file input, Space, the file chooser); it must need no sideways scrolling.
+//!   On the receiving side the download links are activated with Tab and Enter.
+//! - 32 MiB from `dcsend FILE` are offered by the page as a download whose `data-sha256` is the
+//!   source's, the saved download is byte-exact, and dcsend exits 0 (only the page's ack of a
+//!   verified digest lets it).
+//! - A wrong secret in the address (the `#` fragment) fails the page with an authentication
+//!   error, and dcsend exits 3.
+//!
+//! Chromium runs with the flags a CI machine needs (headless, no sandbox as root, no GPU, no
+//! background traffic, WebRTC allowed on loopback) and otherwise as a user's: it hides its host
+//! addresses behind mDNS names, and dcsend reaches it anyway (peer-reflexive candidates). Only
+//! on a machine whose sole interface is loopback does the driver turn that hiding off, since
+//! Chromium cannot announce the names there (see `web/test/browser.mjs`).
+//!
+//! Both transfers leave a screenshot taken mid-transfer (data-bytes strictly between 0 and the
+//! total) in `target/web-e2e/` (the target folder of this build), for a person to look at.
+//!
+//! `playwright-core` comes from `web/package-lock.json`: `npm ci` into `target/web-e2e/node/`,
+//! redone only when `web/package.json` or the lock changed. Needs `node`, `npm` (and the npm
+//! registry, or its cache, the first time) and Chromium (`DCSEND_CHROMIUM`, else
+//! `/usr/bin/chromium`, else `chromium` on the PATH); each test says why it skips and passes
+//! without them, unless `DCSEND_TEST_REQUIRE_BROWSER=1` (CI), which makes that a failure.
+//!
+//! Every wait is bounded (the driver bounds itself below this suite's bound and closes Chromium
+//! when it gives up); every process is killed by its own handle. Chromium's profile and
+//! Playwright's downloads go to each test's temporary folder (`TMPDIR`), so they go away even
+//! when a driver is killed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+/// Payload of each transfer.
+const SIZE: usize = 32 << 20;
+/// Bound on one browser run (Chromium's start, signaling, the transfer in a debug build of
+/// dcsend on 2 busy cores, the download).
+const BROWSER_WAIT: Duration = Duration::from_secs(120);
+/// The driver's own bound, under [`BROWSER_WAIT`]: it closes Chromium and says what it was
+/// waiting for, rather than being killed without a word.
+const DRIVER_DEADLINE_MS: u64 = 110_000;
+/// `npm ci` may download playwright-core (14 MB); bounded, but generous for a slow registry.
+const NPM_WAIT: Duration = Duration::from_secs(300);
+/// Written into the npm folder once `npm ci` succeeded there.
+const STAMP: &str = "installed.ok";
+
+fn web(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(path)
+}
+
+/// `target/web-e2e/`, in the target folder this test binary was built into (it holds
+/// `debug/dcsend`), so that `CARGO_TARGET_DIR` is honoured.
+fn artifacts() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_dcsend"));
+    let dir = bin.parent().and_then(Path::parent).expect("target/PROFILE/dcsend").join("web-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn required() -> bool {
+    std::env::var_os("DCSEND_TEST_REQUIRE_BROWSER").is_some_and(|v| v == "1")
+}
+
+/// Says why the suite cannot run; a failure instead when the run requires it.
+fn skip(why: &str) -> Option<Browser> {
+    assert!(!required(), "DCSEND_TEST_REQUIRE_BROWSER=1 but {why}");
+    eprintln!("SKIPPED: {why} (DCSEND_TEST_REQUIRE_BROWSER=1 makes this a failure)");
+    None
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn runs(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What a browser run needs: the Chromium to launch and the folder holding `node_modules/`.
+struct Browser {
+    chromium: PathBuf,
+    npm_dir: PathBuf,
+}
+
+/// The browser tooling, or `None` (after saying why) when this machine lacks some of it.
+fn browser() -> Option<Browser> {
+    if !web("test/browser.mjs").is_file() {
+        assert!(!required(), "web/test/browser.mjs is missing");
+        eprintln!("skipped: no web/ here (a packaged crate)");
+        return None;
+    }
+    for tool in ["node", "npm"] {
+        if !runs(tool) {
+            return skip(&format!("`{tool} --version` does not run"));
+        }
+    }
+    let chromium = match std::env::var_os("DCSEND_CHROMIUM") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(path.is_file(), "DCSEND_CHROMIUM={} is not a file", path.display());
+            path
+        }
+        None => match Some(PathBuf::from("/usr/bin/chromium"))
+            .filter(|p| p.is_file())
+            .or_else(|| find_on_path("chromium"))
+        {
+            Some(path) => path,
+            None => {
+                return skip(
+                    "Chromium is not installed (`apt-get install chromium`, or set \
+                     DCSEND_CHROMIUM to a Chromium or Chrome binary)",
+                );
+            }
+        },
+    };
+    Some(Browser { chromium, npm_dir: playwright() })
+}
+
+/// The folder where `npm ci` installed `web/`'s locked dependencies (playwright-core among
+/// them), installing them the first time in this process unless a previous run's install is
+/// still current.
+fn playwright() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = artifacts().join("node");
+        if !current(&dir) {
+            npm_ci(&dir);
+        }
+        dir
+    })
+    .clone()
+}
+
+/// `dir` holds a finished `npm ci` of the very package.json and lock in `web/`.
+fn current(dir: &Path) -> bool {
+    let same = |f: &str| {
+        std::fs::read(web(f)).ok().is_some_and(|a| Some(a) == std::fs::read(dir.join(f)).ok())
+    };
+    same("package.json")
+        && same("package-lock.json")
+        && dir.join(STAMP).is_file()
+        && dir.join("node_modules/playwright-core/package.json").is_file()
+}
+
+/// `npm ci` in a fresh folder beside `dir`, which then replaces `dir`.
+fn npm_ci(dir: &Path) {
+    let fresh = tempfile::Builder::new().prefix("node-").tempdir_in(artifacts()).unwrap();
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(web(file), fresh.path().join(file)).unwrap();
+    }
+    let mut cmd = Command::new("npm");
+    cmd.args(["ci", "--no-audit", "--no-fund"]).current_dir(fresh.path()).stdin(Stdio::null());
+    let mut p = Proc::spawn("npm-ci", cmd, fresh.path());
+    let status = p.wait(NPM_WAIT);
+    assert!(
+        status.success(),
+        "npm ci (of web/package-lock.json, for playwright-core) failed ({status}):\n{}\n{}",
+        String::from_utf8_lossy(&p.stdout_bytes()),
+        p.stderr_text()
+    );
+    std::fs::write(fresh.path().join(STAMP), b"").unwrap();
+    let fresh = fresh.keep();
+    let _ = std::fs::remove_dir_all(dir);
+    if std::fs::rename(&fresh, dir).is_err() {
+        // Another test process installed the same thing at the same moment: use ours, then.
+        assert!(current(dir), "could not move {} to {}", fresh.display(), dir.display());
+        let _ = std::fs::remove_dir_all(&fresh);
+    }
+}
+
+/// `node web/test/browser.mjs ARGS...`, its output in `dir`.
+fn drive(b: &Browser, args: &[&Path], dir: &Path) -> Proc {
+    let mut cmd = Command::new("node");
+    cmd.arg(web("test/browser.mjs"))
+        .args(args)
+        .env("DCSEND_CHROMIUM", &b.chromium)
+        .env("DCSEND_NODE_MODULES", b.npm_dir.join("node_modules"))
+        .env("DCSEND_DEADLINE_MS", DRIVER_DEADLINE_MS.to_string())
+        // Chromium's temporary profile and Playwright's download folder.
+        .env("TMPDIR", dir)
+        .stdin(Stdio::null());
+    Proc::spawn("browser", cmd, dir)
+}
+
+fn stdout_text(p: &Proc) -> String {
+    String::from_utf8_lossy(&p.stdout_bytes()).into_owned()
+}
+
+/// Waits for the driver; panics with everything both sides said unless it exited 0.
+fn driver_log(driver: &mut Proc, peer: &Proc) -> String {
+    let status = driver.wait(BROWSER_WAIT);
+    let log = stdout_text(driver);
+    assert!(
+        status.success(),
+        "the browser run exited with {status}\n--- its stdout:\n{log}--- its stderr:\n{}\
+         --- dcsend's stderr:\n{}",
+        driver.stderr_text(),
+        peer.stderr_text()
+    );
+    log
+}
+
+fn peer(args: &[&str], url: &str) -> Command {
+    let mut cmd = dcsend();
+    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
+    cmd
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A fresh path for a screenshot in `target/web-e2e/` (any older one is removed, so the file
+/// found afterwards is this run's).
+fn screenshot_path(name: &str) -> PathBuf {
+    let path = artifacts().join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Checks the driver's `screenshot at BYTES of TOTAL` line and the PNG it saved.
+fn check_screenshot(log: &str, path: &Path) {
+    let at = log.lines().find_map(|l| l.strip_prefix("screenshot at "));
+    let (bytes, total) = at
+        .and_then(|a| a.split_once(" of "))
+        .map(|(b, t)| (b.parse::<u64>().unwrap(), t.parse::<u64>().unwrap()))
+        .unwrap_or_else(|| panic!("no 'screenshot at B of T' line:\n{log}"));
+    assert_eq!(total, SIZE as u64, "the page's data-total");
+    assert!(0 < bytes && bytes < total, "the screenshot was not mid-transfer: {bytes} of {total}");
+    let png = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 24,
+        "{} is no PNG",
+        path.display()
+    );
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert!(width > 0 && height > 0, "{} is {width}x{height}", path.display());
+}
+
+fn assert_has(log: &str, line: &str) {
+    assert!(log.lines().any(|l| l == line), "no {line:?} in the browser's output:\n{log}");
+}
+
+#[test]
+fn a_file_picked_in_the_page_arrives_at_dcsend_recv_byte_exact() {
+    let Some(b) = browser() else { return };
+    let start = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(SIZE, 91);
+    let src = dir.path().join("from-browser.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let shot = screenshot_path("browser-to-dcsend.png");
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "-o", out.to_str().unwrap()], &base), dir.path());
+    let url = invite(&recv);
+    let mut driver = drive(&b, &[Path::new("send"), Path::new(&url), &src, &shot], dir.path());
+
+    let log = driver_log(&mut driver, &recv);
+    recv.expect_code(0, WAIT);
+    assert_has(&log, "picked with the keyboard");
+    assert_has(&log, "role send");
+    assert_has(&log, "phase done");
+    assert_has(&log, &format!("sent {SIZE}"));
+    // The phone-sized window (390 CSS pixels) needed no sideways scrolling.
+    assert_has(&log, "fits 390 of 390 px");
+    assert_eq!(files_in(&out), ["from-browser.bin"]);
+    assert!(std::fs::read(out.join("from-browser.bin")).unwrap() == data, "the bytes differ");
+    check_screenshot(&log, &shot);
+    eprintln!(
+        "browser -> dcsend: 32 MiB in {:.1?} (screenshot: {})",
+        start.elapsed(),
+        shot.display()
+    );
+}
+
+#[test]
+fn a_file_from_dcsend_downloads_from_the_page_byte_exact() {
+    let Some(b) = browser() else { return };
+    let start = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(SIZE, 92);
+    let src = dir.path().join("to-browser.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("downloads");
+    std::fs::create_dir(&out).unwrap();
+    let shot = screenshot_path("dcsend-to-browser.png");
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &base), dir.path());
+    let url = invite(&send);
+    let mut driver = drive(&b, &[Path::new("recv"), Path::new(&url), &out, &shot], dir.path());
+
+    let log = driver_log(&mut driver, &send);
+    // dcsend exits 0 only once the page acked the file with a matching SHA-256.
+    send.expect_code(0, WAIT);
+    assert_has(&log, "role recv");
+    assert_has(&log, "phase done");
+    let saved: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("saved ")).collect();
+    assert_eq!(saved, [format!("to-browser.bin {SIZE} {}", sha256_hex(&data))], "{log}");
+    assert_eq!(files_in(&out), ["to-browser.bin"]);
+    assert!(std::fs::read(out.join("to-browser.bin")).unwrap() == data, "the bytes differ");
+    check_screenshot(&log, &shot);
+    eprintln!(
+        "dcsend -> browser: 32 MiB in {:.1?} (screenshot: {})",
+        start.elapsed(),
+        shot.display()
+    );
+}
+
+#[test]
+fn a_wrong_secret_in_the_address_fails_the_page_and_dcsend_exits_3() {
+    let Some(b) = browser() else { return };
+    let start = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("secret.txt");
+    std::fs::write(&src, b"not for the wrong page").unwrap();
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &base), dir.path());
+    let url = invite(&send);
+    let (room, secret) = url.split_once('#').expect("URL#SECRET");
+    let wrong = format!("{room}#not-{secret}");
+    let mut driver = drive(&b, &[Path::new("fail"), Path::new(&wrong)], dir.path());
+
+    let log = driver_log(&mut driver, &send);
+    send.expect_code(3, WAIT);
+    assert_has(&log, "phase failed");
+    let error = log.lines().find_map(|l| l.strip_prefix("error ")).unwrap_or_default();
+    assert!(error.to_lowercase().contains("authenticat"), "#error does not say why: {log}");
+    let err = send.stderr_text();
+    assert!(err.contains("could not authenticate the peer"), "{err}");
+    eprintln!("wrong secret: failed on both sides in {:.1?}", start.elapsed());
+}
