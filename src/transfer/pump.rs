@@ -217,6 +217,15 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
+    /// The producer: `count` payloads of `size` bytes, then it hangs up.
+    fn produce(tx: mpsc::Sender<Outbound>, count: u8, size: usize) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            for i in 0..count {
+                tx.send(chunk(i, size)).await.unwrap();
+            }
+        })
+    }
+
     fn chunk(i: u8, n: usize) -> Outbound {
         Outbound::Binary(Bytes::from(vec![i; n]))
     }
@@ -232,11 +241,7 @@ mod tests {
         let (pump, tx) = Pump::new(port.clone(), base, meter, CancellationToken::new());
         pump.threshold_cap().store(cap, Ordering::Relaxed);
         let task = tokio::spawn(pump.run());
-        let producer = tokio::spawn(async move {
-            for i in 0..count {
-                tx.send(chunk(i, size)).await.unwrap();
-            }
-        });
+        let producer = produce(tx, count, size);
         let net = port.clone();
         let network = tokio::spawn(async move {
             while net.state.lock().unwrap().received.len() < count as usize {
@@ -261,11 +266,7 @@ mod tests {
         let (pump, tx) =
             Pump::new(port.clone(), threshold, meter.clone(), CancellationToken::new());
         let task = tokio::spawn(pump.run());
-        let producer = tokio::spawn(async move {
-            for i in 0..count {
-                tx.send(chunk(i, size)).await.unwrap();
-            }
-        });
+        let producer = produce(tx, count, size);
         // The network: release a little at a time until everything arrived.
         let net = port.clone();
         let network = tokio::spawn(async move {
