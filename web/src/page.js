@@ -18,6 +18,7 @@
 import { PeerUrl, Client, authenticate, sendDescription, recvDescription } from './signal.js';
 import * as wire from './wire.js';
 import { ThresholdSender, clampThreshold, chunkSize, DEFAULT_CHUNK } from './sender.js';
+import { Fifo } from './fifo.js';
 
 /** How long the page waits for the other side to join the room (dcsend's --join-timeout). */
 const JOIN_TIMEOUT_MS = 10 * 60_000;
@@ -305,12 +306,14 @@ class FolderSink {
 }
 
 /**
- * Shows a received, verified item. @param {string} name @param {number} bytes
- * @param {string} digest @param {string | null} href
+ * Shows a received item: a download link, or where it was saved (`href` null).
+ * @param {string} name @param {number} bytes @param {string} digest ('' when unverified)
+ * @param {string | null} href
  */
 function showReceived(name, bytes, digest, href) {
   const li = document.createElement('li');
-  const detail = ` (${size(bytes)}, SHA-256 verified)`;
+  const check = digest ? 'SHA-256 verified' : 'unverified: the peer sent no checksum';
+  const detail = ` (${size(bytes)}, ${check})`;
   if (href === null) {
     li.textContent = `${name} saved into "${folder?.name}"${detail}`;
   } else {
@@ -445,8 +448,7 @@ const CLOSED = Symbol('closed');
 class Inbox {
   /** @param {RTCPeerConnection} pc @param {RTCDataChannel} dc */
   constructor(pc, dc) {
-    /** @type {(string | ArrayBuffer)[]} */ this.items = [];
-    this.head = 0;
+    /** @type {Fifo<string | ArrayBuffer>} */ this.items = new Fifo();
     this.closed = false;
     /** @type {(() => void) | null} */ this.wake = null;
     dc.addEventListener('message', (e) => {
@@ -475,16 +477,7 @@ class Inbox {
   async next(ms) {
     const deadline = ms === undefined ? Infinity : performance.now() + ms;
     for (;;) {
-      if (this.head < this.items.length) {
-        const item = this.items[this.head];
-        this.items[this.head] = '';
-        this.head += 1;
-        if (this.head > 4096) {
-          this.items = this.items.slice(this.head);
-          this.head = 0;
-        }
-        return item;
-      }
+      if (this.items.length > 0) return /** @type {string | ArrayBuffer} */ (this.items.take());
       if (this.closed) return CLOSED;
       const left = deadline - performance.now();
       if (left <= 0) return null;
@@ -717,13 +710,7 @@ async function receivePlain(inbox, /** @type {ArrayBuffer} */ first) {
     }
     m = await inbox.next();
   }
-  const href = await sink.finish();
-  const li = document.createElement('li');
-  const a = document.createElement('a');
-  Object.assign(a, { href, download: 'stream', textContent: 'Save stream' });
-  Object.assign(a.dataset, { name: 'stream', bytes: String(sink.bytes), sha256: '' });
-  li.append(a, ` (${size(sink.bytes)}, unverified: the peer sent no checksum)`);
-  $('received').append(li);
+  showReceived('stream', sink.bytes, '', await sink.finish());
   view.stop();
   return 'Done: the peer closed the channel (unverified).';
 }

@@ -15,6 +15,8 @@
 // `bufferedAmountLowThreshold`, `send` and `addEventListener('bufferedamountlow')`), so node
 // tests it with a fake channel (web/test/unit.mjs).
 
+import { Fifo } from './fifo.js';
+
 /** Chrome's limit on a data channel's buffered amount (`kMaxQueuedSendDataBytes`). */
 export const BROWSER_QUEUE_LIMIT = 16 * 1024 * 1024;
 /** dcsend's default threshold (src/cli/config.rs). */
@@ -63,15 +65,13 @@ export class ThresholdSender {
     this.threshold = threshold;
     this.capacity = queueMessages;
     this.onSent = onSent ?? (() => {});
-    /** @type {Payload[]} */
-    this.queue = [];
-    this.head = 0;
+    /** @type {Fifo<Payload>} */
+    this.queue = new Fifo();
     /** @type {(() => void)[]} producers waiting for room */
     this.waiting = [];
     this.closed = false;
     /** @type {unknown} the error `send` threw, which ends the sender */
     this.error = null;
-    this.peak = 0;
     channel.bufferedAmountLowThreshold = threshold;
     this.onLow = () => this.sendUntilThreshold();
     channel.addEventListener('bufferedamountlow', this.onLow);
@@ -79,7 +79,7 @@ export class ThresholdSender {
 
   /** Messages waiting in the queue. */
   get queued() {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /**
@@ -101,25 +101,18 @@ export class ThresholdSender {
   sendUntilThreshold() {
     if (this.closed) return;
     while (this.queued > 0 && this.channel.bufferedAmount <= this.threshold) {
-      const payload = this.queue[this.head];
-      this.queue[this.head] = '';
-      this.head += 1;
+      const payload = /** @type {Payload} */ (this.queue.peek());
       try {
         this.channel.send(payload);
       } catch (e) {
-        // The channel closed, or (a bug) the browser's queue is full: nothing more can go.
-        this.head -= 1;
-        this.queue[this.head] = payload;
+        // The channel closed, or (a bug) the browser's queue is full: nothing more can go, and
+        // the payload stays queued, counted as unsent.
         this.error = e;
         this.close();
         return;
       }
+      this.queue.take();
       this.onSent(payload);
-      this.peak = Math.max(this.peak, this.channel.bufferedAmount);
-    }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
     }
     if (this.queued < this.capacity) this.wake();
   }
@@ -141,7 +134,7 @@ export class ThresholdSender {
       this.channel.removeEventListener('bufferedamountlow', this.onLow);
       this.wake();
     }
-    const left = this.queue.slice(this.head);
+    const left = this.queue.toArray();
     return { messages: left.length, bytes: left.reduce((n, p) => n + payloadBytes(p), 0) };
   }
 }

@@ -3,6 +3,7 @@
 // (web/test/unit.mjs). Mirrors src/transfer/{wire,names}.rs; the wording of errors is the same.
 
 import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 
 export const VERSION = 1;
 /** Largest control message, in bytes (`MAX_CONTROL_BYTES`). */
@@ -24,13 +25,6 @@ export class ProtocolError extends Error {
 
 const utf8 = new TextEncoder();
 
-/** Lowercase hex. @param {Uint8Array} bytes */
-export function hex(bytes) {
-  let s = '';
-  for (const b of bytes) s += b.toString(16).padStart(2, '0');
-  return s;
-}
-
 /** An incremental SHA-256 that reports lowercase hex, as `eof.sha256` needs. */
 export class Digest {
   constructor() {
@@ -41,7 +35,7 @@ export class Digest {
     this.h.update(bytes);
   }
   hex() {
-    return hex(this.h.digest());
+    return bytesToHex(this.h.digest());
   }
 }
 

@@ -4,8 +4,8 @@
 // (`node test/unit.mjs`); exits non-zero on the first failed check.
 
 import assert from 'node:assert/strict';
-import { sha256 } from '@noble/hashes/sha2.js';
 import * as wire from '../src/wire.js';
+import { Fifo } from '../src/fifo.js';
 import { ThresholdSender, clampThreshold, chunkSize, BROWSER_QUEUE_LIMIT } from '../src/sender.js';
 
 let checks = 0;
@@ -36,7 +36,7 @@ check('the digest is SHA-256 in lowercase hex, across updates', () => {
   d.update(new TextEncoder().encode('a'));
   d.update(new TextEncoder().encode('bc'));
   assert.equal(d.hex(), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
-  assert.equal(new wire.Digest().hex(), wire.hex(sha256(new Uint8Array(0))));
+  assert.equal(new wire.Digest().hex(), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
 });
 
 check('dcsend messages decode; unknown fields are ignored, absent optionals are null', () => {
@@ -101,6 +101,20 @@ check('names: the same refusals as the Rust receiver', () => {
   for (const [name, why] of refused) {
     assert.throws(() => wire.checkName(name), (e) => e instanceof wire.ProtocolError && why.test(e.message), JSON.stringify(name));
   }
+});
+
+check('the fifo keeps order across its compaction', () => {
+  const q = new Fifo();
+  let next = 0;
+  for (let i = 0; i < 5000; i += 1) {
+    q.push(i);
+    if (i % 3 !== 0) assert.equal(q.take(), next++);
+  }
+  assert.equal(q.length, 5000 - next);
+  assert.equal(q.peek(), next);
+  assert.deepEqual(q.toArray(), Array.from({ length: 5000 - next }, (_, k) => next + k));
+  while (q.length > 0) assert.equal(q.take(), next++);
+  assert.equal(q.take(), undefined);
 });
 
 // ---- the threshold sender -------------------------------------------------------------------
