@@ -414,8 +414,8 @@ fn json_logs_are_one_object_per_line_with_the_room_and_the_client() {
     wait_until(WAIT, "the join and the refusal in the log", || {
         events = server
             .proc
-            .stderr_text()
-            .lines()
+            .stderr_lines()
+            .iter()
             .filter(|l| !l.starts_with("listening on "))
             .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
             .collect();

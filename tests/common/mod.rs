@@ -74,6 +74,14 @@ impl Proc {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The lines of stderr written so far, each one whole: a line still being written (no
+    /// newline yet) is left out, so a reader polling this never parses half a line.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        let text = self.stderr_text();
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole.lines().map(str::to_owned).collect()
+    }
+
     pub fn stdout_bytes(&self) -> Vec<u8> {
         std::fs::read(&self.stdout).unwrap_or_default()
     }
@@ -196,8 +204,8 @@ pub fn signal_server(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
     let mut addr = None;
     wait_until(WAIT, "the server's 'listening on' line", || {
         addr = proc
-            .stderr_text()
-            .lines()
+            .stderr_lines()
+            .iter()
             .find_map(|l| l.strip_prefix("listening on http://"))
             .map(|a| a.trim().parse().unwrap());
         addr.is_some()
@@ -209,7 +217,7 @@ pub fn signal_server(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
 pub fn invite(p: &Proc) -> String {
     let mut url = None;
     wait_until(WAIT, "the printed command for the other side", || {
-        url = p.stderr_text().lines().find_map(|l| {
+        url = p.stderr_lines().iter().find_map(|l| {
             let (_, rest) = l.split_once("--peer '")?;
             Some(rest.trim_end().trim_end_matches('\'').to_owned())
         });

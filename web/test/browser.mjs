@@ -171,12 +171,13 @@ async function checkNoSidewaysScroll(page) {
 async function send(page, file, shot) {
   // Keyboard only: Tab to the file input, open the chooser with Space, pick the file there.
   // The page sends what is chosen as soon as it is connected to a receiver.
+  // Wait for the chooser *before* the key presses: Playwright turns on Chromium's file-chooser
+  // interception when the first listener is added, asynchronously; a Space that overtook it
+  // opened no (interceptable) chooser, and the run timed out (2 runs in 9 here).
+  const chooser = page.waitForEvent('filechooser', { timeout: STEP_MS });
   await tabTo(page, '#pick');
-  const [chooser] = await Promise.all([
-    page.waitForEvent('filechooser', { timeout: STEP_MS }),
-    page.keyboard.press('Space'),
-  ]);
-  await chooser.setFiles(file, { timeout: STEP_MS });
+  await page.keyboard.press('Space');
+  await (await chooser).setFiles(file, { timeout: STEP_MS });
   console.log('picked with the keyboard');
   const s = await follow(page, 'done', shot);
   await checkNoSidewaysScroll(page);
