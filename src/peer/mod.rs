@@ -504,6 +504,3 @@ fn to_rtc(desc: &SessionDesc) -> Result<RTCSessionDescription, PeerError> {
     };
     parsed.map_err(|e| PeerError::BadRemote { kind: desc.kind, reason: e.to_string() })
 }
-
-/// The webrtc crate version dcsend is built against (for `--version`).
-pub const WEBRTC_VERSION: &str = "0.21";
