@@ -15,6 +15,10 @@
 //!   -> bench::run (a run) -> bench::report (cases, JSON/CSV/Markdown)
 //! ```
 
+/// The webrtc crate line this build pins in `Cargo.toml` (`--version`, bench reports); kept
+/// here so that `cli` can say it without importing `peer`.
+pub const WEBRTC_VERSION: &str = "0.21";
+
 pub mod atomic;
 pub mod bench;
 pub mod cli;

@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -71,12 +71,6 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String
 /// The room of a printed URL (`.../ROOM#SECRET`).
 fn room_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned()
-}
-
-fn peer(args: &[&str], url: &str) -> Command {
-    let mut cmd = dcsend();
-    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
-    cmd
 }
 
 #[derive(Clone, Copy, Debug)]

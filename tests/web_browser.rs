@@ -58,10 +58,6 @@ const NPM_WAIT: Duration = Duration::from_secs(300);
 /// Written into the npm folder once `npm ci` succeeded there.
 const STAMP: &str = "installed.ok";
 
-fn web(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(path)
-}
-
 /// `target/web-e2e/`, in the target folder this test binary was built into (it holds
 /// `debug/dcsend`), so that `CARGO_TARGET_DIR` is honoured.
 fn artifacts() -> PathBuf {
@@ -71,20 +67,10 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn required() -> bool {
-    std::env::var_os("DCSEND_TEST_REQUIRE_BROWSER").is_some_and(|v| v == "1")
-}
-
 /// Says why the suite cannot run; a failure instead when the run requires it.
-fn skip(why: &str) -> Option<Browser> {
-    assert!(!required(), "DCSEND_TEST_REQUIRE_BROWSER=1 but {why}");
-    eprintln!("SKIPPED: {why} (DCSEND_TEST_REQUIRE_BROWSER=1 makes this a failure)");
+fn unavailable(why: &str) -> Option<Browser> {
+    skip("BROWSER", why);
     None
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn runs(tool: &str) -> bool {
@@ -106,13 +92,11 @@ struct Browser {
 /// The browser tooling, or `None` (after saying why) when this machine lacks some of it.
 fn browser() -> Option<Browser> {
     if !web("test/browser.mjs").is_file() {
-        assert!(!required(), "web/test/browser.mjs is missing");
-        eprintln!("skipped: no web/ here (a packaged crate)");
-        return None;
+        return unavailable("no web/test/browser.mjs here (a packaged crate)");
     }
     for tool in ["node", "npm"] {
         if !runs(tool) {
-            return skip(&format!("`{tool} --version` does not run"));
+            return unavailable(&format!("`{tool} --version` does not run"));
         }
     }
     let chromium = match std::env::var_os("DCSEND_CHROMIUM") {
@@ -127,7 +111,7 @@ fn browser() -> Option<Browser> {
         {
             Some(path) => path,
             None => {
-                return skip(
+                return unavailable(
                     "Chromium is not installed (`apt-get install chromium`, or set \
                      DCSEND_CHROMIUM to a Chromium or Chrome binary)",
                 );
@@ -203,14 +187,10 @@ fn drive(b: &Browser, args: &[&Path], dir: &Path) -> Proc {
     Proc::spawn("browser", cmd, dir)
 }
 
-fn stdout_text(p: &Proc) -> String {
-    String::from_utf8_lossy(&p.stdout_bytes()).into_owned()
-}
-
 /// Waits for the driver; panics with everything both sides said unless it exited 0.
 fn driver_log(driver: &mut Proc, peer: &Proc) -> String {
     let status = driver.wait(BROWSER_WAIT);
-    let log = stdout_text(driver);
+    let log = driver.stdout_text();
     assert!(
         status.success(),
         "the browser run exited with {status}\n--- its stdout:\n{log}--- its stderr:\n{}\
@@ -219,12 +199,6 @@ fn driver_log(driver: &mut Proc, peer: &Proc) -> String {
         peer.stderr_text()
     );
     log
-}
-
-fn peer(args: &[&str], url: &str) -> Command {
-    let mut cmd = dcsend();
-    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
-    cmd
 }
 
 fn sha256_hex(data: &[u8]) -> String {

@@ -14,11 +14,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::Proc;
+use common::{Proc, skip, web};
 
 const BLESS: &str = "DCSEND_BLESS=1 cargo test --test web_bundle";
 /// What `npm run build` makes: the signaling library (for node and other pages) and the page
@@ -26,10 +26,6 @@ const BLESS: &str = "DCSEND_BLESS=1 cargo test --test web_bundle";
 const BUNDLES: [&str; 2] = ["dist/dcsend-signal.js", "dist/dcsend-page.js"];
 /// `npm ci` downloads esbuild's binary; bounded, but generous for a slow registry.
 const NPM_WAIT: Duration = Duration::from_secs(300);
-
-fn web() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
-}
 
 fn npm_works() -> bool {
     Command::new("npm")
@@ -74,25 +70,20 @@ fn npm(args: &[&str], dir: &Path, logs: &Path) {
 
 #[test]
 fn the_committed_bundle_is_what_npm_builds() {
-    let required = std::env::var_os("DCSEND_TEST_REQUIRE_NODE").is_some_and(|v| v == "1");
-    if !web().join("package.json").is_file() {
-        assert!(!required, "web/package.json is missing");
-        eprintln!("skipped: no web/ here (a packaged crate)");
-        return;
+    if !web("package.json").is_file() {
+        return skip("NODE", "no web/package.json here (a packaged crate)");
     }
     if !npm_works() {
-        assert!(!required, "DCSEND_TEST_REQUIRE_NODE=1 but `npm --version` does not run");
-        eprintln!("skipped: npm is not installed (set DCSEND_TEST_REQUIRE_NODE=1 to fail instead)");
-        return;
+        return skip("NODE", "`npm --version` does not run (install Node.js 20 or newer)");
     }
     let tmp = tempfile::tempdir().unwrap();
     let build = tmp.path().join("web");
     std::fs::create_dir(&build).unwrap();
     for file in ["package.json", "package-lock.json"] {
-        std::fs::copy(web().join(file), build.join(file)).unwrap();
+        std::fs::copy(web(file), build.join(file)).unwrap();
     }
-    copy_tree(&web().join("src"), &build.join("src"));
-    copy_tree(&web().join("test"), &build.join("test"));
+    copy_tree(&web("src"), &build.join("src"));
+    copy_tree(&web("test"), &build.join("test"));
     npm(&["ci", "--no-audit", "--no-fund"], &build, tmp.path());
     npm(&["run", "build"], &build, tmp.path());
     // The page's pure parts (web/test/unit.mjs: the wire messages, the name rules, the
@@ -104,7 +95,7 @@ fn the_committed_bundle_is_what_npm_builds() {
     let mut stale = Vec::new();
     for bundle in BUNDLES {
         let fresh = std::fs::read(build.join(bundle)).unwrap();
-        let committed_path = web().join(bundle);
+        let committed_path = web(bundle);
         if std::fs::read(&committed_path).ok() == Some(fresh.clone()) {
             continue;
         }

@@ -14,21 +14,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
 
-fn web(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(path)
-}
-
 /// `node`, or `None` (with a message) when this machine has none and the run does not require it.
 fn node() -> Option<Command> {
-    let required = std::env::var_os("DCSEND_TEST_REQUIRE_NODE").is_some_and(|v| v == "1");
     if !web("dist/dcsend-signal.js").is_file() {
-        assert!(!required, "web/dist/dcsend-signal.js is missing");
-        eprintln!("skipped: no web/ here (a packaged crate)");
+        skip("NODE", "no web/dist/dcsend-signal.js here (a packaged crate)");
         return None;
     }
     let works = Command::new("node")
@@ -38,25 +32,12 @@ fn node() -> Option<Command> {
         .status()
         .is_ok_and(|s| s.success());
     if !works {
-        assert!(!required, "DCSEND_TEST_REQUIRE_NODE=1 but `node --version` does not run");
-        eprintln!(
-            "skipped: node is not installed (set DCSEND_TEST_REQUIRE_NODE=1 to fail instead)"
-        );
+        skip("NODE", "`node --version` does not run (install Node.js 20 or newer)");
         return None;
     }
     let mut cmd = Command::new("node");
     cmd.env_remove("DCSEND_WEB_MODULE").stdin(Stdio::null());
     Some(cmd)
-}
-
-fn stdout_text(p: &Proc) -> String {
-    String::from_utf8_lossy(&p.stdout_bytes()).into_owned()
-}
-
-fn peer(args: &[&str], url: &str) -> Command {
-    let mut cmd = dcsend();
-    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
-    cmd
 }
 
 fn interop(node: Command, mode: &str, url: &str, dir: &Path) -> Proc {
@@ -72,7 +53,7 @@ fn the_javascript_gives_the_rust_known_answers() {
     node.arg(web("test/vectors.mjs"));
     let mut p = Proc::spawn("vectors", node, dir.path());
     p.expect_code(0, WAIT);
-    assert!(stdout_text(&p).starts_with("ok: "), "{}", stdout_text(&p));
+    assert!(p.stdout_text().starts_with("ok: "), "{}", p.stdout_text());
 }
 
 #[test]
@@ -93,7 +74,7 @@ fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
     let mut js = interop(node, "relay", &url1, dir.path());
     let mut url2 = None;
     wait_until(WAIT, "the relay's second room", || {
-        url2 = stdout_text(&js).lines().find_map(|l| l.strip_prefix("invite ").map(str::to_owned));
+        url2 = js.stdout_text().lines().find_map(|l| l.strip_prefix("invite ").map(str::to_owned));
         url2.is_some()
     });
     let url2 = url2.unwrap();
@@ -103,7 +84,7 @@ fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
     js.expect_code(0, WAIT);
     send.expect_code(0, WAIT);
     recv.expect_code(0, WAIT);
-    let log = stdout_text(&js);
+    let log = js.stdout_text();
     for step in ["room 1 authenticated", "offer ok", "room 2 authenticated", "answer ok", "relayed"]
     {
         assert!(log.contains(step), "no {step:?} in the relay's output:\n{log}");
@@ -125,7 +106,7 @@ fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
     let url = invite(&recv);
     let mut js = interop(node, "wrong", &url, dir.path());
     js.expect_code(0, WAIT);
-    assert_eq!(stdout_text(&js).trim(), "unauthentic");
+    assert_eq!(js.stdout_text().trim(), "unauthentic");
     recv.expect_code(3, WAIT);
     let err = recv.stderr_text();
     assert!(err.contains("could not authenticate the peer"), "{err}");

@@ -187,7 +187,6 @@ fn peer_options(setup: &RunSetup) -> PeerOptions {
     PeerOptions {
         bind: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
         ice: IceConfig::default(),
-        threshold_bytes: setup.case.threshold_bytes,
         socket_buffer_bytes: setup.socket_buffer_bytes,
         liveness_timeout: Duration::from_secs(8),
     }

@@ -181,7 +181,7 @@ impl TryFrom<SendArgs> for SendConfig {
         let threshold_bytes = args.threshold.unwrap_or(DEFAULT_THRESHOLD_BYTES);
         let chunk = check_chunk(args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64))?;
         let reads_stdin = stdin_inputs == 1;
-        let connect = connect_config(args.connect, Role::Offerer, reads_stdin, threshold_bytes)?;
+        let connect = connect_config(args.connect, Role::Offerer, reads_stdin)?;
         Ok(Self {
             inputs,
             raw: args.raw,
@@ -300,10 +300,7 @@ impl TryFrom<RecvArgs> for RecvConfig {
                     .into(),
             ));
         }
-        // No send-buffer limit: the receiver sends only small control messages, and a limit
-        // (threshold 0 = 1 byte) made each `ack` wait for the peer's delayed SACK of the one
-        // before, up to 200 ms per item.
-        let connect = connect_config(args.connect, Role::Answerer, false, u64::MAX)?;
+        let connect = connect_config(args.connect, Role::Answerer, false)?;
         Ok(Self {
             target,
             force: args.force,
@@ -354,7 +351,6 @@ fn connect_config(
     args: ConnectArgs,
     default_role: Role,
     payload_on_stdin: bool,
-    threshold_bytes: u64,
 ) -> Result<ConnectConfig, UsageError> {
     let how = match &args.peer {
         Some(url) => Negotiation::Url {
@@ -395,7 +391,6 @@ fn connect_config(
                 turn_password,
                 relay_only: args.relay_only,
             },
-            threshold_bytes,
             socket_buffer_bytes,
             liveness_timeout: args.liveness_timeout,
         },

@@ -138,7 +138,7 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
 
 /// "0.1.0 (webrtc 0.21)": `--version` and the man pages.
 pub fn version() -> String {
-    format!("{} (webrtc {})", env!("CARGO_PKG_VERSION"), crate::peer::WEBRTC_VERSION)
+    format!("{} (webrtc {})", env!("CARGO_PKG_VERSION"), crate::WEBRTC_VERSION)
 }
 
 /// Subcommands.

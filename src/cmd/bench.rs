@@ -23,7 +23,7 @@ pub(super) async fn run(cfg: BenchConfig, cancel: CancellationToken) -> anyhow::
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         dcsend_version: env!("CARGO_PKG_VERSION").into(),
-        webrtc_version: crate::peer::WEBRTC_VERSION.into(),
+        webrtc_version: crate::WEBRTC_VERSION.into(),
         machine: Machine {
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             os: std::env::consts::OS.into(),

@@ -6,10 +6,12 @@
 //! `transfer::pump` is unit-tested against a fake port without a network.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
 use super::{PeerError, PeerState};
@@ -62,9 +64,10 @@ pub trait ChannelPort: Send + Sync {
     /// packetized, so it is the figure that bounds memory).
     async fn buffered_amount(&self) -> Result<u64, PeerError>;
 
-    /// Resolves once the buffered amount is at or under the threshold the port was built
-    /// with. Cancel-safe: dropping the future loses nothing.
-    async fn drained(&self) -> Result<(), PeerError>;
+    /// Resolves once the buffered amount is at or under `level`: the channel's drain
+    /// event, for whatever level the caller wants now (a threshold, a lowered one, 0).
+    /// Cancel-safe: dropping the future loses nothing.
+    async fn drained_to(&self, level: u64) -> Result<(), PeerError>;
 }
 
 /// A data channel that is open. Cheap to clone: clones share the channel.
@@ -72,6 +75,16 @@ pub trait ChannelPort: Send + Sync {
 pub struct Channel {
     dc: Arc<dyn DataChannel>,
     state: watch::Receiver<PeerState>,
+    drain: Arc<Drain>,
+}
+
+/// The channel's buffered-amount-low event as [`ChannelPort::drained_to`] uses it.
+#[derive(Debug)]
+struct Drain {
+    /// Woken by the forwarder on each `OnBufferedAmountLow`.
+    low: Notify,
+    /// The low threshold set on the channel (its initial value is 0).
+    level: AtomicU32,
 }
 
 impl std::fmt::Debug for Channel {
@@ -83,6 +96,13 @@ impl std::fmt::Debug for Channel {
 /// How many incoming events may wait for the reader. When it is full the forwarder stops
 /// polling the channel, and SCTP's receive window pushes back on the remote sender.
 const EVENT_QUEUE: usize = 64;
+
+/// How often [`ChannelPort::drained_to`] reads the buffered amount while it waits for the
+/// drain event anyway. The event fires when the SCTP stream's buffered amount crosses the
+/// level; the figure the port reports (`outstanding_bytes`) also counts bytes not yet
+/// packetized, so an event can come while that figure is still over the level. The next
+/// event then comes with the next release, but the bound costs nothing and rules out a stall.
+const DRAIN_RECHECK: Duration = Duration::from_millis(20);
 
 /// How long [`Channel::close`] waits.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -98,6 +118,8 @@ impl Channel {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let state_for_port = state.clone();
         let poll_dc = dc.clone();
+        let drain = Arc::new(Drain { low: Notify::new(), level: AtomicU32::new(0) });
+        let on_low = drain.clone();
         tokio::spawn(async move {
             loop {
                 let event = tokio::select! {
@@ -110,6 +132,10 @@ impl Channel {
                             ChannelEvent::Binary(msg.data.freeze())
                         }
                         Some(DataChannelEvent::OnClose) | None => ChannelEvent::Closed,
+                        Some(DataChannelEvent::OnBufferedAmountLow) => {
+                            on_low.low.notify_waiters();
+                            continue;
+                        }
                         Some(other) => {
                             tracing::trace!("data channel event {other:?}");
                             continue;
@@ -138,7 +164,7 @@ impl Channel {
                 }
             }
         });
-        (Self { dc, state: state_for_port }, rx)
+        (Self { dc, state: state_for_port, drain }, rx)
     }
 
     /// Closes the channel (best effort; the connection close that follows ends it anyway).
@@ -155,36 +181,17 @@ impl Channel {
     }
 }
 
-impl Channel {
-    /// Runs `op` (a send or a wait for capacity) unless the connection fails first.
-    ///
-    /// webrtc-rs blocks a send while the channel's outstanding bytes are at the send-buffer
-    /// limit, and only a channel close releases it: when the peer vanishes (SIGKILL, cable)
-    /// with bytes unacknowledged, the connection goes to `failed` but the send would wait
-    /// forever. (The receiver's limit is 1 byte, so one unacknowledged `ack` is enough.)
-    async fn unless_failed<T>(
-        &self,
-        op: impl std::future::Future<Output = webrtc::error::Result<T>>,
-    ) -> Result<T, PeerError> {
-        let mut state = self.state.clone();
-        tokio::select! {
-            res = op => res.map_err(|e| PeerError::ChannelClosed(e.to_string())),
-            _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)) => {
-                Err(PeerError::ChannelClosed("the connection failed".into()))
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl ChannelPort for Channel {
     async fn send(&self, msg: Outbound) -> Result<(), PeerError> {
         match msg {
             // Zero-copy when the Bytes is unique, which is the case for chunks read by
             // `transfer::source`.
-            Outbound::Binary(b) => self.unless_failed(self.dc.send(BytesMut::from(b))).await,
-            Outbound::Text(t) => self.unless_failed(self.dc.send_text(&t)).await,
+            // Never blocks: the connection has no send-buffer limit (the pump is the limit).
+            Outbound::Binary(b) => self.dc.send(BytesMut::from(b)).await,
+            Outbound::Text(t) => self.dc.send_text(&t).await,
         }
+        .map_err(|e| PeerError::ChannelClosed(e.to_string()))
     }
 
     async fn buffered_amount(&self) -> Result<u64, PeerError> {
@@ -195,10 +202,34 @@ impl ChannelPort for Channel {
             .map_err(|e| PeerError::ChannelClosed(e.to_string()))
     }
 
-    async fn drained(&self) -> Result<(), PeerError> {
-        // The connection is built with a send-buffer limit of threshold + 1, so `writable`
-        // resolves exactly when outstanding bytes <= threshold. The driver wakes it each
-        // time SCTP releases acknowledged bytes: this is the buffered-amount event.
-        self.unless_failed(self.dc.writable()).await
+    async fn drained_to(&self, level: u64) -> Result<(), PeerError> {
+        // webrtc-rs keeps the low threshold as a u32 per channel; a larger level leaves the
+        // event at u32::MAX and the recheck below does the rest.
+        let wanted = u32::try_from(level).unwrap_or(u32::MAX);
+        if self.drain.level.swap(wanted, Ordering::Relaxed) != wanted {
+            self.dc
+                .set_buffered_amount_low_threshold(wanted)
+                .await
+                .map_err(|e| PeerError::ChannelClosed(e.to_string()))?;
+        }
+        let mut state = self.state.clone();
+        loop {
+            // Registered before the reading, so an event between the two is not lost.
+            let low = self.drain.low.notified();
+            tokio::pin!(low);
+            low.as_mut().enable();
+            if self.buffered_amount().await? <= level {
+                return Ok(());
+            }
+            tokio::select! {
+                () = low => {}
+                () = tokio::time::sleep(DRAIN_RECHECK) => {}
+                // A peer that vanished (SIGKILL, cable) acknowledges nothing again: the
+                // connection failing is the only event left.
+                _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)) => {
+                    return Err(PeerError::ChannelClosed("the connection failed".into()));
+                }
+            }
+        }
     }
 }

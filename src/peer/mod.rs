@@ -57,8 +57,6 @@ pub struct PeerOptions {
     pub bind: Vec<SocketAddr>,
     /// STUN/TURN servers.
     pub ice: IceConfig,
-    /// The sender's low-water threshold, in bytes; the channel reports "drained" at or under it.
-    pub threshold_bytes: u64,
     /// Kernel send/receive buffer to ask for on each UDP socket (0 = kernel default).
     pub socket_buffer_bytes: usize,
     /// Silence from the peer after which the connection is declared failed.
@@ -241,9 +239,6 @@ impl Peer {
             .with_multicast_dns_mode(mdns_mode())
             .build();
         let bind: Vec<String> = opts.bind.iter().map(|a| a.to_string()).collect();
-        // The send-buffer limit makes `writable()` resolve at `outstanding <= threshold`
-        // (see `Channel::drained`). A limit of 0 would mean "unbounded", hence the +1.
-        let limit = usize::try_from(opts.threshold_bytes.saturating_add(1)).unwrap_or(usize::MAX);
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config.build())
             .with_media_engine(MediaEngine::default())
@@ -255,7 +250,6 @@ impl Peer {
             }))
             .with_runtime(Arc::new(runtime::BufferedRuntime::new(opts.socket_buffer_bytes)))
             .with_udp_addrs(bind)
-            .with_data_channel_send_buffer_limit(limit)
             .build()
             .await
             .map_err(setup)?;
@@ -510,6 +504,3 @@ fn to_rtc(desc: &SessionDesc) -> Result<RTCSessionDescription, PeerError> {
     };
     parsed.map_err(|e| PeerError::BadRemote { kind: desc.kind, reason: e.to_string() })
 }
-
-/// The webrtc crate version dcsend is built against (for `--version`).
-pub const WEBRTC_VERSION: &str = "0.21";

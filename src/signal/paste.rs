@@ -6,7 +6,8 @@
 //! stdin/stderr is the CLI's job.
 //!
 //! Boundaries: must not import `webrtc`, `indicatif`, `cli`, or anything else from dcsend
-//! (including `codec`); it depends only on `tokio` and `nix` (`term`, `fs` features).
+//! but `atomic` (token files are written whole; not even `codec`); it depends only on `tokio`
+//! and `nix` (`term`, `fs` features).
 //!
 //! Blocking work (opening a FIFO, reading stdin or the terminal) runs off the async runtime in a
 //! way that survives cancellation: a timed-out or dropped [`read_token`] never leaves the terminal

@@ -1,7 +1,7 @@
 //! The threshold-based sender as a task: LiveKit's `DataChannelSender::run` on the webrtc
 //! crate. Fed by a bounded mpsc of [`Outbound`] payloads, it keeps a [`SendQueue`], hands
 //! payloads to the channel while the buffered amount is at or under the threshold, resumes
-//! on the channel's buffered-amount events ([`ChannelPort::drained`]), stops when the
+//! on the channel's buffered-amount events ([`ChannelPort::drained_to`]), stops when the
 //! cancel token fires, and reports what was left unsent.
 //!
 //! Differences from LiveKit, each for a reason:
@@ -9,15 +9,14 @@
 //!   read) is slowed down instead of growing the queue: memory stays flat for any size;
 //! - it ends by itself once the producer hangs up and everything was handed over;
 //! - it reconciles its count with the channel's `outstanding_bytes()` (see `queue.rs`);
-//! - a receiver may ask for a lower threshold (`hello.threshold`, see [`Pump::threshold_cap`]).
-//!   The channel's drain event is tied to the threshold the connection was built with, so
-//!   under a lower one the pump reads the buffered amount every [`CAPPED_POLL`] instead.
+//! - a receiver may ask for a lower threshold (`hello.threshold`, see [`Pump::threshold_cap`]);
+//!   the pump asks the port to drain to whatever its threshold is now
+//!   ([`ChannelPort::drained_to`]), so the port, not the pump, owns the drain event.
 //!
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,11 +31,6 @@ pub const FEED_CAPACITY: usize = 16;
 
 /// How many payload bytes the pump's own queue holds before it stops pulling from the mpsc.
 const MAX_QUEUED_BYTES: u64 = 256 * 1024;
-
-/// How often a pump whose threshold a receiver lowered reads the buffered amount while it is
-/// over that threshold. 1 ms with a 64 KiB threshold allows 65 MB/s, more than a browser
-/// receives.
-pub const CAPPED_POLL: Duration = Duration::from_millis(1);
 
 /// What the pump did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +53,6 @@ pub struct Pump<P> {
     queue: SendQueue,
     close: CancellationToken,
     meter: Arc<Meter>,
-    /// The threshold the port's drain event is built for.
-    base_threshold: u64,
     /// A lower threshold a receiver asked for; `u64::MAX` for none.
     cap: Arc<AtomicU64>,
 }
@@ -80,7 +72,7 @@ impl<P: ChannelPort> Pump<P> {
         let (tx, feed) = mpsc::channel(FEED_CAPACITY);
         let queue = SendQueue::new(threshold_bytes, MAX_QUEUED_BYTES);
         let cap = Arc::new(AtomicU64::new(u64::MAX));
-        (Self { feed, port, queue, close, meter, base_threshold: threshold_bytes, cap }, tx)
+        (Self { feed, port, queue, close, meter, cap }, tx)
     }
 
     /// Where to store a lower threshold while the pump runs (a receiver's `hello.threshold`);
@@ -97,7 +89,6 @@ impl<P: ChannelPort> Pump<P> {
         let mut sent_bytes = 0u64;
         loop {
             self.queue.lower_threshold(self.cap.load(Ordering::Relaxed));
-            let capped = self.queue.threshold() < self.base_threshold;
             // LiveKit's send_until_threshold.
             while let Some(payload) = self.queue.next_to_send() {
                 let (len, is_data) = (payload.len() as u64, matches!(payload, Outbound::Binary(_)));
@@ -115,12 +106,9 @@ impl<P: ChannelPort> Pump<P> {
                 biased;
                 () = self.close.cancelled() => break,
                 // Paused over the threshold: wait for the channel to drain, then take its
-                // figure. Cancel-safe: `drained` only waits.
-                drained = self.port.drained(), if !self.queue.can_send() && !capped => {
+                // figure. Cancel-safe: `drained_to` only waits.
+                drained = self.port.drained_to(self.queue.threshold()), if !self.queue.can_send() => {
                     drained?;
-                    self.queue.on_buffered(self.port.buffered_amount().await?);
-                }
-                () = tokio::time::sleep(CAPPED_POLL), if !self.queue.can_send() && capped => {
                     self.queue.on_buffered(self.port.buffered_amount().await?);
                 }
                 // Cancel-safe: `recv` loses nothing when another branch wins.
@@ -167,18 +155,19 @@ mod tests {
         outstanding: u64,
         peak: u64,
         received: Vec<Outbound>,
+        /// The levels the pump asked to drain to.
+        levels: Vec<u64>,
     }
 
     #[derive(Clone)]
     struct FakePort {
         state: Arc<Mutex<FakeState>>,
         released: Arc<Notify>,
-        threshold: u64,
     }
 
     impl FakePort {
-        fn new(threshold: u64) -> Self {
-            Self { state: Default::default(), released: Arc::new(Notify::new()), threshold }
+        fn new() -> Self {
+            Self { state: Default::default(), released: Arc::new(Notify::new()) }
         }
         /// The "network" acknowledges `n` bytes.
         fn release(&self, n: u64) {
@@ -204,10 +193,11 @@ mod tests {
         async fn buffered_amount(&self) -> Result<u64, PeerError> {
             Ok(self.outstanding())
         }
-        async fn drained(&self) -> Result<(), PeerError> {
+        async fn drained_to(&self, level: u64) -> Result<(), PeerError> {
+            self.state.lock().unwrap().levels.push(level);
             loop {
                 let notified = self.released.notified();
-                if self.outstanding() <= self.threshold {
+                if self.outstanding() <= level {
                     return Ok(());
                 }
                 notified.await;
@@ -230,13 +220,13 @@ mod tests {
         Outbound::Binary(Bytes::from(vec![i; n]))
     }
 
-    /// A receiver's lower threshold (`hello.threshold`) holds although the port's drain event
-    /// fires only at the threshold it was built with: the pump polls instead of spinning on
-    /// an event that is already true, and still delivers everything.
+    /// A receiver's lower threshold (`hello.threshold`) holds: the pump asks the port to
+    /// drain to the lowered level, never to the one it was built with, and still delivers
+    /// everything.
     #[tokio::test]
-    async fn a_lowered_threshold_bounds_the_buffer_without_the_drain_event() {
+    async fn a_lowered_threshold_bounds_the_buffer() {
         let (base, cap, size, count) = (100_000u64, 1000u64, 100usize, 100u8);
-        let port = FakePort::new(base);
+        let port = FakePort::new();
         let meter = Arc::new(Meter::new(None));
         let (pump, tx) = Pump::new(port.clone(), base, meter, CancellationToken::new());
         pump.threshold_cap().store(cap, Ordering::Relaxed);
@@ -254,6 +244,7 @@ mod tests {
         tokio::time::timeout(T, network).await.unwrap().unwrap();
         let s = port.state.lock().unwrap();
         assert!(s.peak <= cap + size as u64, "peak {} over the lowered bound", s.peak);
+        assert!(!s.levels.is_empty() && s.levels.iter().all(|&l| l == cap), "{:?}", s.levels);
         assert_eq!(report.sent_bytes, size as u64 * count as u64);
         assert!(report.finished);
     }
@@ -261,7 +252,7 @@ mod tests {
     #[tokio::test]
     async fn bounded_buffer_and_totals_balance() {
         let (threshold, size, count) = (1000u64, 100usize, 200u8);
-        let port = FakePort::new(threshold);
+        let port = FakePort::new();
         let meter = Arc::new(Meter::new(None));
         let (pump, tx) =
             Pump::new(port.clone(), threshold, meter.clone(), CancellationToken::new());
@@ -311,7 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_while_paused_reports_unsent() {
-        let port = FakePort::new(10);
+        let port = FakePort::new();
         let close = CancellationToken::new();
         let (pump, tx) = Pump::new(port.clone(), 10, Arc::new(Meter::new(None)), close.clone());
         let task = tokio::spawn(pump.run());
@@ -336,7 +327,7 @@ mod tests {
 
     #[tokio::test]
     async fn text_and_binary_keep_their_order() {
-        let port = FakePort::new(1 << 20);
+        let port = FakePort::new();
         let (pump, tx) =
             Pump::new(port.clone(), 1 << 20, Arc::new(Meter::new(None)), CancellationToken::new());
         let task = tokio::spawn(pump.run());

@@ -557,7 +557,7 @@ mod tests {
         async fn buffered_amount(&self) -> Result<u64, PeerError> {
             Ok(0)
         }
-        async fn drained(&self) -> Result<(), PeerError> {
+        async fn drained_to(&self, _level: u64) -> Result<(), PeerError> {
             Ok(())
         }
     }

@@ -289,20 +289,12 @@ pub async fn send_abort<P: ChannelPort>(port: &P, reason: &str) {
     let msg = Outbound::Text(Control::Abort { reason: reason.to_owned() }.encode());
     let deliver = async {
         port.send(msg).await?;
-        wait_empty(port).await
+        // Given a moment to leave: SCTP has released every byte.
+        port.drained_to(0).await
     };
     if tokio::time::timeout(Duration::from_millis(500), deliver).await.is_err() {
         tracing::debug!("the abort message may not have reached the peer");
     }
-}
-
-/// Resolves once the channel's buffered amount is 0: SCTP has released every byte.
-/// (The channel's drain event fires at the threshold, not at 0, hence the short poll.)
-async fn wait_empty<P: ChannelPort>(port: &P) -> Result<(), crate::peer::PeerError> {
-    while port.buffered_amount().await? > 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

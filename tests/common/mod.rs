@@ -30,6 +30,34 @@ pub fn dcsend() -> Command {
 /// Flags every networked test adds: loopback only, no live view.
 pub const LOOPBACK: [&str; 4] = ["--bind", "127.0.0.1:0", "--progress", "never"];
 
+/// A dcsend peer on loopback that meets the other side through the signaling server at `url`.
+pub fn peer(args: &[&str], url: &str) -> Command {
+    let mut cmd = dcsend();
+    cmd.args(args).args(LOOPBACK).args(["--peer", url]);
+    cmd
+}
+
+/// A path inside the repository's `web/` folder.
+pub fn web(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(path)
+}
+
+/// The first file called `name` on the `PATH`.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A suite that needs something outside the crate (root, coturn, node, Chromium) calls this
+/// when it is missing: with `DCSEND_TEST_REQUIRE_<what>=1` (as CI sets) that is a failure,
+/// otherwise the test says why it did not run and passes. One rule for every suite.
+pub fn skip(what: &str, why: &str) {
+    let var = format!("DCSEND_TEST_REQUIRE_{what}");
+    let required = std::env::var_os(&var).is_some_and(|v| v == "1");
+    assert!(!required, "{var}=1 but {why}");
+    eprintln!("SKIPPED: {why} ({var}=1 makes this a failure)");
+}
+
 /// A child process killed (by its own handle) when dropped; its output goes to files.
 pub struct Proc {
     pub name: &'static str,
@@ -80,6 +108,11 @@ impl Proc {
         let text = self.stderr_text();
         let whole = text.rfind('\n').map_or("", |end| &text[..end]);
         whole.lines().map(str::to_owned).collect()
+    }
+
+    /// Everything the child wrote to stdout, as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout_bytes()).into_owned()
     }
 
     pub fn stdout_bytes(&self) -> Vec<u8> {

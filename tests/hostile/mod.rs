@@ -46,7 +46,6 @@ fn options() -> PeerOptions {
     PeerOptions {
         bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
         ice: IceConfig::default(),
-        threshold_bytes: 1 << 20,
         socket_buffer_bytes: 0,
         liveness_timeout: Duration::from_secs(10),
     }
