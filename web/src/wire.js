@@ -1,6 +1,7 @@
 // dcsend's wire protocol v1 (docs/protocol.md), for the browser: the control messages, their
 // checks, and the receiver's file-name rules. Pure: no DOM, no WebRTC, so node tests it
-// (web/test/unit.mjs). Mirrors src/transfer/{wire,names}.rs; the wording of errors is the same.
+// (web/test/unit.mjs, and web/test/wire-vectors.mjs against the Rust side's own answers).
+// Mirrors src/transfer/{wire,names}.rs; the wording of refusals is the same.
 
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
