@@ -6,8 +6,10 @@
 //!
 //!     DCSEND_BLESS=1 cargo test --test web_bundle
 //!
-//! It then runs `npm test` there: `web/test/unit.mjs` (the page's wire messages, name rules and
-//! threshold sender) and the known answers of `web/test/vectors.mjs`.
+//! It then runs `npm test` there: `web/test/unit.mjs` (the page's wire messages and threshold
+//! sender), `web/test/wire-vectors.mjs` (the wire and name cases the Rust side answered),
+//! `web/test/session.mjs` (the page's session over fake channels) and the known answers of
+//! `web/test/vectors.mjs`.
 //!
 //! Needs `npm` and the npm registry; skips with a message without npm, unless
 //! `DCSEND_TEST_REQUIRE_NODE=1`.
@@ -86,9 +88,9 @@ fn the_committed_bundle_is_what_npm_builds() {
     copy_tree(&web("test"), &build.join("test"));
     npm(&["ci", "--no-audit", "--no-fund"], &build, tmp.path());
     npm(&["run", "build"], &build, tmp.path());
-    // The page's pure parts (web/test/unit.mjs: the wire messages, the name rules, the
-    // threshold sender against a fake channel) and the signaling known answers, against the
-    // sources and the fresh bundle.
+    // The page's parts that need no browser (the wire messages and name rules against the Rust
+    // side's answers, the threshold sender and the session over fake channels) and the
+    // signaling known answers, against the sources and the fresh bundle.
     npm(&["test"], &build, tmp.path());
 
     let bless = std::env::var_os("DCSEND_BLESS").is_some_and(|v| v == "1");

@@ -1,5 +1,5 @@
 // A first-in, first-out queue over an array: `take` is O(1) amortised (no `Array#shift`, which
-// moves every element), for the sender's queue (./sender.js) and the page's inbox (./page.js).
+// moves every element), for the sender's queue (./sender.js) and the session's inbox (./session.js).
 
 /** @template T */
 export class Fifo {

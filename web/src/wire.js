@@ -1,6 +1,7 @@
 // dcsend's wire protocol v1 (docs/protocol.md), for the browser: the control messages, their
 // checks, and the receiver's file-name rules. Pure: no DOM, no WebRTC, so node tests it
-// (web/test/unit.mjs). Mirrors src/transfer/{wire,names}.rs; the wording of errors is the same.
+// (web/test/unit.mjs, and web/test/wire-vectors.mjs against the Rust side's own answers).
+// Mirrors src/transfer/{wire,names}.rs; the wording of refusals is the same.
 
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -91,6 +92,31 @@ function malformed(what) {
   return new ProtocolError(`malformed control message: ${cut(what, 200)}`);
 }
 
+/** Deepest nesting of arrays and objects dcsend's parser (serde_json) accepts. */
+const MAX_NESTING = 127;
+
+/** How deep arrays and objects nest in `json` (valid JSON). @param {string} json */
+function nesting(json) {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i += 1) {
+    const c = json[i];
+    if (inString) {
+      if (c === '\\') i += 1;
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+    } else if (c === '[' || c === '{') {
+      depth += 1;
+      deepest = Math.max(deepest, depth);
+    } else if (c === ']' || c === '}') {
+      depth -= 1;
+    }
+  }
+  return deepest;
+}
+
 /**
  * Checks one field. @param {Record<string, unknown>} m @param {string} key
  * @param {(v: unknown) => boolean} ok @param {string} type @param {boolean} [optional]
@@ -123,6 +149,7 @@ export function decode(text) {
     throw malformed(e instanceof Error ? e.message : String(e));
   }
   if (!isObject(m)) throw malformed('not a JSON object');
+  if (nesting(text) > MAX_NESTING) throw malformed('recursion limit exceeded');
   if (typeof m.t !== 'string') throw malformed('no string field `t`');
   const bool = (/** @type {unknown} */ v) => typeof v === 'boolean';
   const str = (/** @type {unknown} */ v) => typeof v === 'string';
@@ -169,13 +196,28 @@ export function decode(text) {
 }
 
 /**
- * A peer's abort reason as one safe line for a person: control characters escaped, cut.
+ * Characters a peer's text must not bring to the screen as they are: control characters
+ * (Unicode Cc: escape sequences, line breaks, NUL, DEL, C1) and the bidirectional embeddings,
+ * overrides and isolates (U+202A..U+202E, U+2066..U+2069), which can make a reason read
+ * backwards. Rust's `char::is_control` plus the same two ranges (src/error.rs).
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE_IN_REASON = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * A peer's abort reason as one safe line for a person, as dcsend prints it: at most
+ * `MAX_REASON_CHARS` characters of the reason (then `…`), each unsafe one escaped as `\u{..}`.
  * @param {string} reason
  */
 export function shownReason(reason) {
-  // eslint-disable-next-line no-control-regex
-  const escaped = reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
-  return cut(escaped, MAX_REASON_CHARS);
+  let out = '';
+  let i = 0;
+  for (const c of reason) {
+    if (i === MAX_REASON_CHARS) return `${out}…`;
+    out += UNSAFE_IN_REASON.test(c) ? `\\u{${/** @type {number} */ (c.codePointAt(0)).toString(16)}}` : c;
+    i += 1;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,12 +231,31 @@ const RESERVED = new Set([
   ...['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '¹', '²', '³'].flatMap((d) => [`COM${d}`, `LPT${d}`]),
 ]);
 
+/** What Rust's `{:?}` escapes besides quotes and backslashes: all but printable characters. */
+const NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+/** @type {Record<string, string>} */
+const DEBUG_ESCAPES = { '"': '\\"', '\\': '\\\\', '\0': '\\0', '\t': '\\t', '\r': '\\r', '\n': '\\n' };
+
+/**
+ * `s` quoted as Rust's `{:?}` quotes a string, so that a refusal reads the same on both sides.
+ * @param {string} s
+ */
+function quoted(s) {
+  let out = '"';
+  for (const c of s) {
+    if (c in DEBUG_ESCAPES) out += DEBUG_ESCAPES[c];
+    else if (c !== ' ' && NOT_PRINTABLE.test(c)) out += `\\u{${/** @type {number} */ (c.codePointAt(0)).toString(16)}}`;
+    else out += c;
+  }
+  return `${out}"`;
+}
+
 /**
  * The name to save an item under, or a `ProtocolError` saying why it is refused.
  * @param {string} name
  */
 export function checkName(name) {
-  const q = JSON.stringify(cut(name, 80));
+  const q = quoted(cut(name, 64));
   const refuse = (/** @type {string} */ why) => new ProtocolError(`refused file name: refusing file name ${q}: ${why}`);
   if (name === '') throw refuse('it is empty');
   if (name === '.' || name === '..') throw refuse('it names a directory');

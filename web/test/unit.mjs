@@ -1,5 +1,5 @@
-// The page's pure parts under node: the wire protocol's messages and checks (src/wire.js,
-// against the same cases as src/transfer/{wire,names}.rs) and the threshold sender
+// The page's pure parts under node: the wire protocol's messages and checks (src/wire.js; the
+// cases shared with the Rust side are in test/wire-vectors.mjs) and the threshold sender
 // (src/sender.js) against a fake data channel. Run by tests/web_interop.rs
 // (`node test/unit.mjs`); exits non-zero on the first failed check.
 
@@ -72,36 +72,7 @@ check('malformed and oversized control messages are protocol errors', () => {
   assert.throws(() => wire.decode(long), (e) => e.message.length < 300);
 });
 
-check("abort reasons are one line, escaped and cut", () => {
-  const shown = wire.shownReason(`a\u001b[2Jb\nc${'z'.repeat(1000)}`);
-  assert.ok(!/[\u0000-\u001f]/.test(shown));
-  assert.ok(shown.startsWith('a\\u{1b}[2Jb\\u{a}c'));
-  assert.ok(Array.from(shown).length <= 301);
-});
-
-check('names: the same refusals as the Rust receiver', () => {
-  for (const ok of ['report.pdf', 'a b.txt', 'Ünïcode ✓.bin', '.hidden', 'con-job.txt']) assert.equal(wire.checkName(ok), ok);
-  const refused = [
-    ['', /empty/],
-    ['..', /directory/],
-    ['.', /directory/],
-    ['../evil', /path separator/],
-    ['/etc/evil', /path separator/],
-    ['..\\evil', /path separator/],
-    ['a\u0000b', /control character/],
-    ['C:evil', /drive prefix/],
-    ['é'.repeat(126), /252 bytes long, over the 250-byte limit/],
-    ['con.txt', /reserved Windows device name/],
-    ['NUL .tar.gz', /reserved/],
-    ['com¹', /reserved/],
-    ['name.', /ends in/],
-    ['name ', /ends in/],
-    ['x.PART', /\.part/],
-  ];
-  for (const [name, why] of refused) {
-    assert.throws(() => wire.checkName(name), (e) => e instanceof wire.ProtocolError && why.test(e.message), JSON.stringify(name));
-  }
-});
+// Abort reasons and file names: every case is in wire-vectors.mjs, against the Rust side's answers.
 
 check('the fifo keeps order across its compaction', () => {
   const q = new Fifo();

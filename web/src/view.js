@@ -1,0 +1,218 @@
+// What the person sees and does on the page (web/static/index.html): the status line, the live
+// numbers, the received files, the invitation, and the controls (files to send, a folder to
+// save into). DOM only: it holds no transfer state; ./page.js connects it to a session.
+//
+// For tests and scripts the page exposes its state on the DOM: `body[data-phase]` (idle,
+// signaling, connecting, ready, sending, receiving, done, failed), `body[data-role]`,
+// `#stats[data-bytes|data-total|data-buffered|data-threshold]`, the received files as
+// `#received a[download][data-name][data-bytes][data-sha256]`, and `#error`.
+
+import { size, rate, plural, message } from './format.js';
+import { MEMORY_CAP } from './sinks.js';
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** Whether this browser can save into a folder (Chromium's File System Access API). */
+export const canSaveToFolder = () => 'showDirectoryPicker' in window;
+
+/** @returns {string} */
+export const phase = () => document.body.dataset.phase ?? '';
+/** @returns {string} */
+export const role = () => document.body.dataset.role ?? '';
+
+/** @param {string} next @param {string} [text] */
+export function setPhase(next, text) {
+  document.body.dataset.phase = next;
+  if (text !== undefined) say(text);
+  if (next === 'sending') /** @type {HTMLInputElement} */ ($('pick')).disabled = true;
+  if (next === 'done' || next === 'failed') $('folder-box').hidden = true;
+}
+
+/** @param {string} text */
+export function say(text) {
+  $('status').textContent = text;
+}
+
+/** @param {'send' | 'recv'} r */
+export function showRole(r) {
+  document.body.dataset.role = r;
+  $('send-box').hidden = r !== 'send';
+  $('folder-box').hidden = r !== 'recv' || !canSaveToFolder();
+}
+
+/** @param {File[]} files */
+export function showChosen(files) {
+  say(`${plural(files.length, 'file')} chosen (${size(files.reduce((n, f) => n + f.size, 0))}).`);
+}
+
+/** The send threshold chosen in the settings, in bytes. */
+export function wantedThreshold() {
+  return Number(/** @type {HTMLSelectElement} */ ($('threshold')).value);
+}
+
+/** @param {unknown} e */
+export function showError(e) {
+  setPhase('failed', 'Stopped.');
+  const text = $('error');
+  text.hidden = false;
+  text.textContent = message(e);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live numbers.
+
+/**
+ * Draws a session's `Progress` every 250 ms between its start and its stop: bytes moved, the
+ * rate, and the channel's buffered amount against the threshold.
+ * @param {import('./session.js').Progress} progress
+ */
+export function watchProgress(progress) {
+  /** @type {number | undefined} */
+  let timer;
+  progress.onChange = (event) => {
+    if (event === 'start') {
+      $('stats').hidden = false;
+      $('buffer-line').hidden = progress.threshold === null;
+      timer = window.setInterval(() => render(progress), 250);
+    } else {
+      window.clearInterval(timer);
+    }
+    render(progress);
+  };
+}
+
+/** @param {import('./session.js').Progress} p */
+function render(p) {
+  const buffered = p.buffered();
+  const stats = $('stats');
+  stats.dataset.bytes = String(p.bytes);
+  stats.dataset.total = p.total === null ? '' : String(p.total);
+  stats.dataset.buffered = String(buffered);
+  stats.dataset.threshold = p.threshold === null ? '' : String(p.threshold);
+  const of = p.total === null ? '' : ` of ${size(p.total)}`;
+  const speed = p.ended === null ? rate(p.currentRate()) : `${rate(p.averageRate())} on average`;
+  $('numbers').textContent = `${size(p.bytes)}${of} · ${speed}${p.label ? ` · ${p.label}` : ''}`;
+  const bar = /** @type {HTMLProgressElement} */ ($('bar'));
+  if (p.total) {
+    bar.max = p.total;
+    bar.value = Math.min(p.bytes, p.total);
+  } else if (p.total === 0 || p.ended !== null) {
+    bar.max = 1;
+    bar.value = 1;
+  } else {
+    bar.removeAttribute('value'); // indeterminate: the size is not known
+  }
+  if (p.threshold !== null) {
+    const meter = /** @type {HTMLMeterElement} */ ($('buffer'));
+    // The amount may pass the threshold by up to one message.
+    meter.max = Math.max(p.threshold, 1) * 1.05;
+    meter.high = Math.max(p.threshold, 1);
+    meter.value = buffered;
+    $('buffer-text').textContent = `${size(buffered)} / ${size(p.threshold)} threshold`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The controls.
+
+/**
+ * Calls `onFiles` with the files chosen in the file input or dropped on the page.
+ * @param {(files: File[]) => void} onFiles
+ */
+export function watchChoices(onFiles) {
+  const pick = /** @type {HTMLInputElement} */ ($('pick'));
+  pick.addEventListener('change', () => onFiles(Array.from(pick.files ?? [])));
+  document.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    document.body.classList.add('dragging');
+  });
+  document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    document.body.classList.remove('dragging');
+    onFiles(Array.from(e.dataTransfer?.files ?? []));
+  });
+}
+
+/**
+ * Offers "Save into a folder" where the browser can; calls `onFolder` with each folder picked.
+ * @param {(folder: FileSystemDirectoryHandle) => void} onFolder
+ */
+export function offerFolder(onFolder) {
+  if (!canSaveToFolder()) return;
+  $('folder-box').hidden = false;
+  $('cap').textContent = size(MEMORY_CAP);
+  $('folder').addEventListener('click', async () => {
+    try {
+      // @ts-ignore: Chromium's File System Access API
+      const folder = await window.showDirectoryPicker({ mode: 'readwrite' });
+      $('folder-name').textContent = `Files are saved into the folder "${folder.name}".`;
+      onFolder(folder);
+    } catch (e) {
+      if (!(e instanceof DOMException && e.name === 'AbortError')) $('folder-name').textContent = message(e);
+    }
+  });
+}
+
+/** Shows the files-to-send box before connecting (either end may turn out to send). */
+export function showSendBox() {
+  $('send-box').hidden = false;
+}
+
+/** Shows the landing section and resolves when the person opens a room. */
+export async function openRoom() {
+  setPhase('idle', 'Open a room to start.');
+  $('landing').hidden = false;
+  await new Promise((resolve) => $('open-room').addEventListener('click', resolve, { once: true }));
+  $('landing').hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What was received, and the invitation.
+
+/**
+ * Shows a received item: a download link, or where it was saved (`href` null).
+ * @param {{ name: string, bytes: number, sha256: string, href: string | null }} item
+ *   `sha256` '' when unverified
+ * @param {string | undefined} folderName
+ */
+export function showReceived({ name, bytes, sha256, href }, folderName) {
+  const li = document.createElement('li');
+  const check = sha256 ? 'SHA-256 verified' : 'unverified: the peer sent no checksum';
+  const detail = ` (${size(bytes)}, ${check})`;
+  if (href === null) {
+    li.textContent = `${name} saved into "${folderName}"${detail}`;
+  } else {
+    const a = document.createElement('a');
+    a.href = href;
+    a.download = name;
+    a.textContent = `Save ${name}`;
+    Object.assign(a.dataset, { name, bytes: String(bytes), sha256 });
+    li.append(a, detail);
+  }
+  $('received').append(li);
+}
+
+/** @param {string} url the room's address, secret included */
+export function showInvite(url) {
+  $('invite-box').hidden = false;
+  $('invite').textContent = url;
+  $('invite').dataset.url = url;
+  $('cmd-recv').textContent = `dcsend recv --peer '${url}' -o .`;
+  $('cmd-send').textContent = `dcsend FILE... --peer '${url}'`;
+  const copy = $('copy');
+  if (!navigator.clipboard) {
+    copy.hidden = true;
+    return;
+  }
+  copy.addEventListener('click', () => {
+    navigator.clipboard.writeText(url).then(
+      () => ($('copied').textContent = 'Copied.'),
+      () => ($('copied').textContent = 'Could not copy; select the address below.'),
+    );
+  });
+}
+
+export function hideInvite() {
+  $('invite-box').hidden = true;
+}
