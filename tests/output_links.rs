@@ -266,3 +266,52 @@ fn movie_after_movie_part_never_clobbers_it() {
     assert_eq!(files_in(&s.out()), ["movie.part"]);
     assert!(std::fs::read(s.out().join("movie.part")).unwrap() == data);
 }
+
+/// The ack promises the file survives a power cut: the receiver syncs the file, renames it,
+/// then syncs the folder (a new name is only durable once its folder is). A power cut cannot
+/// be simulated here, so this watches the system calls with `strace` (skipped without it,
+/// unless `DCSEND_TEST_REQUIRE_STRACE=1`): an `fsync` after the `renameat` of
+/// `payload.bin.part` to `payload.bin`, and one before it.
+#[test]
+fn the_folder_is_synced_after_the_rename() {
+    let have_strace = std::process::Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_strace {
+        assert!(
+            std::env::var_os("DCSEND_TEST_REQUIRE_STRACE").is_none(),
+            "strace is required (DCSEND_TEST_REQUIRE_STRACE) but missing"
+        );
+        eprintln!("skipping: strace is not installed");
+        return;
+    }
+    let s = Setup::new();
+    let (src, data) = s.source("payload.bin", 100_000, 30);
+    let trace = s.tmp.path().join("recv.strace");
+    let t = Tokens::in_dir(s.tmp.path());
+    let mut rx = std::process::Command::new("strace");
+    rx.args(["-f", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o"]);
+    rx.arg(&trace).arg(env!("CARGO_BIN_EXE_dcsend"));
+    rx.arg("recv").args(LOOPBACK).arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    rx.arg("-o").arg(format!("{}/", s.out().display()));
+    rx.stdin(std::process::Stdio::null());
+    let mut recv = Proc::spawn("recv", rx, s.tmp.path());
+    let mut send = Proc::spawn("send", sender(&[&src], &t), s.tmp.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(std::fs::read(s.out().join("payload.bin")).unwrap() == data);
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    let rename = lines
+        .iter()
+        .position(|l| l.contains("rename") && l.contains("\"payload.bin.part\""))
+        .unwrap_or_else(|| panic!("no rename of payload.bin.part in:\n{calls}"));
+    let is_sync = |l: &&&str| l.contains("fsync(") || l.contains("fdatasync(");
+    assert!(lines[..rename].iter().any(|l| is_sync(&l)), "no sync before the rename:\n{calls}");
+    assert!(
+        lines[rename + 1..].iter().any(|l| is_sync(&l)),
+        "no sync after the rename (the folder):\n{calls}"
+    );
+}

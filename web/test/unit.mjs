@@ -79,8 +79,8 @@ check("abort reasons are one line, escaped and cut", () => {
   assert.ok(Array.from(shown).length <= 301);
 });
 
-check('names: the same refusals as the Rust receiver', () => {
-  for (const ok of ['report.pdf', 'a b.txt', 'Ünïcode ✓.bin', '.hidden', 'con-job.txt']) assert.equal(wire.checkName(ok), ok);
+check("names: the Rust receiver's Windows rules (Rules::Windows)", () => {
+  for (const ok of ['report.pdf', 'a b.txt', 'Ünïcode ✓.bin', '.hidden', 'con-job.txt', 'movie.part', 'x.PART']) assert.equal(wire.checkName(ok), ok);
   const refused = [
     ['', /empty/],
     ['..', /directory/],
@@ -96,7 +96,9 @@ check('names: the same refusals as the Rust receiver', () => {
     ['com¹', /reserved/],
     ['name.', /ends in/],
     ['name ', /ends in/],
-    ['x.PART', /\.part/],
+    ['ab:c', /Windows does not allow ':' in a name/],
+    ['what?', /Windows does not allow '\?'/],
+    ['a|b', /Windows does not allow/],
   ];
   for (const [name, why] of refused) {
     assert.throws(() => wire.checkName(name), (e) => e instanceof wire.ProtocolError && why.test(e.message), JSON.stringify(name));
