@@ -624,10 +624,8 @@ fn open_folder(dest: &Destination) -> Result<Option<(Folder, Option<OsString>)>,
                     path.display()
                 )));
             };
-            let dir = match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => Path::new("."),
-            };
+            // `-o copy.bin`: the parent is "" (the current folder), and messages say `copy.bin`.
+            let dir = path.parent().unwrap_or(Path::new(""));
             Ok(Some((Folder::open(dir).map_err(refused)?, Some(file.to_owned()))))
         }
     }

@@ -73,11 +73,13 @@ pub enum Entry {
 }
 
 impl Folder {
-    /// Opens the folder at `path` (a link there is followed: the user chose that path).
+    /// Opens the folder at `path` (a link there is followed: the user chose that path); an
+    /// empty path is the current folder, and messages then show bare names.
     pub fn open(path: &Path) -> io::Result<Self> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = openat(nix::fcntl::AT_FDCWD, path, flags, Mode::empty())
-            .map_err(|e| named(path, e.into()))?;
+        let at = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+        let fd = openat(nix::fcntl::AT_FDCWD, at, flags, Mode::empty())
+            .map_err(|e| named(at, e.into()))?;
         Ok(Self { fd: Arc::new(fd), path: path.to_owned() })
     }
 
@@ -542,6 +544,16 @@ mod tests {
         let meta = std::fs::symlink_metadata(dir.path().join("x")).unwrap();
         assert!(meta.file_type().is_file());
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn the_current_folder_shows_bare_names() {
+        let folder = Folder::open(Path::new("")).unwrap();
+        assert_eq!(folder.show("x.part".as_ref()), Path::new("x.part"));
+        assert_eq!(
+            Folder::open(Path::new("no-such-folder-of-dcsend")).map(|_| ()).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
     }
 
     #[tokio::test]
