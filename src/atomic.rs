@@ -1,5 +1,11 @@
 //! Writing a file so that a reader sees either what was there or the whole new content,
 //! never a part: a fresh temporary file next to the target, renamed over it.
+//!
+//! Never through a link: the temporary file is created with `O_CREAT | O_EXCL` (which does
+//! not follow a link at its name, and fails if anything is there), and the rename replaces
+//! a link at the target itself, never its target. The data is synced before the rename and
+//! the folder after it, so after a power cut the file holds the old content or the new,
+//! never an empty one.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -30,14 +36,26 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     ));
     let tmp = dir.join(tmp_name);
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc_nofollow())
+            .mode(mode)
+            .open(&tmp)?;
         file.write_all(bytes)?;
-        fs::rename(&tmp, path)
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// `O_NOFOLLOW | O_CLOEXEC`: redundant with `O_EXCL` for the last component, but says so.
+fn libc_nofollow() -> i32 {
+    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC).bits()
 }
 
 #[cfg(test)]
@@ -55,6 +73,19 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left");
+    }
+
+    #[test]
+    fn a_link_at_the_target_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, "precious").unwrap();
+        let path = dir.path().join("token");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        write(&path, b"new\n", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
     }
 
     #[test]

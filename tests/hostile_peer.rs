@@ -242,7 +242,7 @@ fn a_second_item_with_the_same_name_does_not_overwrite_the_first() {
         h.item("a", ABC).await;
         h.item("a", b"evil").await;
     });
-    run.expect_abort(1, "exists (use --force to overwrite)", &["a"]);
+    run.expect_abort(1, "already received in this run", &["a"]);
     assert_eq!(std::fs::read(run.out().join("a")).unwrap(), ABC);
 }
 

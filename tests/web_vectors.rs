@@ -1,7 +1,7 @@
 //! The wire protocol's and the name rules' cases for the browser page, written by the Rust
 //! code itself into `web/test/wire-vectors.json`, which `web/test/wire-vectors.mjs` checks
 //! `web/src/wire.js` against (run by `npm test`, so by `tests/web_bundle.rs`). The answers come
-//! from dcsend's own functions (`Control::encode`/`decode`, `names::sanitize`, the shown form of
+//! from dcsend's own functions (`Control::encode`/`decode`, `names::sanitize_for`, the shown form of
 //! a peer's abort reason), so when a rule changes here the JavaScript fails until it follows:
 //! the two sides cannot drift apart unnoticed.
 //!
@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use dcsend::error::TransferError;
-use dcsend::transfer::names::{self, MAX_NAME_BYTES};
+use dcsend::transfer::names::{self, MAX_NAME_BYTES, Rules};
 use dcsend::transfer::wire::{Control, MAX_CONTROL_BYTES, PROTOCOL_VERSION, Role, WireError};
 use serde_json::{Value, json};
 
@@ -205,7 +205,9 @@ fn reasons() -> Vec<Value> {
         .collect()
 }
 
-/// Remote file names and `names::sanitize`'s answer: the name unchanged, or its refusal.
+/// Remote file names and the answer of `names::sanitize_for` under the Windows rules: the name
+/// unchanged, or its refusal. The page applies the Windows rules wherever it runs, since it
+/// cannot know where a download lands (the strictest set of names any receiver accepts).
 fn name_cases() -> Vec<Value> {
     let longest = "a".repeat(MAX_NAME_BYTES);
     let too_long = "a".repeat(MAX_NAME_BYTES + 1);
@@ -298,14 +300,14 @@ fn name_cases() -> Vec<Value> {
         "name ",
         "...",
         " ",
-        // Our own suffix, any case.
+        // Our own suffix, any case: valid names.
         "x.part",
         ".part",
         "movie.mkv.PART",
     ];
     names
         .into_iter()
-        .map(|name| match names::sanitize(name) {
+        .map(|name| match names::sanitize_for(name, Rules::Windows) {
             Ok(kept) => json!({ "name": name, "ok": kept }),
             Err(e) => json!({ "name": name, "error": e.to_string() }),
         })

@@ -20,13 +20,16 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
         RecvTarget::Dir(p) => Destination::Dir(p.clone()),
         RecvTarget::Discard => Destination::Discard,
     };
+    // Refuse before connecting, so nothing is sent for nothing. `symlink_metadata`: a link
+    // at FILE counts as existing even when it dangles (the receiver checks again, without
+    // following it, when the item arrives).
     if let Destination::File(p) = &dest
-        && p.exists()
+        && let Ok(meta) = std::fs::symlink_metadata(p)
         && !cfg.force
     {
-        // Refuse before connecting, so nothing is sent for nothing.
+        let what = if meta.file_type().is_symlink() { " (a symbolic link)" } else { "" };
         anyhow::bail!(crate::error::TransferError::Refused(format!(
-            "{} exists (use --force to overwrite)",
+            "{} exists{what} (use --force to overwrite)",
             p.display()
         )));
     }

@@ -1,7 +1,13 @@
 //! Safe output names: checks a file name sent by a remote peer before the receiver creates
-//! anything under it. A name is accepted only as one plain file-name component that means
-//! the same thing on Unix and Windows; it is never repaired, since a silently changed name
-//! is a surprise and a rejected one is a clear error. Pure: no file-system access.
+//! anything under it. A name is accepted only as one plain file-name component that is valid
+//! on the system the receiver runs on; it is never repaired, since a silently changed name is
+//! a surprise and a rejected one is a clear error. Pure: no file-system access.
+//!
+//! Two sets of rules ([`Rules`]): what can escape the folder or is invalid anywhere (empty,
+//! `.`/`..`, control characters, `/` and `\`, over-long) is refused everywhere; what only
+//! Windows forbids or gives another meaning (device names like `con.txt`, `<>:"|?*`, a drive
+//! prefix, a trailing `.` or space) is refused only when the receiver runs on Windows. A name
+//! ending in `.part` is a valid name: the receiver keeps the two apart (`recv.rs`).
 //!
 //! Must not import: webrtc, tokio, indicatif, `cli`, or anything else in dcsend.
 
@@ -21,6 +27,27 @@ const RESERVED: &[&str] = &[
     "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
 ];
 
+/// Characters Windows does not allow in a name (`:` would name an NTFS stream); `/` and `\`
+/// are separators, refused everywhere.
+const WINDOWS_FORBIDDEN: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
+
+/// Which system's naming rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// Linux, macOS and other Unix systems: any byte but `/` and NUL is valid; dcsend also
+    /// refuses control characters and `\` (a separator elsewhere, a surprise here).
+    Unix,
+    /// Windows: the Unix rules, plus device names, `<>:"|?*`, a drive prefix and a trailing
+    /// `.` or space. The browser page applies these too: it cannot know where its download
+    /// lands.
+    Windows,
+}
+
+impl Rules {
+    /// The rules of the system this receiver runs on.
+    pub const HERE: Rules = if cfg!(windows) { Rules::Windows } else { Rules::Unix };
+}
+
 /// Why a remote file name was refused. Each message quotes the name (Rust-escaped, shortened
 /// when long) and gives the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,29 +65,34 @@ pub enum NameError {
     /// Contains `/` or `\`: the receiver accepts no directories at all.
     #[error("refusing file name {:?}: it contains a path separator ('/' or '\\')", shown(.0))]
     Separator(String),
-    /// Starts with a Windows drive prefix such as `C:`.
-    #[error("refusing file name {:?}: it starts with a drive prefix", shown(.0))]
-    DrivePrefix(String),
     /// Longer than [`MAX_NAME_BYTES`].
     #[error(
         "refusing file name {:?}: it is {len} bytes long, over the {MAX_NAME_BYTES}-byte limit",
         shown(.name)
     )]
     TooLong { name: String, len: usize },
-    /// A Windows device name such as `CON` or `nul.txt`.
+    /// (Windows) Starts with a drive prefix such as `C:`.
+    #[error("refusing file name {:?}: it starts with a drive prefix", shown(.0))]
+    DrivePrefix(String),
+    /// (Windows) Contains one of `<>:"|?*`.
+    #[error("refusing file name {:?}: Windows does not allow '{ch}' in a name", shown(.name))]
+    WindowsChar { name: String, ch: char },
+    /// (Windows) A device name such as `CON` or `nul.txt`.
     #[error("refusing file name {:?}: it is a reserved Windows device name", shown(.0))]
     Reserved(String),
-    /// Ends in `.` or ` `, which Windows strips, so the file would get another name.
+    /// (Windows) Ends in `.` or ` `, which Windows strips, so the file would get another name.
     #[error("refusing file name {:?}: it ends in '.' or ' '", shown(.0))]
     TrailingDotOrSpace(String),
-    /// Ends in `.part` (any case), the suffix of unfinished files.
-    #[error("refusing file name {:?}: \".part\" is kept for unfinished files", shown(.0))]
-    PartSuffix(String),
 }
 
 /// Returns `remote` unchanged if it is safe to use as one file name inside the output
-/// folder, or the first rule it breaks. See `docs/protocol.md` for the rules.
+/// folder on this system, or the first rule it breaks. See `docs/protocol.md` for the rules.
 pub fn sanitize(remote: &str) -> Result<String, NameError> {
+    sanitize_for(remote, Rules::HERE)
+}
+
+/// [`sanitize`] under the given system's rules.
+pub fn sanitize_for(remote: &str, rules: Rules) -> Result<String, NameError> {
     let name = remote.to_owned();
     if remote.is_empty() {
         return Err(NameError::Empty);
@@ -74,26 +106,25 @@ pub fn sanitize(remote: &str) -> Result<String, NameError> {
     if remote.contains(['/', '\\']) {
         return Err(NameError::Separator(name));
     }
+    if remote.len() > MAX_NAME_BYTES {
+        return Err(NameError::TooLong { len: remote.len(), name });
+    }
+    if rules == Rules::Unix {
+        return Ok(name);
+    }
     if let [drive, b':', ..] = remote.as_bytes()
         && drive.is_ascii_alphabetic()
     {
         return Err(NameError::DrivePrefix(name));
     }
-    if remote.len() > MAX_NAME_BYTES {
-        return Err(NameError::TooLong { len: remote.len(), name });
+    if let Some(ch) = remote.chars().find(|c| WINDOWS_FORBIDDEN.contains(c)) {
+        return Err(NameError::WindowsChar { name, ch });
     }
     if is_reserved(remote) {
         return Err(NameError::Reserved(name));
     }
     if remote.ends_with(['.', ' ']) {
         return Err(NameError::TrailingDotOrSpace(name));
-    }
-    // Case-insensitive: on macOS and Windows `x.PART` is the same file as `x.part`.
-    if remote.len() >= PART_SUFFIX.len()
-        && remote.as_bytes()[remote.len() - PART_SUFFIX.len()..]
-            .eq_ignore_ascii_case(PART_SUFFIX.as_bytes())
-    {
-        return Err(NameError::PartSuffix(name));
     }
     Ok(name)
 }
@@ -124,83 +155,51 @@ fn shown(name: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn good_names_are_returned_unchanged() {
-        let long = "a".repeat(MAX_NAME_BYTES);
-        let good = [
-            "a",
-            "report.pdf",
-            "archive.tar.gz",
-            ".bashrc",
-            "...x",
-            "..x",
-            "x..y",
-            " leading space",
-            "has space.txt",
-            "-rf",
-            "ünïcödé 😀.txt",
-            "ab:c",
-            "1:x",
-            "console.log",
-            "con_file",
-            "nullable.rs",
-            "com10",
-            "lpt",
-            "auxiliary",
-            "COM1x.txt",
-            "x.part2",
-            "x.partial",
-            "part",
-            ".partx",
-            "x.par",
-            long.as_str(),
-        ];
-        for name in good {
-            assert_eq!(sanitize(name).as_deref(), Ok(name), "{name:?}");
-        }
-    }
+    /// Valid under both rule sets.
+    const GOOD_EVERYWHERE: &[&str] = &[
+        "a",
+        "report.pdf",
+        "archive.tar.gz",
+        ".bashrc",
+        "...x",
+        "..x",
+        "x..y",
+        " leading space",
+        "has space.txt",
+        "-rf",
+        "ünïcödé 😀.txt",
+        "console.log",
+        "con_file",
+        "nullable.rs",
+        "com10",
+        "lpt",
+        "auxiliary",
+        "COM1x.txt",
+        // Our suffix is a valid name: the receiver keeps `x.part` and `x`'s temporary file
+        // apart (see transfer::recv).
+        "x.part",
+        ".part",
+        "movie.mkv.PART",
+        "x.part.part",
+        "x.part2",
+        "part",
+    ];
 
-    #[test]
-    fn bad_names_are_refused_with_the_first_broken_rule() {
+    /// Valid on Unix, refused on Windows (with the rule that refuses it there).
+    fn windows_only() -> Vec<(&'static str, NameError)> {
         use NameError as E;
         let s = String::from;
-        let too_long = "a".repeat(MAX_NAME_BYTES + 1);
-        let too_long_multibyte = "é".repeat(MAX_NAME_BYTES / 2 + 1);
-        let cases: Vec<(&str, NameError)> = vec![
-            // empty, dots
-            ("", E::Empty),
-            (".", E::Dots(s("."))),
-            ("..", E::Dots(s(".."))),
-            // control characters, NUL first
-            ("a\0b", E::ControlChar(s("a\0b"))),
-            ("\0", E::ControlChar(s("\0"))),
-            ("line\nbreak", E::ControlChar(s("line\nbreak"))),
-            ("cr\r", E::ControlChar(s("cr\r"))),
-            ("tab\t", E::ControlChar(s("tab\t"))),
-            ("esc\u{1b}[31m", E::ControlChar(s("esc\u{1b}[31m"))),
-            ("del\u{7f}", E::ControlChar(s("del\u{7f}"))),
-            ("c1\u{85}", E::ControlChar(s("c1\u{85}"))),
-            // separators: no directories at all
-            ("../x", E::Separator(s("../x"))),
-            ("..\\x", E::Separator(s("..\\x"))),
-            ("/etc/passwd", E::Separator(s("/etc/passwd"))),
-            ("a/b", E::Separator(s("a/b"))),
-            ("a\\b", E::Separator(s("a\\b"))),
-            ("dir/", E::Separator(s("dir/"))),
-            ("/", E::Separator(s("/"))),
-            ("C:\\x", E::Separator(s("C:\\x"))),
-            ("\\\\server\\share", E::Separator(s("\\\\server\\share"))),
-            // drive prefix
+        vec![
             ("C:", E::DrivePrefix(s("C:"))),
             ("c:x", E::DrivePrefix(s("c:x"))),
             ("Z:file.txt", E::DrivePrefix(s("Z:file.txt"))),
-            // length, counted in bytes
-            (too_long.as_str(), E::TooLong { name: too_long.clone(), len: MAX_NAME_BYTES + 1 }),
-            (
-                too_long_multibyte.as_str(),
-                E::TooLong { name: too_long_multibyte.clone(), len: too_long_multibyte.len() },
-            ),
-            // Windows device names, any case, with an extension
+            ("ab:c", E::WindowsChar { name: s("ab:c"), ch: ':' }),
+            ("1:x", E::WindowsChar { name: s("1:x"), ch: ':' }),
+            ("what?", E::WindowsChar { name: s("what?"), ch: '?' }),
+            ("a*b", E::WindowsChar { name: s("a*b"), ch: '*' }),
+            ("<x>", E::WindowsChar { name: s("<x>"), ch: '<' }),
+            ("say \"hi\"", E::WindowsChar { name: s("say \"hi\""), ch: '"' }),
+            ("a|b", E::WindowsChar { name: s("a|b"), ch: '|' }),
             ("CON", E::Reserved(s("CON"))),
             ("con", E::Reserved(s("con"))),
             ("con.txt", E::Reserved(s("con.txt"))),
@@ -217,19 +216,86 @@ mod tests {
             ("COM¹", E::Reserved(s("COM¹"))),
             ("lpt³.txt", E::Reserved(s("lpt³.txt"))),
             ("conin$", E::Reserved(s("conin$"))),
-            // trailing dot or space
             ("name.", E::TrailingDotOrSpace(s("name."))),
             ("name ", E::TrailingDotOrSpace(s("name "))),
             ("...", E::TrailingDotOrSpace(s("..."))),
             (" ", E::TrailingDotOrSpace(s(" "))),
-            // our own suffix, any case
-            ("x.part", E::PartSuffix(s("x.part"))),
-            (".part", E::PartSuffix(s(".part"))),
-            ("movie.mkv.PART", E::PartSuffix(s("movie.mkv.PART"))),
+        ]
+    }
+
+    /// Refused under both rule sets, with the first broken rule.
+    fn bad_everywhere() -> Vec<(String, NameError)> {
+        use NameError as E;
+        let s = String::from;
+        let too_long = "a".repeat(MAX_NAME_BYTES + 1);
+        let too_long_multibyte = "é".repeat(MAX_NAME_BYTES / 2 + 1);
+        let cases = vec![
+            // empty, dots
+            (s(""), E::Empty),
+            (s("."), E::Dots(s("."))),
+            (s(".."), E::Dots(s(".."))),
+            // control characters, NUL first
+            (s("a\0b"), E::ControlChar(s("a\0b"))),
+            (s("\0"), E::ControlChar(s("\0"))),
+            (s("line\nbreak"), E::ControlChar(s("line\nbreak"))),
+            (s("cr\r"), E::ControlChar(s("cr\r"))),
+            (s("tab\t"), E::ControlChar(s("tab\t"))),
+            (s("esc\u{1b}[31m"), E::ControlChar(s("esc\u{1b}[31m"))),
+            (s("del\u{7f}"), E::ControlChar(s("del\u{7f}"))),
+            (s("c1\u{85}"), E::ControlChar(s("c1\u{85}"))),
+            // separators: no directories at all
+            (s("../x"), E::Separator(s("../x"))),
+            (s("..\\x"), E::Separator(s("..\\x"))),
+            (s("/etc/passwd"), E::Separator(s("/etc/passwd"))),
+            (s("a/b"), E::Separator(s("a/b"))),
+            (s("a\\b"), E::Separator(s("a\\b"))),
+            (s("dir/"), E::Separator(s("dir/"))),
+            (s("/"), E::Separator(s("/"))),
+            (s("C:\\x"), E::Separator(s("C:\\x"))),
+            (s("\\\\server\\share"), E::Separator(s("\\\\server\\share"))),
+            // length, counted in bytes
+            (too_long.clone(), E::TooLong { name: too_long, len: MAX_NAME_BYTES + 1 }),
+            (
+                too_long_multibyte.clone(),
+                E::TooLong { len: too_long_multibyte.len(), name: too_long_multibyte },
+            ),
         ];
-        for (name, want) in cases {
-            assert_eq!(sanitize(name), Err(want), "{name:?}");
+        cases
+    }
+
+    #[test]
+    fn good_names_are_returned_unchanged() {
+        let long = "a".repeat(MAX_NAME_BYTES);
+        for rules in [Rules::Unix, Rules::Windows] {
+            for name in GOOD_EVERYWHERE.iter().copied().chain([long.as_str()]) {
+                assert_eq!(sanitize_for(name, rules).as_deref(), Ok(name), "{rules:?} {name:?}");
+            }
         }
+    }
+
+    #[test]
+    fn bad_names_are_refused_everywhere_with_the_first_broken_rule() {
+        for rules in [Rules::Unix, Rules::Windows] {
+            for (name, want) in bad_everywhere() {
+                assert_eq!(sanitize_for(&name, rules), Err(want), "{rules:?} {name:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn windows_names_are_refused_only_on_windows() {
+        for (name, want) in windows_only() {
+            assert_eq!(sanitize_for(name, Rules::Unix).as_deref(), Ok(name), "{name:?}");
+            assert_eq!(sanitize_for(name, Rules::Windows), Err(want), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn sanitize_applies_the_rules_of_this_system() {
+        let want = if cfg!(windows) { Rules::Windows } else { Rules::Unix };
+        assert_eq!(Rules::HERE, want);
+        assert_eq!(sanitize("con.txt").is_ok(), !cfg!(windows));
+        assert_eq!(sanitize("movie.part").as_deref(), Ok("movie.part"));
     }
 
     #[test]
@@ -240,12 +306,12 @@ mod tests {
             ("a\0b", r#"refusing file name "a\0b": it contains a control character"#),
             ("../x", r#"refusing file name "../x": it contains a path separator ('/' or '\')"#),
             ("C:", r#"refusing file name "C:": it starts with a drive prefix"#),
+            ("ab:c", r#"refusing file name "ab:c": Windows does not allow ':' in a name"#),
             ("con.txt", r#"refusing file name "con.txt": it is a reserved Windows device name"#),
             ("x.", r#"refusing file name "x.": it ends in '.' or ' '"#),
-            ("x.part", r#"refusing file name "x.part": ".part" is kept for unfinished files"#),
         ];
         for (name, want) in cases {
-            assert_eq!(sanitize(name).unwrap_err().to_string(), want);
+            assert_eq!(sanitize_for(name, Rules::Windows).unwrap_err().to_string(), want);
         }
     }
 
@@ -262,6 +328,5 @@ mod tests {
         assert_eq!(part_name("report.pdf"), "report.pdf.part");
         let longest = "a".repeat(MAX_NAME_BYTES);
         assert_eq!(part_name(&longest).len(), 255, "NAME.part of the longest name still fits");
-        assert!(sanitize(&part_name("x")).is_err(), "a part name is never a valid remote name");
     }
 }

@@ -10,6 +10,8 @@
 //!
 //! Must not import: webrtc, indicatif, `cli`.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::names;
 use super::send::{app, send_abort};
-use super::sink::{Partial, Sink, SinkTarget};
+use super::sink::{Entry, Folder, PartFile, Partial, Sink, SinkTarget};
 use super::wire::{Control, Digest, PROTOCOL_VERSION, Role};
 use crate::error::TransferError;
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
@@ -81,10 +83,35 @@ struct Current {
     out: Out,
     size: Option<u64>,
     bytes: u64,
-    part: Option<PathBuf>,
-    path: Option<PathBuf>,
+    /// Where it is stored (`None`: stdout or discard).
+    placed: Option<Placed>,
     resumed: u64,
     discarded: u64,
+}
+
+/// An item stored in a folder: written to `part`, renamed to `name` once verified.
+#[derive(Debug, Clone)]
+struct Placed {
+    part: PartFile,
+    /// The final name in the folder.
+    name: OsString,
+}
+
+impl Placed {
+    fn path(&self) -> PathBuf {
+        self.part.folder.show(&self.name)
+    }
+
+    /// Renames the verified `NAME.part` to `NAME` and syncs the folder, off the async threads.
+    async fn commit(&self) -> Result<(), TransferError> {
+        let (folder, from, to) =
+            (self.part.folder.clone(), self.part.name.clone(), self.name.clone());
+        tokio::task::spawn_blocking(move || folder.rename(&from, &to))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| TransferError::Refused(e.to_string()))
+    }
 }
 
 /// Where the current item's payload goes.
@@ -96,7 +123,7 @@ enum Out {
         /// Where the payload goes when the sender starts over.
         target: SinkTarget,
         /// The `NAME.part` on offer; `None` when `have` offered nothing.
-        partial: Option<Partial>,
+        partial: Option<Box<Partial>>,
     },
 }
 
@@ -112,6 +139,13 @@ pub async fn receive<P: ChannelPort>(
     cancel: CancellationToken,
 ) -> anyhow::Result<RecvOutcome> {
     let resume = opts.resume && matches!(opts.dest, Destination::Dir(_) | Destination::File(_));
+    let folder = match open_folder(&opts.dest) {
+        Ok(folder) => folder,
+        Err(e) => {
+            send_abort(&port, &e.to_string()).await;
+            return Err(e.into());
+        }
+    };
     let hello = Control::Hello {
         v: PROTOCOL_VERSION,
         role: Role::Recv,
@@ -125,6 +159,8 @@ pub async fn receive<P: ChannelPort>(
         opts,
         resume,
         meter,
+        folder,
+        stored: HashSet::new(),
         items: Vec::new(),
         current: None,
         peer_is_dcsend: false,
@@ -196,6 +232,12 @@ struct Receiver<'a> {
     resume: bool,
     cancel: CancellationToken,
     meter: Arc<Meter>,
+    /// The output folder (for `-o DIR/`, or the folder of `-o FILE`) and, for `-o FILE`, the
+    /// file's name in it.
+    folder: Option<(Folder, Option<OsString>)>,
+    /// Names this run has stored in the folder: neither is overwritten later in the run,
+    /// by an item of the same name or by another item's `NAME.part`.
+    stored: HashSet<OsString>,
     items: Vec<Received>,
     current: Option<Current>,
     peer_is_dcsend: bool,
@@ -240,21 +282,26 @@ impl Receiver<'_> {
     }
 
     fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
-        let (target, part, path) = self.place(name)?;
-        if let Some(part) = &part {
-            self.say_why_not_resumed(name, size, part);
+        let (target, placed) = self.place(name)?;
+        if let Some(placed) = &placed {
+            self.say_why_not_resumed(name, size, &placed.part);
         }
         let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.start(Out::Sink(sink), size, part, path);
+        self.start(Out::Sink(sink), size, placed);
         Ok(())
     }
 
     /// Under `--resume`, a `file` without `resume: true` is received from the start: say why,
     /// in one line. Without it, say so when this empties an earlier `NAME.part`.
-    fn say_why_not_resumed(&self, name: Option<&str>, size: Option<u64>, part: &Path) {
+    fn say_why_not_resumed(&self, name: Option<&str>, size: Option<u64>, part: &PartFile) {
         let why = match (name, size) {
             _ if !self.resume => {
-                let held = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+                // The entry itself: a link is refused, and its target's size is nobody's
+                // business.
+                let held = match part.folder.entry(&part.name) {
+                    Ok(Entry::File { len }) => len,
+                    _ => 0,
+                };
                 if held > 0 {
                     let hint = if name.is_some() && size.is_some() {
                         "; recv --resume would continue it"
@@ -263,7 +310,7 @@ impl Receiver<'_> {
                     };
                     self.meter.notice(format!(
                         "dcsend: overwriting {} ({held} bytes left by an earlier transfer{hint})",
-                        part.display()
+                        part.show().display()
                     ));
                 }
                 return;
@@ -291,9 +338,9 @@ impl Receiver<'_> {
         name: Option<&str>,
         size: Option<u64>,
     ) -> Result<(), TransferError> {
-        let (target, part, path) = self.place(name)?;
-        let partial = match (&part, size) {
-            (Some(part), Some(size)) if self.resume => {
+        let (target, placed) = self.place(name)?;
+        let partial = match (&placed, size) {
+            (Some(Placed { part, .. }), Some(size)) if self.resume => {
                 let (p, cancel) = (part.clone(), self.cancel.clone());
                 let hashed =
                     tokio::task::spawn_blocking(move || Partial::open(&p, size, &cancel)).await;
@@ -304,24 +351,30 @@ impl Receiver<'_> {
                     }
                     Err(e) | Ok(Err(e)) => return Err(TransferError::Refused(e.to_string())),
                 };
-                if partial.on_disk() > size {
+                if let Some(links) = partial.links() {
+                    self.meter.notice(format!(
+                        "dcsend: {} has {links} names (a hard link to another file?), so it is \
+                         not read or resumed; receiving it from the start into a new file",
+                        part.show().display(),
+                    ));
+                } else if partial.on_disk() > size {
                     self.meter.notice(format!(
                         "dcsend: {} ({} bytes) is longer than the sender's file ({size} bytes); \
                          receiving it from the start",
-                        part.display(),
+                        part.show().display(),
                         partial.on_disk()
                     ));
                 }
-                Some(partial)
+                Some(Box::new(partial))
             }
             _ => None,
         };
         let (bytes, sha256) =
-            partial.as_ref().map_or_else(|| (0, Digest::new().finish()), Partial::offer);
+            partial.as_ref().map_or_else(|| (0, Digest::new().finish()), |p| p.offer());
         port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode())).await.map_err(|e| {
             TransferError::PeerGone { reason: e.to_string(), confirmed_bytes: self.confirmed() }
         })?;
-        self.start(Out::AwaitingSkip { target, partial }, size, part, path);
+        self.start(Out::AwaitingSkip { target, partial }, size, placed);
         Ok(())
     }
 
@@ -347,7 +400,10 @@ impl Receiver<'_> {
                 discarded = p.on_disk();
                 // A longer `.part` offered nothing and was reported when it was found.
                 if offered > 0 {
-                    let part = cur.part.as_deref().unwrap_or(Path::new("the partial copy"));
+                    let part = cur
+                        .placed
+                        .as_ref()
+                        .map_or_else(|| PathBuf::from("the partial copy"), |p| p.part.show());
                     self.meter.notice(format!(
                         "dcsend: {} does not match the sender's file; receiving it from the start",
                         part.display()
@@ -364,50 +420,81 @@ impl Receiver<'_> {
         Ok(())
     }
 
-    fn start(&mut self, out: Out, size: Option<u64>, part: Option<PathBuf>, path: Option<PathBuf>) {
+    fn start(&mut self, out: Out, size: Option<u64>, placed: Option<Placed>) {
         // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
         self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
-        self.current = Some(Current { out, size, bytes: 0, part, path, resumed: 0, discarded: 0 });
+        self.current = Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0 });
     }
 
-    /// Where an item goes: the sink target, the `.part` file and the final path (both
-    /// `None` for stdout and discard). Refuses a bad name or an existing file.
-    fn place(
-        &self,
-        name: Option<&str>,
-    ) -> Result<(SinkTarget, Option<PathBuf>, Option<PathBuf>), TransferError> {
-        let path = match &self.opts.dest {
-            Destination::Stdout | Destination::Discard => None,
-            Destination::File(_) if !self.items.is_empty() => {
+    /// Where an item goes: the sink target and, in a folder, the `.part` and final names.
+    /// Refuses a bad name, an existing `NAME` without `--force` (a link there counts, dangling
+    /// or not), a folder at `NAME`, and a name or `NAME.part` this run already stored.
+    fn place(&self, name: Option<&str>) -> Result<(SinkTarget, Option<Placed>), TransferError> {
+        let (folder, file) = match (&self.opts.dest, &self.folder) {
+            (Destination::Stdout, _) => return Ok((SinkTarget::Stdout, None)),
+            (Destination::Discard, _) => return Ok((SinkTarget::Discard, None)),
+            (Destination::File(_), _) if !self.items.is_empty() => {
                 return Err(TransferError::Refused(
                     "the sender sends several files but -o names one file; use -o DIR/".into(),
                 ));
             }
-            Destination::File(p) => Some(p.clone()),
-            Destination::Dir(dir) => {
+            (_, None) => unreachable!("a folder is opened for -o"),
+            (_, Some((folder, Some(file)))) => (folder, file.clone()),
+            (_, Some((folder, None))) => {
                 let name = match name {
                     Some(n) => names::sanitize(n)
                         .map_err(|e| TransferError::Protocol(format!("refused file name: {e}")))?,
                     None => UNNAMED.to_owned(),
                 };
-                Some(dir.join(name))
+                (folder, OsString::from(name))
             }
         };
-        let (target, part) = match &path {
-            None if self.opts.dest == Destination::Discard => (SinkTarget::Discard, None),
-            None => (SinkTarget::Stdout, None),
-            Some(p) => {
-                if p.exists() && !self.opts.force {
-                    return Err(TransferError::Refused(format!(
-                        "{} exists (use --force to overwrite)",
-                        p.display()
-                    )));
-                }
-                let part = part_path(p);
-                (SinkTarget::Part(part.clone()), Some(part))
+        let mut part_name = file.clone();
+        part_name.push(names::PART_SUFFIX);
+        let placed =
+            Placed { part: PartFile { folder: folder.clone(), name: part_name }, name: file };
+        let path = placed.path();
+        if self.stored.contains(&placed.name) {
+            return Err(TransferError::Refused(format!(
+                "{} was already received in this run: the sender sends two files of that name; \
+                 not overwriting it",
+                path.display()
+            )));
+        }
+        if self.stored.contains(&placed.part.name) {
+            return Err(TransferError::Refused(format!(
+                "{}: its temporary file {} is a file received earlier in this run; not \
+                 overwriting it (send these two files in two runs, or to two folders)",
+                path.display(),
+                placed.part.show().display()
+            )));
+        }
+        let entry =
+            folder.entry(&placed.name).map_err(|e| TransferError::Refused(e.to_string()))?;
+        match entry {
+            Entry::Missing => {}
+            Entry::Other(what @ "a folder") => {
+                return Err(TransferError::Refused(format!(
+                    "{} exists and is {what}; dcsend does not replace folders",
+                    path.display()
+                )));
             }
-        };
-        Ok((target, part, path))
+            _ if self.opts.force => {}
+            Entry::File { .. } => {
+                return Err(TransferError::Refused(format!(
+                    "{} exists (use --force to overwrite)",
+                    path.display()
+                )));
+            }
+            Entry::Other(what) => {
+                return Err(TransferError::Refused(format!(
+                    "{} exists and is {what} (use --force to replace it; its target is never \
+                     written)",
+                    path.display()
+                )));
+            }
+        }
+        Ok((SinkTarget::Part(placed.part.clone()), Some(placed)))
     }
 
     async fn on_data(&mut self, data: Bytes) -> Result<(), TransferError> {
@@ -453,7 +540,8 @@ impl Receiver<'_> {
             return Err(TransferError::Protocol("eof before the sender's skip".into()));
         };
         let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
-        let label = cur.path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
+        let path = cur.placed.as_ref().map(Placed::path);
+        let label = path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
         let mismatch = if written.bytes != bytes || cur.size.is_some_and(|s| s != bytes) {
             Some(format!(
                 "got {} bytes, the sender announced {} and sent {bytes}",
@@ -470,18 +558,13 @@ impl Receiver<'_> {
             port.send(Outbound::Text(nack.encode())).await.ok();
             return Err(TransferError::Integrity { name: label, detail });
         }
-        if let (Some(part), Some(path)) = (&cur.part, &cur.path) {
-            std::fs::rename(part, path).map_err(|e| {
-                TransferError::Refused(format!(
-                    "renaming {} to {}: {e}",
-                    part.display(),
-                    path.display()
-                ))
-            })?;
+        if let Some(placed) = &cur.placed {
+            placed.commit().await?;
+            self.stored.insert(placed.name.clone());
         }
         // Verified and stored: it counts as received even if the ack cannot reach the sender.
         self.items.push(Received {
-            path: cur.path,
+            path,
             bytes,
             sha256: written.sha256,
             resumed_bytes: cur.resumed,
@@ -509,11 +592,11 @@ impl Receiver<'_> {
             .into());
         };
         let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
-        if let (Some(part), Some(path)) = (&cur.part, &cur.path) {
-            std::fs::rename(part, path)?;
+        if let Some(placed) = &cur.placed {
+            placed.commit().await?;
         }
         self.items.push(Received {
-            path: cur.path,
+            path: cur.placed.as_ref().map(Placed::path),
             bytes: written.bytes,
             sha256: written.sha256,
             resumed_bytes: 0,
@@ -527,10 +610,25 @@ fn write_error(err: Option<std::io::Error>) -> TransferError {
     TransferError::Output(err.unwrap_or_else(|| std::io::Error::other("the writer stopped")))
 }
 
-fn part_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(names::PART_SUFFIX);
-    PathBuf::from(s)
+/// Opens the folder items are stored in, and for `-o FILE` the file's name in it; `None`
+/// for stdout and discard.
+fn open_folder(dest: &Destination) -> Result<Option<(Folder, Option<OsString>)>, TransferError> {
+    let refused = |e: std::io::Error| TransferError::Refused(e.to_string());
+    match dest {
+        Destination::Stdout | Destination::Discard => Ok(None),
+        Destination::Dir(dir) => Ok(Some((Folder::open(dir).map_err(refused)?, None))),
+        Destination::File(path) => {
+            let Some(file) = path.file_name() else {
+                return Err(TransferError::Refused(format!(
+                    "-o {} does not name a file",
+                    path.display()
+                )));
+            };
+            // `-o copy.bin`: the parent is "" (the current folder), and messages say `copy.bin`.
+            let dir = path.parent().unwrap_or(Path::new(""));
+            Ok(Some((Folder::open(dir).map_err(refused)?, Some(file.to_owned()))))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -606,6 +704,16 @@ mod tests {
     /// Feeds `script` to a receiver (with `resume` as `recv --resume`) writing into a fresh
     /// folder that holds `f.part` = `part` beforehand, if given.
     async fn run_resuming(script: Vec<ChannelEvent>, resume: bool, part: Option<&[u8]>) -> Run {
+        run_with(script, resume, part, false).await
+    }
+
+    /// [`run_resuming`], with `force` as `recv --force`.
+    async fn run_with(
+        script: Vec<ChannelEvent>,
+        resume: bool,
+        part: Option<&[u8]>,
+        force: bool,
+    ) -> Run {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
@@ -620,7 +728,7 @@ mod tests {
         let port = Recorder::default();
         let opts = RecvOptions {
             dest: Destination::Dir(out.clone()),
-            force: false,
+            force,
             linger: Duration::from_millis(10),
             resume,
         };
@@ -770,12 +878,67 @@ mod tests {
 
     #[tokio::test]
     async fn traversal_names_are_refused_with_an_abort() {
-        for name in ["../evil", "/etc/passwd", "a/b", "..", "C:\\x", "nul.txt", "x\0y"] {
+        for name in ["../evil", "/etc/passwd", "a/b", "..", "C:\\x", "x\0y"] {
             let (err, sent, entries) = run_script(item(name, 1, b"x")).await;
             assert!(err.contains("refused file name"), "{name:?}: {err}");
             assert!(aborted_with(&sent, "refus"), "{name:?}: no abort sent: {sent:?}");
             assert!(entries.is_empty(), "{name:?}: wrote {entries:?}");
         }
+    }
+
+    /// One item, whole: `file`, the data, `eof`.
+    fn whole(name: &str, data: &'static [u8]) -> Vec<ChannelEvent> {
+        vec![
+            text(Control::File {
+                name: Some(name.into()),
+                size: Some(data.len() as u64),
+                resume: false,
+            }),
+            data_of(data),
+            text(Control::Eof { bytes: data.len() as u64, sha256: Digest::of(data) }),
+        ]
+    }
+
+    fn data_of(d: &'static [u8]) -> ChannelEvent {
+        ChannelEvent::Binary(Bytes::from_static(d))
+    }
+
+    /// `movie` and `movie.part` in one run, in either order: both are valid names. When
+    /// `movie.part` comes first, `movie`'s temporary file would be it: `movie` is refused
+    /// (with the reason), and the stored `movie.part` is left as it was.
+    #[tokio::test]
+    async fn a_name_ending_in_part_never_clobbers_and_is_never_clobbered() {
+        let script = [
+            vec![hello()],
+            whole("movie", b"M"),
+            whole("movie.part", b"P"),
+            vec![text(Control::Done)],
+        ]
+        .concat();
+        let run = run_resuming(script, false, None).await;
+        run.result.unwrap();
+        assert_eq!(run.entries, ["movie", "movie.part"]);
+        assert_eq!(std::fs::read(run.out.join("movie")).unwrap(), b"M");
+        assert_eq!(std::fs::read(run.out.join("movie.part")).unwrap(), b"P");
+
+        let script = [vec![hello()], whole("movie.part", b"P"), whole("movie", b"M")].concat();
+        let run = run_resuming(script, false, None).await;
+        let err = run.result.unwrap_err();
+        assert!(err.contains("its temporary file") && err.contains("movie.part"), "{err}");
+        assert!(aborted_with(&run.sent, "received earlier in this run"), "{:?}", run.sent);
+        assert_eq!(run.entries, ["movie.part"]);
+        assert_eq!(std::fs::read(run.out.join("movie.part")).unwrap(), b"P");
+    }
+
+    /// Two items of one name in a run: the second never overwrites the first, even with
+    /// `--force` (which is about files that were there before the run).
+    #[tokio::test]
+    async fn a_name_received_twice_in_a_run_is_refused() {
+        let script = [vec![hello()], whole("same", b"1"), whole("same", b"2")].concat();
+        let run = run_with(script, false, None, true).await;
+        let err = run.result.unwrap_err();
+        assert!(err.contains("already received in this run"), "{err}");
+        assert_eq!(std::fs::read(run.out.join("same")).unwrap(), b"1");
     }
 
     #[tokio::test]

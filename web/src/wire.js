@@ -222,6 +222,9 @@ export function shownReason(reason) {
 
 // ---------------------------------------------------------------------------------------------
 // Names (src/transfer/names.rs): the peer's name is used as one file name, unchanged, or refused.
+// The page cannot know where its download lands, so it applies the Rust side's Windows rules
+// (`Rules::Windows`): the portable set. A name ending in `.part` is valid (the page writes no
+// temporary files).
 
 /** Longest name in UTF-8 bytes: 255 minus `.part`. */
 export const MAX_NAME_BYTES = 250;
@@ -262,13 +265,14 @@ export function checkName(name) {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw refuse('it contains a control character');
   if (/[/\\]/.test(name)) throw refuse("it contains a path separator ('/' or '\\')");
-  if (/^[A-Za-z]:/.test(name)) throw refuse('it starts with a drive prefix');
   const len = utf8.encode(name).length;
   if (len > MAX_NAME_BYTES) throw refuse(`it is ${len} bytes long, over the ${MAX_NAME_BYTES}-byte limit`);
+  if (/^[A-Za-z]:/.test(name)) throw refuse('it starts with a drive prefix');
+  const forbidden = /[<>:"|?*]/.exec(name);
+  if (forbidden) throw refuse(`Windows does not allow '${forbidden[0]}' in a name`);
   const stem = name.split('.')[0].replace(/ +$/, '');
   // ASCII case folding only, as the Rust side (`eq_ignore_ascii_case`).
   if (RESERVED.has(stem.replace(/[a-z]/g, (c) => c.toUpperCase()))) throw refuse('it is a reserved Windows device name');
   if (/[. ]$/.test(name)) throw refuse("it ends in '.' or ' '");
-  if (name.toLowerCase().endsWith('.part')) throw refuse('".part" is kept for unfinished files');
   return name;
 }
