@@ -302,7 +302,8 @@ fn public_rtt_reports_measurements_independently_of_backoff() {
         a.rto_mgr.backoff();
         assert_eq!(Duration::from_millis(80), a.rtt());
     }
-    assert_eq!(16_000, a.rto_mgr.get_rto());
+    // 80 + 4 * 40 = 240 ms, above the 200 ms floor, doubled four times.
+    assert_eq!(3_840, a.rto_mgr.get_rto());
     a.rto_mgr.set_new_rtt(160);
     assert_eq!(Duration::from_millis(90), a.rtt());
 }

@@ -1,6 +1,12 @@
 use std::time::{Duration, Instant};
 
-pub(crate) const ACK_INTERVAL: u64 = 200;
+// The delayed-SACK interval (RFC 9260 6.2, SACK.Delay). RFC 9260 suggests 200 ms, which is
+// harmless under its 1 s RTO.Min but equals the 200 ms floor below: a lone DATA packet (the
+// tail of a burst) would have its SACK held as long as the sender's timer waits, and the
+// timer would fire first. 20 ms is libdatachannel's setting for usrsctp, paired with the
+// same 200 ms RTO.Min. Only a single packet waits for it: every second packet, and every
+// packet while there is a gap, is acknowledged at once.
+pub(crate) const ACK_INTERVAL: u64 = 20;
 const MAX_INIT_RETRANS: usize = 8;
 const PATH_MAX_RETRANS: usize = 5;
 const NO_MAX_RETRANS: usize = usize::MAX;
@@ -168,7 +174,15 @@ impl TimerTable {
 // RFC 9260 §16 recommends a one-second initial RTO.  This value is used by
 // both T1-init and T1-cookie before an RTT measurement is available.
 const RTO_INITIAL: u64 = 1000; // msec
-const RTO_MIN: u64 = 1000; // msec
+// RFC 9260 §16 recommends RTO.Min = 1 s, a value from an era of long, slow paths. On a
+// LAN or a metro link the RTT is a few milliseconds, so every loss that fast retransmit
+// cannot repair stalled the association for a whole second (then 2, 4, 8 s as the timer
+// backs off). Deployed WebRTC stacks all lower it: libdatachannel sets usrsctp's RTO.Min to
+// 200 ms, Chrome's dcSCTP uses 400 ms (TCP's own floor, RFC 6298 aside, is 200 ms in Linux).
+// A peer that delays its SACKs by the RFC's 200 ms can still make a lone tail packet time
+// out spuriously; that costs one retransmitted packet, against a second of silence per
+// unrepaired loss without the lower floor.
+const RTO_MIN: u64 = 200; // msec
 const RTO_MAX: u64 = 60000; // msec
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;
@@ -275,6 +289,31 @@ mod tests {
         rto.set_rto(RTO_MAX - 1, false);
         rto.backoff();
         assert_eq!(RTO_MAX, rto.get_rto());
+    }
+
+    #[test]
+    fn rto_floor_is_200ms_on_a_short_path() {
+        // A LAN or loopback: RTT samples of 0-2 ms (measured in whole milliseconds).
+        let mut rto = RtoManager::new();
+        for rtt in [1, 0, 2, 1, 1, 0, 1] {
+            rto.set_new_rtt(rtt);
+        }
+        assert_eq!(200, rto.get_rto());
+        // Backoff doubles from the floor, not from RFC 9260's 1 s.
+        rto.backoff();
+        assert_eq!(400, rto.get_rto());
+        // A new RTT sample brings it back to the floor.
+        rto.set_new_rtt(1);
+        assert_eq!(200, rto.get_rto());
+    }
+
+    #[test]
+    fn rto_above_the_floor_follows_srtt_and_rttvar() {
+        // A 100 ms path: the first sample gives SRTT = 100, RTTVAR = 50, so
+        // RTO = 100 + 4 * 50 = 300 ms (RFC 9260 6.3.1 C2), above the floor.
+        let mut rto = RtoManager::new();
+        rto.set_new_rtt(100);
+        assert_eq!(300, rto.get_rto());
     }
 
     #[test]
