@@ -88,3 +88,100 @@ fn a_lost_packet_on_a_short_path_is_retransmitted_after_200ms() -> Result<()> {
     assert_eq!(lost, data_tsns(&transmit(&mut sender, deadline)));
     Ok(())
 }
+
+/// Sends `count` packets and delivers them to the receiver in order except those at the
+/// `lost` indexes, each packet SACKed on its own and each SACK processed by the sender at once
+/// (a short path). Returns the TSNs sent, and the packets the sender retransmitted on those
+/// SACKs (no timer has fired).
+fn window_with_losses(
+    sender: &mut Association,
+    receiver: &mut Association,
+    count: usize,
+    lost: &[usize],
+    now: Instant,
+) -> Result<(Vec<u32>, Vec<Packet>)> {
+    write(sender, count, now)?;
+    let packets = transmit(sender, now);
+    let sent = data_tsns(&packets);
+    assert_eq!(count, sent.len());
+    assert_eq!(count, packets.len(), "one DATA chunk per packet");
+    let mut retransmitted = vec![];
+    for (i, p) in packets.into_iter().enumerate() {
+        if lost.contains(&i) {
+            continue;
+        }
+        receive(receiver, vec![p], now)?;
+        let sacks = transmit(receiver, now);
+        receive(sender, sacks, now)?;
+        retransmitted.extend(transmit(sender, now));
+    }
+    Ok((sent, retransmitted))
+}
+
+/// Delivers `packets` to the receiver and its SACKs (delayed or not) to the sender; returns
+/// what the sender sends next.
+fn round_trip(
+    sender: &mut Association,
+    receiver: &mut Association,
+    packets: Vec<Packet>,
+    now: Instant,
+) -> Result<Vec<Packet>> {
+    receive(receiver, packets, now)?;
+    let mut sacks = transmit(receiver, now);
+    if sacks.is_empty() {
+        let held = receiver.poll_timeout().unwrap();
+        receiver.handle_timeout(held);
+        sacks = transmit(receiver, held);
+    }
+    receive(sender, sacks, now)?;
+    Ok(transmit(sender, now))
+}
+
+#[test]
+fn a_second_loss_during_fast_recovery_is_fast_retransmitted() -> Result<()> {
+    // Two losses in one window, far apart: the first puts the sender in Fast Recovery, and
+    // the SACKs that follow must keep counting misses for the second.
+    let (mut sender, mut receiver) = link(32)?;
+    let now = Instant::now();
+    let (sent, repairs) = window_with_losses(&mut sender, &mut receiver, 20, &[0, 9], now)?;
+    assert_eq!(vec![sent[0], sent[9]], data_tsns(&repairs));
+
+    // The repairs arrive: everything is acknowledged without a timer.
+    let next = round_trip(&mut sender, &mut receiver, repairs, now)?;
+    assert!(next.is_empty());
+    assert!(sender.inflight_queue.is_empty());
+    assert!(sender.timers.get(Timer::T3RTX).is_none());
+    Ok(())
+}
+
+#[test]
+fn fast_recovery_lasts_the_window_and_cuts_cwnd_once() -> Result<()> {
+    // The first loss is detected early; the second, near the end of the window, has only two
+    // SACKs after it when the repair of the first is acknowledged. That SACK advances the
+    // cumulative ack inside Fast Recovery, so it counts a miss for every TSN it reports
+    // missing (RFC 9260 7.2.4): the third for the second loss, which goes out at once, under
+    // the same cwnd cut.
+    let (mut sender, mut receiver) = link(32)?;
+    let now = Instant::now();
+    let window = sender.cwnd;
+    let (sent, repairs) = window_with_losses(&mut sender, &mut receiver, 20, &[0, 17], now)?;
+    assert_eq!(vec![sent[0]], data_tsns(&repairs));
+    assert!(sender.in_fast_recovery);
+
+    let next = round_trip(&mut sender, &mut receiver, repairs, now)?;
+    assert_eq!(vec![sent[17]], data_tsns(&next));
+    assert!(
+        sender.in_fast_recovery,
+        "the exit point is the last TSN of the window"
+    );
+    assert_eq!(
+        window / 2,
+        sender.ssthresh,
+        "cwnd is cut once for the window"
+    );
+
+    round_trip(&mut sender, &mut receiver, next, now)?;
+    assert!(sender.inflight_queue.is_empty());
+    assert!(!sender.in_fast_recovery);
+    Ok(())
+}

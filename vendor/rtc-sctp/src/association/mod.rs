@@ -1473,7 +1473,22 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
-        self.process_fast_retransmission(d.cumulative_tsn_ack, htna, cum_tsn_ack_point_advanced)?;
+        // The highest TSN this SACK reports received: every outstanding TSN below it that it
+        // does not acknowledge, it reports missing.
+        let highest_reported = d
+            .gap_ack_blocks
+            .iter()
+            .map(|g| d.cumulative_tsn_ack.wrapping_add(g.end as u32))
+            .fold(
+                d.cumulative_tsn_ack,
+                |a, b| if sna32lt(a, b) { b } else { a },
+            );
+        self.process_fast_retransmission(
+            d.cumulative_tsn_ack,
+            htna,
+            highest_reported,
+            cum_tsn_ack_point_advanced,
+        )?;
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1944,41 +1959,45 @@ impl Association {
         &mut self,
         cum_tsn_ack_point: u32,
         htna: u32,
+        highest_reported: u32,
         cum_tsn_ack_point_advanced: bool,
     ) -> Result<()> {
-        // HTNA algorithm - RFC 4960 Sec 7.2.4
-        // Increment missIndicator of each chunks that the SACK reported missing
-        // when either of the following is met:
-        // a)  Not in fast-recovery
-        //     miss indications are incremented only for missing TSNs prior to the
-        //     highest TSN newly acknowledged in the SACK.
-        // b)  In fast-recovery AND the Cumulative TSN Ack Point advanced
-        //     the miss indications are incremented for all TSNs reported missing
-        //     in the SACK.
-        if !self.in_fast_recovery || cum_tsn_ack_point_advanced {
-            let max_tsn = if !self.in_fast_recovery {
-                // a) increment only for missing TSNs prior to the HTNA
-                htna
-            } else {
-                // b) increment for all TSNs reported missing
-                cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
-            };
+        // RFC 9260 Sec 7.2.4: miss indications follow the HTNA algorithm on every SACK,
+        // in Fast Recovery too:
+        // a)  they are incremented only for missing TSNs prior to the highest TSN newly
+        //     acknowledged in the SACK;
+        // b)  in Fast Recovery, a SACK that advances the Cumulative TSN Ack Point
+        //     increments them for all TSNs it reports missing (those below the highest
+        //     TSN it acknowledges in a Gap Ack Block).
+        // Counting must not pause during Fast Recovery: a second loss in the same window
+        // would then wait for the T3-rtx timer instead of being fast retransmitted.
+        let max_tsn = if self.in_fast_recovery && cum_tsn_ack_point_advanced {
+            highest_reported
+        } else {
+            htna
+        };
 
-            let mut tsn = cum_tsn_ack_point.wrapping_add(1);
-            while sna32lt(tsn, max_tsn) {
-                if let Some(c) = self.inflight_queue.get_mut(tsn) {
-                    if c.is_outstanding() && c.miss_indicator < 3 {
-                        c.miss_indicator += 1;
-                        if c.miss_indicator == 3 && !self.in_fast_recovery {
-                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
-                            //     destination address(es) to which the missing DATA chunks were
-                            //     last sent, according to the formula described in Section 7.2.3.
+        let mut tsn = cum_tsn_ack_point.wrapping_add(1);
+        while sna32lt(tsn, max_tsn) {
+            if let Some(c) = self.inflight_queue.get_mut(tsn) {
+                if c.is_outstanding() && c.miss_indicator < 3 {
+                    c.miss_indicator += 1;
+                    if c.miss_indicator == 3 {
+                        // 1)  Mark the DATA chunk(s) with three miss indications for
+                        //     retransmission, in Fast Recovery or not.
+                        self.will_retransmit_fast = true;
+                        if !self.in_fast_recovery {
+                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of
+                            //     the destination address(es) to which the missing DATA
+                            //     chunks were last sent, according to the formula described
+                            //     in Section 7.2.3, and mark the highest outstanding TSN as
+                            //     the Fast Recovery exit point: cwnd is cut once per window
+                            //     of data, however many of its chunks were lost.
                             self.in_fast_recovery = true;
-                            self.fast_recover_exit_point = htna;
+                            self.fast_recover_exit_point = self.my_next_tsn.wrapping_sub(1);
                             self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
                             self.cwnd = self.ssthresh;
                             self.partial_bytes_acked = 0;
-                            self.will_retransmit_fast = true;
 
                             trace!(
                                 "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
@@ -1989,12 +2008,12 @@ impl Association {
                             );
                         }
                     }
-                } else {
-                    return Err(Error::ErrTsnRequestNotExist);
                 }
-
-                tsn = tsn.wrapping_add(1);
+            } else {
+                return Err(Error::ErrTsnRequestNotExist);
             }
+
+            tsn = tsn.wrapping_add(1);
         }
 
         if self.in_fast_recovery && cum_tsn_ack_point_advanced {
@@ -3352,6 +3371,9 @@ impl Association {
 
                 self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
                 self.cwnd = self.mtu;
+                // Slow start from one MTU replaces Fast Recovery, which would otherwise keep
+                // cwnd from growing until its exit point, now up to a window away.
+                self.in_fast_recovery = false;
                 trace!(
                     "[{}] updated cwnd={} ssthresh={} inflight={} (RTO)",
                     self.side,
