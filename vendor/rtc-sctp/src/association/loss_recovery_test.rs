@@ -185,3 +185,79 @@ fn fast_recovery_lasts_the_window_and_cuts_cwnd_once() -> Result<()> {
     assert!(!sender.in_fast_recovery);
     Ok(())
 }
+
+fn sacks(packets: &[Packet]) -> Vec<&ChunkSelectiveAck> {
+    packets
+        .iter()
+        .flat_map(|p| &p.chunks)
+        .filter_map(|c| c.as_any().downcast_ref::<ChunkSelectiveAck>())
+        .collect()
+}
+
+#[test]
+fn every_packet_of_a_burst_after_a_gap_gets_its_own_sack() -> Result<()> {
+    // webrtc-rs ingests up to 64 datagrams before it polls for output. Five packets follow
+    // a lost one in the same burst: each must be SACKed, so the sender counts three miss
+    // indications from this one burst and fast retransmits.
+    let (mut sender, mut receiver) = link(32)?;
+    let now = Instant::now();
+    write(&mut sender, 6, now)?;
+    let mut packets = transmit(&mut sender, now);
+    let sent = data_tsns(&packets);
+    let lost = packets.remove(0);
+
+    receive(&mut receiver, packets, now)?;
+    let burst = transmit(&mut receiver, now);
+    let reported = sacks(&burst);
+    assert_eq!(5, reported.len(), "one SACK per packet after the gap");
+    assert!(
+        reported
+            .iter()
+            .all(|s| s.cumulative_tsn_ack == sent[0].wrapping_sub(1))
+    );
+    assert_eq!(
+        (2..=6).collect::<Vec<u16>>(),
+        reported
+            .iter()
+            .map(|s| s.gap_ack_blocks[0].end)
+            .collect::<Vec<_>>(),
+    );
+
+    receive(&mut sender, burst, now)?;
+    let repair = transmit(&mut sender, now);
+    assert_eq!(vec![sent[0]], data_tsns(&repair));
+
+    // The repair fills the gap: acknowledged at once, not after the delayed-SACK timer.
+    assert_eq!(data_tsns(&[lost]), data_tsns(&repair));
+    receive(&mut receiver, repair, now)?;
+    let answer = transmit(&mut receiver, now);
+    let filled = sacks(&answer);
+    assert_eq!(1, filled.len());
+    assert_eq!(sent[5], filled[0].cumulative_tsn_ack);
+    assert!(filled[0].gap_ack_blocks.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_duplicate_is_sacked_at_once_and_reported() -> Result<()> {
+    // The SACK for a packet was lost and the sender retransmitted it: the receiver answers
+    // the duplicate at once (RFC 9260 6.2) and lists it in the SACK's duplicate TSNs.
+    let (mut sender, mut receiver) = link(16)?;
+    let now = Instant::now();
+    write(&mut sender, 1, now)?;
+    let packets = transmit(&mut sender, now);
+    let tsn = data_tsns(&packets)[0];
+    let copy = Packet::unmarshal(&packets[0].marshal()?)?;
+    receive(&mut receiver, packets, now)?;
+    let held = receiver.poll_timeout().unwrap();
+    receiver.handle_timeout(held);
+    assert_eq!(1, sacks(&transmit(&mut receiver, held)).len(), "then lost");
+
+    receive(&mut receiver, vec![copy], held)?;
+    let packets = transmit(&mut receiver, held);
+    let answer = sacks(&packets);
+    assert_eq!(1, answer.len(), "no delay for a duplicate");
+    assert_eq!(tsn, answer[0].cumulative_tsn_ack);
+    assert_eq!(vec![tsn], answer[0].duplicate_tsn);
+    Ok(())
+}

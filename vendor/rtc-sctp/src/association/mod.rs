@@ -249,6 +249,9 @@ pub struct Association {
     // per inbound packet context
     delayed_ack_triggered: bool,
     immediate_ack_triggered: bool,
+    /// The packet carried DATA that shows a gap, fills one or repeats a TSN: it gets its own
+    /// SACK (RFC 9260 6.2, 6.7), not one shared with the rest of the batch it arrived in.
+    sack_this_packet: bool,
 
     pub(crate) stats: AssociationStats,
     ack_state: AckState,
@@ -342,6 +345,7 @@ impl Default for Association {
             // per inbound packet context
             delayed_ack_triggered: false,
             immediate_ack_triggered: false,
+            sack_this_packet: false,
 
             stats: AssociationStats::default(),
             ack_state: AckState::default(),
@@ -961,10 +965,23 @@ impl Association {
     fn handle_chunk_start(&mut self) {
         self.delayed_ack_triggered = false;
         self.immediate_ack_triggered = false;
+        self.sack_this_packet = false;
     }
 
     fn handle_chunk_end(&mut self, now: Instant) {
-        if self.immediate_ack_triggered {
+        if self.sack_this_packet {
+            // Build the SACK now, from the state this packet left. A driver that ingests a
+            // burst of datagrams before it polls for output (webrtc-rs reads up to 64) would
+            // otherwise send one SACK for the whole burst: the sender, counting one miss
+            // indication per SACK, would need three bursts to fast retransmit.
+            let sack = self.create_selective_ack_chunk();
+            debug!("[{}] sending SACK for this packet: {}", self.side, sack);
+            let packet = self.create_packet(vec![Box::new(sack)]);
+            self.control_queue.push_back(packet);
+            self.ack_state = AckState::Idle;
+            self.timers.stop(Timer::Ack);
+            self.awake_write_loop();
+        } else if self.immediate_ack_triggered {
             self.ack_state = AckState::Immediate;
             self.timers.stop(Timer::Ack);
             self.awake_write_loop();
@@ -1326,7 +1343,12 @@ impl Association {
         );
         self.stats.inc_datas();
 
+        let had_gap = !self.payload_queue.is_empty();
         let can_push = self.payload_queue.can_push(d, self.peer_last_tsn);
+        if !can_push {
+            // A duplicate: record it for the SACK's duplicate TSN list.
+            self.payload_queue.push(d.clone(), self.peer_last_tsn);
+        }
         let mut stream_handle_data = false;
         if can_push {
             if self.get_or_create_stream(d.stream_identifier).is_some() {
@@ -1402,7 +1424,17 @@ impl Association {
             }
         }
 
-        self.handle_peer_last_tsn_and_acknowledgement(immediate_sack)
+        let reply = self.handle_peer_last_tsn_and_acknowledgement(immediate_sack)?;
+
+        // RFC 9260 6.7: a gap in the received TSNs calls for a SACK without delay, and 6.2: so
+        // does a duplicate DATA chunk (its first SACK may have been lost, and the sender may
+        // be waiting on it). A chunk that fills a gap is acknowledged at once as well, as TCP
+        // does (RFC 5681 4.2), so the sender learns of the repair a round trip sooner.
+        let has_gap = !self.payload_queue.is_empty();
+        if self.ack_mode != AckMode::AlwaysDelay && (!can_push || had_gap || has_gap) {
+            self.sack_this_packet = true;
+        }
+        Ok(reply)
     }
 
     fn handle_sack(&mut self, d: &ChunkSelectiveAck, now: Instant) -> Result<Vec<Packet>> {
