@@ -46,6 +46,10 @@ use shared::{TransportContext, TransportMessage, TransportProtocol};
 use stream::{Stream, StreamEvent, StreamId, StreamState};
 use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
 
+/// How many packets after a new gap in the received TSNs get a SACK each: one more than the
+/// three miss indications the sender needs to fast retransmit, in case one is lost.
+const SACKS_PER_NEW_GAP: u8 = 4;
+
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
 use log::{debug, error, trace, warn};
@@ -249,9 +253,12 @@ pub struct Association {
     // per inbound packet context
     delayed_ack_triggered: bool,
     immediate_ack_triggered: bool,
-    /// The packet carried DATA that shows a gap, fills one or repeats a TSN: it gets its own
-    /// SACK (RFC 9260 6.2, 6.7), not one shared with the rest of the batch it arrived in.
+    /// The packet carried DATA that opens a gap (or follows one closely), fills one or
+    /// repeats a TSN: it gets its own SACK (RFC 9260 6.2, 6.7), not one shared with the rest
+    /// of the batch it arrived in.
     sack_this_packet: bool,
+    /// SACKs built for single packets since the last new gap opened.
+    sacks_since_new_gap: u8,
 
     pub(crate) stats: AssociationStats,
     ack_state: AckState,
@@ -346,6 +353,7 @@ impl Default for Association {
             delayed_ack_triggered: false,
             immediate_ack_triggered: false,
             sack_this_packet: false,
+            sacks_since_new_gap: 0,
 
             stats: AssociationStats::default(),
             ack_state: AckState::default(),
@@ -976,6 +984,9 @@ impl Association {
             // indication per SACK, would need three bursts to fast retransmit.
             let sack = self.create_selective_ack_chunk();
             debug!("[{}] sending SACK for this packet: {}", self.side, sack);
+            if !sack.gap_ack_blocks.is_empty() {
+                self.sacks_since_new_gap = self.sacks_since_new_gap.saturating_add(1);
+            }
             let packet = self.create_packet(vec![Box::new(sack)]);
             self.control_queue.push_back(packet);
             self.ack_state = AckState::Idle;
@@ -1344,6 +1355,15 @@ impl Association {
         self.stats.inc_datas();
 
         let had_gap = !self.payload_queue.is_empty();
+        let cumulative_before = self.peer_last_tsn;
+        let highest_received = self
+            .payload_queue
+            .get_last_tsn_received()
+            .copied()
+            .unwrap_or(self.peer_last_tsn);
+        if sna32gt(d.tsn, highest_received.wrapping_add(1)) {
+            self.sacks_since_new_gap = 0;
+        }
         let can_push = self.payload_queue.can_push(d, self.peer_last_tsn);
         if !can_push {
             // A duplicate: record it for the SACK's duplicate TSN list.
@@ -1430,8 +1450,16 @@ impl Association {
         // does a duplicate DATA chunk (its first SACK may have been lost, and the sender may
         // be waiting on it). A chunk that fills a gap is acknowledged at once as well, as TCP
         // does (RFC 5681 4.2), so the sender learns of the repair a round trip sooner.
+        //
+        // RFC 9260 asks for a SACK per packet for as long as a gap stays open. The first few
+        // after a new gap are what the sender needs (three miss indications start its fast
+        // retransmit); past those, packets of the same burst share one SACK again, as
+        // upstream does. Each SACK costs the sender a walk over its whole window, so a SACK
+        // per packet for the round trip a repair takes made the sender CPU-bound.
         let has_gap = !self.payload_queue.is_empty();
-        if self.ack_mode != AckMode::AlwaysDelay && (!can_push || had_gap || has_gap) {
+        let fills_gap = had_gap && self.peer_last_tsn != cumulative_before;
+        let follows_new_gap = has_gap && self.sacks_since_new_gap < SACKS_PER_NEW_GAP;
+        if self.ack_mode != AckMode::AlwaysDelay && (!can_push || fills_gap || follows_new_gap) {
             self.sack_this_packet = true;
         }
         Ok(reply)
