@@ -1,0 +1,264 @@
+//! Loss recovery on a short path (dcsend's patches, see PATCHES.md): a sender and a receiver
+//! association wired back to back in memory, every packet marshalled and parsed as on the
+//! wire, with chosen packets dropped.
+
+use super::*;
+
+const PPI: PayloadProtocolIdentifier = PayloadProtocolIdentifier::Binary;
+/// One DATA chunk per packet: two of these do not fit in one MTU.
+const MESSAGE: usize = 1000;
+
+/// A sender and a receiver on one reliable stream, with the sender's RTO left to its RTT
+/// measurements (the shared test association pins it) and room for `window` packets in flight.
+fn link(window: u32) -> Result<(Association, Association)> {
+    let mut sender = timed_test_association();
+    let mut receiver = timed_test_association();
+    sender.rto_mgr = RtoManager::new();
+    sender.cwnd = window * sender.mtu;
+    sender.rwnd = window * sender.mtu;
+    receiver.peer_last_tsn = sender.my_next_tsn.wrapping_sub(1);
+    sender.open_stream(1, PPI)?;
+    receiver.open_stream(1, PPI)?;
+    Ok((sender, receiver))
+}
+
+fn write(sender: &mut Association, messages: usize, now: Instant) -> Result<()> {
+    for _ in 0..messages {
+        sender
+            .stream(1)?
+            .write_sctp(now, &Bytes::from(vec![7; MESSAGE]), PPI)?;
+    }
+    Ok(())
+}
+
+/// Everything `a` would put on the wire at `now`, parsed.
+fn transmit(a: &mut Association, now: Instant) -> Vec<Packet> {
+    let mut packets = vec![];
+    while let Some(t) = a.poll_transmit(now) {
+        let Payload::RawEncode(raw) = t.message else {
+            unreachable!("an association only encodes")
+        };
+        packets.extend(raw.iter().map(|r| Packet::unmarshal(r).unwrap()));
+    }
+    packets
+}
+
+fn receive(a: &mut Association, packets: Vec<Packet>, now: Instant) -> Result<()> {
+    for p in packets {
+        a.handle_inbound(p, now)?;
+    }
+    Ok(())
+}
+
+fn data_tsns(packets: &[Packet]) -> Vec<u32> {
+    packets
+        .iter()
+        .flat_map(|p| &p.chunks)
+        .filter_map(|c| c.as_any().downcast_ref::<ChunkPayloadData>())
+        .map(|c| c.tsn)
+        .collect()
+}
+
+#[test]
+fn a_lost_packet_on_a_short_path_is_retransmitted_after_200ms() -> Result<()> {
+    let (mut sender, mut receiver) = link(16)?;
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+
+    // One packet crosses a 1 ms path; the receiver holds its SACK for the delayed-ACK
+    // interval, which must be short next to the RTO floor.
+    write(&mut sender, 1, t0)?;
+    let first = transmit(&mut sender, t0);
+    receive(&mut receiver, first, t0 + ms(1))?;
+    assert!(transmit(&mut receiver, t0 + ms(1)).is_empty());
+    let held = receiver.poll_timeout().unwrap();
+    assert_eq!(t0 + ms(21), held, "the SACK is held 20 ms");
+    receiver.handle_timeout(held);
+    let sack = transmit(&mut receiver, held);
+    receive(&mut sender, sack, held + ms(1))?;
+
+    // The next packet is lost: the sender's timer fires 200 ms after it left.
+    let t1 = t0 + ms(30);
+    write(&mut sender, 1, t1)?;
+    let lost = data_tsns(&transmit(&mut sender, t1));
+    assert_eq!(1, lost.len());
+    let deadline = sender.poll_timeout().unwrap();
+    assert_eq!(t1 + ms(200), deadline);
+    sender.handle_timeout(deadline);
+    assert_eq!(lost, data_tsns(&transmit(&mut sender, deadline)));
+    Ok(())
+}
+
+/// Sends `count` packets and delivers them to the receiver in order except those at the
+/// `lost` indexes, each packet SACKed on its own and each SACK processed by the sender at once
+/// (a short path). Returns the TSNs sent, and the packets the sender retransmitted on those
+/// SACKs (no timer has fired).
+fn window_with_losses(
+    sender: &mut Association,
+    receiver: &mut Association,
+    count: usize,
+    lost: &[usize],
+    now: Instant,
+) -> Result<(Vec<u32>, Vec<Packet>)> {
+    write(sender, count, now)?;
+    let packets = transmit(sender, now);
+    let sent = data_tsns(&packets);
+    assert_eq!(count, sent.len());
+    assert_eq!(count, packets.len(), "one DATA chunk per packet");
+    let mut retransmitted = vec![];
+    for (i, p) in packets.into_iter().enumerate() {
+        if lost.contains(&i) {
+            continue;
+        }
+        receive(receiver, vec![p], now)?;
+        let sacks = transmit(receiver, now);
+        receive(sender, sacks, now)?;
+        retransmitted.extend(transmit(sender, now));
+    }
+    Ok((sent, retransmitted))
+}
+
+/// Delivers `packets` to the receiver and its SACKs (delayed or not) to the sender; returns
+/// what the sender sends next.
+fn round_trip(
+    sender: &mut Association,
+    receiver: &mut Association,
+    packets: Vec<Packet>,
+    now: Instant,
+) -> Result<Vec<Packet>> {
+    receive(receiver, packets, now)?;
+    let mut sacks = transmit(receiver, now);
+    if sacks.is_empty() {
+        let held = receiver.poll_timeout().unwrap();
+        receiver.handle_timeout(held);
+        sacks = transmit(receiver, held);
+    }
+    receive(sender, sacks, now)?;
+    Ok(transmit(sender, now))
+}
+
+#[test]
+fn a_second_loss_during_fast_recovery_is_fast_retransmitted() -> Result<()> {
+    // Two losses in one window, far apart: the first puts the sender in Fast Recovery, and
+    // the SACKs that follow must keep counting misses for the second.
+    let (mut sender, mut receiver) = link(32)?;
+    let now = Instant::now();
+    let (sent, repairs) = window_with_losses(&mut sender, &mut receiver, 20, &[0, 9], now)?;
+    assert_eq!(vec![sent[0], sent[9]], data_tsns(&repairs));
+
+    // The repairs arrive: everything is acknowledged without a timer.
+    let next = round_trip(&mut sender, &mut receiver, repairs, now)?;
+    assert!(next.is_empty());
+    assert!(sender.inflight_queue.is_empty());
+    assert!(sender.timers.get(Timer::T3RTX).is_none());
+    Ok(())
+}
+
+#[test]
+fn fast_recovery_lasts_the_window_and_cuts_cwnd_once() -> Result<()> {
+    // The first loss is detected early; the second, near the end of the window, has only two
+    // SACKs after it when the repair of the first is acknowledged. That SACK advances the
+    // cumulative ack inside Fast Recovery, so it counts a miss for every TSN it reports
+    // missing (RFC 9260 7.2.4): the third for the second loss, which goes out at once, under
+    // the same cwnd cut.
+    let (mut sender, mut receiver) = link(32)?;
+    let now = Instant::now();
+    let window = sender.cwnd;
+    let (sent, repairs) = window_with_losses(&mut sender, &mut receiver, 20, &[0, 17], now)?;
+    assert_eq!(vec![sent[0]], data_tsns(&repairs));
+    assert!(sender.in_fast_recovery);
+
+    let next = round_trip(&mut sender, &mut receiver, repairs, now)?;
+    assert_eq!(vec![sent[17]], data_tsns(&next));
+    assert!(
+        sender.in_fast_recovery,
+        "the exit point is the last TSN of the window"
+    );
+    assert_eq!(
+        window / 2,
+        sender.ssthresh,
+        "cwnd is cut once for the window"
+    );
+
+    round_trip(&mut sender, &mut receiver, next, now)?;
+    assert!(sender.inflight_queue.is_empty());
+    assert!(!sender.in_fast_recovery);
+    Ok(())
+}
+
+fn sacks(packets: &[Packet]) -> Vec<&ChunkSelectiveAck> {
+    packets
+        .iter()
+        .flat_map(|p| &p.chunks)
+        .filter_map(|c| c.as_any().downcast_ref::<ChunkSelectiveAck>())
+        .collect()
+}
+
+#[test]
+fn the_packets_after_a_new_gap_get_their_own_sacks() -> Result<()> {
+    // webrtc-rs ingests up to 64 datagrams before it polls for output. Eight packets follow
+    // a lost one in the same burst: the first four get a SACK each, so the sender counts
+    // three miss indications from this one burst and fast retransmits; the other four share
+    // one SACK.
+    let (mut sender, mut receiver) = link(32)?;
+    let now = Instant::now();
+    write(&mut sender, 9, now)?;
+    let mut packets = transmit(&mut sender, now);
+    let sent = data_tsns(&packets);
+    let lost = packets.remove(0);
+
+    receive(&mut receiver, packets, now)?;
+    let burst = transmit(&mut receiver, now);
+    let reported = sacks(&burst);
+    assert!(
+        reported
+            .iter()
+            .all(|s| s.cumulative_tsn_ack == sent[0].wrapping_sub(1))
+    );
+    assert_eq!(
+        vec![2, 3, 4, 5, 9],
+        reported
+            .iter()
+            .map(|s| s.gap_ack_blocks[0].end)
+            .collect::<Vec<u16>>(),
+        "one SACK for each of the four packets after the gap, one for the rest"
+    );
+
+    receive(&mut sender, burst, now)?;
+    let repair = transmit(&mut sender, now);
+    assert_eq!(vec![sent[0]], data_tsns(&repair));
+
+    // The repair fills the gap: acknowledged at once, not after the delayed-SACK timer.
+    assert_eq!(data_tsns(&[lost]), data_tsns(&repair));
+    receive(&mut receiver, repair, now)?;
+    let answer = transmit(&mut receiver, now);
+    let filled = sacks(&answer);
+    assert_eq!(1, filled.len());
+    assert_eq!(sent[8], filled[0].cumulative_tsn_ack);
+    assert!(filled[0].gap_ack_blocks.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_duplicate_is_sacked_at_once_and_reported() -> Result<()> {
+    // The SACK for a packet was lost and the sender retransmitted it: the receiver answers
+    // the duplicate at once (RFC 9260 6.2) and lists it in the SACK's duplicate TSNs.
+    let (mut sender, mut receiver) = link(16)?;
+    let now = Instant::now();
+    write(&mut sender, 1, now)?;
+    let packets = transmit(&mut sender, now);
+    let tsn = data_tsns(&packets)[0];
+    let copy = Packet::unmarshal(&packets[0].marshal()?)?;
+    receive(&mut receiver, packets, now)?;
+    let held = receiver.poll_timeout().unwrap();
+    receiver.handle_timeout(held);
+    assert_eq!(1, sacks(&transmit(&mut receiver, held)).len(), "then lost");
+
+    receive(&mut receiver, vec![copy], held)?;
+    let packets = transmit(&mut receiver, held);
+    let answer = sacks(&packets);
+    assert_eq!(1, answer.len(), "no delay for a duplicate");
+    assert_eq!(tsn, answer[0].cumulative_tsn_ack);
+    assert_eq!(vec![tsn], answer[0].duplicate_tsn);
+    Ok(())
+}
