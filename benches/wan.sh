@@ -10,6 +10,11 @@
 #   CELLS="20:0 2:1" RUNS=1 SIZE=16 sudo -E benches/wan.sh  # RTT_MS:LOSS_PERCENT cells
 #   EXTRA="--threshold 16M" sudo -E benches/wan.sh           # extra dcsend sender flags
 #   VERIFY=0 ...                                           # skip the emulator's own checks
+#   TCP_WMEM="4096 16384 67108864" ...                     # TCP sender's net.ipv4.tcp_wmem
+#
+# TCP runs with the kernel defaults of a new namespace unless TCP_WMEM / TCP_RMEM set the
+# sender's tcp_wmem / the receiver's tcp_rmem (here the default tcp_wmem max is 4 MiB, which
+# bounds what TCP keeps in flight: about 41 MB/s at 60 ms).
 #
 # First it verifies the emulator (VERIFY=1): ping RTT at each cell's setting, and its own
 # ceiling at zero delay (TCP through the queue, and through the same router without it), with
@@ -76,6 +81,8 @@ setup() {
       ip netns exec "$ns" ethtool -K "$dev" gso off gro off tso off
     ip -n "$ns" link set "$dev" up
   done
+  [ -z "${TCP_WMEM:-}" ] || ip netns exec "$A" sysctl -qw net.ipv4.tcp_wmem="$TCP_WMEM"
+  [ -z "${TCP_RMEM:-}" ] || ip netns exec "$B" sysctl -qw net.ipv4.tcp_rmem="$TCP_RMEM"
   ip -n "$A" route add default via 10.78.1.254
   ip -n "$B" route add default via 10.78.2.254
   ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
