@@ -32,8 +32,8 @@ BIN=$(realpath "${BIN:-$root/target/release/dcsend}")
 TOOLS=$(realpath "${TOOLS:-$root/target/release}")
 SIZE=${SIZE:-64}
 RUNS=${RUNS:-3}
-# Cheap cells first, so a run cut short still has them.
-CELLS=${CELLS:-2:0 20:0 60:0 100:0 2:0.5 2:1 20:0.5 20:1 60:0.5 60:1}
+# Cheap cells first, so a run cut short still has them. CELLS="" checks the emulator only.
+CELLS=${CELLS-2:0 20:0 60:0 100:0 2:0.5 2:1 20:0.5 20:1 60:0.5 60:1}
 VERIFY=${VERIFY:-1}
 EXTRA=${EXTRA:-}
 SEED=${SEED:-1}
@@ -100,7 +100,8 @@ setup() {
   echo "wan-delay did not start:" >&2; cat "$work/emu.err" >&2; exit 1
 }
 
-# stop_emu: stops the delay line and sets EMU to "DROPPED_AT_RANDOM KERNEL_DROPS CPU_S WALL_S"
+# stop_emu: stops the delay line and sets EMU to "DROPPED_AT_RANDOM KERNEL_DROPS CPU_S WALL_S
+# PACKETS"
 # from its summary (kernel drops: its queues or its socket overflowed; must be 0).
 stop_emu() {
   kill -TERM "$emu_pid"; wait "$emu_pid" || true; emu_pid=""
@@ -109,6 +110,7 @@ stop_emu() {
   EMU="$(grep -o '"dropped":[0-9]*' <<<"$j" | cut -d: -f2 | awk -v RS= "$sum")"
   EMU="$EMU $(grep -oE '"kernel_(queue|socket)_full":[0-9]*' <<<"$j" | cut -d: -f2 | awk -v RS= "$sum")"
   EMU="$EMU $(sed 's/.*"cpu_s":\([0-9.]*\),"wall_s":\([0-9.]*\).*/\1 \2/' <<<"$j")"
+  EMU="$EMU $(grep -o '"packets":[0-9]*' <<<"$j" | cut -d: -f2 | awk -v RS= "$sum")"
   local kernel; kernel=$(cut -d' ' -f2 <<<"$EMU")
   [ "$kernel" = 0 ] || echo "warning: the kernel dropped $kernel packets at the delay line (queue or socket full)" >&2
 }
@@ -159,21 +161,29 @@ echo "dcsend $("$BIN" --version | awk '{ print $2 }') vs TCP CUBIC, $SIZE MiB, m
 if [ "$VERIFY" = 1 ]; then
   echo
   echo "Emulator check (ping A -> B, 20 pings, min/avg/max ms; setting = round trip):"
-  for rtt in 0 $(for c in $CELLS; do echo "${c%%:*}"; done | sort -gu); do
+  settings=$(for c in $CELLS; do echo "${c%%:*}"; done | sort -gu)
+  for rtt in 0 ${settings:-2 20 60 100}; do
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" 0
     echo "  setting $rtt ms: $(rtt_of)"
     stop_emu
   done
-  setup 0 0 noqueue
-  direct=$(tcp_run "$work/payload.bin")
-  setup 0 0
-  through=$(tcp_run "$work/payload.bin")
-  stop_emu
-  read -r _ kdrops cpu wall <<<"$EMU"
-  echo "Ceiling at zero delay (TCP CUBIC, $SIZE MiB): $through MB/s through the queue" \
-    "(delay line CPU $cpu s in $wall s, kernel drops $kdrops); $direct MB/s through the same router without it"
+  direct="" through="" cpu=""
+  for _ in $(seq "$RUNS"); do
+    setup 0 0 noqueue
+    direct="$direct $(tcp_run "$work/payload.bin")"
+    setup 0 0
+    through="$through $(tcp_run "$work/payload.bin")"
+    stop_emu
+    read -r _ _ c _ p <<<"$EMU"
+    cpu="$cpu $c" per_packet="$(awk -v c="$c" -v p="$p" 'BEGIN { printf "%.1f", c / p * 1e6 }')"
+  done
+  echo "Ceiling at zero delay (TCP CUBIC, $SIZE MiB, median of $RUNS):" \
+    "$(median <<<"$through") MB/s ($(spread <<<"$through")) through the delay line," \
+    "$(median <<<"$direct") MB/s ($(spread <<<"$direct")) through the same router without it;" \
+    "the delay line used $(median <<<"$cpu") s of CPU per transfer ($per_packet us per packet in the last)"
 fi
 
+[ -n "$CELLS" ] || exit 0
 echo
 echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run) |"
 echo "|---|---|---|---|---|---|"
