@@ -133,17 +133,32 @@ tcp_run() {
     'BEGIN { printf "%.2f\n", b / s / 1e6 }'
 }
 
-# dcsend_run FILE: "MB/s SEND_RSS_MIB RECV_RSS_MIB" of one dcsend transfer A -> B, byte-checked.
+# dcsend_run FILE: "MB/s SEND_RSS_MIB RECV_RSS_MIB" of one dcsend transfer A -> B, or
+# "FAIL 0 0" (and both sides' last stderr lines on stderr) when either side exits non-zero: a
+# transfer that fails on a bad path is a result. Both exiting 0 with different bytes stops
+# the bench.
 dcsend_run() {
   rm -rf "$work/out" "$work"/*.tok "$work/stats.ndjson" && mkdir "$work/out"
   ip netns exec "$B" /usr/bin/time -f %M -o "$work/recv.rss" "$BIN" recv --bind "$ADDR_B:0" \
-    --progress never -q --sdp-in "$work/offer.tok" --sdp-out "$work/answer.tok" -o "$work/out/" &
-  local rpid=$!
+    --progress never -q --sdp-in "$work/offer.tok" --sdp-out "$work/answer.tok" -o "$work/out/" \
+    2>"$work/recv.err" &
+  local rpid=$! scode=0 rcode=0
   # shellcheck disable=SC2086
   ip netns exec "$A" /usr/bin/time -f %M -o "$work/send.rss" "$BIN" "$1" --bind "$ADDR_A:0" \
     --progress never -q $EXTRA --sdp-out "$work/offer.tok" --sdp-in "$work/answer.tok" \
-    --stats "$work/stats.ndjson"
-  wait "$rpid"
+    --stats "$work/stats.ndjson" 2>"$work/send.err" || scode=$?
+  if [ "$scode" != 0 ]; then
+    # The receiver may still wait for the sender's token: 30 s, then it is stopped.
+    for _ in $(seq 300); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+    pkill -TERM -P "$rpid" 2>/dev/null || true
+  fi
+  wait "$rpid" || rcode=$?
+  if [ "$scode" != 0 ] || [ "$rcode" != 0 ]; then
+    echo "dcsend run failed (sender exit $scode, receiver exit $rcode):" >&2
+    tail -n 3 "$work/send.err" "$work/recv.err" >&2
+    echo "FAIL 0 0"
+    return
+  fi
   cmp -s "$1" "$work/out/$(basename "$1")" || { echo "dcsend: OUTPUT DIFFERS" >&2; exit 1; }
   local secs
   secs=$(grep '"t":"summary"' "$work/stats.ndjson" | sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/')
@@ -202,8 +217,14 @@ for cell in $CELLS; do
     stop_emu
     drops="$drops $d/${EMU%% *}"
   done
-  tm=$(median <<<"$tcp") dm=$(median <<<"$dc")
-  printf '| %s ms, %s%% | %s (%s) | %s (%s) | %.2f | %s / %s | TCP/dcsend:%s |\n' "$rtt" "$loss" \
-    "$tm" "$(spread <<<"$tcp")" "$dm" "$(spread <<<"$dc")" \
-    "$(awk -v d="$dm" -v t="$tm" 'BEGIN { print d / t }')" "$srss" "$rrss" "$drops"
+  tm=$(median <<<"$tcp") failed=$(grep -o FAIL <<<"$dc" | wc -l) dc=${dc//FAIL/}
+  if [ -n "${dc// /}" ]; then
+    dm=$(median <<<"$dc") ratio=$(awk -v d="$(median <<<"$dc")" -v t="$tm" 'BEGIN { printf "%.2f", d / t }')
+    dm="$dm ($(spread <<<"$dc"))"
+  else
+    dm="-" ratio="-"
+  fi
+  [ "$failed" = 0 ] || dm="$dm, $failed of $RUNS failed"
+  printf '| %s ms, %s%% | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |\n' "$rtt" "$loss" \
+    "$tm" "$(spread <<<"$tcp")" "$dm" "$ratio" "$srss" "$rrss" "$drops"
 done
