@@ -402,7 +402,7 @@ async function opened(pc, channel) {
 /** Signaling, then WebRTC: returns the open `dcsend` channel. @param {PeerUrl} url */
 async function connect(url) {
   setPhase('signaling', `Joining room ${url.room}…`);
-  const client = await Client.join(url);
+  const client = await Client.join(url, (notice) => say(notice));
   window.addEventListener('pagehide', () => client.leave({ keepalive: true }), { once: true });
   say(client.side === 'a' ? 'Waiting for the other side to join…' : 'Checking the secret…');
   const room = /** @type {string} */ (url.room);
