@@ -501,7 +501,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__signal)
-            opts="-q -v -h --listen --room-ttl --max-rooms --max-rooms-per-client --log-format --quiet --verbose --help"
+            opts="-q -v -h --listen --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -520,6 +520,34 @@ _dcsend() {
                     return 0
                     ;;
                 --max-rooms-per-client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --claim-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections-per-client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-prefix-v4)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-prefix-v6)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -128,7 +128,14 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Pr
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Address to listen on (port 0 = any free port)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client address created' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client network created' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l claim-timeout -d 'A peer that sends no message this long after joining loses its seat' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-connections -d 'Connections open at once, over all clients' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-connections-per-client -d 'Connections open at once from one client network (see --max-rooms-per-client)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l header-timeout -d 'A request\'s head must arrive within this (and a kept-alive connection\'s next request)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l idle-timeout -d 'A connection with no request being handled for this long is closed' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l client-prefix-v4 -d 'Bits of an IPv4 address that name the client\'s network (0-32)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l client-prefix-v6 -d 'Bits of an IPv6 address that name the client\'s network (0-128)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l log-format -d 'Log lines as text or as JSON objects (one per line), on stderr' -r -f -a "text\t'One line per event: time, level, module, message, then key=value fields'
 json\t'One JSON object per line'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s q -l quiet -d 'Log less (warnings and errors only)'

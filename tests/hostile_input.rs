@@ -181,12 +181,15 @@ proptest! {
             max_rooms: 4,
             max_rooms_per_client: 3,
             idle_ttl: Duration::from_secs(1),
+            claim_timeout: Duration::from_millis(500),
             max_queued: 3,
+            ..Limits::default()
         };
         let mut rooms = Rooms::new(limits);
         let mut now = Instant::now();
         let mut peers: Vec<(String, String)> = Vec::new();
-        let mut last_side: [Option<Side>; 6] = [None; 6];
+        // The last token given each seat: (room, side) -> token.
+        let mut holders: std::collections::HashMap<(u8, bool), String> = Default::default();
         let client = |c: u8| std::net::IpAddr::from([10, 0, 0, c]);
         let peer = |peers: &Vec<(String, String)>, p: u8| peers.get(p as usize).cloned();
         for op in ops {
@@ -194,11 +197,11 @@ proptest! {
                 Op::Join(r, c) => {
                     let room = format!("room{r}");
                     if let Ok(j) = rooms.join(&room, client(c), now) {
-                        // A room starts with side A, and takes one B before it ends: never a
-                        // third peer.
-                        let last = &mut last_side[r as usize];
-                        prop_assert!(j.side == Side::A || *last == Some(Side::A), "{:?} after {:?}", j.side, last);
-                        *last = Some(j.side);
+                        // Never a third peer: a seat is given again only once its last holder
+                        // is out (it left, stayed silent past the claim bound, or the room ended).
+                        if let Some(prev) = holders.insert((r, j.side == Side::A), j.peer.clone()) {
+                            prop_assert!(rooms.take(&room, &prev, now).is_err(), "two holders of {:?}", j.side);
+                        }
                         peers.push((room, j.peer));
                     }
                 }
@@ -254,7 +257,13 @@ impl InProcessServer {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
-        runtime.spawn(dcsend::signal::server::serve(listener, Limits::default(), stop.clone()));
+        let conns = dcsend::signal::server::ConnLimits::default();
+        runtime.spawn(dcsend::signal::server::serve(
+            listener,
+            Limits::default(),
+            conns,
+            stop.clone(),
+        ));
         Self { addr, stop, runtime: Some(runtime) }
     }
 

@@ -163,9 +163,10 @@ fn a_third_peer_is_refused_with_the_servers_reason() {
     let _send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &server.base()), dir.path());
     let url = invite(&_send);
     let room = room_of(&url);
-    // The second peer, by hand, as curl would.
-    let (_, side) = server.join(&room);
+    // The second peer, by hand, as curl would. It speaks, so its seat is its own.
+    let (token, side) = server.join(&room);
     assert_eq!(side, "b");
+    assert_eq!(server.call("POST", &format!("/{room}/{token}"), b"{}").0, 204);
     let mut third = Proc::spawn("third", peer(&["recv"], &url), dir.path());
     third.expect_code(3, WAIT);
     let err = third.stderr_text();

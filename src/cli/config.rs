@@ -15,7 +15,8 @@ use crate::error::UsageError;
 use crate::peer::{IceConfig, PeerOptions};
 use crate::progress::render::Draw;
 use crate::signal::paste::{TokenSink, TokenSource};
-use crate::signal::rooms::Limits;
+use crate::signal::rooms::{Limits, PrefixLens};
+use crate::signal::server::ConnLimits;
 use crate::signal::url::PeerUrl;
 
 /// Default low-water threshold: 4 MiB. The SCTP receive window of webrtc-rs is 1 MiB, so
@@ -486,6 +487,8 @@ pub struct SignalConfig {
     pub listen: SocketAddr,
     /// Room limits.
     pub limits: Limits,
+    /// Connection limits.
+    pub conns: ConnLimits,
 }
 
 impl TryFrom<SignalArgs> for SignalConfig {
@@ -500,13 +503,35 @@ impl TryFrom<SignalArgs> for SignalConfig {
                 "--max-rooms and --max-rooms-per-client must be at least 1".into(),
             ));
         }
+        if args.max_connections == 0 || args.max_connections_per_client == 0 {
+            return Err(UsageError(
+                "--max-connections and --max-connections-per-client must be at least 1".into(),
+            ));
+        }
+        for (flag, value) in [
+            ("--claim-timeout", args.claim_timeout),
+            ("--header-timeout", args.header_timeout),
+            ("--idle-timeout", args.idle_timeout),
+        ] {
+            if value < Duration::from_millis(100) {
+                return Err(UsageError(format!("{flag} must be at least 100ms")));
+            }
+        }
         Ok(Self {
             listen: args.listen,
             limits: Limits {
                 max_rooms: args.max_rooms,
                 max_rooms_per_client: args.max_rooms_per_client,
+                prefix: PrefixLens { v4: args.client_prefix_v4, v6: args.client_prefix_v6 },
                 idle_ttl: args.room_ttl,
+                claim_timeout: args.claim_timeout,
                 ..Limits::default()
+            },
+            conns: ConnLimits {
+                max_connections: args.max_connections,
+                max_connections_per_client: args.max_connections_per_client,
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
             },
         })
     }

@@ -383,9 +383,54 @@ pub struct SignalArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_rooms: usize,
 
-    /// Rooms open at once that one client address created.
+    /// Rooms open at once that one client network created.
+    ///
+    /// A client network is the client's address cut to --client-prefix-v4/-v6 bits (a /24 or
+    /// a /64 by default), since one host can have many addresses. Whatever this limit, the last
+    /// tenth of --max-rooms goes only to networks holding less than a quarter of it.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_rooms_per_client: usize,
+
+    /// A peer that sends no message this long after joining loses its seat.
+    ///
+    /// A dcsend peer sends its PAKE message right after joining. Anyone who knows a room id can
+    /// take its second seat; a holder that stays silent is removed and the peer waiting in the
+    /// room is told, and the real peer, refused meanwhile with a Retry-After, joins. A room
+    /// nobody has spoken in closes after this long instead of --room-ttl.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_duration_arg)]
+    pub claim_timeout: std::time::Duration,
+
+    /// Connections open at once, over all clients.
+    ///
+    /// Lowered, with a warning, to fit the file-descriptor limit (the server raises its soft
+    /// limit to the hard one at start), so that accepting never fails for want of descriptors.
+    #[arg(long, value_name = "N", default_value_t = 4096, hide_short_help = true)]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client network (see --max-rooms-per-client).
+    ///
+    /// Behind a reverse proxy every connection comes from the proxy: raise this to
+    /// --max-connections there and limit clients in the proxy.
+    #[arg(long, value_name = "N", default_value_t = 64, hide_short_help = true)]
+    pub max_connections_per_client: usize,
+
+    /// A request's head must arrive within this (and a kept-alive connection's next request).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_duration_arg, hide_short_help = true)]
+    pub header_timeout: std::time::Duration,
+
+    /// A connection with no request being handled for this long is closed.
+    ///
+    /// A long poll (GET ...?wait=30) is a request being handled: it is never cut.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = config::parse_duration_arg, hide_short_help = true)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Bits of an IPv4 address that name the client's network (0-32).
+    #[arg(long, value_name = "LEN", default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32), hide_short_help = true)]
+    pub client_prefix_v4: u8,
+
+    /// Bits of an IPv6 address that name the client's network (0-128).
+    #[arg(long, value_name = "LEN", default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128), hide_short_help = true)]
+    pub client_prefix_v6: u8,
 
     /// Log lines as text or as JSON objects (one per line), on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]

@@ -149,7 +149,9 @@ impl UrlRun<'_> {
         cancel: &CancellationToken,
     ) -> anyhow::Result<(SessionDesc, Instant)> {
         let url = self.url.completed();
-        let client = cancellable(cancel, async { Ok(Client::join(&url).await?) }).await?;
+        let on_notice = Box::new(|notice: &str| eprintln!("dcsend: {notice}"));
+        let client =
+            cancellable(cancel, async { Ok(Client::join(&url, on_notice).await?) }).await?;
         let room = url.room.as_deref().unwrap_or_default();
         if self.url.room.is_none() {
             let other = if self.we_send { "dcsend recv" } else { "dcsend FILE..." };

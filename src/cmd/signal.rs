@@ -1,13 +1,31 @@
-//! `dcsend signal`: bind, announce the address, serve until Ctrl-C or SIGTERM.
+//! `dcsend signal`: raise the descriptor limit, bind, announce the address, serve until Ctrl-C
+//! or SIGTERM.
 
 use anyhow::Context;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::config::SignalConfig;
 use crate::signal::server;
 
+/// Descriptors kept for everything that is not a client connection: the listener, the log,
+/// the runtime's epoll and wakers, a connection being turned away. Generous on purpose.
+const FD_HEADROOM: u64 = 64;
+
 /// Runs the server; `cancel` is fired by Ctrl-C, and SIGTERM fires it too.
 pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result<()> {
+    let mut conns = cfg.conns;
+    let fds = raise_fd_limit();
+    let fit = usize::try_from(fds.saturating_sub(FD_HEADROOM)).unwrap_or(usize::MAX).max(1);
+    if conns.max_connections > fit {
+        tracing::warn!(
+            fd_limit = fds,
+            "--max-connections {} does not fit the file-descriptor limit; using {fit} \
+             (raise the hard limit, e.g. `ulimit -Hn` or systemd's LimitNOFILE, for more)",
+            conns.max_connections
+        );
+        conns.max_connections = fit;
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -24,13 +42,38 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
     tracing::info!(
         %addr,
         room_ttl = %humantime::format_duration(limits.idle_ttl),
+        claim_timeout = %humantime::format_duration(limits.claim_timeout),
         max_rooms = limits.max_rooms,
         max_rooms_per_client = limits.max_rooms_per_client,
+        client_prefix = %format_args!("/{} /{}", limits.prefix.v4, limits.prefix.v6),
+        max_connections = conns.max_connections,
+        max_connections_per_client = conns.max_connections_per_client,
+        header_timeout = %humantime::format_duration(conns.header_timeout),
+        idle_timeout = %humantime::format_duration(conns.idle_timeout),
+        fd_limit = fds,
         "signaling server started"
     );
     // The last line on stderr until a client comes: scripts wait for it (port 0 works).
     eprintln!("listening on http://{addr}");
-    server::serve(listener, limits, cancel).await.context("serving")?;
+    server::serve(listener, limits, conns, cancel).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit (a common soft limit is 1024, which
+/// a thousand idle connections exhaust) and returns the limit now in force.
+fn raise_fd_limit() -> u64 {
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft >= hard {
+        return soft;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(e) => {
+            tracing::debug!("raising the open-file limit from {soft} to {hard}: {e}");
+            soft
+        }
+    }
 }

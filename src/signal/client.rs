@@ -4,6 +4,7 @@
 //! The secret in the URL's fragment never reaches this module's requests: every request URL
 //! comes from [`PeerUrl::endpoint`], which has no fragment.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -11,12 +12,25 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::signal::rendezvous::{Mailbox, SignalError};
+use crate::signal::rooms::SEAT_FREED;
 use crate::signal::seal::{Envelope, Side};
-use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS};
+use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS, NOTICE_HEADER};
 use crate::signal::url::PeerUrl;
 
 /// Bound on connecting to the server and on any request that is not a long poll.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Times a join is tried again when the server says the room's other seat is held by a client
+/// that has not spoken yet (`409` with `Retry-After`). A silent holder is removed within the
+/// server's claim bound (10 s by default), so one retry is the rule; a squatter that rejoins
+/// as soon as it is removed gets a few more before we give up.
+const SEAT_RETRIES: usize = 4;
+
+/// Longest `Retry-After` we wait for; longer ones are refusals.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// What the server told us about our room, one line for a person (see [`Client::join`]).
+pub type OnNotice = Box<dyn Fn(&str) + Send + Sync>;
 
 /// A joined room.
 pub struct Client {
@@ -24,6 +38,8 @@ pub struct Client {
     url: PeerUrl,
     peer: String,
     side: Side,
+    on_notice: OnNotice,
+    intruders: AtomicUsize,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +69,12 @@ fn not_signaling(url: &PeerUrl, what: impl Into<String>) -> SignalError {
     SignalError::NotSignaling { url: url.base().to_string(), what: what.into() }
 }
 
+/// A `Retry-After` in seconds, if the response has one we are willing to wait for.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let secs = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    Some(Duration::from_secs(secs.trim().parse().ok()?)).filter(|d| *d <= MAX_RETRY_AFTER)
+}
+
 /// Reads a refusal's one line of text (capped), or names the status.
 async fn refusal(status: StatusCode, response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
@@ -61,8 +83,10 @@ async fn refusal(status: StatusCode, response: reqwest::Response) -> String {
 }
 
 impl Client {
-    /// Joins the room of `url` (which must name one: see [`PeerUrl::completed`]).
-    pub async fn join(url: &PeerUrl) -> Result<Self, SignalError> {
+    /// Joins the room of `url` (which must name one: see [`PeerUrl::completed`]). What the
+    /// server tells us about the room meanwhile (a silent client in the other seat, now or
+    /// later while we wait) goes to `on_notice`.
+    pub async fn join(url: &PeerUrl, on_notice: OnNotice) -> Result<Self, SignalError> {
         // reqwest is built without its own crypto provider; use ring, which webrtc already has.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -70,25 +94,38 @@ impl Client {
             .user_agent(concat!("dcsend/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| unreachable(url, &e))?;
-        let response = http
-            .post(url.endpoint(&[]))
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unreachable(url, &e))?;
-        let status = response.status();
-        if status == StatusCode::CREATED {
-            let body = response.bytes().await.map_err(|e| unreachable(url, &e))?;
-            let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|_| {
-                not_signaling(url, "its answer to a join is not {\"peer\":...,\"side\":...}")
-            })?;
-            return Ok(Self { http, url: url.clone(), peer: answer.peer, side: answer.side });
-        }
-        match status.as_u16() {
-            400 | 409 | 410 | 429 | 503 => {
-                Err(SignalError::Refused(refusal(status, response).await))
+        let mut retries = 0;
+        loop {
+            let response = http
+                .post(url.endpoint(&[]))
+                .timeout(REQUEST_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| unreachable(url, &e))?;
+            let status = response.status();
+            if status == StatusCode::CREATED {
+                let body = response.bytes().await.map_err(|e| unreachable(url, &e))?;
+                let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|_| {
+                    not_signaling(url, "its answer to a join is not {\"peer\":...,\"side\":...}")
+                })?;
+                let (peer, side) = (answer.peer, answer.side);
+                let intruders = AtomicUsize::new(0);
+                return Ok(Self { http, url: url.clone(), peer, side, on_notice, intruders });
             }
-            _ => Err(not_signaling(url, format!("HTTP {status} to a join"))),
+            let retry_after = retry_after(&response).filter(|_| status == StatusCode::CONFLICT);
+            match status.as_u16() {
+                409 if retries < SEAT_RETRIES && retry_after.is_some() => {
+                    let wait = retry_after.unwrap_or_default();
+                    let reason = refusal(status, response).await;
+                    on_notice(&format!("{reason}; trying again in {}s", wait.as_secs()));
+                    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+                    retries += 1;
+                }
+                400 | 409 | 410 | 429 | 503 => {
+                    return Err(SignalError::Refused(refusal(status, response).await));
+                }
+                _ => return Err(not_signaling(url, format!("HTTP {status} to a join"))),
+            }
         }
     }
 
@@ -148,6 +185,15 @@ impl Mailbox for Client {
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             };
             let response = self.check(response).await?;
+            if let Some(notice) = response.headers().get(NOTICE_HEADER) {
+                // `KIND: TEXT`, printable ASCII from our server; anything else is shown escaped.
+                let notice = String::from_utf8_lossy(notice.as_bytes()).escape_debug().to_string();
+                let (kind, text) = notice.split_once(": ").unwrap_or(("", &notice));
+                if kind == SEAT_FREED {
+                    self.intruders.fetch_add(1, Ordering::Relaxed);
+                }
+                (self.on_notice)(text);
+            }
             if response.status() == StatusCode::NO_CONTENT {
                 continue;
             }
@@ -163,5 +209,9 @@ impl Mailbox for Client {
                 )),
             };
         }
+    }
+
+    fn intruders(&self) -> usize {
+        self.intruders.load(Ordering::Relaxed)
     }
 }

@@ -30,8 +30,13 @@ pub enum SignalError {
     Refused(String),
     #[error("{url} does not answer like a dcsend signaling server ({what})")]
     NotSignaling { url: String, what: String },
-    #[error("nobody joined room {room} within {}", humantime::format_duration(*.waited))]
-    NobodyCame { room: String, waited: Duration },
+    #[error("{}", nobody_came(room, *.waited, *.intruders))]
+    NobodyCame {
+        room: String,
+        waited: Duration,
+        /// Clients the server removed from the other seat for sending no PAKE message.
+        intruders: usize,
+    },
     #[error("the peer stopped answering during signaling (waited {})", humantime::format_duration(*.0))]
     Silent(Duration),
     #[error(
@@ -45,6 +50,17 @@ pub enum SignalError {
     OutOfOrder(&'static str),
 }
 
+fn nobody_came(room: &str, waited: Duration, intruders: usize) -> String {
+    let waited = humantime::format_duration(waited);
+    match intruders {
+        0 => format!("nobody joined room {room} within {waited}"),
+        n => format!(
+            "no peer with the secret joined room {room} within {waited}; the server removed {n} \
+             client(s) that took the other seat without sending a PAKE message"
+        ),
+    }
+}
+
 /// One peer's end of a signaling room: messages in order, to and from the other peer.
 #[allow(async_fn_in_trait)] // used generically inside dcsend only; no Send bound is needed
 pub trait Mailbox {
@@ -52,6 +68,11 @@ pub trait Mailbox {
     async fn send(&self, msg: &Envelope) -> Result<(), SignalError>;
     /// The next message from the other peer; `Ok(None)` when `deadline` passed first.
     async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError>;
+    /// How many clients the server has removed from the other seat so far for staying silent
+    /// (they took it without the PAKE message a dcsend peer sends at once).
+    fn intruders(&self) -> usize {
+        0
+    }
 }
 
 /// Runs the PAKE and the key confirmation. The first wait (for the peer to join) is bounded by
@@ -70,7 +91,14 @@ pub async fn authenticate<M: Mailbox>(
     let (handshake, pake) = Handshake::start(secret, room, side);
     mailbox.send(&pake).await?;
     let peer_pake = match mailbox.recv(join_deadline).await? {
-        None => return Err(SignalError::NobodyCame { room: room.into(), waited: join_timeout }),
+        None => {
+            let intruders = mailbox.intruders();
+            return Err(SignalError::NobodyCame {
+                room: room.into(),
+                waited: join_timeout,
+                intruders,
+            });
+        }
         Some(Envelope::Pake { msg }) => msg,
         Some(other) => return Err(unexpected(other, "a pake message")),
     };

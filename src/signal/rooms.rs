@@ -7,11 +7,24 @@
 //! peers have left; its id is then remembered as gone (see [`REMEMBER_GONE`]), so a late or repeated
 //! join is told "expired" or "finished" instead of silently starting a new room.
 //!
+//! One host must not be able to lock others out, so:
+//! - clients are grouped by network ([`PrefixLens`]: IPv4 /24, IPv6 /64 by default), since one
+//!   host often owns many addresses; limits count per network, not per address;
+//! - a [`Quota`] caps what one network holds and keeps the last tenth of the capacity for
+//!   networks that hold little, so a few networks cannot fill it (rooms here, connections in
+//!   the server);
+//! - a seat whose holder has not sent a message within [`Limits::claim_timeout`] is freed, and
+//!   the peer waiting on the other seat is told: anyone who knows a room id can take its second
+//!   seat (`curl -X POST`), but not keep it. A room nobody has spoken in thus closes after that
+//!   bound rather than the TTL. A peer reads its inbox only after it spoke, so a squatter
+//!   cannot consume the messages meant for the real peer.
+//!
 //! Pure bookkeeping: time comes in as `now`, nothing here does I/O. The server wraps it in a
 //! mutex; each inbox carries a `Notify` so a long poll wakes when a message arrives.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,15 +39,165 @@ use crate::signal::url::valid_room;
 /// so that a late peer hears why instead of waiting alone in a new room of the same name.
 pub const REMEMBER_GONE: Duration = Duration::from_secs(3600);
 
+/// Notices kept for one peer until it polls; older ones are dropped.
+const MAX_NOTICES: usize = 4;
+
+/// The kind of the notice a peer gets when the server freed the other seat. A notice is
+/// `KIND: TEXT`, one line of ASCII: the kind for programs, the text for people.
+pub const SEAT_FREED: &str = "seat-freed";
+
+/// How client addresses are grouped into networks: the leading bits that are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixLens {
+    /// 0-32; 24 by default (one /24, the smallest block routed on the internet).
+    pub v4: u8,
+    /// 0-128; 64 by default (the block one IPv6 host is given, and can pick addresses from).
+    pub v6: u8,
+}
+
+impl Default for PrefixLens {
+    fn default() -> Self {
+        Self { v4: 24, v6: 64 }
+    }
+}
+
+impl PrefixLens {
+    /// The network of `ip`. IPv4-mapped IPv6 addresses (a dual-stack listener) count as IPv4.
+    pub fn of(self, ip: IpAddr) -> Prefix {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let len = self.v4.min(32);
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                Prefix { net: IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask)), len }
+            }
+            IpAddr::V6(v6) => {
+                let len = self.v6.min(128);
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                Prefix { net: IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)), len }
+            }
+        }
+    }
+}
+
+/// A client's network: its address with the host bits cleared. Displays as `NET/LEN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    net: IpAddr,
+    len: u8,
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.net, self.len)
+    }
+}
+
+/// Why a [`Quota`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaRefusal {
+    /// Everything is taken.
+    Full,
+    /// Only the reserve is left, and this network already holds a quarter of its own limit.
+    Reserved,
+    /// This network holds its limit.
+    PrefixFull,
+}
+
+/// Counts what each network holds of a shared capacity (rooms, connections).
+///
+/// A network holds at most `per_prefix`. The last tenth of `total` (the reserve) goes only to
+/// networks holding less than a quarter of `per_prefix`, so that filling the server takes many
+/// networks: with 1000 rooms and 20 per network, 45 networks fill the first 900 and the last
+/// 100 need 20 more networks, none of which held more than 4 rooms.
+#[derive(Debug)]
+pub struct Quota {
+    total: usize,
+    per_prefix: usize,
+    reserve: usize,
+    light: usize,
+    used: usize,
+    held: HashMap<Prefix, usize>,
+}
+
+impl Quota {
+    /// A quota of `total` in all, `per_prefix` per network (both at least 1).
+    pub fn new(total: usize, per_prefix: usize) -> Self {
+        let (total, per_prefix) = (total.max(1), per_prefix.max(1));
+        Self {
+            total,
+            per_prefix,
+            reserve: total / 10,
+            light: (per_prefix / 4).max(1),
+            used: 0,
+            held: HashMap::new(),
+        }
+    }
+
+    /// Takes one unit for `prefix`, or says why not.
+    pub fn try_acquire(&mut self, prefix: Prefix) -> Result<(), QuotaRefusal> {
+        let held = self.held_by(prefix);
+        if self.used >= self.total {
+            return Err(QuotaRefusal::Full);
+        }
+        if held >= self.per_prefix {
+            return Err(QuotaRefusal::PrefixFull);
+        }
+        if self.used >= self.total - self.reserve && held >= self.light {
+            return Err(QuotaRefusal::Reserved);
+        }
+        self.used += 1;
+        *self.held.entry(prefix).or_default() += 1;
+        Ok(())
+    }
+
+    /// Gives back one unit of `prefix` (one it acquired; anything else is ignored).
+    pub fn release(&mut self, prefix: Prefix) {
+        let Some(n) = self.held.get_mut(&prefix) else {
+            tracing::warn!(%prefix, "released a quota unit that was not held");
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.held.remove(&prefix);
+        }
+        self.used -= 1;
+    }
+
+    /// Units held by `prefix`.
+    pub fn held_by(&self, prefix: Prefix) -> usize {
+        self.held.get(&prefix).copied().unwrap_or(0)
+    }
+
+    /// Units held in all.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The total capacity.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The limit per network.
+    pub fn per_prefix(&self) -> usize {
+        self.per_prefix
+    }
+}
+
 /// The server's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Rooms open at once, over all clients.
     pub max_rooms: usize,
-    /// Rooms open at once that one client address created.
+    /// Rooms open at once that clients of one network ([`PrefixLens`]) created.
     pub max_rooms_per_client: usize,
+    /// How clients are grouped into networks.
+    pub prefix: PrefixLens,
     /// A room with no request from either peer for this long expires.
     pub idle_ttl: Duration,
+    /// A peer that has sent no message this long after joining loses its seat (a dcsend peer
+    /// sends its PAKE message at once); a room nobody has spoken in closes after this long.
+    pub claim_timeout: Duration,
     /// Messages waiting in one inbox.
     pub max_queued: usize,
 }
@@ -44,7 +207,9 @@ impl Default for Limits {
         Self {
             max_rooms: 1000,
             max_rooms_per_client: 20,
+            prefix: PrefixLens::default(),
             idle_ttl: Duration::from_secs(600),
+            claim_timeout: Duration::from_secs(10),
             max_queued: 8,
         }
     }
@@ -76,8 +241,18 @@ pub enum RoomError {
     NotAPeer(String),
     #[error("the server has {0} rooms open, its limit; try again later")]
     ServerFull(usize),
-    #[error("this address has {0} rooms open, the limit per client; finish or wait for one")]
-    ClientFull(usize),
+    #[error(
+        "the server is nearly full and keeps its last rooms for networks that hold few; \
+         your network ({0}) holds {1}; try again later"
+    )]
+    Reserved(Prefix, usize),
+    #[error("your network ({0}) has {1} rooms open, the limit per client; finish or wait for one")]
+    ClientFull(Prefix, usize),
+    #[error(
+        "room {room} is full for now: its other seat was taken by a client that has not sent its \
+         first message; the seat is freed in {}s if it stays silent", .retry_after.as_secs()
+    )]
+    SeatPending { room: String, retry_after: Duration },
     #[error("{0} messages are already waiting for the other peer; it is not reading them")]
     InboxFull(usize),
 }
@@ -88,10 +263,18 @@ impl RoomError {
         match self {
             RoomError::BadRoom => 400,
             RoomError::NoRoom(_) | RoomError::NotAPeer(_) => 404,
-            RoomError::Full(_) => 409,
+            RoomError::Full(_) | RoomError::SeatPending { .. } => 409,
             RoomError::Expired(_) | RoomError::Finished(_) => 410,
-            RoomError::ClientFull(_) | RoomError::InboxFull(_) => 429,
-            RoomError::ServerFull(_) => 503,
+            RoomError::ClientFull(..) | RoomError::InboxFull(_) => 429,
+            RoomError::ServerFull(_) | RoomError::Reserved(..) => 503,
+        }
+    }
+
+    /// How long to wait before trying again, when waiting helps.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RoomError::SeatPending { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
@@ -110,19 +293,51 @@ pub struct Joined {
 pub enum Take {
     /// The oldest waiting message.
     Message(Bytes),
+    /// Something the server tells this peer about its room: `KIND: TEXT` (see [`SEAT_FREED`]).
+    Notice(String),
     /// Nothing yet: wait on this, then read again.
     Empty(Arc<Notify>),
+}
+
+/// A seat freed because its holder never spoke (see [`Rooms::sweep`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evicted {
+    pub room: String,
+    pub side: Side,
+    pub client: IpAddr,
+    /// The room closed with it: nobody else was in it.
+    pub room_closed: bool,
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Rooms closed for being idle past the TTL.
+    pub expired: Vec<String>,
+    /// Seats freed for silence.
+    pub evicted: Vec<Evicted>,
 }
 
 #[derive(Debug)]
 struct Member {
     token: String,
+    client: IpAddr,
+    joined: Instant,
+    /// It has posted a message: its seat is claimed.
+    spoke: bool,
     left: bool,
+    notices: VecDeque<String>,
+}
+
+impl Member {
+    fn new(token: String, client: IpAddr, now: Instant) -> Self {
+        Self { token, client, joined: now, spoke: false, left: false, notices: VecDeque::new() }
+    }
 }
 
 #[derive(Debug)]
 struct Room {
-    owner: IpAddr,
+    owner: Prefix,
     last_active: Instant,
     /// Indexed by side: A = 0, B = 1.
     members: [Option<Member>; 2],
@@ -150,6 +365,15 @@ impl Room {
             w.notify_one();
         }
     }
+
+    /// The side of a present member that has not spoken within `claim` of joining, if any.
+    fn silent_past(&self, claim: Duration, now: Instant) -> Option<Side> {
+        [Side::A, Side::B].into_iter().find(|&s| {
+            self.members[index(s)]
+                .as_ref()
+                .is_some_and(|m| !m.left && !m.spoke && now.duration_since(m.joined) > claim)
+        })
+    }
 }
 
 /// The room table.
@@ -157,7 +381,7 @@ impl Room {
 pub struct Rooms {
     limits: Limits,
     rooms: HashMap<String, Room>,
-    per_client: HashMap<IpAddr, usize>,
+    quota: Quota,
     gone: HashMap<String, (Instant, Gone)>,
     gone_order: VecDeque<String>,
 }
@@ -168,7 +392,7 @@ impl Rooms {
         Self {
             limits,
             rooms: HashMap::new(),
-            per_client: HashMap::new(),
+            quota: Quota::new(limits.max_rooms, limits.max_rooms_per_client),
             gone: HashMap::new(),
             gone_order: VecDeque::new(),
         }
@@ -203,6 +427,11 @@ impl Rooms {
         {
             self.close(room, Gone::Expired, now);
         }
+        while let Some(side) =
+            self.rooms.get(room).and_then(|r| r.silent_past(self.limits.claim_timeout, now))
+        {
+            self.evict(room, side);
+        }
         if let Some(err) = self.gone_error(room) {
             return Err(err);
         }
@@ -212,31 +441,41 @@ impl Rooms {
     /// Joins `room` from `client`, creating it when it does not exist.
     pub fn join(&mut self, room: &str, client: IpAddr, now: Instant) -> Result<Joined, RoomError> {
         let token = new_token();
+        let claim = self.limits.claim_timeout;
         match self.open_room(room, now) {
             Ok(r) => {
                 let Some(free) = r.members.iter().position(Option::is_none) else {
-                    return Err(RoomError::Full(room.into()));
+                    // A seat still within its claim bound will be freed if its holder stays
+                    // silent: say when, so the real peer can come back.
+                    let pending = r.members.iter().flatten().filter(|m| !m.spoke && !m.left);
+                    return Err(match pending.map(|m| m.joined + claim).min() {
+                        Some(freed_at) => RoomError::SeatPending {
+                            room: room.into(),
+                            retry_after: retry_secs(freed_at.saturating_duration_since(now)),
+                        },
+                        None => RoomError::Full(room.into()),
+                    });
                 };
-                r.members[free] = Some(Member { token: token.clone(), left: false });
+                r.members[free] = Some(Member::new(token.clone(), client, now));
                 r.last_active = now;
                 let side = if free == 0 { Side::A } else { Side::B };
                 Ok(Joined { peer: token, side })
             }
             Err(RoomError::NoRoom(_)) => {
-                if self.rooms.len() >= self.limits.max_rooms {
-                    return Err(RoomError::ServerFull(self.limits.max_rooms));
-                }
-                let mine = self.per_client.entry(client).or_default();
-                if *mine >= self.limits.max_rooms_per_client {
-                    return Err(RoomError::ClientFull(self.limits.max_rooms_per_client));
-                }
-                *mine += 1;
+                let owner = self.limits.prefix.of(client);
+                self.quota.try_acquire(owner).map_err(|why| match why {
+                    QuotaRefusal::Full => RoomError::ServerFull(self.quota.total()),
+                    QuotaRefusal::Reserved => RoomError::Reserved(owner, self.quota.held_by(owner)),
+                    QuotaRefusal::PrefixFull => {
+                        RoomError::ClientFull(owner, self.quota.per_prefix())
+                    }
+                })?;
                 self.rooms.insert(
                     room.to_owned(),
                     Room {
-                        owner: client,
+                        owner,
                         last_active: now,
-                        members: [Some(Member { token: token.clone(), left: false }), None],
+                        members: [Some(Member::new(token.clone(), client, now)), None],
                         inboxes: Default::default(),
                         wakers: Default::default(),
                     },
@@ -264,6 +503,9 @@ impl Rooms {
         }
         r.inboxes[to].push_back(body);
         r.last_active = now;
+        if let Some(m) = r.members[index(side)].as_mut() {
+            m.spoke = true;
+        }
         r.wakers[to].notify_one();
         Ok(())
     }
@@ -274,7 +516,14 @@ impl Rooms {
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
         r.last_active = now;
         let i = index(side);
-        Ok(match r.inboxes[i].pop_front() {
+        let me = r.members[i].as_mut().expect("side_of found this member");
+        if let Some(notice) = me.notices.pop_front() {
+            return Ok(Take::Notice(notice));
+        }
+        // Messages go only to a peer that has spoken: one that has not may be a squatter that
+        // is about to lose its seat, and what it read would be lost to the real peer.
+        let ready = if me.spoke { r.inboxes[i].pop_front() } else { None };
+        Ok(match ready {
             Some(msg) => Take::Message(msg),
             None => Take::Empty(r.wakers[i].clone()),
         })
@@ -299,9 +548,23 @@ impl Rooms {
         Ok(())
     }
 
-    /// Expires idle rooms and forgets gone rooms older than [`REMEMBER_GONE`]. Returns the
-    /// expired ids.
-    pub fn sweep(&mut self, now: Instant) -> Vec<String> {
+    /// Frees the seats of peers that have not spoken within [`Limits::claim_timeout`] (telling
+    /// the other side), expires idle rooms, and forgets gone rooms older than
+    /// [`REMEMBER_GONE`].
+    pub fn sweep(&mut self, now: Instant) -> Swept {
+        let claim = self.limits.claim_timeout;
+        let with_silent: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.silent_past(claim, now).is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut evicted = Vec::new();
+        for id in with_silent {
+            while let Some(side) = self.rooms.get(&id).and_then(|r| r.silent_past(claim, now)) {
+                evicted.extend(self.evict(&id, side));
+            }
+        }
         let ttl = self.limits.idle_ttl;
         let idle: Vec<String> = self
             .rooms
@@ -321,18 +584,47 @@ impl Rooms {
                 }
             }
         }
-        idle
+        Swept { expired: idle, evicted }
+    }
+
+    /// Frees `side`'s seat in `room` (its holder never spoke). The other side, if present, gets
+    /// a notice; a room left with nobody in it closes and is not remembered (nothing happened
+    /// in it that a late peer should hear about).
+    fn evict(&mut self, room: &str, side: Side) -> Option<Evicted> {
+        let claim = self.limits.claim_timeout;
+        let r = self.rooms.get_mut(room)?;
+        // Its inbox stays: what the other side sent is for whoever takes the seat next.
+        let gone = r.members[index(side)].take()?;
+        r.wakers[index(side)].notify_one();
+        let other = r.members[index(side.other())].as_mut().filter(|m| !m.left);
+        let room_closed = other.is_none();
+        if let Some(other) = other {
+            if other.notices.len() >= MAX_NOTICES {
+                other.notices.pop_front();
+            }
+            other.notices.push_back(format!(
+                "{SEAT_FREED}: a client took the other seat of room {room} but sent no PAKE \
+                 message within {}s (not a dcsend peer with the secret); the server freed the \
+                 seat, still waiting for the real peer",
+                claim.as_secs_f64()
+            ));
+            r.wakers[index(side.other())].notify_one();
+        } else {
+            let r = self.rooms.remove(room)?;
+            self.quota.release(r.owner);
+        }
+        // Logged here, since a join or a poll frees a seat as well as the sweep does.
+        tracing::info!(
+            room, ?side, client = %gone.client, room_closed,
+            "freed a seat: its holder sent no message in time"
+        );
+        Some(Evicted { room: room.to_owned(), side, client: gone.client, room_closed })
     }
 
     fn close(&mut self, room: &str, why: Gone, now: Instant) {
         let Some(r) = self.rooms.remove(room) else { return };
         r.wake_all();
-        if let Some(n) = self.per_client.get_mut(&r.owner) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_client.remove(&r.owner);
-            }
-        }
+        self.quota.release(r.owner);
         // Remember at most as many gone rooms as open ones may exist, oldest forgotten first.
         if self.gone_order.len() >= self.limits.max_rooms.max(1)
             && let Some(old) = self.gone_order.pop_front()
@@ -353,6 +645,12 @@ impl Rooms {
     }
 }
 
+/// Whole seconds to wait, rounded up, at least 1: `Retry-After` counts in seconds.
+fn retry_secs(left: Duration) -> Duration {
+    Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+        .max(Duration::from_secs(1))
+}
+
 /// A peer token: 128 random bits, hex.
 fn new_token() -> String {
     let bytes: [u8; 16] = rand::rng().random();
@@ -363,14 +661,17 @@ fn new_token() -> String {
 mod tests {
     use super::*;
 
-    const ME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+    const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const CLAIM: Duration = Duration::from_secs(5);
 
     fn limits() -> Limits {
         Limits {
             max_rooms: 3,
             max_rooms_per_client: 2,
+            prefix: PrefixLens::default(),
             idle_ttl: Duration::from_secs(10),
+            claim_timeout: CLAIM,
             max_queued: 2,
         }
     }
@@ -378,8 +679,109 @@ mod tests {
     fn message(rooms: &mut Rooms, room: &str, token: &str, now: Instant) -> Option<Bytes> {
         match rooms.take(room, token, now).unwrap() {
             Take::Message(m) => Some(m),
+            Take::Notice(n) => panic!("unexpected notice: {n}"),
             Take::Empty(_) => None,
         }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// Joins `room` and speaks at once, as a dcsend peer does (its PAKE message).
+    fn join_and_speak(rooms: &mut Rooms, room: &str, client: IpAddr, now: Instant) -> Joined {
+        let j = rooms.join(room, client, now).unwrap();
+        rooms.post(room, &j.peer, Bytes::from_static(b"pake"), now).unwrap();
+        j
+    }
+
+    #[test]
+    fn prefixes_group_a_host_and_its_neighbours() {
+        let lens = PrefixLens::default();
+        assert_eq!(lens.of(ip("192.0.2.7")), lens.of(ip("192.0.2.250")));
+        assert_ne!(lens.of(ip("192.0.2.7")), lens.of(ip("192.0.3.7")));
+        assert_eq!(lens.of(ip("192.0.2.7")).to_string(), "192.0.2.0/24");
+        // One IPv6 host picks any address in its /64.
+        assert_eq!(lens.of(ip("2001:db8:1:2::1")), lens.of(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(lens.of(ip("2001:db8:1:2::1")), lens.of(ip("2001:db8:1:3::1")));
+        assert_eq!(lens.of(ip("2001:db8:1:2:3:4:5:6")).to_string(), "2001:db8:1:2::/64");
+        // A dual-stack listener sees IPv4 clients as mapped addresses.
+        assert_eq!(lens.of(ip("::ffff:192.0.2.9")), lens.of(ip("192.0.2.7")));
+        // Configurable, including the extremes (and lengths past the end are clamped).
+        let exact = PrefixLens { v4: 32, v6: 128 };
+        assert_ne!(exact.of(ip("192.0.2.7")), exact.of(ip("192.0.2.8")));
+        assert_eq!(exact.of(ip("2001:db8::1")).to_string(), "2001:db8::1/128");
+        let all = PrefixLens { v4: 0, v6: 0 };
+        assert_eq!(all.of(ip("1.2.3.4")), all.of(ip("200.2.3.4")));
+        assert_eq!(all.of(ip("1.2.3.4")).to_string(), "0.0.0.0/0");
+        assert_eq!(PrefixLens { v4: 99, v6: 200 }.of(ip("1.2.3.4")).to_string(), "1.2.3.4/32");
+    }
+
+    #[test]
+    fn quota_caps_each_network_and_keeps_a_reserve_for_light_ones() {
+        let lens = PrefixLens::default();
+        let net = |i: u8| lens.of(IpAddr::V4(Ipv4Addr::new(10, 0, i, 1)));
+        // 100 in all, 20 per network: the last 10 only for networks holding fewer than 5.
+        let mut q = Quota::new(100, 20);
+        for i in 0..4 {
+            for _ in 0..20 {
+                q.try_acquire(net(i)).unwrap();
+            }
+            assert_eq!(q.try_acquire(net(i)), Err(QuotaRefusal::PrefixFull));
+        }
+        for _ in 0..10 {
+            q.try_acquire(net(4)).unwrap();
+        }
+        assert_eq!(q.used(), 90);
+        // Network 4 holds 10 (a heavy user): the reserve is not for it.
+        assert_eq!(q.try_acquire(net(4)), Err(QuotaRefusal::Reserved));
+        // Light networks get the reserve, each up to 5.
+        for _ in 0..5 {
+            q.try_acquire(net(5)).unwrap();
+        }
+        assert_eq!(q.try_acquire(net(5)), Err(QuotaRefusal::Reserved));
+        for _ in 0..5 {
+            q.try_acquire(net(6)).unwrap();
+        }
+        assert_eq!(q.try_acquire(net(7)), Err(QuotaRefusal::Full));
+        // Releasing gives the unit back to everyone.
+        q.release(net(0));
+        assert_eq!(q.held_by(net(0)), 19);
+        assert_eq!(q.try_acquire(net(7)), Ok(()));
+        // A release of something never held changes nothing.
+        q.release(net(9));
+        assert_eq!(q.used(), 100);
+    }
+
+    #[test]
+    fn a_small_quota_has_no_reserve_and_one_per_network_still_works() {
+        let p = PrefixLens::default().of(ME);
+        let mut q = Quota::new(3, 1);
+        assert_eq!(q.try_acquire(p), Ok(()));
+        assert_eq!(q.try_acquire(p), Err(QuotaRefusal::PrefixFull));
+        let mut q = Quota::new(0, 0); // clamped to 1 and 1
+        assert_eq!(q.try_acquire(p), Ok(()));
+        assert_eq!(q.try_acquire(p), Err(QuotaRefusal::Full));
+    }
+
+    #[test]
+    fn many_addresses_of_one_network_cannot_fill_the_rooms() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(Limits { max_rooms: 50, max_rooms_per_client: 5, ..limits() });
+        let mut opened = 0;
+        for host in 2..=55 {
+            for n in 0..5 {
+                let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, host));
+                if rooms.join(&format!("r{host}x{n}"), client, t).is_ok() {
+                    opened += 1;
+                }
+            }
+        }
+        assert_eq!(opened, 5, "127.0.0.2-55 are one network");
+        let err = rooms.join("mine", ME, t).unwrap_err();
+        assert_eq!(err.status(), 429);
+        assert!(err.to_string().contains("127.0.0.0/24"), "{err}");
+        assert!(rooms.join("yours", IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)), t).is_ok());
     }
 
     #[test]
@@ -394,10 +796,14 @@ mod tests {
         let b = rooms.join("r", OTHER, t).unwrap();
         assert_eq!(b.side, Side::B);
         assert_ne!(a.peer, b.peer);
+        // B reads only once it spoke.
+        assert_eq!(message(&mut rooms, "r", &b.peer, t), None);
+        rooms.post("r", &b.peer, Bytes::from_static(b"3"), t).unwrap();
         assert_eq!(rooms.join("r", OTHER, t), Err(RoomError::Full("r".into())));
         assert_eq!(message(&mut rooms, "r", &b.peer, t).as_deref(), Some(&b"1"[..]));
         assert_eq!(message(&mut rooms, "r", &b.peer, t).as_deref(), Some(&b"2"[..]));
         assert_eq!(message(&mut rooms, "r", &b.peer, t), None);
+        assert_eq!(message(&mut rooms, "r", &a.peer, t).as_deref(), Some(&b"3"[..]));
         assert_eq!(message(&mut rooms, "r", &a.peer, t), None);
         assert_eq!(rooms.take("r", "guess", t).unwrap_err().status(), 404);
     }
@@ -406,7 +812,7 @@ mod tests {
     fn room_closes_when_both_left_and_stays_gone() {
         let t = Instant::now();
         let mut rooms = Rooms::new(limits());
-        let a = rooms.join("r", ME, t).unwrap();
+        let a = join_and_speak(&mut rooms, "r", ME, t);
         let b = rooms.join("r", ME, t).unwrap();
         rooms.post("r", &b.peer, Bytes::from_static(b"answer"), t).unwrap();
         rooms.leave("r", &b.peer, t).unwrap();
@@ -422,12 +828,12 @@ mod tests {
     fn idle_rooms_expire_on_access_and_on_sweep() {
         let t = Instant::now();
         let mut rooms = Rooms::new(limits());
-        let a = rooms.join("r", ME, t).unwrap();
-        rooms.join("s", ME, t).unwrap();
+        let a = join_and_speak(&mut rooms, "r", ME, t);
+        join_and_speak(&mut rooms, "s", ME, t);
         let later = t + Duration::from_secs(11);
         assert_eq!(rooms.join("r", OTHER, later), Err(RoomError::Expired("r".into())));
         assert_eq!(rooms.take("r", &a.peer, later).unwrap_err(), RoomError::Expired("r".into()));
-        assert_eq!(rooms.sweep(later), vec!["s".to_owned()]);
+        assert_eq!(rooms.sweep(later).expired, vec!["s".to_owned()]);
         assert!(rooms.is_empty());
         // Still gone well after the TTL, then forgotten: the id may be used again.
         let much_later = later + Duration::from_secs(60);
@@ -442,12 +848,80 @@ mod tests {
     fn activity_keeps_a_room_alive() {
         let t = Instant::now();
         let mut rooms = Rooms::new(limits());
-        let a = rooms.join("r", ME, t).unwrap();
+        let a = join_and_speak(&mut rooms, "r", ME, t);
         for s in 1..5 {
             let now = t + Duration::from_secs(8 * s);
             assert!(matches!(rooms.take("r", &a.peer, now), Ok(Take::Empty(_))));
         }
-        assert!(rooms.sweep(t + Duration::from_secs(40)).is_empty());
+        assert_eq!(rooms.sweep(t + Duration::from_secs(40)), Swept::default());
+    }
+
+    #[test]
+    fn a_room_nobody_spoke_in_closes_after_the_claim_bound_and_is_not_remembered() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(limits());
+        rooms.join("quiet", OTHER, t).unwrap();
+        rooms.join("other", OTHER, t).unwrap();
+        assert_eq!(rooms.sweep(t + CLAIM), Swept::default(), "not before the bound");
+        let swept = rooms.sweep(t + CLAIM + Duration::from_millis(1));
+        assert_eq!(swept.evicted.len(), 2);
+        assert!(swept.evicted.iter().all(|e| e.room_closed && e.client == OTHER));
+        assert!(swept.expired.is_empty());
+        assert!(rooms.is_empty());
+        // Its network's quota is free again, and the id is not "gone".
+        assert_eq!(rooms.quota.used(), 0);
+        assert_eq!(rooms.join("quiet", OTHER, t + CLAIM * 2).map(|j| j.side), Ok(Side::A));
+    }
+
+    #[test]
+    fn a_silent_second_seat_is_freed_and_the_waiting_side_is_told() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(limits());
+        let a = join_and_speak(&mut rooms, "r", ME, t);
+        let squatter = rooms.join("r", OTHER, t + Duration::from_secs(1)).unwrap();
+        // The squatter cannot take A's PAKE message away from the real peer.
+        assert_eq!(message(&mut rooms, "r", &squatter.peer, t), None);
+        // The real peer is told when to come back.
+        let err = rooms.join("r", ME, t + Duration::from_secs(2)).unwrap_err();
+        assert_eq!(
+            err,
+            RoomError::SeatPending { room: "r".into(), retry_after: Duration::from_secs(4) }
+        );
+        assert_eq!((err.status(), err.retry_after()), (409, Some(Duration::from_secs(4))));
+        // A keeps waiting without a word until the bound passes...
+        assert_eq!(message(&mut rooms, "r", &a.peer, t + CLAIM), None);
+        let freed = t + Duration::from_secs(1) + CLAIM + Duration::from_millis(1);
+        let swept = rooms.sweep(freed);
+        assert_eq!(
+            swept.evicted,
+            vec![Evicted { room: "r".into(), side: Side::B, client: OTHER, room_closed: false }]
+        );
+        // ...then hears what happened, once.
+        match rooms.take("r", &a.peer, freed).unwrap() {
+            Take::Notice(n) => {
+                assert!(n.starts_with("seat-freed: "), "{n}");
+                assert!(n.contains("sent no PAKE message within 5s"), "{n}");
+            }
+            other => panic!("wanted a notice, got {other:?}"),
+        }
+        assert_eq!(message(&mut rooms, "r", &a.peer, freed), None);
+        assert_eq!(rooms.post("r", &squatter.peer, Bytes::new(), freed).unwrap_err().status(), 404);
+        // The real peer takes the seat and gets A's PAKE message.
+        let b = join_and_speak(&mut rooms, "r", ME, freed);
+        assert_eq!(b.side, Side::B);
+        assert_eq!(message(&mut rooms, "r", &b.peer, freed).as_deref(), Some(&b"pake"[..]));
+        assert_eq!(message(&mut rooms, "r", &a.peer, freed).as_deref(), Some(&b"pake"[..]));
+    }
+
+    #[test]
+    fn a_silent_seat_is_freed_on_access_too() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(limits());
+        join_and_speak(&mut rooms, "r", ME, t);
+        rooms.join("r", OTHER, t).unwrap();
+        // No sweep ran: the join itself frees the seat whose bound has passed.
+        let later = t + CLAIM + Duration::from_secs(1);
+        assert_eq!(rooms.join("r", ME, later).map(|j| j.side), Ok(Side::B));
     }
 
     #[test]
@@ -456,7 +930,8 @@ mod tests {
         let mut rooms = Rooms::new(limits());
         let a = rooms.join("a", ME, t).unwrap();
         let b = rooms.join("b", ME, t).unwrap();
-        assert_eq!(rooms.join("c", ME, t), Err(RoomError::ClientFull(2)));
+        let mine = PrefixLens::default().of(ME);
+        assert_eq!(rooms.join("c", ME, t), Err(RoomError::ClientFull(mine, 2)));
         rooms.join("c", OTHER, t).unwrap();
         assert_eq!(rooms.join("d", OTHER, t), Err(RoomError::ServerFull(3)));
         // Joining an existing room is not creating one.
@@ -465,7 +940,6 @@ mod tests {
             rooms.post("a", &a.peer, Bytes::new(), t).unwrap();
         }
         assert_eq!(rooms.post("a", &a.peer, Bytes::new(), t), Err(RoomError::InboxFull(2)));
-        // Closing a room frees its owner's quota.
         // Its only peer leaving closes a room and frees its owner's quota.
         rooms.leave("b", &b.peer, t).unwrap();
         assert_eq!(rooms.join("e", ME, t).map(|j| j.side), Ok(Side::A));
@@ -482,6 +956,6 @@ mod tests {
             rooms.leave(&id, &a.peer, t).unwrap();
         }
         assert!(rooms.gone.len() <= 3 && rooms.gone_order.len() <= 3);
-        assert!(rooms.per_client.is_empty());
+        assert_eq!(rooms.quota.used(), 0);
     }
 }

@@ -13,23 +13,77 @@
 //!
 //! Refusals are a status (see [`RoomError::status`]) with one line of text. Bodies are opaque to
 //! the server: dcsend peers seal what matters (`signal::seal`), so the server only relays.
+//!
+//! Connections are served by hyper's HTTP/1 connection builder in our own accept loop rather
+//! than `axum::serve`, which has no knob for what a hostile client can hold: every connection
+//! takes a unit of a [`Quota`] (a total and a share per client network) before hyper sees it,
+//! a request head must arrive within [`ConnLimits::header_timeout`] (hyper's
+//! `header_read_timeout`, which also bounds a kept-alive connection's wait for its next
+//! request), and a connection on which no request is being handled for
+//! [`ConnLimits::idle_timeout`] is closed. A long poll is a request being handled, so it is never
+//! idle. Over the limits a connection is answered `503`/`429` and closed at once, so the
+//! descriptors stay below the process's limit and `accept` keeps working.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
 
 use crate::signal::page;
-use crate::signal::rooms::{Joined, Limits, RoomError, Rooms, Take};
+use crate::signal::rooms::{Joined, Limits, Prefix, Quota, QuotaRefusal, RoomError, Rooms, Take};
 use crate::signal::seal::Side;
+
+/// The response header of a `204` long poll that carries a notice from the server about the
+/// peer's room (one line of ASCII), e.g. that a silent client lost the other seat. Clients that
+/// do not know it see a plain `204` and poll again.
+pub const NOTICE_HEADER: &str = "dcsend-notice";
+
+/// How long open connections get to finish at shutdown before they are dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// At most one log line per this period about refused connections or failing `accept`s, so
+/// a flood does not also flood the log.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What one client can hold of the server's connections and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections open at once, over all clients. Keep it below the process's file-descriptor
+    /// limit (`cmd::signal` clamps it), so `accept` never fails for want of one.
+    pub max_connections: usize,
+    /// Connections open at once from one client network.
+    pub max_connections_per_client: usize,
+    /// A request's head must arrive within this; a kept-alive connection waiting for its next
+    /// request is closed after it too.
+    pub header_timeout: Duration,
+    /// A connection on which no request is being handled for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_connections_per_client: 64,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Largest message body accepted, in bytes. A sealed data-channel offer is about 2 KiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -40,34 +94,214 @@ pub const MAX_WAIT_SECS: u64 = 30;
 struct Shared {
     rooms: Mutex<Rooms>,
     shutdown: CancellationToken,
+    /// Bounds the arrival of a message's body, as `header_timeout` bounds its head.
+    body_timeout: Duration,
 }
 
 impl Shared {
     fn rooms(&self) -> MutexGuard<'_, Rooms> {
-        // A panic while holding the lock would be a bug in `Rooms`; keep serving with its state.
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.rooms)
     }
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then ends every long poll and returns.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     limits: Limits,
+    conns: ConnLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let shared =
-        Arc::new(Shared { rooms: Mutex::new(Rooms::new(limits)), shutdown: shutdown.clone() });
+    let shared = Arc::new(Shared {
+        rooms: Mutex::new(Rooms::new(limits)),
+        shutdown: shutdown.clone(),
+        body_timeout: conns.header_timeout,
+    });
     let sweeper = tokio::spawn(sweep(shared.clone()));
     let app = router(shared.clone());
-    let res = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            tracing::info!("shutting down: finishing the requests in flight");
-        })
-        .await;
+    let quota =
+        Arc::new(Mutex::new(Quota::new(conns.max_connections, conns.max_connections_per_client)));
+    let tracker = TaskTracker::new();
+    let mut refused = Tally::default();
+    let mut failed = Tally::default();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, client) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE/ENFILE (out of descriptors) or a connection reset before we took it.
+                // Back off a little: descriptors come back as connections close.
+                if let Some(n) = failed.count() {
+                    tracing::warn!(error = %e, failures = n, "accept failed");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let prefix = limits.prefix.of(client.ip());
+        let taken = lock(&quota).try_acquire(prefix);
+        if let Err(why) = taken {
+            turn_away(&stream, why);
+            if let Some(n) = refused.count() {
+                let open = lock(&quota).used();
+                tracing::warn!(
+                    refused = n, open, last_client = %client.ip(), network = %prefix,
+                    "refusing connections: over the limit per network or in total"
+                );
+            }
+            continue;
+        }
+        let slot = Slot { quota: quota.clone(), prefix };
+        tracker.spawn(connection(stream, client, app.clone(), conns, shutdown.clone(), slot));
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!(open = tracker.len(), "closing the connections still open");
+    }
     sweeper.abort();
     shared.rooms().close_all(Instant::now());
-    res
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock would be a bug in pure bookkeeping; keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counts events and says when to log them: the first at once, then at most one line per
+/// [`LOG_EVERY`] with the count since the last line.
+#[derive(Default)]
+struct Tally {
+    since_logged: u64,
+    logged_at: Option<tokio::time::Instant>,
+}
+
+impl Tally {
+    fn count(&mut self) -> Option<u64> {
+        self.since_logged += 1;
+        let now = tokio::time::Instant::now();
+        if self.logged_at.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.since_logged))
+    }
+}
+
+/// One connection's unit of the connection quota, given back when the connection ends.
+struct Slot {
+    quota: Arc<Mutex<Quota>>,
+    prefix: Prefix,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.quota).release(self.prefix);
+    }
+}
+
+/// Answers a connection over the limits and closes it, without waiting for anything: one
+/// non-blocking write (a fresh socket's buffer takes it), then the socket is dropped.
+fn turn_away(stream: &TcpStream, why: QuotaRefusal) {
+    let (status, line) = match why {
+        QuotaRefusal::PrefixFull => (
+            "429 Too Many Requests",
+            "too many connections from your network; close some and try again",
+        ),
+        QuotaRefusal::Full | QuotaRefusal::Reserved => {
+            ("503 Service Unavailable", "the server has too many connections open; try again later")
+        }
+    };
+    let answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{line}\n",
+        line.len() + 1
+    );
+    let _ = stream.try_write(answer.as_bytes());
+}
+
+/// Requests being handled on one connection; the guard counts one down when dropped.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn enter(busy: &Arc<watch::Sender<usize>>) -> Self {
+        busy.send_modify(|n| *n += 1);
+        Self(busy.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Serves one connection until the client closes it, it errs, it stays idle past
+/// `limits.idle_timeout`, or the server shuts down (after the request in flight).
+async fn connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+    _slot: Slot,
+) {
+    let _ = stream.set_nodelay(true);
+    let busy = Arc::new(watch::Sender::new(0usize));
+    let mut busy_rx = busy.subscribe();
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(client));
+        let in_flight = InFlight::enter(&busy);
+        let call = app.clone().oneshot(req);
+        async move {
+            let response = call.await;
+            drop(in_flight);
+            response.map_err(|never: Infallible| match never {})
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut idle_since = Some(tokio::time::Instant::now());
+    let mut closing = false;
+    loop {
+        let idle_deadline = idle_since.map(|t| t + limits.idle_timeout);
+        tokio::select! {
+            biased;
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(client = %client.ip(), "connection ended: {e}");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            Ok(()) = busy_rx.changed() => {
+                let handling = *busy_rx.borrow_and_update();
+                idle_since = (handling == 0).then(tokio::time::Instant::now);
+            }
+            () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                tracing::debug!(client = %client.ip(), "closing an idle connection");
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -83,14 +317,17 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Expires idle rooms in the background.
+/// Frees silent seats and expires idle rooms in the background.
 async fn sweep(shared: Arc<Shared>) {
-    let ttl = shared.rooms().limits().idle_ttl;
-    let period = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let limits = shared.rooms().limits();
+    let period = (limits.idle_ttl.min(limits.claim_timeout) / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(30));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
-        for room in shared.rooms().sweep(Instant::now()) {
+        // Freed seats are logged by `Rooms` itself.
+        let swept = shared.rooms().sweep(Instant::now());
+        for room in swept.expired {
             tracing::info!(room, "room expired");
         }
     }
@@ -105,7 +342,11 @@ fn text(status: StatusCode, line: &str) -> Response {
 fn refusal(err: &RoomError, client: IpAddr) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
     tracing::info!(%client, status = status.as_u16(), reason = %err, "refused");
-    text(status, &err.to_string())
+    let mut response = text(status, &err.to_string());
+    if let Some(wait) = err.retry_after() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+    }
+    response
 }
 
 async fn healthz() -> Response {
@@ -143,8 +384,22 @@ async fn send(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((room, peer)): Path<(String, String)>,
-    body: Bytes,
+    request: Request,
 ) -> Response {
+    // A body trickled in a byte at a time would hold the connection (and count as a request
+    // in flight, so never idle): bound it like the head.
+    let body =
+        match tokio::time::timeout(shared.body_timeout, Bytes::from_request(request, &())).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(rejection)) => return rejection.into_response(),
+            Err(_) => {
+                let wait = humantime::format_duration(shared.body_timeout);
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("the body did not arrive within {wait}"),
+                );
+            }
+        };
     let posted = shared.rooms().post(&room, &peer, body, Instant::now());
     match posted {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -174,6 +429,13 @@ async fn receive(
             Ok(Take::Message(msg)) => {
                 return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], msg)
                     .into_response();
+            }
+            Ok(Take::Notice(notice)) => {
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                if let Ok(value) = HeaderValue::from_str(&notice) {
+                    response.headers_mut().insert(NOTICE_HEADER, value);
+                }
+                return response;
             }
             Ok(Take::Empty(waker)) => waker,
             Err(e) => return refusal(&e, client.ip()),

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -153,7 +153,16 @@ impl Drop for Proc {
 /// closed without a status line. A failed write is not an error: the server may close while
 /// an oversized request is still being written, and what it answered before counts.
 pub fn http_exchange(addr: SocketAddr, raw: &[u8], half_close: bool) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).unwrap();
+    exchange_on(TcpStream::connect(addr).unwrap(), raw, half_close)
+}
+
+/// [`http_exchange`] from the source address `src` (any of 127.0.0.0/8 works on Linux: all of
+/// it is routed to `lo`), as a client on another host would connect.
+pub fn http_exchange_from(src: IpAddr, addr: SocketAddr, raw: &[u8]) -> Option<(u16, String)> {
+    exchange_on(connect_from(src, addr), raw, false)
+}
+
+fn exchange_on(mut s: TcpStream, raw: &[u8], half_close: bool) -> Option<(u16, String)> {
     s.set_read_timeout(Some(WAIT)).unwrap();
     let _ = s.write_all(raw);
     if half_close {
@@ -165,6 +174,16 @@ pub fn http_exchange(addr: SocketAddr, raw: &[u8], half_close: bool) -> Option<(
     let status = reply.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
     let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
+}
+
+/// A TCP connection to `to` from the source address `src` (port from the OS), connecting
+/// within [`WAIT`].
+pub fn connect_from(src: IpAddr, to: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None)
+        .expect("a socket");
+    sock.bind(&SocketAddr::new(src, 0).into()).unwrap_or_else(|e| panic!("binding {src}: {e}"));
+    sock.connect_timeout(&to.into(), WAIT).unwrap_or_else(|e| panic!("connecting from {src}: {e}"));
+    sock.into()
 }
 
 /// Polls `cond` every 10 ms until it holds, at most `limit`.
@@ -241,6 +260,11 @@ pub fn spawn_fed(
 pub fn signal_server(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
     let mut cmd = dcsend();
     cmd.args(["signal", "--listen", "127.0.0.1:0"]).args(extra);
+    spawn_signal_server(dir, cmd)
+}
+
+/// Spawns a `dcsend signal ...` command and waits for its `listening on` line.
+pub fn spawn_signal_server(dir: &Path, cmd: Command) -> (Proc, SocketAddr) {
     let proc = Proc::spawn("signal", cmd, dir);
     let mut addr = None;
     wait_until(WAIT, "the server's 'listening on' line", || {

@@ -67,7 +67,7 @@ async function opened(pc, channel) {
  */
 export async function connect(url, ui) {
   ui.phase('signaling', `Joining room ${url.room}…`);
-  const client = await Client.join(url);
+  const client = await Client.join(url, (notice) => ui.say(notice));
   window.addEventListener('pagehide', () => client.leave({ keepalive: true }), { once: true });
   ui.say(client.side === 'a' ? 'Waiting for the other side to join…' : 'Checking the secret…');
   const room = /** @type {string} */ (url.room);

@@ -28,6 +28,10 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 export const MAX_WAIT_SECS = 30;
 /** Bound on any request that is not a long poll (as the Rust client). */
 export const REQUEST_TIMEOUT_MS = 10_000;
+/** Joins tried again while the room's other seat is held by a client that has not spoken. */
+const SEAT_RETRIES = 4;
+/** The response header of a `204` poll that carries a notice from the server (`KIND: TEXT`). */
+const NOTICE_HEADER = 'dcsend-notice';
 
 const ROOM_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const ROOM_ID_CHARS = 10;
@@ -525,39 +529,56 @@ async function refusal(response) {
 /** The mailbox the exchange runs over: messages in order, to and from the other peer. */
 export class Client {
   /**
-   * Joins the room of `url` (which must name one: see `PeerUrl.completed`).
+   * Joins the room of `url` (which must name one: see `PeerUrl.completed`). What the server
+   * tells us about the room meanwhile (a silent client in the other seat, now or later while
+   * we wait) goes to `onNotice`, one line for a person.
    * @param {PeerUrl} url
+   * @param {(notice: string) => void} [onNotice]
    */
-  static async join(url) {
+  static async join(url, onNotice = () => {}) {
     if (url.room === null) throw new TypeError('the URL names no room');
-    let response;
-    try {
-      response = await fetchWithin(url.endpoint(), { method: 'POST' }, REQUEST_TIMEOUT_MS);
-    } catch (e) {
-      throw unreachable(url, e);
-    }
-    if (response.status === 201) {
-      let v;
+    for (let retries = 0; ; retries++) {
+      let response;
       try {
-        v = JSON.parse(await response.text());
-      } catch {
-        v = null;
+        response = await fetchWithin(url.endpoint(), { method: 'POST' }, REQUEST_TIMEOUT_MS);
+      } catch (e) {
+        throw unreachable(url, e);
       }
-      if (!v || typeof v.peer !== 'string' || (v.side !== 'a' && v.side !== 'b')) {
-        throw notSignaling(url, 'its answer to a join is not {"peer":...,"side":...}');
+      if (response.status === 201) {
+        let v;
+        try {
+          v = JSON.parse(await response.text());
+        } catch {
+          v = null;
+        }
+        if (!v || typeof v.peer !== 'string' || (v.side !== 'a' && v.side !== 'b')) {
+          throw notSignaling(url, 'its answer to a join is not {"peer":...,"side":...}');
+        }
+        return new Client(url, v.peer, v.side, onNotice);
       }
-      return new Client(url, v.peer, v.side);
+      // The other seat's holder has not spoken yet: the server frees it within its claim
+      // bound and says when (see docs/signaling.md, "Seats").
+      const retryAfter = Number(response.headers.get('retry-after') ?? NaN);
+      if (response.status === 409 && retries < SEAT_RETRIES && retryAfter >= 0 && retryAfter <= 60) {
+        onNotice(`${await refusal(response)}; trying again in ${retryAfter}s`);
+        await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 + 100));
+        continue;
+      }
+      if ([400, 409, 410, 429, 503].includes(response.status)) {
+        throw new SignalError('refused', `the signaling server refused: ${await refusal(response)}`);
+      }
+      throw notSignaling(url, `HTTP ${response.status} to a join`);
     }
-    if ([400, 409, 410, 429, 503].includes(response.status)) {
-      throw new SignalError('refused', `the signaling server refused: ${await refusal(response)}`);
-    }
-    throw notSignaling(url, `HTTP ${response.status} to a join`);
   }
 
-  /** @param {PeerUrl} url @param {string} peer @param {Side} side */
-  constructor(url, peer, side) {
+  /**
+   * @param {PeerUrl} url @param {string} peer @param {Side} side
+   * @param {(notice: string) => void} [onNotice]
+   */
+  constructor(url, peer, side, onNotice = () => {}) {
     this.url = url;
     /** @private */ this.peer = peer;
+    /** @private */ this.onNotice = onNotice;
     /** @type {Side} A (joined first, offers) or B (answers). */
     this.side = side;
   }
@@ -624,6 +645,9 @@ export class Client {
         clearTimeout(timer);
       }
       await this.check(response);
+      // `KIND: TEXT` from the server about our room; the text is for the person.
+      const notice = response.headers.get(NOTICE_HEADER);
+      if (notice) this.onNotice(notice.includes(': ') ? notice.slice(notice.indexOf(': ') + 2) : notice);
       if (response.status === 204) continue;
       const body = new Uint8Array(await response.arrayBuffer());
       if (body.length > MAX_MESSAGE_BYTES) {
