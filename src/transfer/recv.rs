@@ -22,7 +22,7 @@ use super::names;
 use super::send::{app, send_abort};
 use super::sink::{Partial, Sink, SinkTarget};
 use super::wire::{Control, Digest, PROTOCOL_VERSION, Role};
-use crate::error::TransferError;
+use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
 use crate::progress::meter::Meter;
 
@@ -137,7 +137,7 @@ pub async fn receive<P: ChannelPort>(
         let ev = tokio::select! {
             biased;
             () = cancel.cancelled() => {
-                send_abort(&port, "the receiver was interrupted").await;
+                send_abort(&port, &format!("the receiver was {}", Stop::shown())).await;
                 return Err(TransferError::Interrupted.into());
             }
             () = &mut linger => return Ok(r.outcome(true)),
@@ -154,7 +154,8 @@ pub async fn receive<P: ChannelPort>(
                     Ok(())
                 }
                 Ok(Control::Abort { reason }) => {
-                    return Err(TransferError::PeerAborted(reason).into());
+                    let confirmed_bytes = r.confirmed();
+                    return Err(TransferError::PeerAborted { reason, confirmed_bytes }.into());
                 }
                 Ok(_) if done => Err(TransferError::Protocol("a message after done".into())),
                 Ok(msg) => r.on_control(&port, msg).await,
@@ -181,7 +182,15 @@ pub async fn receive<P: ChannelPort>(
             }
         };
         if let Err(e) = step {
-            let reason = e.to_string();
+            let reason = match e {
+                // Ctrl-C or SIGTERM while a write waited for the output.
+                TransferError::Interrupted => format!("the receiver was {}", Stop::shown()),
+                // The consumer of our stdout exited (`dcsend recv | tar x`, tar failed).
+                TransferError::Output(ref io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                    "the receiver's output was closed before the end of the data".to_owned()
+                }
+                _ => e.to_string(),
+            };
             if !matches!(e, TransferError::PeerGone { .. }) {
                 send_abort(&port, &reason).await;
             }
@@ -428,7 +437,14 @@ impl Receiver<'_> {
             ));
         }
         cur.bytes += len;
-        if sink.write(data).await.is_err() {
+        // A consumer that does not read holds this write for as long as it likes: Ctrl-C and
+        // SIGTERM must not wait for it.
+        let written = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Err(TransferError::Interrupted),
+            res = sink.write(data) => res,
+        };
+        if written.is_err() {
             let Some(Current { out: Out::Sink(sink), .. }) = self.current.take() else {
                 unreachable!("a sink above")
             };

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::pump::{Pump, PumpReport};
 use super::source::{self, Item, ItemSent, PeerLink, PeerNote, SourceError};
 use super::wire::{Control, PROTOCOL_VERSION, Role};
-use crate::error::TransferError;
+use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
 use crate::progress::meter::Meter;
 
@@ -56,7 +56,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     cancel: CancellationToken,
 ) -> anyhow::Result<SendOutcome> {
     let expected_acks = items.len();
-    let (notes, link) = std::sync::mpsc::channel();
+    let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
     let (pump, feed) = Pump::new(port.clone(), opts.threshold_bytes, meter, cancel.child_token());
     let threshold_cap = pump.threshold_cap();
@@ -104,7 +104,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
         tokio::select! {
             biased;
             () = cancel.cancelled() => {
-                send_abort(&port, "the sender was interrupted").await;
+                send_abort(&port, &format!("the sender was {}", Stop::shown())).await;
                 return Err(TransferError::Interrupted.into());
             }
             res = &mut reader, if sent.is_none() => match res? {
@@ -163,11 +163,16 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                             threshold_cap.fetch_min(wanted, Ordering::Relaxed);
                         }
                         progress_at = tokio::time::Instant::now();
-                        // The reading thread may be gone (all read); then nobody needs it.
-                        notes.send(PeerNote::Hello { resume }).ok();
+                        if let Err(reason) = source::forward(&notes, PeerNote::Hello { resume }) {
+                            send_abort(&port, &reason).await;
+                            return Err(TransferError::Protocol(reason).into());
+                        }
                     }
                     Ok(Control::Have { bytes, sha256 }) => {
-                        notes.send(PeerNote::Have { bytes, sha256 }).ok();
+                        if let Err(reason) = source::forward(&notes, PeerNote::Have { bytes, sha256 }) {
+                            send_abort(&port, &reason).await;
+                            return Err(TransferError::Protocol(reason).into());
+                        }
                     }
                     Ok(Control::Ack { .. }) if acks == expected_acks => {
                         let reason = format!("more acks than items: all {expected_acks} were acknowledged already");
@@ -187,7 +192,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                         }
                         .into());
                     }
-                    Ok(Control::Abort { reason }) => return Err(TransferError::PeerAborted(reason).into()),
+                    Ok(Control::Abort { reason }) => {
+                        return Err(TransferError::PeerAborted { reason, confirmed_bytes }.into());
+                    }
                     Ok(other) => tracing::debug!("ignoring {other:?} from the receiver"),
                     Err(e) => tracing::warn!("ignoring a control message from the receiver: {e}"),
                 },

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -131,6 +131,30 @@ pub enum PeerNote {
         /// Hex SHA-256 of that prefix.
         sha256: String,
     },
+}
+
+/// How many notes may wait for the reading thread. A dcsend receiver sends one `hello` and
+/// one `have` per `file` that asked for it, and the thread takes each before the next can be
+/// due, so a few is plenty; more is a receiver repeating itself, which must not grow our
+/// memory (see [`forward`]).
+pub const PEER_NOTES: usize = 8;
+
+/// Hands `note` to the reading thread without waiting. A full line means the receiver sent
+/// messages nobody asked for faster than they are read (a hostile or broken peer): the
+/// error is the reason to abort with. A thread that is gone (all read) needs no notes.
+pub fn forward(notes: &SyncSender<PeerNote>, note: PeerNote) -> Result<(), String> {
+    match notes.try_send(note) {
+        Ok(()) | Err(TrySendError::Disconnected(_)) => Ok(()),
+        Err(TrySendError::Full(note)) => {
+            let what = match note {
+                PeerNote::Hello { .. } => "hello",
+                PeerNote::Have { .. } => "have",
+            };
+            Err(format!(
+                "the receiver sent {what} messages nobody asked for ({PEER_NOTES} unanswered)"
+            ))
+        }
+    }
 }
 
 /// The reading thread's line back from the receiver, for resuming.
@@ -545,6 +569,23 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_repeating_have_fills_a_bounded_line_and_is_refused() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PEER_NOTES);
+        let have = || PeerNote::Have { bytes: 1, sha256: Digest::of(b"x") };
+        for _ in 0..PEER_NOTES {
+            forward(&tx, have()).unwrap();
+        }
+        let err = forward(&tx, have()).unwrap_err();
+        assert!(err.contains("have messages nobody asked for"), "{err}");
+        // What the reading thread takes frees room again: only a flood is refused.
+        rx.recv().unwrap();
+        forward(&tx, have()).unwrap();
+        // A thread that finished reading needs no notes: not an error.
+        drop(rx);
+        forward(&tx, have()).unwrap();
+    }
+
+    #[test]
     fn the_wait_for_have_grows_with_the_size() {
         assert_eq!(have_wait(0), Duration::from_secs(30));
         assert_eq!(have_wait(32 << 20), Duration::from_secs(31));
@@ -559,7 +600,7 @@ mod tests {
         let path = dir.path().join("f.bin");
         std::fs::write(&path, b"hello world").unwrap();
         let item = Item::open(Some(path)).unwrap();
-        let (notes_tx, notes) = std::sync::mpsc::channel();
+        let (notes_tx, notes) = std::sync::mpsc::sync_channel(PEER_NOTES);
         let meter = Arc::new(Meter::new(Some(11)));
         let (feed, mut out) = mpsc::channel(64);
         let link = PeerLink { notes, meter: meter.clone() };

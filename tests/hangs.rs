@@ -1,0 +1,144 @@
+//! Nobody waits forever, whatever blocks; inputs are checked before connecting. Real dcsend
+//! processes on loopback, fed and drained by pipes that the test holds open and never serves:
+//!
+//! - a sender whose producer never yields (`tail -f | dcsend`) exits 3 within the liveness
+//!   bound when the receiver is killed, and 130/143 at once on SIGINT/SIGTERM, telling the
+//!   receiver why;
+//! - a receiver whose consumer never reads (`dcsend recv | (sleep 20; ...)`) stops the same
+//!   way on SIGINT/SIGTERM, telling the sender why;
+//!
+//! The bounds are generous (2 shared cores): they tell "stops" from "hangs", not fast from slow.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+/// The liveness timeout both peers get here.
+const LIVENESS: &str = "3s";
+/// How long a process may take to exit once it should: the liveness timeout or the stop,
+/// plus slack for a slow machine. Without the fixes each case below waits for the pipe,
+/// which never comes.
+const STOPS_WITHIN: Duration = Duration::from_secs(20);
+/// What the producer writes before going silent.
+const HEAD: usize = 3 << 20;
+
+/// A sender of stdin and a receiver to stdout, both with a short liveness timeout.
+fn pair(dir: &Path) -> (Command, Command) {
+    let t = Tokens::in_dir(dir);
+    let mut tx = sender(&[], &t);
+    tx.arg("-").args(["--liveness-timeout", LIVENESS]);
+    let mut rx = receiver(&t);
+    rx.args(["--liveness-timeout", LIVENESS]);
+    (tx, rx)
+}
+
+/// `(head -c 3M; sleep forever) | dcsend -`: a sender whose stdin gets [`HEAD`] bytes and then
+/// stays open and silent, and a receiver to a file. Returns once the receiver has stored
+/// (nearly) all of them, so the sender's reading thread is blocked in `read`; the returned pipe keeps
+/// the producer's end open.
+fn silent_producer(dir: &Path) -> (Proc, Proc, ChildStdin) {
+    let (mut tx, rx) = pair(dir);
+    tx.stdin(Stdio::piped());
+    let recv = Proc::spawn("recv", rx, dir);
+    let mut send = Proc::spawn("send", tx, dir);
+    let mut stdin = send.child.stdin.take().unwrap();
+    let writer =
+        std::thread::spawn(move || stdin.write_all(&random_bytes(HEAD, 61)).map(|()| stdin));
+    let received = recv.stdout.clone();
+    // Less a little: the receiver's stdout keeps a line (up to its last newline) buffered.
+    wait_until(WAIT, "the head of the stream on the receiver", || {
+        std::fs::metadata(&received).map_or(0, |m| m.len()) >= (HEAD - (64 << 10)) as u64
+    });
+    let stdin = writer.join().unwrap().expect("the sender read the head");
+    (send, recv, stdin)
+}
+
+/// `dcsend recv | (sleep forever)`: a receiver whose consumer reads the first 64 KiB of a
+/// 32 MiB file and then nothing, keeping the pipe open (returned). Returns after a pause
+/// that lets the pipe and the receiver's queue fill, so its writer is blocked in `write`.
+fn silent_consumer(dir: &Path) -> (Proc, Proc, ChildStdout) {
+    let src = dir.join("payload.bin");
+    std::fs::write(&src, random_bytes(32 << 20, 62)).unwrap();
+    let t = Tokens::in_dir(dir);
+    let mut tx = sender(&[&src], &t);
+    tx.args(["--liveness-timeout", LIVENESS]);
+    let mut rx = receiver(&t);
+    rx.args(["--liveness-timeout", LIVENESS]);
+    // Proc sends stdout to a file; this one needs a pipe.
+    let stderr = dir.join("recv.stderr");
+    rx.stdout(Stdio::piped()).stderr(std::fs::File::create(&stderr).unwrap());
+    let mut child = rx.spawn().expect("spawn dcsend");
+    let mut pipe = child.stdout.take().unwrap();
+    let recv = Proc { name: "recv", child, stdout: dir.join("unused"), stderr };
+    let send = Proc::spawn("send", tx, dir);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut head = vec![0u8; 64 << 10];
+        let _ = done_tx.send(pipe.read_exact(&mut head).map(|()| pipe));
+    });
+    let pipe = done_rx.recv_timeout(WAIT).expect("64 KiB on the receiver's stdout in time");
+    let pipe = pipe.expect("read the head of the stream");
+    // Not a measurement: time for the rest to pile up in front of the silent consumer.
+    std::thread::sleep(Duration::from_secs(2));
+    (send, recv, pipe)
+}
+
+#[test]
+fn a_sender_blocked_on_its_producer_notices_a_killed_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut send, mut recv, _producer) = silent_producer(dir.path());
+    recv.signal(Signal::SIGKILL);
+    recv.wait(WAIT);
+    send.expect_code(3, STOPS_WITHIN);
+    let err = send.stderr_text();
+    assert!(err.contains("bytes delivered and confirmed"), "{err}");
+}
+
+fn stop_a_sender_blocked_on_its_producer(sig: Signal, code: i32, reason: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut send, mut recv, _producer) = silent_producer(dir.path());
+    send.signal(sig);
+    send.expect_code(code, STOPS_WITHIN);
+    assert!(send.stderr_text().contains(reason), "{}", send.stderr_text());
+    recv.expect_code(3, STOPS_WITHIN);
+    let err = recv.stderr_text();
+    assert!(err.contains(&format!("the peer aborted: the sender was {reason}")), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_a_sender_blocked_on_its_producer() {
+    stop_a_sender_blocked_on_its_producer(Signal::SIGINT, 130, "interrupted (SIGINT)");
+}
+
+#[test]
+fn sigterm_stops_a_sender_blocked_on_its_producer() {
+    stop_a_sender_blocked_on_its_producer(Signal::SIGTERM, 143, "terminated (SIGTERM)");
+}
+
+fn stop_a_receiver_blocked_on_its_consumer(sig: Signal, code: i32, reason: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut send, mut recv, _consumer) = silent_consumer(dir.path());
+    recv.signal(sig);
+    recv.expect_code(code, STOPS_WITHIN);
+    assert!(recv.stderr_text().contains(reason), "{}", recv.stderr_text());
+    send.expect_code(3, STOPS_WITHIN);
+    let err = send.stderr_text();
+    assert!(err.contains(&format!("the peer aborted: the receiver was {reason}")), "{err}");
+    assert!(err.contains("bytes delivered and confirmed"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_a_receiver_blocked_on_its_consumer() {
+    stop_a_receiver_blocked_on_its_consumer(Signal::SIGINT, 130, "interrupted (SIGINT)");
+}
+
+#[test]
+fn sigterm_stops_a_receiver_blocked_on_its_consumer() {
+    stop_a_receiver_blocked_on_its_consumer(Signal::SIGTERM, 143, "terminated (SIGTERM)");
+}
