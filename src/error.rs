@@ -203,6 +203,10 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
             Some(SignalError::Unreachable { .. }) => Some(
                 "hint: start one with `dcsend signal --listen ADDR` (it listens on 127.0.0.1:8080 by default)",
             ),
+            Some(SignalError::NoToken(_)) => Some(
+                "hint: nothing was sent and no connection was tried: the other side's token never \
+                 came; is it running, and does its --sdp-out name this file?",
+            ),
             Some(SignalError::Unauthentic) => Some(
                 "hint: both sides need the whole URL one of them printed, secret after '#' included; if they had it, do not trust that server",
             ),

@@ -6,6 +6,8 @@
 //!   receiver why;
 //! - a receiver whose consumer never reads (`dcsend recv | (sleep 20; ...)`) stops the same
 //!   way on SIGINT/SIGTERM, telling the sender why;
+//! - inputs that cannot all be sent (two with one base name, one unreadable) and a token file
+//!   of 2 GiB are refused before anything is sent; a token that never comes says so.
 //!
 //! The bounds are generous (2 shared cores): they tell "stops" from "hangs", not fast from slow.
 
@@ -141,4 +143,79 @@ fn ctrl_c_stops_a_receiver_blocked_on_its_consumer() {
 #[test]
 fn sigterm_stops_a_receiver_blocked_on_its_consumer() {
     stop_a_receiver_blocked_on_its_consumer(Signal::SIGTERM, 143, "terminated (SIGTERM)");
+}
+
+/// A sender of `files` that would write its offer to `offer.tok` and wait 2 s for an answer
+/// nobody writes: when it is refused first, no offer exists.
+fn refused_before_connecting(dir: &Path, files: &[&Path]) -> (Option<i32>, String) {
+    let t = Tokens::in_dir(dir);
+    let mut tx = sender(files, &t);
+    tx.args(["--connect-timeout", "2s"]);
+    let mut send = Proc::spawn("send", tx, dir);
+    let status = send.wait(WAIT);
+    assert!(!t.offer.exists(), "an offer was written: it connected");
+    (status.code(), send.stderr_text())
+}
+
+#[test]
+fn two_inputs_with_one_base_name_are_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d1, d2) = (dir.path().join("d1"), dir.path().join("d2"));
+    for d in [&d1, &d2] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("same"), b"x").unwrap();
+    }
+    let (code, err) = refused_before_connecting(dir.path(), &[&d1.join("same"), &d2.join("same")]);
+    assert_eq!(code, Some(2), "{err}");
+    let both = format!("{} and {}", d1.join("same").display(), d2.join("same").display());
+    assert!(err.contains(&both), "{err}");
+}
+
+#[test]
+fn an_unreadable_input_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::write(&a, b"a").unwrap();
+    std::fs::write(&b, b"b").unwrap();
+    // Unreadable even by root (the tests may run as root): sysctl files keep their mode.
+    let locked = Path::new("/proc/sys/vm/drop_caches");
+    let (code, err) = refused_before_connecting(dir.path(), &[&a, &b, locked]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("/proc/sys/vm/drop_caches: Permission denied"), "{err}");
+}
+
+/// A 2 GiB token file (sparse) is refused by its size: bad input, exit 2, without reading it
+/// (it took 2.1 GB of memory).
+#[test]
+fn a_2_gib_token_file_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    std::fs::write(&src, b"data").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    std::fs::File::create(&t.answer).unwrap().set_len(2 << 30).unwrap();
+    let mut send = Proc::spawn("send", sender(&[&src], &t), dir.path());
+    send.expect_code(2, WAIT);
+    let err = send.stderr_text();
+    assert!(err.contains("is longer than 1048576 bytes"), "{err}");
+    // The largest resident set of any child this test process has waited for (the dcsend
+    // processes of the other tests in this file are a few tens of MiB).
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    let peak_kib = usage.unwrap().max_rss();
+    assert!(peak_kib < 512 << 10, "a child peaked at {peak_kib} KiB");
+}
+
+#[test]
+fn a_token_that_never_comes_is_not_called_a_network_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    std::fs::write(&src, b"data").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut tx = sender(&[&src], &t);
+    tx.args(["--connect-timeout", "1s"]);
+    let mut send = Proc::spawn("send", tx, dir.path());
+    send.expect_code(3, WAIT);
+    let err = send.stderr_text();
+    assert!(err.contains("waiting for the peer's token in"), "{err}");
+    assert!(err.contains("the other side's token never came"), "{err}");
+    assert!(!err.contains("UDP") && !err.contains("--stun"), "a network hint:\n{err}");
 }

@@ -15,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -77,8 +78,16 @@ impl Item {
         let Some(path) = path else {
             return Ok(Self { input: Input::Stdin, name: None, size: None });
         };
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let meta = std::fs::metadata(&path).map_err(named)?;
+        // Opened now, so an unreadable input fails the run before anything is sent, not after
+        // the items before it. Non-blocking: a FIFO with no writer yet must not wait here. The
+        // file is opened again when its turn comes (thousands of inputs need no open files).
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(named)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         // A FIFO or a character device has no meaningful size.
         let size = meta.is_file().then_some(meta.len());
@@ -566,6 +575,23 @@ mod tests {
         let (_dir, mut f) = file_with(b"abc");
         let got = check_prefix(&mut f, &(4, Digest::of(b"abc")), 10, &CancellationToken::new());
         assert!(matches!(got.unwrap(), Prefix::Unusable));
+    }
+
+    #[test]
+    fn an_unreadable_input_is_refused_when_described() {
+        // Not readable even by root: sysctl files follow their mode for everyone.
+        let err = Item::open(Some("/proc/sys/vm/drop_caches".into())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert!(err.to_string().starts_with("/proc/sys/vm/drop_caches: "), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_without_a_writer_is_described_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let item = Item::open(Some(fifo)).unwrap();
+        assert_eq!(item.size, None);
     }
 
     #[test]
