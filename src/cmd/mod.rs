@@ -82,6 +82,29 @@ fn watch_signals(cancel: CancellationToken) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Tells the peer why we stop when the run cannot: if `cancel` fired and the transfer has
+/// not returned [`STOP_GRACE_ABORT`] later, a step is blocking its runtime thread (an `open`
+/// on a FIFO), so this task sends the `abort` itself before the watchdog in [`watch_signals`]
+/// ends the process. Abort the returned handle once the transfer has returned: it sent its
+/// own `abort` then, if one was due.
+fn abort_if_stuck(
+    channel: crate::peer::Channel,
+    side: &'static str,
+    cancel: CancellationToken,
+) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        tokio::time::sleep(STOP_GRACE_ABORT).await;
+        let reason = format!("the {side} was {}", Stop::shown());
+        crate::transfer::send::send_abort(&channel, &reason).await;
+    })
+    .abort_handle()
+}
+
+/// When [`abort_if_stuck`] steps in: early enough that its `abort` (which waits at most
+/// 0.5 s to leave) is out before [`STOP_GRACE`] ends the process.
+const STOP_GRACE_ABORT: Duration = STOP_GRACE.saturating_sub(Duration::from_millis(700));
+
 /// The digest to report for a run: that of its only item, if it had exactly one.
 fn single_sha<'a>(mut shas: impl Iterator<Item = &'a str>) -> Option<String> {
     match (shas.next(), shas.next()) {
