@@ -5,7 +5,7 @@
 //!   bound when the receiver is killed, and 130/143 at once on SIGINT/SIGTERM, telling the
 //!   receiver why;
 //! - a receiver whose consumer never reads (`dcsend recv | (sleep 20; ...)`) stops the same
-//!   way on SIGINT/SIGTERM, telling the sender why;
+//!   way, on a killed sender and on SIGINT/SIGTERM;
 //! - inputs that cannot all be sent (two with one base name, one unreadable) and a token file
 //!   of 2 GiB are refused before anything is sent; a token that never comes says so.
 //!
@@ -100,6 +100,17 @@ fn a_sender_blocked_on_its_producer_notices_a_killed_receiver() {
     send.expect_code(3, STOPS_WITHIN);
     let err = send.stderr_text();
     assert!(err.contains("bytes delivered and confirmed"), "{err}");
+}
+
+#[test]
+fn a_receiver_blocked_on_its_consumer_notices_a_killed_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut send, mut recv, _consumer) = silent_consumer(dir.path());
+    send.signal(Signal::SIGKILL);
+    send.wait(WAIT);
+    recv.expect_code(3, STOPS_WITHIN);
+    let err = recv.stderr_text();
+    assert!(err.contains("while the output was not being read"), "{err}");
 }
 
 fn stop_a_sender_blocked_on_its_producer(sig: Signal, code: i32, reason: &str) {

@@ -65,6 +65,13 @@ pub trait ChannelPort: Send + Sync {
     /// Resolves once the buffered amount is at or under the threshold the port was built
     /// with. Cancel-safe: dropping the future loses nothing.
     async fn drained(&self) -> Result<(), PeerError>;
+
+    /// Resolves once the connection has failed or closed (the liveness timeout fired), for a
+    /// wait that reads no events meanwhile: a write to a consumer that does not read. The
+    /// default never resolves (a port without a connection).
+    async fn failed(&self) {
+        std::future::pending::<()>().await
+    }
 }
 
 /// A data channel that is open. Cheap to clone: clones share the channel.
@@ -193,6 +200,12 @@ impl ChannelPort for Channel {
             .await
             .map(|n| n as u64)
             .map_err(|e| PeerError::ChannelClosed(e.to_string()))
+    }
+
+    async fn failed(&self) {
+        let mut state = self.state.clone();
+        // An error means the connection is gone: failed all the same.
+        let _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)).await;
     }
 
     async fn drained(&self) -> Result<(), PeerError> {
