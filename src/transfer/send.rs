@@ -83,6 +83,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let mut drain = Drain::new();
     let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
+    // Every failure below says how much got through: those without their own count get it
+    // added on the way out.
+    let result: anyhow::Result<SendOutcome> = async {
     loop {
         if let (Some(report), Some(items)) = (&pump_report, &sent) {
             if opts.raw {
@@ -221,6 +224,25 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
             },
         }
     }
+    }
+    .await;
+    result.map_err(|e| with_confirmed(e, confirmed_bytes))
+}
+
+/// Adds the bytes the receiver confirmed to a failure that does not carry them (Ctrl-C, an
+/// input that fails to read, a protocol or integrity error): a failed sender always says
+/// what got through.
+fn with_confirmed(err: anyhow::Error, confirmed_bytes: u64) -> anyhow::Error {
+    let counted = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<TransferError>(),
+            Some(TransferError::PeerGone { .. } | TransferError::PeerAborted { .. })
+        )
+    });
+    if counted {
+        return err;
+    }
+    err.context(format!("after {confirmed_bytes} bytes delivered and confirmed"))
 }
 
 /// `dcsend/VERSION`, sent in `hello`.
@@ -314,7 +336,24 @@ async fn wait_empty<P: ChannelPort>(port: &P) -> Result<(), crate::peer::PeerErr
 
 #[cfg(test)]
 mod tests {
-    use super::Drain;
+    use super::*;
+
+    #[test]
+    fn every_failure_says_what_got_through_once() {
+        let shown = |e: anyhow::Error| format!("{:#}", with_confirmed(e, 42));
+        assert_eq!(
+            shown(TransferError::Interrupted.into()),
+            "after 42 bytes delivered and confirmed: interrupted"
+        );
+        let gone = TransferError::PeerGone { reason: "gone".into(), confirmed_bytes: 42 };
+        assert_eq!(shown(gone.into()), "gone (42 bytes delivered and confirmed)");
+        // The exit status still comes from the error underneath.
+        let e = with_confirmed(
+            TransferError::Integrity { name: "a".into(), detail: "b".into() }.into(),
+            1,
+        );
+        assert_eq!(crate::error::exit_code(&e), std::process::ExitCode::from(4));
+    }
 
     #[test]
     fn drain_counts_only_new_lows_as_progress() {
