@@ -3,14 +3,17 @@
 //!
 //! | code | meaning |
 //! |------|---------|
-//! | 0    | delivered and verified (BrokenPipe on stdout also exits 0) |
+//! | 0    | delivered and verified: every byte the sender sent was written |
 //! | 1    | any other error |
 //! | 2    | bad usage or bad input (flags, tokens) |
 //! | 3    | could not connect, or the peer went away or aborted |
 //! | 4    | integrity failure |
-//! | 130  | interrupted |
+//! | 130  | interrupted (SIGINT, Ctrl-C) |
+//! | 141  | the receiver's stdout closed before the end of the data (the shell's SIGPIPE status) |
+//! | 143  | terminated (SIGTERM) |
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use crate::peer::PeerError;
 use crate::signal::codec::TokenError;
@@ -25,8 +28,8 @@ pub struct UsageError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError {
-    /// Ctrl-C.
-    #[error("interrupted")]
+    /// Ctrl-C or SIGTERM (see [`stopped_by`]).
+    #[error("{}", Stop::shown())]
     Interrupted,
     /// The peer disappeared mid-transfer.
     #[error("{reason} ({confirmed_bytes} bytes delivered and confirmed)")]
@@ -38,10 +41,15 @@ pub enum TransferError {
         /// verified and stored.
         confirmed_bytes: u64,
     },
-    /// The peer sent `abort`; holds its reason as sent. Shown shortened and with control
-    /// characters escaped: it comes from the remote peer and goes to a terminal.
-    #[error("the peer aborted: {}", shown_reason(.0))]
-    PeerAborted(String),
+    /// The peer sent `abort`. The reason is shown shortened and with control characters
+    /// escaped: it comes from the remote peer and goes to a terminal.
+    #[error("the peer aborted: {} ({confirmed_bytes} bytes delivered and confirmed)", shown_reason(.reason))]
+    PeerAborted {
+        /// The peer's reason, as sent.
+        reason: String,
+        /// As in [`TransferError::PeerGone`].
+        confirmed_bytes: u64,
+    },
     /// A size or digest mismatch.
     #[error("integrity check failed for {name}: {detail}")]
     Integrity {
@@ -60,6 +68,49 @@ pub enum TransferError {
     /// [`is_broken_pipe`]).
     #[error("writing the output: {0}")]
     Output(std::io::Error),
+}
+
+/// The signal that stopped the run. Signals are process-wide, and so is this record: the
+/// handler in `cmd` notes the first one with [`stopped_by`] before it cancels the run, and the
+/// core reads it back for the `abort` reason and the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT (Ctrl-C): exit 130.
+    Interrupt,
+    /// SIGTERM (`kill`, `timeout`, systemd, docker): exit 143.
+    Terminate,
+}
+
+static STOPPED_BY: OnceLock<Stop> = OnceLock::new();
+
+/// Records the first signal that stopped the run; later ones do not change it.
+pub fn stopped_by(stop: Stop) {
+    let _ = STOPPED_BY.set(stop);
+}
+
+impl Stop {
+    /// The signal that stopped the run, if one did.
+    pub fn current() -> Option<Stop> {
+        STOPPED_BY.get().copied()
+    }
+
+    /// The conventional exit status: 128 + the signal's number.
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Stop::Interrupt => 130,
+            Stop::Terminate => 143,
+        }
+    }
+
+    /// "interrupted (SIGINT)", "terminated (SIGTERM)", or "interrupted" when the run was
+    /// cancelled without a signal.
+    pub fn shown() -> &'static str {
+        match Stop::current() {
+            Some(Stop::Interrupt) => "interrupted (SIGINT)",
+            Some(Stop::Terminate) => "terminated (SIGTERM)",
+            None => "interrupted",
+        }
+    }
 }
 
 /// Most characters of a peer's abort reason that are printed.
@@ -89,9 +140,12 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<TransferError>() {
             return ExitCode::from(match e {
-                TransferError::Interrupted => 130,
-                TransferError::PeerGone { .. } | TransferError::PeerAborted(_) => 3,
+                TransferError::Interrupted => Stop::current().map_or(130, Stop::exit_status),
+                TransferError::PeerGone { .. } | TransferError::PeerAborted { .. } => 3,
                 TransferError::Integrity { .. } => 4,
+                TransferError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    BROKEN_PIPE
+                }
                 _ => 1,
             });
         }
@@ -112,18 +166,34 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Whether the error is a broken pipe on our output (exit quietly with 0, like ripgrep).
+/// The exit status of a receiver whose stdout closed before the end of the data: the shell
+/// reports a process killed by SIGPIPE as 141 (128 + 13). Not 0: the consumer did not get
+/// everything (`dcsend recv | tar x` where tar died part-way).
+pub const BROKEN_PIPE: u8 = 141;
+
+/// Whether the error is a broken pipe on stdout outside a transfer (`dcsend completions bash |
+/// head`): the reader had what it wanted, so exit quietly with 0, like ripgrep. A receiver's
+/// closed stdout is not that: it exits [`BROKEN_PIPE`].
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    let broken = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(broken)
-            || matches!(c.downcast_ref::<TransferError>(), Some(TransferError::Output(e)) if broken(e))
-    })
+    let transfer = err.chain().any(|c| c.is::<TransferError>());
+    !transfer
+        && err.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
 }
 
 /// A hint printed after the error line, when one helps.
 pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
     err.chain().find_map(|c| {
+        if let Some(TransferError::Output(e)) = c.downcast_ref::<TransferError>()
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return Some(
+                "hint: the program reading dcsend's output exited before the end of the data; \
+                 the sender was told",
+            );
+        }
         if let Some(PeerError::Connect(_)) = c.downcast_ref::<PeerError>() {
             return Some(
                 "hint: both peers must reach each other over UDP; across NATs add --stun, or --turn for a relay",
@@ -132,6 +202,10 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
         match c.downcast_ref::<SignalError>() {
             Some(SignalError::Unreachable { .. }) => Some(
                 "hint: start one with `dcsend signal --listen ADDR` (it listens on 127.0.0.1:8080 by default)",
+            ),
+            Some(SignalError::NoToken(_)) => Some(
+                "hint: nothing was sent and no connection was tried: the other side's token never \
+                 came; is it running, and does its --sdp-out name this file?",
             ),
             Some(SignalError::Unauthentic) => Some(
                 "hint: both sides need the whole URL one of them printed, secret after '#' included; if they had it, do not trust that server",
@@ -151,6 +225,7 @@ mod tests {
 
     #[test]
     fn table() {
+        // No signal was noted in this process: a cancelled run is an interrupt.
         assert_eq!(code(TransferError::Interrupted.into()), ExitCode::from(130));
         let gone = TransferError::PeerGone { reason: "x".into(), confirmed_bytes: 0 };
         assert_eq!(code(anyhow::Error::from(gone).context("sending")), ExitCode::from(3));
@@ -165,26 +240,33 @@ mod tests {
 
     #[test]
     fn a_peer_abort_reason_is_shown_on_one_short_line() {
-        let shown = |r: &str| TransferError::PeerAborted(r.into()).to_string();
-        assert_eq!(shown("disk full"), "the peer aborted: disk full");
+        let shown = |r: &str| {
+            let e = TransferError::PeerAborted { reason: r.into(), confirmed_bytes: 7 };
+            e.to_string()
+        };
+        let tail = " (7 bytes delivered and confirmed)";
+        assert_eq!(shown("disk full"), format!("the peer aborted: disk full{tail}"));
         assert_eq!(
             shown("a\nb\u{1b}[2J\u{202e}c"),
-            "the peer aborted: a\\u{a}b\\u{1b}[2J\\u{202e}c"
+            format!("the peer aborted: a\\u{{a}}b\\u{{1b}}[2J\\u{{202e}}c{tail}")
         );
         let long = shown(&"é".repeat(20_000));
+        let long = long.strip_suffix(tail).unwrap();
         assert_eq!(long.chars().count(), "the peer aborted: ".len() + MAX_REASON_CHARS + 1);
         assert!(long.ends_with("é…"), "{long}");
     }
 
     #[test]
-    fn broken_pipe_is_recognised_through_context() {
+    fn broken_pipe_is_quiet_outside_a_transfer_and_141_in_one() {
         let e = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             .context("writing stdout");
         assert!(is_broken_pipe(&e));
-        // What the receiver really returns when its stdout is closed.
+        // What the receiver really returns when its stdout is closed: not success.
         let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         let e = anyhow::Error::from(TransferError::Output(pipe)).context("receiving");
-        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&e));
+        assert_eq!(exit_code(&e), ExitCode::from(141));
+        assert!(hint(&e).is_some_and(|h| h.contains("exited before the end")));
         let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
         let e = anyhow::Error::from(TransferError::Output(full));
         assert!(!is_broken_pipe(&e));

@@ -6,6 +6,8 @@ fn main() -> ExitCode {
     dcsend::logging::init(log_filter, json);
     match dcsend::cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `dcsend completions bash | head`: the reader had what it wanted. (A receiver whose
+        // stdout closes early is a failure, exit 141: see error::BROKEN_PIPE.)
         Err(e) if dcsend::error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dcsend: {e:#}");

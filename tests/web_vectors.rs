@@ -171,7 +171,12 @@ fn decodings() -> Vec<Value> {
 /// A peer's abort reason as dcsend shows it: control characters and bidirectional overrides
 /// escaped, cut to a few hundred characters.
 fn reasons() -> Vec<Value> {
-    let prefix = TransferError::PeerAborted(String::new()).to_string();
+    let aborted = |reason: &str| {
+        TransferError::PeerAborted { reason: reason.to_owned(), confirmed_bytes: 0 }.to_string()
+    };
+    // The reason stands between what dcsend says around an empty one.
+    let around = aborted("");
+    let (prefix, suffix) = around.split_at(around.find(" (").expect("the confirmed-bytes tail"));
     let mut cases: Vec<String> = [
         "disk full",
         "",
@@ -198,8 +203,9 @@ fn reasons() -> Vec<Value> {
     cases
         .into_iter()
         .map(|reason| {
-            let shown = TransferError::PeerAborted(reason.clone()).to_string();
-            let shown = shown.strip_prefix(&prefix).expect("the shown reason follows the prefix");
+            let shown = aborted(&reason);
+            let shown = shown.strip_prefix(prefix).expect("the shown reason follows the prefix");
+            let shown = shown.strip_suffix(suffix).expect("the confirmed-bytes tail follows it");
             json!({ "reason": reason, "shown": shown })
         })
         .collect()

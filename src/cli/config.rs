@@ -179,6 +179,7 @@ impl TryFrom<SendArgs> for SendConfig {
                 )));
             }
         }
+        check_distinct_names(inputs.iter().flatten())?;
         let threshold_bytes = args.threshold.unwrap_or(DEFAULT_THRESHOLD_BYTES);
         let chunk = check_chunk(args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64))?;
         let reads_stdin = stdin_inputs == 1;
@@ -192,6 +193,26 @@ impl TryFrom<SendArgs> for SendConfig {
             output: output_config(args.output),
         })
     }
+}
+
+/// The receiver stores each file under its base name only, so two inputs with the same one
+/// would land on the same path there: the second would be refused mid-run, or with `--force`
+/// silently replace the first. Refused before connecting, naming both.
+fn check_distinct_names<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Result<(), UsageError> {
+    let mut seen: std::collections::HashMap<&std::ffi::OsStr, &PathBuf> = Default::default();
+    for path in paths {
+        let Some(name) = path.file_name() else { continue };
+        if let Some(first) = seen.insert(name, path) {
+            return Err(UsageError(format!(
+                "{} and {} would both arrive as {:?} (the receiver keeps base names only); \
+                 rename one, or send them as one stream (`tar c ... | dcsend`)",
+                first.display(),
+                path.display(),
+                name.to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_chunk(chunk: u64) -> Result<usize, UsageError> {
@@ -445,6 +466,15 @@ mod tests {
     fn stdin_twice_is_refused() {
         let args = SendArgs { files: vec!["-".into(), "-".into()], ..Default::default() };
         assert!(SendConfig::try_from(args).unwrap_err().0.contains("only once"));
+    }
+
+    #[test]
+    fn two_inputs_with_one_base_name_are_refused_naming_both() {
+        let files = vec!["d1/same".into(), "d2/same".into()];
+        let err = SendConfig::try_from(SendArgs { files, ..Default::default() }).unwrap_err().0;
+        assert!(err.contains("d1/same and d2/same would both arrive as \"same\""), "{err}");
+        let files = vec!["d1/same".into(), "d2/other".into(), "-".into()];
+        assert!(SendConfig::try_from(SendArgs { files, ..Default::default() }).is_ok());
     }
 
     #[test]

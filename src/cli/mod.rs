@@ -19,7 +19,9 @@ Exit codes:
   3    could not connect (incl. signaling: server unreachable, room full or
        expired, peer not authenticated), or the peer went away or aborted
   4    integrity failure (size or SHA-256 mismatch)
-  130  interrupted (Ctrl-C)";
+  130  interrupted (Ctrl-C, SIGINT); the peer is told
+  141  the receiver's stdout closed before the end of the data
+  143  terminated (SIGTERM), handled like Ctrl-C";
 
 const SEND_EXAMPLES: &str = "\
 Examples:

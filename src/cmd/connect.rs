@@ -10,14 +10,14 @@ use tokio_util::sync::CancellationToken;
 use tokio::time::Instant;
 
 use crate::cli::config::{ConnectConfig, Negotiation, Role};
-use crate::error::TransferError;
-use crate::peer::{Channel, ChannelEvent, Path, Peer, PeerError};
+use crate::error::{TransferError, UsageError};
+use crate::peer::{Channel, ChannelEvent, Path, Peer};
 use crate::progress::Reporter;
 use crate::progress::stats::Summary;
 use crate::signal::client::Client;
 use crate::signal::codec::{self, SdpKind, SessionDesc};
 use crate::signal::paste::{self, TokenSink, TokenSource};
-use crate::signal::rendezvous;
+use crate::signal::rendezvous::{self, SignalError};
 use crate::signal::seal::Side;
 use crate::signal::url::PeerUrl;
 
@@ -203,12 +203,14 @@ impl UrlRun<'_> {
     }
 }
 
-/// A peer whose token never came is a connection failure (exit 3), not an I/O error.
+/// A peer whose token never came is a connection failure (exit 3), not an I/O error, and
+/// not a network one either: nothing was tried yet. A token that is too long or not text is
+/// bad input (exit 2).
 fn token_wait_error(e: std::io::Error) -> anyhow::Error {
-    if e.kind() == std::io::ErrorKind::TimedOut {
-        PeerError::Connect(e.to_string()).into()
-    } else {
-        e.into()
+    match e.kind() {
+        std::io::ErrorKind::TimedOut => SignalError::NoToken(e.to_string()).into(),
+        std::io::ErrorKind::InvalidData => UsageError(e.to_string()).into(),
+        _ => e.into(),
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Connected, connect};
-use super::{resume_tail, single_sha};
+use super::{abort_if_stuck, resume_tail, single_sha};
 use crate::cli::config::{RecvConfig, RecvTarget};
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -48,7 +48,9 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
     )?;
     let opts =
         RecvOptions { dest, force: cfg.force, linger: Duration::from_secs(5), resume: cfg.resume };
+    let stuck = abort_if_stuck(conn.channel.clone(), "receiver", cancel.clone());
     let result = receive(conn.channel.clone(), conn.events, &opts, meter, cancel).await;
+    stuck.abort();
     let (sha, verified) = match &result {
         Ok(out) => (single_sha(out.items.iter().map(|i| i.sha256.as_str())), out.verified),
         Err(_) => (None, false),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Connected, connect};
-use super::{resume_tail, single_sha};
+use super::{abort_if_stuck, resume_tail, single_sha};
 use crate::cli::config::SendConfig;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
@@ -56,8 +56,10 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         // then deliver. A peer that is really gone is noticed by the liveness check first.
         finish_timeout: Duration::from_secs(120),
     };
+    let stuck = abort_if_stuck(conn.channel.clone(), "sender", cancel.clone());
     let result =
         send(conn.channel.clone(), conn.events, items, &opts, meter.clone(), cancel.clone()).await;
+    stuck.abort();
     let (sha, verified) = match &result {
         Ok(out) => (single_sha(out.items.iter().map(|i| i.sha256.as_str())), out.verified),
         Err(_) => (None, false),

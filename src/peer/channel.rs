@@ -68,6 +68,13 @@ pub trait ChannelPort: Send + Sync {
     /// event, for whatever level the caller wants now (a threshold, a lowered one, 0).
     /// Cancel-safe: dropping the future loses nothing.
     async fn drained_to(&self, level: u64) -> Result<(), PeerError>;
+
+    /// Resolves once the connection has failed or closed (the liveness timeout fired), for a
+    /// wait that reads no events meanwhile: a write to a consumer that does not read. The
+    /// default never resolves (a port without a connection).
+    async fn failed(&self) {
+        std::future::pending::<()>().await
+    }
 }
 
 /// A data channel that is open. Cheap to clone: clones share the channel.
@@ -212,7 +219,6 @@ impl ChannelPort for Channel {
                 .await
                 .map_err(|e| PeerError::ChannelClosed(e.to_string()))?;
         }
-        let mut state = self.state.clone();
         loop {
             // Registered before the reading, so an event between the two is not lost.
             let low = self.drain.low.notified();
@@ -226,10 +232,16 @@ impl ChannelPort for Channel {
                 () = tokio::time::sleep(DRAIN_RECHECK) => {}
                 // A peer that vanished (SIGKILL, cable) acknowledges nothing again: the
                 // connection failing is the only event left.
-                _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)) => {
+                () = self.failed() => {
                     return Err(PeerError::ChannelClosed("the connection failed".into()));
                 }
             }
         }
+    }
+
+    async fn failed(&self) {
+        let mut state = self.state.clone();
+        // An error means the connection is gone: failed all the same.
+        let _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)).await;
     }
 }

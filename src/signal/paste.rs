@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::atomic;
 
@@ -181,9 +181,20 @@ async fn read_file_when_ready(path: &Path) -> io::Result<String> {
                 })
                 .await;
             }
+            Ok(meta) if meta.len() > MAX_TOKEN_BYTES as u64 => {
+                // Refused unread: a token file the size of a disk image is not worth reading.
+                return Err(too_long(&path.display().to_string()));
+            }
             Ok(meta) if meta.len() > 0 => {
-                let bytes =
-                    tokio::fs::read(path).await.map_err(|e| with_path(e, "cannot read", path))?;
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| with_path(e, "cannot read", path))?;
+                // At most one byte over the cap: the file may have grown since.
+                let mut bytes = Vec::new();
+                file.take(MAX_TOKEN_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| with_path(e, "cannot read", path))?;
                 let text = bytes_to_token(bytes, &path.display().to_string())?;
                 if text.ends_with('\n') || previous.as_deref() == Some(text.as_str()) {
                     return Ok(text);
@@ -207,10 +218,7 @@ fn read_capped(source: impl Read, what: String) -> io::Result<String> {
 
 fn bytes_to_token(bytes: Vec<u8>, what: &str) -> io::Result<String> {
     if bytes.len() > MAX_TOKEN_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the peer's token in {what} is longer than {MAX_TOKEN_BYTES} bytes"),
-        ));
+        return Err(too_long(what));
     }
     String::from_utf8(bytes).map_err(|_| {
         io::Error::new(
@@ -218,6 +226,14 @@ fn bytes_to_token(bytes: Vec<u8>, what: &str) -> io::Result<String> {
             format!("the peer's token in {what} is not text"),
         )
     })
+}
+
+/// The error for a token over [`MAX_TOKEN_BYTES`] in `what`.
+fn too_long(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the peer's token in {what} is longer than {MAX_TOKEN_BYTES} bytes"),
+    )
 }
 
 /// Adds `path` to an I/O error's message, keeping its kind.
@@ -450,6 +466,18 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         fs::write(&path, "NOW\n").unwrap();
         assert_eq!(within(reader).await.unwrap().unwrap(), "NOW\n");
+    }
+
+    /// A token file of 2 GiB (sparse: it costs no disk) is refused by its size, unread: the
+    /// whole of it in memory took 2.1 GB before.
+    #[tokio::test]
+    async fn a_huge_file_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge");
+        File::create(&path).unwrap().set_len(2 << 30).unwrap();
+        let err = within(read_token(&source(&path), "", LIMIT)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("longer than 1048576 bytes"), "{err}");
     }
 
     #[tokio::test]

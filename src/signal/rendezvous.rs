@@ -48,6 +48,9 @@ pub enum SignalError {
     PeerAborted(String),
     #[error("the peer sent a message out of order ({0})")]
     OutOfOrder(&'static str),
+    /// Copy-paste: the peer's token never came (`--sdp-in` never written, nothing pasted).
+    #[error("{0}")]
+    NoToken(String),
 }
 
 fn nobody_came(room: &str, waited: Duration, intruders: usize) -> String {

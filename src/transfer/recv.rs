@@ -24,7 +24,7 @@ use super::names;
 use super::send::{app, send_abort};
 use super::sink::{Entry, Folder, PartFile, Partial, Sink, SinkTarget};
 use super::wire::{Control, Digest, PROTOCOL_VERSION, Role};
-use crate::error::TransferError;
+use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
 use crate::progress::meter::Meter;
 
@@ -173,7 +173,7 @@ pub async fn receive<P: ChannelPort>(
         let ev = tokio::select! {
             biased;
             () = cancel.cancelled() => {
-                send_abort(&port, "the receiver was interrupted").await;
+                send_abort(&port, &format!("the receiver was {}", Stop::shown())).await;
                 return Err(TransferError::Interrupted.into());
             }
             () = &mut linger => return Ok(r.outcome(true)),
@@ -190,7 +190,8 @@ pub async fn receive<P: ChannelPort>(
                     Ok(())
                 }
                 Ok(Control::Abort { reason }) => {
-                    return Err(TransferError::PeerAborted(reason).into());
+                    let confirmed_bytes = r.confirmed();
+                    return Err(TransferError::PeerAborted { reason, confirmed_bytes }.into());
                 }
                 Ok(_) if done => Err(TransferError::Protocol("a message after done".into())),
                 Ok(msg) => r.on_control(&port, msg).await,
@@ -199,7 +200,7 @@ pub async fn receive<P: ChannelPort>(
             Some(ChannelEvent::Binary(_)) if done => {
                 Err(TransferError::Protocol("data after done".into()))
             }
-            Some(ChannelEvent::Binary(data)) => r.on_data(data).await,
+            Some(ChannelEvent::Binary(data)) => r.on_data(&port, data).await,
             Some(ChannelEvent::Closed | ChannelEvent::PeerGone(_)) | None if done => {
                 return Ok(r.outcome(true));
             }
@@ -217,7 +218,15 @@ pub async fn receive<P: ChannelPort>(
             }
         };
         if let Err(e) = step {
-            let reason = e.to_string();
+            let reason = match e {
+                // Ctrl-C or SIGTERM while a write waited for the output.
+                TransferError::Interrupted => format!("the receiver was {}", Stop::shown()),
+                // The consumer of our stdout exited (`dcsend recv | tar x`, tar failed).
+                TransferError::Output(ref io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                    "the receiver's output was closed before the end of the data".to_owned()
+                }
+                _ => e.to_string(),
+            };
             if !matches!(e, TransferError::PeerGone { .. }) {
                 send_abort(&port, &reason).await;
             }
@@ -246,6 +255,14 @@ struct Receiver<'a> {
 impl Receiver<'_> {
     fn confirmed(&self) -> u64 {
         self.items.iter().map(|i| i.bytes).sum()
+    }
+
+    /// Whether a wait on the output gives up when the connection fails, and the bytes
+    /// confirmed so far. Only with a dcsend sender: it keeps the connection until our last
+    /// `ack`, so a failed connection means it is gone. A plain peer closes once SCTP has
+    /// delivered everything, and what we still hold must reach the output however slowly.
+    fn watch_peer(&self) -> Option<u64> {
+        self.peer_is_dcsend.then(|| self.confirmed())
     }
 
     fn outcome(&self, verified: bool) -> RecvOutcome {
@@ -497,7 +514,12 @@ impl Receiver<'_> {
         Ok((SinkTarget::Part(placed.part.clone()), Some(placed)))
     }
 
-    async fn on_data(&mut self, data: Bytes) -> Result<(), TransferError> {
+    async fn on_data<P: ChannelPort>(
+        &mut self,
+        port: &P,
+        data: Bytes,
+    ) -> Result<(), TransferError> {
+        let watch = self.watch_peer();
         if self.current.is_none() {
             if self.peer_is_dcsend || !self.items.is_empty() {
                 return Err(TransferError::Protocol("data outside a file (no file header)".into()));
@@ -515,7 +537,8 @@ impl Receiver<'_> {
             ));
         }
         cur.bytes += len;
-        if sink.write(data).await.is_err() {
+        let written = stoppable(port, &self.cancel, watch, sink.write(data)).await?;
+        if written.is_err() {
             let Some(Current { out: Out::Sink(sink), .. }) = self.current.take() else {
                 unreachable!("a sink above")
             };
@@ -539,7 +562,8 @@ impl Receiver<'_> {
         let Out::Sink(sink) = cur.out else {
             return Err(TransferError::Protocol("eof before the sender's skip".into()));
         };
-        let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
+        let written = stoppable(port, &self.cancel, self.watch_peer(), sink.finish()).await?;
+        let written = written.map_err(|e| write_error(Some(e)))?;
         let path = cur.placed.as_ref().map(Placed::path);
         let label = path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
         let mismatch = if written.bytes != bytes || cur.size.is_some_and(|s| s != bytes) {
@@ -603,6 +627,38 @@ impl Receiver<'_> {
             discarded_bytes: 0,
         });
         Ok(())
+    }
+}
+
+/// Runs `work`, a wait on the output, unless Ctrl-C/SIGTERM comes first, or (with
+/// `watch` = the bytes confirmed so far) the connection fails: a consumer that does not read
+/// holds a write for as long as it likes, and neither a signal nor a vanished sender may
+/// wait for it (the events that report the latter are not read meanwhile).
+async fn stoppable<P: ChannelPort, T>(
+    port: &P,
+    cancel: &CancellationToken,
+    watch: Option<u64>,
+    work: impl Future<Output = T>,
+) -> Result<T, TransferError> {
+    let failed = async {
+        match watch {
+            Some(confirmed_bytes) => {
+                port.failed().await;
+                confirmed_bytes
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(TransferError::Interrupted),
+        confirmed_bytes = failed => Err(TransferError::PeerGone {
+            reason: "the connection failed (no packets from the peer for several seconds) while \
+                     the output was not being read"
+                .into(),
+            confirmed_bytes,
+        }),
+        res = work => Ok(res),
     }
 }
 

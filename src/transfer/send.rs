@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::pump::{Pump, PumpReport};
 use super::source::{self, Item, ItemSent, PeerLink, PeerNote, SourceError};
 use super::wire::{Control, PROTOCOL_VERSION, Role};
-use crate::error::TransferError;
+use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
 use crate::progress::meter::Meter;
 
@@ -56,7 +56,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     cancel: CancellationToken,
 ) -> anyhow::Result<SendOutcome> {
     let expected_acks = items.len();
-    let (notes, link) = std::sync::mpsc::channel();
+    let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
     let (pump, feed) = Pump::new(port.clone(), opts.threshold_bytes, meter, cancel.child_token());
     let threshold_cap = pump.threshold_cap();
@@ -83,6 +83,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let mut drain = Drain::new();
     let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
+    // Every failure below says how much got through: those without their own count get it
+    // added on the way out.
+    let result: anyhow::Result<SendOutcome> = async {
     loop {
         if let (Some(report), Some(items)) = (&pump_report, &sent) {
             if opts.raw {
@@ -104,7 +107,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
         tokio::select! {
             biased;
             () = cancel.cancelled() => {
-                send_abort(&port, "the sender was interrupted").await;
+                send_abort(&port, &format!("the sender was {}", Stop::shown())).await;
                 return Err(TransferError::Interrupted.into());
             }
             res = &mut reader, if sent.is_none() => match res? {
@@ -163,11 +166,16 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                             threshold_cap.fetch_min(wanted, Ordering::Relaxed);
                         }
                         progress_at = tokio::time::Instant::now();
-                        // The reading thread may be gone (all read); then nobody needs it.
-                        notes.send(PeerNote::Hello { resume }).ok();
+                        if let Err(reason) = source::forward(&notes, PeerNote::Hello { resume }) {
+                            send_abort(&port, &reason).await;
+                            return Err(TransferError::Protocol(reason).into());
+                        }
                     }
                     Ok(Control::Have { bytes, sha256 }) => {
-                        notes.send(PeerNote::Have { bytes, sha256 }).ok();
+                        if let Err(reason) = source::forward(&notes, PeerNote::Have { bytes, sha256 }) {
+                            send_abort(&port, &reason).await;
+                            return Err(TransferError::Protocol(reason).into());
+                        }
                     }
                     Ok(Control::Ack { .. }) if acks == expected_acks => {
                         let reason = format!("more acks than items: all {expected_acks} were acknowledged already");
@@ -187,7 +195,9 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
                         }
                         .into());
                     }
-                    Ok(Control::Abort { reason }) => return Err(TransferError::PeerAborted(reason).into()),
+                    Ok(Control::Abort { reason }) => {
+                        return Err(TransferError::PeerAborted { reason, confirmed_bytes }.into());
+                    }
                     Ok(other) => tracing::debug!("ignoring {other:?} from the receiver"),
                     Err(e) => tracing::warn!("ignoring a control message from the receiver: {e}"),
                 },
@@ -214,6 +224,25 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
             },
         }
     }
+    }
+    .await;
+    result.map_err(|e| with_confirmed(e, confirmed_bytes))
+}
+
+/// Adds the bytes the receiver confirmed to a failure that does not carry them (Ctrl-C, an
+/// input that fails to read, a protocol or integrity error): a failed sender always says
+/// what got through.
+fn with_confirmed(err: anyhow::Error, confirmed_bytes: u64) -> anyhow::Error {
+    let counted = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<TransferError>(),
+            Some(TransferError::PeerGone { .. } | TransferError::PeerAborted { .. })
+        )
+    });
+    if counted {
+        return err;
+    }
+    err.context(format!("after {confirmed_bytes} bytes delivered and confirmed"))
 }
 
 /// `dcsend/VERSION`, sent in `hello`.
@@ -299,7 +328,24 @@ pub async fn send_abort<P: ChannelPort>(port: &P, reason: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::Drain;
+    use super::*;
+
+    #[test]
+    fn every_failure_says_what_got_through_once() {
+        let shown = |e: anyhow::Error| format!("{:#}", with_confirmed(e, 42));
+        assert_eq!(
+            shown(TransferError::Interrupted.into()),
+            "after 42 bytes delivered and confirmed: interrupted"
+        );
+        let gone = TransferError::PeerGone { reason: "gone".into(), confirmed_bytes: 42 };
+        assert_eq!(shown(gone.into()), "gone (42 bytes delivered and confirmed)");
+        // The exit status still comes from the error underneath.
+        let e = with_confirmed(
+            TransferError::Integrity { name: "a".into(), detail: "b".into() }.into(),
+            1,
+        );
+        assert_eq!(crate::error::exit_code(&e), std::process::ExitCode::from(4));
+    }
 
     #[test]
     fn drain_counts_only_new_lows_as_progress() {

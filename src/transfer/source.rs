@@ -15,9 +15,10 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -77,8 +78,16 @@ impl Item {
         let Some(path) = path else {
             return Ok(Self { input: Input::Stdin, name: None, size: None });
         };
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let meta = std::fs::metadata(&path).map_err(named)?;
+        // Opened now, so an unreadable input fails the run before anything is sent, not after
+        // the items before it. Non-blocking: a FIFO with no writer yet must not wait here. The
+        // file is opened again when its turn comes (thousands of inputs need no open files).
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(named)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         // A FIFO or a character device has no meaningful size.
         let size = meta.is_file().then_some(meta.len());
@@ -131,6 +140,30 @@ pub enum PeerNote {
         /// Hex SHA-256 of that prefix.
         sha256: String,
     },
+}
+
+/// How many notes may wait for the reading thread. A dcsend receiver sends one `hello` and
+/// one `have` per `file` that asked for it, and the thread takes each before the next can be
+/// due, so a few is plenty; more is a receiver repeating itself, which must not grow our
+/// memory (see [`forward`]).
+pub const PEER_NOTES: usize = 8;
+
+/// Hands `note` to the reading thread without waiting. A full line means the receiver sent
+/// messages nobody asked for faster than they are read (a hostile or broken peer): the
+/// error is the reason to abort with. A thread that is gone (all read) needs no notes.
+pub fn forward(notes: &SyncSender<PeerNote>, note: PeerNote) -> Result<(), String> {
+    match notes.try_send(note) {
+        Ok(()) | Err(TrySendError::Disconnected(_)) => Ok(()),
+        Err(TrySendError::Full(note)) => {
+            let what = match note {
+                PeerNote::Hello { .. } => "hello",
+                PeerNote::Have { .. } => "have",
+            };
+            Err(format!(
+                "the receiver sent {what} messages nobody asked for ({PEER_NOTES} unanswered)"
+            ))
+        }
+    }
 }
 
 /// The reading thread's line back from the receiver, for resuming.
@@ -545,6 +578,40 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_input_is_refused_when_described() {
+        // Not readable even by root: sysctl files follow their mode for everyone.
+        let err = Item::open(Some("/proc/sys/vm/drop_caches".into())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert!(err.to_string().starts_with("/proc/sys/vm/drop_caches: "), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_without_a_writer_is_described_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let item = Item::open(Some(fifo)).unwrap();
+        assert_eq!(item.size, None);
+    }
+
+    #[test]
+    fn a_receiver_repeating_have_fills_a_bounded_line_and_is_refused() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PEER_NOTES);
+        let have = || PeerNote::Have { bytes: 1, sha256: Digest::of(b"x") };
+        for _ in 0..PEER_NOTES {
+            forward(&tx, have()).unwrap();
+        }
+        let err = forward(&tx, have()).unwrap_err();
+        assert!(err.contains("have messages nobody asked for"), "{err}");
+        // What the reading thread takes frees room again: only a flood is refused.
+        rx.recv().unwrap();
+        forward(&tx, have()).unwrap();
+        // A thread that finished reading needs no notes: not an error.
+        drop(rx);
+        forward(&tx, have()).unwrap();
+    }
+
+    #[test]
     fn the_wait_for_have_grows_with_the_size() {
         assert_eq!(have_wait(0), Duration::from_secs(30));
         assert_eq!(have_wait(32 << 20), Duration::from_secs(31));
@@ -559,7 +626,7 @@ mod tests {
         let path = dir.path().join("f.bin");
         std::fs::write(&path, b"hello world").unwrap();
         let item = Item::open(Some(path)).unwrap();
-        let (notes_tx, notes) = std::sync::mpsc::channel();
+        let (notes_tx, notes) = std::sync::mpsc::sync_channel(PEER_NOTES);
         let meter = Arc::new(Meter::new(Some(11)));
         let (feed, mut out) = mpsc::channel(64);
         let link = PeerLink { notes, meter: meter.clone() };
