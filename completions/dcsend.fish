@@ -36,7 +36,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l turn-user -d 'TURN user n
 complete -c dcsend -n "__fish_dcsend_needs_command" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l connect-timeout -d 'Give up if the channel is not open this long after the peer\'s token arrived; also bounds the wait for --sdp-in PATH to appear' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l bind -d 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]' -r
-complete -c dcsend -n "__fish_dcsend_needs_command" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
@@ -69,7 +69,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l turn-user -d 'TUR
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l connect-timeout -d 'Give up if the channel is not open this long after the peer\'s token arrived; also bounds the wait for --sdp-in PATH to appear' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l bind -d 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
@@ -93,7 +93,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l turn-user -d 'TUR
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l connect-timeout -d 'Give up if the channel is not open this long after the peer\'s token arrived; also bounds the wait for --sdp-in PATH to appear' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l bind -d 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
@@ -118,7 +118,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l baseline -d 'Als
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-json -d 'Write the results as JSON to PATH ("-" = stdout)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-csv -d 'Write the results as CSV (one row per case, with a header) to PATH ("-" = stdout)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-markdown -d 'Write the results as a Markdown table to PATH ("-" = stdout)' -r -F
-complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"

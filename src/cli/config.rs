@@ -29,8 +29,9 @@ pub const DEFAULT_THRESHOLD_BYTES: u64 = 4 * 1024 * 1024;
 /// which webrtc-rs reaches its best throughput (fewer, larger SCTP messages).
 pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Kernel buffer per UDP socket; see `peer/runtime.rs` for why.
-pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Kernel buffer per UDP socket; see `peer/runtime.rs` for why. As large as the SCTP receive
+/// window dcsend wants (`peer::RECEIVE_WINDOW_BYTES`), since the window follows the buffer.
+pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = crate::peer::RECEIVE_WINDOW_BYTES;
 
 /// Largest message size we accept on the command line (the webrtc crate's ceiling).
 pub const MAX_CHUNK_BYTES: u64 = 256 * 1024;

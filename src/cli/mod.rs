@@ -317,7 +317,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH|-", help_heading = "Export")]
     pub export_markdown: Option<PathBuf>,
 
-    /// Kernel buffer to ask for on each UDP socket [default: 4MiB].
+    /// Kernel buffer to ask for on each UDP socket [default: 16MiB].
     #[arg(long, value_name = "SIZE", env = "DCSEND_SOCKET_BUFFER", hide_short_help = true,
         value_parser = config::parse_size_arg)]
     pub socket_buffer: Option<u64>,
@@ -481,10 +481,12 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "ADDR", hide_short_help = true)]
     pub bind: Vec<std::net::SocketAddr>,
 
-    /// Kernel buffer to ask for on each UDP socket [default: 4MiB].
+    /// Kernel buffer to ask for on each UDP socket [default: 16MiB].
     ///
-    /// Linux caps it at net.core.rmem_max / wmem_max unless dcsend may override the cap;
-    /// below about 1 MiB a fast path drops datagrams and slows to a crawl.
+    /// Linux caps it at net.core.rmem_max / wmem_max unless dcsend may override the cap
+    /// (root); below about 1 MiB a fast path drops datagrams and slows to a crawl. The SCTP
+    /// receive window follows what the kernel grants (1-16 MiB), and a path runs at most
+    /// window / RTT: raise net.core.rmem_max for long fast paths (-v says when it is capped).
     #[arg(long, value_name = "SIZE", hide_short_help = true, env = "DCSEND_SOCKET_BUFFER",
         value_parser = config::parse_size_arg)]
     pub socket_buffer: Option<u64>,
