@@ -21,7 +21,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'dcsend' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
             [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
             [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
@@ -59,7 +60,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;send' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
             [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
             [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
@@ -120,7 +122,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;bench' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water thresholds to sweep, comma-separated')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water thresholds to sweep, comma-separated: sizes, or "auto" for the adaptive mode')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Memory bound of the "auto" threshold [default: 32MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Message sizes to sweep, comma-separated')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Bytes to send in each run')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'End each run after this long, even if --size is not reached')

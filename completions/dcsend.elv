@@ -18,7 +18,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
     }
     var completions = [
         &'dcsend'= {
-            cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
+            cand --threshold 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]'
+            cand --max-buffer 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
             cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
             cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
@@ -55,7 +56,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dcsend;send'= {
-            cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
+            cand --threshold 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]'
+            cand --max-buffer 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
             cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
             cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
@@ -114,7 +116,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'dcsend;bench'= {
-            cand --threshold 'Low-water thresholds to sweep, comma-separated'
+            cand --threshold 'Low-water thresholds to sweep, comma-separated: sizes, or "auto" for the adaptive mode'
+            cand --max-buffer 'Memory bound of the "auto" threshold [default: 32MiB]'
             cand --chunk-size 'Message sizes to sweep, comma-separated'
             cand --size 'Bytes to send in each run'
             cand --duration 'End each run after this long, even if --size is not reached'
