@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::netns::{dcsend_in, in_ns, ip, require_tools, run, summary_seconds};
 use common::*;
 
 /// One case at a time: each pushes two processes flat out on a 2-core machine.
@@ -33,27 +34,6 @@ const SIZE: usize = 32 << 20;
 /// Progress lines come every 250 ms; a longer silence than this fails the live-view check.
 const MAX_LINE_GAP: Duration = Duration::from_secs(2);
 
-/// Runs `cmd`, returning its stderr as the error when it cannot start or exits non-zero.
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run(Command::new("ip").args(args))
-}
-
-/// `ip netns exec NS PROGRAM ARGS...`
-fn in_ns(ns: &str, program: &str) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, program]);
-    cmd
-}
-
 /// Two namespaces `dcs-PID-N-a` / `-b` joined by a veth pair (10.77.N.1/30 and .2);
 /// everything is removed on drop, panic or not.
 struct Link {
@@ -65,11 +45,7 @@ struct Link {
 impl Link {
     /// Makes the namespaces; `Err` (the reason to skip) only when they cannot be made.
     fn new() -> Result<Link, String> {
-        for (tool, arg) in [("ip", "-V"), ("nft", "--version"), ("tc", "-V")] {
-            run(Command::new(tool).arg(arg)).map_err(|e| {
-                format!("`{tool}` is not usable (Debian: apt-get install iproute2 nftables): {e}")
-            })?;
-        }
+        require_tools(&[("ip", "-V"), ("nft", "--version"), ("tc", "-V")], "iproute2 nftables")?;
         let n = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let link = Link {
@@ -152,17 +128,7 @@ impl Link {
     /// `dcsend [SUBCOMMAND]` run inside namespace `side` (0 = a, 1 = b), environment
     /// scrubbed like [`dcsend`], bound to that side's veth address, no live view on stderr.
     fn dcsend(&self, side: usize, subcommand: &[&str]) -> Command {
-        let mut cmd = in_ns(&self.ns[side], env!("CARGO_BIN_EXE_dcsend"));
-        cmd.args(subcommand);
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if k.starts_with("DCSEND_") || k == "RUST_LOG" || k == "NO_COLOR" {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.args(["--bind", &format!("{}:0", self.addr[side]), "--progress", "never"]);
-        cmd.stdin(Stdio::null());
-        cmd
+        dcsend_in(&self.ns[side], &self.addr[side], subcommand)
     }
 }
 
@@ -210,15 +176,6 @@ fn check_live_view(who: &str, path: &Path, total: u64) -> f64 {
     assert!(summary.contains("\"t\":\"summary\""), "{who}: no summary line");
     assert!(last <= total, "{who}: {last} bytes counted of {total}");
     stall
-}
-
-/// The sender's own clock for the transfer (channel open to final ack), from its summary.
-fn summary_seconds(path: &Path) -> f64 {
-    let text = std::fs::read_to_string(path).unwrap();
-    let line = text.lines().find(|l| l.contains("\"t\":\"summary\"")).expect("a summary line");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(v["verified"], true, "summary: {line}");
-    v["seconds"].as_f64().unwrap()
 }
 
 /// Waits for both peers (or the first failure), polling so the wait is bounded by `limit`

@@ -11,20 +11,28 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
+pub mod netns;
+
 /// Every wait in these tests is bounded by this (CI machines have 2 cores).
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// `dcsend` with the environment scrubbed (bat `tests/utils/command.rs`).
 pub fn dcsend() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dcsend"));
+    scrub_env(&mut cmd);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Removes what would change dcsend's behaviour from `cmd`'s environment: `DCSEND_*`,
+/// `RUST_LOG`, `NO_COLOR`.
+pub fn scrub_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
         if k.starts_with("DCSEND_") || k == "RUST_LOG" || k == "NO_COLOR" {
             cmd.env_remove(&key);
         }
     }
-    cmd.stdin(Stdio::null());
-    cmd
 }
 
 /// Flags every networked test adds: loopback only, no live view.
