@@ -133,10 +133,17 @@ tcp_run() {
     'BEGIN { printf "%.2f\n", b / s / 1e6 }'
 }
 
-# dcsend_run FILE: "MB/s SEND_RSS_MIB RECV_RSS_MIB" of one dcsend transfer A -> B, or
-# "FAIL 0 0" (and both sides' last stderr lines on stderr) when either side exits non-zero: a
-# transfer that fails on a bad path is a result. Both exiting 0 with different bytes stops
-# the bench.
+# rcvbuf_errors NS: the UDP RcvbufErrors count of namespace NS (datagrams its sockets dropped
+# because their receive buffer was full; a fresh namespace starts at 0).
+rcvbuf_errors() {
+  ip netns exec "$1" awk '/^Udp:/ && !h { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1; next }
+    /^Udp:/ { print $c }' /proc/net/snmp
+}
+
+# dcsend_run FILE: "MB/s SEND_RSS_MIB RECV_RSS_MIB RCVBUF_ERRORS_RECV" of one dcsend transfer
+# A -> B, or "FAIL 0 0 0" (and both sides' last stderr lines on stderr) when either side exits
+# non-zero: a transfer that fails on a bad path is a result. Both exiting 0 with different
+# bytes stops the bench.
 dcsend_run() {
   rm -rf "$work/out" "$work"/*.tok "$work/stats.ndjson" && mkdir "$work/out"
   ip netns exec "$B" /usr/bin/time -f %M -o "$work/recv.rss" "$BIN" recv --bind "$ADDR_B:0" \
@@ -156,14 +163,15 @@ dcsend_run() {
   if [ "$scode" != 0 ] || [ "$rcode" != 0 ]; then
     echo "dcsend run failed (sender exit $scode, receiver exit $rcode):" >&2
     tail -n 3 "$work/send.err" "$work/recv.err" >&2
-    echo "FAIL 0 0"
+    echo "FAIL 0 0 0"
     return
   fi
   cmp -s "$1" "$work/out/$(basename "$1")" || { echo "dcsend: OUTPUT DIFFERS" >&2; exit 1; }
   local secs
   secs=$(grep '"t":"summary"' "$work/stats.ndjson" | sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/')
   awk -v b="$(stat -c %s "$1")" -v s="$secs" -v sr="$(tail -1 "$work/send.rss")" \
-    -v rr="$(tail -1 "$work/recv.rss")" 'BEGIN { printf "%.2f %.0f %.0f\n", b / s / 1e6, sr / 1024, rr / 1024 }'
+    -v rr="$(tail -1 "$work/recv.rss")" -v e="$(rcvbuf_errors "$B")" \
+    'BEGIN { printf "%.2f %.0f %.0f %d\n", b / s / 1e6, sr / 1024, rr / 1024, e }'
 }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -200,11 +208,11 @@ fi
 
 [ -n "$CELLS" ] || exit 0
 echo
-echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run) |"
-echo "|---|---|---|---|---|---|"
+echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run) | dcsend receiver UDP RcvbufErrors (per run) |"
+echo "|---|---|---|---|---|---|---|"
 for cell in $CELLS; do
   rtt=${cell%%:*} loss=${cell#*:}
-  tcp="" dc="" srss=0 rrss=0 drops=""
+  tcp="" dc="" srss=0 rrss=0 drops="" rcvbuf=""
   for _ in $(seq "$RUNS"); do
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" "$loss"
     tcp="$tcp $(tcp_run "$work/payload.bin")"
@@ -212,8 +220,8 @@ for cell in $CELLS; do
     d=${EMU%% *}
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" "$loss"
     out=$(dcsend_run "$work/payload.bin")
-    read -r mbs s r <<<"$out"
-    dc="$dc $mbs" srss=$((s > srss ? s : srss)) rrss=$((r > rrss ? r : rrss))
+    read -r mbs s r e <<<"$out"
+    dc="$dc $mbs" srss=$((s > srss ? s : srss)) rrss=$((r > rrss ? r : rrss)) rcvbuf="$rcvbuf $e"
     stop_emu
     drops="$drops $d/${EMU%% *}"
   done
@@ -225,6 +233,6 @@ for cell in $CELLS; do
     dm="-" ratio="-"
   fi
   [ "$failed" = 0 ] || dm="$dm, $failed of $RUNS failed"
-  printf '| %s ms, %s%% | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |\n' "$rtt" "$loss" \
-    "$tm" "$(spread <<<"$tcp")" "$dm" "$ratio" "$srss" "$rrss" "$drops"
+  printf '| %s ms, %s%% | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |%s |\n' "$rtt" "$loss" \
+    "$tm" "$(spread <<<"$tcp")" "$dm" "$ratio" "$srss" "$rrss" "$drops" "$rcvbuf"
 done

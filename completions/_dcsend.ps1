@@ -21,7 +21,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'dcsend' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
             [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
             [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
@@ -33,7 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]')
-            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 16MiB]')
             [CompletionResult]::new('--liveness-timeout', '--liveness-timeout', [CompletionResultType]::ParameterName, 'Declare the peer gone after this much silence once connected')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
             [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
@@ -59,7 +60,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;send' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender [default: 4MiB]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of each data message [default: 64KiB]')
             [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Connect through a signaling server (`dcsend signal`) instead of copy-paste')
             [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'With --peer: how long to wait for the other side to join the room')
@@ -71,7 +73,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]')
-            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 16MiB]')
             [CompletionResult]::new('--liveness-timeout', '--liveness-timeout', [CompletionResultType]::ParameterName, 'Declare the peer gone after this much silence once connected')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
             [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
@@ -100,7 +102,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]')
-            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 16MiB]')
             [CompletionResult]::new('--liveness-timeout', '--liveness-timeout', [CompletionResultType]::ParameterName, 'Declare the peer gone after this much silence once connected')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
             [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)')
@@ -120,7 +122,8 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;bench' {
-            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water thresholds to sweep, comma-separated')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Low-water thresholds to sweep, comma-separated: sizes, or "auto" for the adaptive mode')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Memory bound of the "auto" threshold [default: 32MiB]')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Message sizes to sweep, comma-separated')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Bytes to send in each run')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'End each run after this long, even if --size is not reached')
@@ -130,7 +133,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--export-json', '--export-json', [CompletionResultType]::ParameterName, 'Write the results as JSON to PATH ("-" = stdout)')
             [CompletionResult]::new('--export-csv', '--export-csv', [CompletionResultType]::ParameterName, 'Write the results as CSV (one row per case, with a header) to PATH ("-" = stdout)')
             [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Write the results as a Markdown table to PATH ("-" = stdout)')
-            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 4MiB]')
+            [CompletionResult]::new('--socket-buffer', '--socket-buffer', [CompletionResultType]::ParameterName, 'Kernel buffer to ask for on each UDP socket [default: 16MiB]')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'When to show the live view on stderr')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)')

@@ -65,13 +65,17 @@ _dcsend() {
 
     case "${cmd}" in
         dcsend)
-            opts="-q -v -h -V --raw --threshold --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
+            opts="-q -v -h -V --raw --threshold --max-buffer --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-buffer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -143,13 +147,17 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__bench)
-            opts="-q -v -h --threshold --chunk-size --size --duration --runs --warmup --baseline --export-json --export-csv --export-markdown --socket-buffer --quiet --verbose --progress --help"
+            opts="-q -v -h --threshold --max-buffer --chunk-size --size --duration --runs --warmup --baseline --export-json --export-csv --export-markdown --socket-buffer --quiet --verbose --progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-buffer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -423,13 +431,17 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__send)
-            opts="-q -v -h --raw --threshold --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-q -v -h --raw --threshold --max-buffer --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-buffer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -18,7 +18,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
     }
     var completions = [
         &'dcsend'= {
-            cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
+            cand --threshold 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]'
+            cand --max-buffer 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
             cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
             cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
@@ -30,7 +31,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
             cand --connect-timeout 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear'
             cand --bind 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]'
-            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 16MiB]'
             cand --liveness-timeout 'Declare the peer gone after this much silence once connected'
             cand --progress 'When to show the live view on stderr'
             cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
@@ -55,7 +56,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dcsend;send'= {
-            cand --threshold 'Low-water threshold of the threshold-based sender [default: 4MiB]'
+            cand --threshold 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]'
+            cand --max-buffer 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]'
             cand --chunk-size 'Size of each data message [default: 64KiB]'
             cand --peer 'Connect through a signaling server (`dcsend signal`) instead of copy-paste'
             cand --join-timeout 'With --peer: how long to wait for the other side to join the room'
@@ -67,7 +69,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
             cand --connect-timeout 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear'
             cand --bind 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]'
-            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 16MiB]'
             cand --liveness-timeout 'Declare the peer gone after this much silence once connected'
             cand --progress 'When to show the live view on stderr'
             cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
@@ -95,7 +97,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
             cand --connect-timeout 'Give up if the channel is not open this long after the peer''s token arrived; also bounds the wait for --sdp-in PATH to appear'
             cand --bind 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]'
-            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 16MiB]'
             cand --liveness-timeout 'Declare the peer gone after this much silence once connected'
             cand --progress 'When to show the live view on stderr'
             cand --stats 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)'
@@ -114,7 +116,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'dcsend;bench'= {
-            cand --threshold 'Low-water thresholds to sweep, comma-separated'
+            cand --threshold 'Low-water thresholds to sweep, comma-separated: sizes, or "auto" for the adaptive mode'
+            cand --max-buffer 'Memory bound of the "auto" threshold [default: 32MiB]'
             cand --chunk-size 'Message sizes to sweep, comma-separated'
             cand --size 'Bytes to send in each run'
             cand --duration 'End each run after this long, even if --size is not reached'
@@ -124,7 +127,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --export-json 'Write the results as JSON to PATH ("-" = stdout)'
             cand --export-csv 'Write the results as CSV (one row per case, with a header) to PATH ("-" = stdout)'
             cand --export-markdown 'Write the results as a Markdown table to PATH ("-" = stdout)'
-            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 4MiB]'
+            cand --socket-buffer 'Kernel buffer to ask for on each UDP socket [default: 16MiB]'
             cand --progress 'When to show the live view on stderr'
             cand -q 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
             cand --quiet 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dcsend_global_optspecs
-    string join \n raw threshold= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
+    string join \n raw threshold= max-buffer= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
 end
 
 function __fish_dcsend_needs_command
@@ -24,7 +24,8 @@ function __fish_dcsend_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l max-buffer -d 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
@@ -36,7 +37,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l turn-user -d 'TURN user n
 complete -c dcsend -n "__fish_dcsend_needs_command" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l connect-timeout -d 'Give up if the channel is not open this long after the peer\'s token arrived; also bounds the wait for --sdp-in PATH to appear' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l bind -d 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]' -r
-complete -c dcsend -n "__fish_dcsend_needs_command" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
@@ -57,7 +58,8 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -a "signal" -d 'Run the sign
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low-water threshold of the threshold-based sender [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low-water threshold of the threshold-based sender: auto or a size [default: auto]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l max-buffer -d 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
@@ -69,7 +71,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l turn-user -d 'TUR
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l connect-timeout -d 'Give up if the channel is not open this long after the peer\'s token arrived; also bounds the wait for --sdp-in PATH to appear' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l bind -d 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
@@ -93,7 +95,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l turn-user -d 'TUR
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l connect-timeout -d 'Give up if the channel is not open this long after the peer\'s token arrived; also bounds the wait for --sdp-in PATH to appear' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l bind -d 'Local UDP address to bind (repeatable) [default: 0.0.0.0:0, every interface]' -r
-complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l liveness-timeout -d 'Declare the peer gone after this much silence once connected' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
@@ -108,7 +110,8 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l relay-only -d 'Us
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l threshold -d 'Low-water thresholds to sweep, comma-separated' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l threshold -d 'Low-water thresholds to sweep, comma-separated: sizes, or "auto" for the adaptive mode' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l max-buffer -d 'Memory bound of the "auto" threshold [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l chunk-size -d 'Message sizes to sweep, comma-separated' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l size -d 'Bytes to send in each run' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l duration -d 'End each run after this long, even if --size is not reached' -r
@@ -118,7 +121,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l baseline -d 'Als
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-json -d 'Write the results as JSON to PATH ("-" = stdout)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-csv -d 'Write the results as CSV (one row per case, with a header) to PATH ("-" = stdout)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l export-markdown -d 'Write the results as a Markdown table to PATH ("-" = stdout)' -r -F
-complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 4MiB]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l socket-buffer -d 'Kernel buffer to ask for on each UDP socket [default: 16MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -l progress -d 'When to show the live view on stderr' -r -f -a "auto\t'When stderr is a terminal'
 always\t'Always, into whatever stderr is (a file or pipe gets the frames too); never with TERM=dumb'
 never\t'Never'"

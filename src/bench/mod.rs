@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::transfer::autotune::Threshold;
+
 /// What carries the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,7 +46,7 @@ pub struct Case {
     /// The transport.
     pub transport: Transport,
     /// Low-water threshold (ignored by TCP).
-    pub threshold_bytes: u64,
+    pub threshold: Threshold,
     /// Message size (TCP: write size).
     pub chunk_bytes: usize,
 }
@@ -53,7 +55,7 @@ pub struct Case {
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Thresholds, in order.
-    pub thresholds: Vec<u64>,
+    pub thresholds: Vec<Threshold>,
     /// Message sizes, in order.
     pub chunk_sizes: Vec<usize>,
     /// Bytes per run.
@@ -76,13 +78,14 @@ impl Plan {
     pub fn cases(&self) -> Vec<Case> {
         let mut cases = Vec::new();
         for &chunk_bytes in &self.chunk_sizes {
-            for &threshold_bytes in &self.thresholds {
-                cases.push(Case { transport: Transport::Webrtc, threshold_bytes, chunk_bytes });
+            for &threshold in &self.thresholds {
+                cases.push(Case { transport: Transport::Webrtc, threshold, chunk_bytes });
             }
         }
         if self.baseline_tcp {
             for &chunk_bytes in &self.chunk_sizes {
-                cases.push(Case { transport: Transport::Tcp, threshold_bytes: 0, chunk_bytes });
+                let threshold = Threshold::Fixed(0);
+                cases.push(Case { transport: Transport::Tcp, threshold, chunk_bytes });
             }
         }
         cases
@@ -96,7 +99,7 @@ mod tests {
     #[test]
     fn cases_sweep_chunk_then_threshold_then_baseline() {
         let plan = Plan {
-            thresholds: vec![1, 2],
+            thresholds: vec![Threshold::Fixed(1), Threshold::Fixed(2)],
             chunk_sizes: vec![10, 20],
             size_bytes: 1,
             duration: None,
@@ -105,8 +108,11 @@ mod tests {
             baseline_tcp: true,
             socket_buffer_bytes: 0,
         };
-        let got: Vec<(Transport, u64, usize)> =
-            plan.cases().iter().map(|c| (c.transport, c.threshold_bytes, c.chunk_bytes)).collect();
+        let got: Vec<(Transport, u64, usize)> = plan
+            .cases()
+            .iter()
+            .map(|c| (c.transport, c.threshold.initial_bytes(), c.chunk_bytes))
+            .collect();
         use Transport::*;
         assert_eq!(
             got,

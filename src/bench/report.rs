@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::{Case, Transport};
+use crate::transfer::autotune::Threshold;
 
 /// Version of the JSON document and of the CSV columns.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -73,8 +74,10 @@ impl Spread {
 pub struct CaseReport {
     /// "webrtc" or "tcp".
     pub transport: Transport,
-    /// Low-water threshold (`null` for TCP).
+    /// Fixed low-water threshold (`null` for TCP and for the adaptive mode).
     pub threshold_bytes: Option<u64>,
+    /// The adaptive threshold (`--threshold auto`); `peak_buffered_bytes` shows how far it went.
+    pub auto_threshold: bool,
     /// Message size (write size for TCP).
     pub chunk_bytes: u64,
     /// Measured runs.
@@ -120,7 +123,12 @@ impl CaseReport {
         };
         Some(Self {
             transport: case.transport,
-            threshold_bytes: (case.transport == Transport::Webrtc).then_some(case.threshold_bytes),
+            threshold_bytes: match (case.transport, case.threshold) {
+                (Transport::Webrtc, Threshold::Fixed(n)) => Some(n),
+                _ => None,
+            },
+            auto_threshold: case.transport == Transport::Webrtc
+                && matches!(case.threshold, Threshold::Auto { .. }),
             chunk_bytes: case.chunk_bytes as u64,
             runs: samples.len(),
             bytes: median(&|s| Some(s.bytes as f64)).unwrap_or(0.0) as u64,
@@ -208,6 +216,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "connect_ms",
     "verified",
     "tcp_ratio",
+    "auto_threshold",
 ];
 
 impl Report {
@@ -266,6 +275,7 @@ impl Report {
                     format!("{:.3}", c.connect_ms),
                     c.verified.to_string(),
                     opt(c.tcp_ratio),
+                    c.auto_threshold.to_string(),
                 ],
             );
         }
@@ -298,7 +308,10 @@ impl Report {
         for c in self.cases.iter().chain(&self.baseline) {
             rows.push(vec![
                 c.transport.to_string(),
-                c.threshold_bytes.map(size).unwrap_or_else(|| "-".into()),
+                match (c.auto_threshold, c.threshold_bytes) {
+                    (true, _) => "auto".into(),
+                    (false, t) => t.map(size).unwrap_or_else(|| "-".into()),
+                },
                 size(c.chunk_bytes),
                 format!("{:.1}", c.mb_per_s.median),
                 format!("{:.1}", c.mb_per_s.min),
@@ -368,7 +381,7 @@ mod tests {
     }
 
     fn case(transport: Transport, chunk: usize) -> Case {
-        Case { transport, threshold_bytes: 1 << 20, chunk_bytes: chunk }
+        Case { transport, threshold: Threshold::Fixed(1 << 20), chunk_bytes: chunk }
     }
 
     #[test]

@@ -227,7 +227,7 @@ async fn webrtc_send(
     let connect = started.elapsed();
 
     let send_opts = SendOptions {
-        threshold_bytes: setup.case.threshold_bytes,
+        threshold: setup.case.threshold,
         chunk_bytes: setup.case.chunk_bytes,
         raw: false,
         finish_timeout: FINISH_TIMEOUT,
@@ -353,10 +353,15 @@ async fn until<T>(stop: &CancellationToken, fut: impl Future<Output = T>) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::autotune::Threshold;
 
     fn setup(transport: Transport, size_bytes: u64) -> RunSetup {
         RunSetup {
-            case: Case { transport, threshold_bytes: 256 * 1024, chunk_bytes: 16 * 1024 },
+            case: Case {
+                transport,
+                threshold: Threshold::Fixed(256 * 1024),
+                chunk_bytes: 16 * 1024,
+            },
             size_bytes,
             duration: None,
             socket_buffer_bytes: 1 << 20,

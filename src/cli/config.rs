@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{
     Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs, SignalArgs,
-    ViewArgs, dumb_terminal,
+    ThresholdArg, ViewArgs, dumb_terminal,
 };
 use crate::bench::Plan;
 use crate::error::UsageError;
@@ -18,20 +18,45 @@ use crate::signal::paste::{TokenSink, TokenSource};
 use crate::signal::rooms::{Limits, PrefixLens};
 use crate::signal::server::ConnLimits;
 use crate::signal::url::PeerUrl;
+use crate::transfer::autotune::{self, Threshold};
 
-/// Default low-water threshold: 4 MiB. The SCTP receive window of webrtc-rs is 1 MiB, so
-/// no more than that is ever unacknowledged on the wire; what a larger threshold buys is a
-/// queue in the SCTP layer that does not run dry between two buffered-amount events. In
-/// `dcsend bench` (BENCHMARKS.md) 4 MiB beat 1 MiB by 9-14% at 64 KiB messages, 16 MiB
-/// gained nothing more and cost 12 MiB of RSS; on the file-to-file path the two tie.
-pub const DEFAULT_THRESHOLD_BYTES: u64 = 4 * 1024 * 1024;
+/// The fixed threshold dcsend used before `auto`, and where `auto` starts: 4 MiB. On a short
+/// path a larger threshold buys only a queue in the SCTP layer that does not run dry
+/// between two buffered-amount events: in `dcsend bench` (BENCHMARKS.md) 4 MiB beat 1 MiB by
+/// 9-14% at 64 KiB messages, 16 MiB gained nothing more and cost 12 MiB of RSS. A long path
+/// needs threshold >= bandwidth x RTT, which `auto` finds (`transfer::autotune`).
+pub const DEFAULT_THRESHOLD_BYTES: u64 = autotune::FLOOR_BYTES;
+
+/// Parses a `--threshold`: `auto` or a size (see [`parse_size_arg`]).
+pub fn parse_threshold_arg(s: &str) -> Result<ThresholdArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(ThresholdArg::Auto);
+    }
+    parse_size_arg(s).map(ThresholdArg::Bytes).map_err(|e| format!("not auto, nor a size: {e}"))
+}
+
+/// The threshold mode of a `--threshold` (none: auto) bounded by `--max-buffer`.
+fn threshold_mode(
+    arg: Option<ThresholdArg>,
+    max_buffer: Option<u64>,
+) -> Result<Threshold, UsageError> {
+    let max_bytes = max_buffer.unwrap_or(autotune::DEFAULT_MAX_BYTES);
+    if max_bytes == 0 {
+        return Err(UsageError("--max-buffer must be above zero; 32M is a good value".into()));
+    }
+    Ok(match arg {
+        None | Some(ThresholdArg::Auto) => Threshold::Auto { max_bytes },
+        Some(ThresholdArg::Bytes(n)) => Threshold::Fixed(n),
+    })
+}
 
 /// Default message size: 64 KiB, the default a=max-message-size (RFC 8841) and the size at
 /// which webrtc-rs reaches its best throughput (fewer, larger SCTP messages).
 pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Kernel buffer per UDP socket; see `peer/runtime.rs` for why.
-pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Kernel buffer per UDP socket; see `peer/runtime.rs` for why. As large as the SCTP receive
+/// window dcsend wants (`peer::RECEIVE_WINDOW_BYTES`), since the window follows the buffer.
+pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = crate::peer::RECEIVE_WINDOW_BYTES;
 
 /// Largest message size we accept on the command line (the webrtc crate's ceiling).
 pub const MAX_CHUNK_BYTES: u64 = 256 * 1024;
@@ -111,8 +136,8 @@ pub struct SendConfig {
     pub inputs: Vec<Option<PathBuf>>,
     /// Plain binary messages only.
     pub raw: bool,
-    /// Low-water threshold in bytes.
-    pub threshold_bytes: u64,
+    /// Low-water threshold: fixed, or adaptive within a bound.
+    pub threshold: Threshold,
     /// Message size in bytes (before clamping to the peer's maximum).
     pub chunk_bytes: usize,
     /// Connection.
@@ -180,14 +205,14 @@ impl TryFrom<SendArgs> for SendConfig {
             }
         }
         check_distinct_names(inputs.iter().flatten())?;
-        let threshold_bytes = args.threshold.unwrap_or(DEFAULT_THRESHOLD_BYTES);
+        let threshold = threshold_mode(args.threshold, args.max_buffer)?;
         let chunk = check_chunk(args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64))?;
         let reads_stdin = stdin_inputs == 1;
         let connect = connect_config(args.connect, Role::Offerer, reads_stdin)?;
         Ok(Self {
             inputs,
             raw: args.raw,
-            threshold_bytes,
+            threshold,
             chunk_bytes: chunk,
             connect,
             output: output_config(args.output),
@@ -281,7 +306,11 @@ impl TryFrom<BenchArgs> for BenchConfig {
         let table_on_stdout = to_stdout == 0;
         Ok(Self {
             plan: Plan {
-                thresholds: args.threshold,
+                thresholds: args
+                    .threshold
+                    .into_iter()
+                    .map(|t| threshold_mode(Some(t), args.max_buffer))
+                    .collect::<Result<_, _>>()?,
                 chunk_sizes,
                 size_bytes: args.size,
                 duration: args.duration,
@@ -507,6 +536,29 @@ mod tests {
         args.connect.peer = Some("http://127.0.0.1:1/room".into());
         let err = SendConfig::try_from(args).unwrap_err().0;
         assert!(err.starts_with("--peer:") && err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn threshold_defaults_to_auto_bounded_by_max_buffer() {
+        assert_eq!(parse_threshold_arg(" Auto "), Ok(ThresholdArg::Auto));
+        assert_eq!(parse_threshold_arg("4M"), Ok(ThresholdArg::Bytes(4 << 20)));
+        assert!(parse_threshold_arg("fast").unwrap_err().contains("auto"));
+        let cfg = SendConfig::try_from(SendArgs::default()).unwrap();
+        assert_eq!(cfg.threshold, Threshold::Auto { max_bytes: autotune::DEFAULT_MAX_BYTES });
+        let args = SendArgs { max_buffer: Some(8 << 20), ..Default::default() };
+        assert_eq!(
+            SendConfig::try_from(args).unwrap().threshold,
+            Threshold::Auto { max_bytes: 8 << 20 }
+        );
+        // A fixed size keeps its exact meaning; --max-buffer does not touch it.
+        let args = SendArgs {
+            threshold: Some(ThresholdArg::Bytes(100)),
+            max_buffer: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(SendConfig::try_from(args).unwrap().threshold, Threshold::Fixed(100));
+        let args = SendArgs { max_buffer: Some(0), ..Default::default() };
+        assert!(SendConfig::try_from(args).unwrap_err().0.contains("--max-buffer"));
     }
 }
 

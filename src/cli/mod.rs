@@ -193,6 +193,15 @@ Examples:
   dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script
   dcsend recv --sink                 # verify and discard: measure a path";
 
+/// A `--threshold` value: the adaptive mode or a fixed size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdArg {
+    /// `auto`.
+    Auto,
+    /// A size, bytes.
+    Bytes(u64),
+}
+
 /// Arguments of `send`.
 #[derive(Debug, Args, Default)]
 pub struct SendArgs {
@@ -209,14 +218,26 @@ pub struct SendArgs {
     #[arg(long)]
     pub raw: bool,
 
-    /// Low-water threshold of the threshold-based sender [default: 4MiB].
+    /// Low-water threshold of the threshold-based sender: auto or a size [default: auto].
     ///
-    /// dcsend hands data to the channel while its buffered amount is at or under this
-    /// many bytes, so at most threshold + one message waits in the channel. Larger keeps a
-    /// fast path busier; smaller bounds memory and latency. `dcsend bench` measures it for
-    /// a machine (BENCHMARKS.md has the sweep behind the default).
-    #[arg(long, value_name = "SIZE", env = "DCSEND_THRESHOLD", value_parser = config::parse_size_arg)]
-    pub threshold: Option<u64>,
+    /// dcsend hands data to the channel while its buffered amount (bytes not yet
+    /// acknowledged by the peer) is at or under the threshold, so at most threshold + one
+    /// message waits in the channel, and a path moves at most threshold / round-trip time.
+    /// "auto" starts at 4MiB and follows the path: it doubles the threshold while the
+    /// delivery rate grows with it and halves it when a smaller one delivers as much, never
+    /// above --max-buffer. A size (e.g. 16M) fixes it: larger keeps a long fast path busier,
+    /// smaller bounds memory and latency. `dcsend bench --threshold auto,1M,4M,16M` compares
+    /// them on a machine.
+    #[arg(long, value_name = "auto|SIZE", env = "DCSEND_THRESHOLD", value_parser = config::parse_threshold_arg)]
+    pub threshold: Option<ThresholdArg>,
+
+    /// Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB].
+    ///
+    /// Twice the 16MiB SCTP receive window: more cannot be in flight, so a larger threshold
+    /// would only queue. Ignored with a fixed --threshold SIZE.
+    #[arg(long, value_name = "SIZE", env = "DCSEND_MAX_BUFFER", hide_short_help = true,
+        value_parser = config::parse_size_arg)]
+    pub max_buffer: Option<u64>,
 
     /// Size of each data message [default: 64KiB].
     ///
@@ -270,10 +291,14 @@ pub struct RecvArgs {
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Low-water thresholds to sweep, comma-separated.
-    #[arg(long, value_name = "SIZE,...", value_delimiter = ',', default_value = "64K,256K,1M,4M,16M",
-        value_parser = config::parse_size_arg)]
-    pub threshold: Vec<u64>,
+    /// Low-water thresholds to sweep, comma-separated: sizes, or "auto" for the adaptive mode.
+    #[arg(long, value_name = "auto|SIZE,...", value_delimiter = ',',
+        default_value = "auto,64K,256K,1M,4M,16M", value_parser = config::parse_threshold_arg)]
+    pub threshold: Vec<ThresholdArg>,
+
+    /// Memory bound of the "auto" threshold [default: 32MiB].
+    #[arg(long, value_name = "SIZE", hide_short_help = true, value_parser = config::parse_size_arg)]
+    pub max_buffer: Option<u64>,
 
     /// Message sizes to sweep, comma-separated.
     #[arg(long, value_name = "SIZE,...", value_delimiter = ',', default_value = "16K,64K",
@@ -319,7 +344,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH|-", help_heading = "Export")]
     pub export_markdown: Option<PathBuf>,
 
-    /// Kernel buffer to ask for on each UDP socket [default: 4MiB].
+    /// Kernel buffer to ask for on each UDP socket [default: 16MiB].
     #[arg(long, value_name = "SIZE", env = "DCSEND_SOCKET_BUFFER", hide_short_help = true,
         value_parser = config::parse_size_arg)]
     pub socket_buffer: Option<u64>,
@@ -528,10 +553,12 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "ADDR", hide_short_help = true)]
     pub bind: Vec<std::net::SocketAddr>,
 
-    /// Kernel buffer to ask for on each UDP socket [default: 4MiB].
+    /// Kernel buffer to ask for on each UDP socket [default: 16MiB].
     ///
-    /// Linux caps it at net.core.rmem_max / wmem_max unless dcsend may override the cap;
-    /// below about 1 MiB a fast path drops datagrams and slows to a crawl.
+    /// Linux caps it at net.core.rmem_max / wmem_max unless dcsend may override the cap
+    /// (root); below about 1 MiB a fast path drops datagrams and slows to a crawl. The SCTP
+    /// receive window follows what the kernel grants (1-16 MiB), and a path runs at most
+    /// window / RTT: raise net.core.rmem_max for long fast paths (-v says when it is capped).
     #[arg(long, value_name = "SIZE", hide_short_help = true, env = "DCSEND_SOCKET_BUFFER",
         value_parser = config::parse_size_arg)]
     pub socket_buffer: Option<u64>,
@@ -632,11 +659,27 @@ mod tests {
             "500ms",
         ])
         .unwrap();
-        assert_eq!(cli.send.threshold, Some(1_572_864));
+        assert_eq!(cli.send.threshold, Some(ThresholdArg::Bytes(1_572_864)));
         assert_eq!(cli.send.chunk_size, Some(16384));
         assert_eq!(cli.send.connect.connect_timeout, std::time::Duration::from_millis(500));
         let err = Cli::try_parse_from(["dcsend", "--threshold", "lots"]).unwrap_err();
         assert!(err.to_string().contains("64KiB"), "{err}");
+    }
+
+    #[test]
+    fn threshold_is_auto_or_a_size_and_max_buffer_a_size() {
+        let cli =
+            Cli::try_parse_from(["dcsend", "--threshold", "AUTO", "--max-buffer", "8M"]).unwrap();
+        assert_eq!(cli.send.threshold, Some(ThresholdArg::Auto));
+        assert_eq!(cli.send.max_buffer, Some(8 << 20));
+        assert_eq!(Cli::try_parse_from(["dcsend"]).unwrap().send.threshold, None);
+        let cli = Cli::try_parse_from(["dcsend", "bench", "--threshold", "auto,256K,4M"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else { panic!("not bench") };
+        use ThresholdArg::*;
+        assert_eq!(b.threshold, vec![Auto, Bytes(256 << 10), Bytes(4 << 20)]);
+        let cli = Cli::try_parse_from(["dcsend", "bench"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else { panic!("not bench") };
+        assert_eq!(b.threshold[0], Auto, "the default sweep starts with the default");
     }
 
     #[test]

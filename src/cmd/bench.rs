@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::bench::report::{self, CaseReport, Machine, Report, SCHEMA_VERSION, Settings};
 use crate::bench::run::{RunSetup, run_once};
 use crate::bench::{Case, Transport};
-use crate::cli::config::{BenchConfig, DEFAULT_CHUNK_BYTES, DEFAULT_THRESHOLD_BYTES, ExportFormat};
+use crate::cli::config::{BenchConfig, DEFAULT_CHUNK_BYTES, ExportFormat};
 use crate::error::TransferError;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter};
+use crate::transfer::autotune::Threshold;
 
 pub(super) async fn run(cfg: BenchConfig, cancel: CancellationToken) -> anyhow::Result<()> {
     let plan = &cfg.plan;
@@ -124,7 +125,7 @@ async fn one_run(
             live: cfg.progress,
             stats: None,
             label,
-            threshold_bytes: if webrtc { case.threshold_bytes } else { 0 },
+            threshold_bytes: if webrtc { case.threshold.initial_bytes() } else { 0 },
             show_buffer: webrtc,
             path: None,
         },
@@ -155,19 +156,26 @@ fn describe(case: Case) -> String {
     match case.transport {
         Transport::Webrtc => format!(
             "webrtc threshold {} chunk {}",
-            report::size(case.threshold_bytes),
+            threshold_label(case.threshold),
             report::size(case.chunk_bytes as u64)
         ),
         Transport::Tcp => format!("tcp chunk {}", report::size(case.chunk_bytes as u64)),
     }
 }
 
+fn threshold_label(t: Threshold) -> String {
+    match t {
+        Threshold::Fixed(n) => report::size(n),
+        Threshold::Auto { .. } => "auto".into(),
+    }
+}
+
 fn describe_report(c: &CaseReport) -> String {
-    describe(Case {
-        transport: c.transport,
-        threshold_bytes: c.threshold_bytes.unwrap_or(0),
-        chunk_bytes: c.chunk_bytes as usize,
-    })
+    let threshold = match (c.auto_threshold, c.threshold_bytes) {
+        (true, _) => Threshold::default(),
+        (false, n) => Threshold::Fixed(n.unwrap_or(0)),
+    };
+    describe(Case { transport: c.transport, threshold, chunk_bytes: c.chunk_bytes as usize })
 }
 
 /// The lines under the table: the best case, and how the defaults compare to it.
@@ -183,17 +191,16 @@ fn verdict(report: &Report) -> String {
         out += &format!(", {r:.2} x TCP");
     }
     out.push('\n');
-    let default = report.cases.iter().find(|c| {
-        c.threshold_bytes == Some(DEFAULT_THRESHOLD_BYTES)
-            && c.chunk_bytes == DEFAULT_CHUNK_BYTES as u64
-    });
+    let default = report
+        .cases
+        .iter()
+        .find(|c| c.auto_threshold && c.chunk_bytes == DEFAULT_CHUNK_BYTES as u64);
     if let Some(d) = default
         && best.mb_per_s.median > 0.0
     {
         let pct = 100.0 * (1.0 - d.mb_per_s.median / best.mb_per_s.median);
         out += &format!(
-            "defaults (threshold {}, chunk {}): {:.1} MB/s, {pct:.1}% below the best\n",
-            report::size(DEFAULT_THRESHOLD_BYTES),
+            "defaults (threshold auto, chunk {}): {:.1} MB/s, {pct:.1}% below the best\n",
             report::size(DEFAULT_CHUNK_BYTES as u64),
             d.mb_per_s.median
         );

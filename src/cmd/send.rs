@@ -42,13 +42,13 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
             live: cfg.output.progress,
             stats: cfg.output.stats.clone(),
             label,
-            threshold_bytes: cfg.threshold_bytes,
+            threshold_bytes: cfg.threshold.initial_bytes(),
             show_buffer: true,
             path: conn.path,
         },
     )?;
     let opts = SendOptions {
-        threshold_bytes: cfg.threshold_bytes,
+        threshold: cfg.threshold,
         chunk_bytes,
         raw: cfg.raw,
         // Longer than webrtc-rs's SCTP backoff can stall a live association (its RTO doubles

@@ -17,6 +17,7 @@ pub struct Meter {
     total: AtomicU64,
     buffered: AtomicU64,
     peak_buffered: AtomicU64,
+    threshold: AtomicU64,
     resumed: AtomicU64,
     notices: Mutex<Vec<String>>,
 }
@@ -29,6 +30,7 @@ impl Meter {
             total: AtomicU64::new(total.unwrap_or(UNKNOWN)),
             buffered: AtomicU64::new(0),
             peak_buffered: AtomicU64::new(0),
+            threshold: AtomicU64::new(0),
             resumed: AtomicU64::new(0),
             notices: Mutex::new(Vec::new()),
         }
@@ -88,6 +90,16 @@ impl Meter {
         self.peak_buffered.fetch_max(n, Relaxed);
     }
 
+    /// Records the sender's current threshold (it moves in the adaptive mode).
+    pub fn set_threshold(&self, n: u64) {
+        self.threshold.store(n, Relaxed);
+    }
+
+    /// The sender's current threshold; 0 when none was recorded (a receiver).
+    pub fn threshold(&self) -> u64 {
+        self.threshold.load(Relaxed)
+    }
+
     /// The current buffered amount.
     pub fn buffered(&self) -> u64 {
         self.buffered.load(Relaxed)
@@ -112,6 +124,9 @@ mod tests {
         m.set_buffered(100);
         m.set_buffered(30);
         m.set_total(Some(12));
+        assert_eq!(m.threshold(), 0);
+        m.set_threshold(4096);
+        assert_eq!(m.threshold(), 4096);
         assert_eq!(
             (m.bytes(), m.buffered(), m.peak_buffered(), m.total()),
             (12, 30, 100, Some(12))

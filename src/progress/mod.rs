@@ -86,6 +86,9 @@ impl Reporter {
                 last_bytes = bytes;
                 stats.set_total(m.total());
                 stats.on_buffered(m.buffered());
+                if m.threshold() > 0 {
+                    stats.set_threshold(m.threshold());
+                }
                 let snap = stats.tick(started.elapsed());
                 live.update(&snap);
                 if let Some(w) = ndjson.as_mut() {

@@ -54,7 +54,8 @@ pub struct Snapshot {
     pub eta_s: Option<f64>,
     /// The data channel's buffered amount at the last report, in bytes.
     pub buffered_bytes: u64,
-    /// The buffered-amount threshold the sender works to, in bytes.
+    /// The buffered-amount threshold the sender works to at this tick, in bytes (it moves
+    /// with `--threshold auto`).
     pub threshold_bytes: u64,
     /// The largest buffered amount seen, in bytes.
     pub peak_buffered_bytes: u64,
@@ -76,7 +77,7 @@ pub struct Summary {
     pub avg_bps: f64,
     /// The largest buffered amount seen, in bytes.
     pub peak_buffered_bytes: u64,
-    /// The buffered-amount threshold the sender works to, in bytes.
+    /// The buffered-amount threshold the sender worked to at the end, in bytes.
     pub threshold_bytes: u64,
     /// Lowercase hex SHA-256 of the payload, when computed.
     pub sha256: Option<String>,
@@ -103,6 +104,11 @@ impl Stats {
             rate_bps: None,
             path: None,
         }
+    }
+
+    /// Records the sender's threshold now (the adaptive mode moves it).
+    pub fn set_threshold(&mut self, threshold_bytes: u64) {
+        self.threshold_bytes = threshold_bytes;
     }
 
     /// Records the connection's path (the selected candidate pair).

@@ -1,9 +1,10 @@
-//! The transfer: the threshold-based sender (`queue` pure, `pump` async), the wire
+//! The transfer: the threshold-based sender (`queue` and `autotune` pure, `pump` async), the wire
 //! protocol (`wire`, spec in docs/protocol.md), the two sides (`send`, `recv`), their
 //! blocking I/O (`source`, `sink`) and remote-name checks (`names`).
 //!
 //! Must not import: webrtc (only `peer` does), indicatif, `cli`.
 
+pub mod autotune;
 pub mod names;
 pub mod pump;
 pub mod queue;

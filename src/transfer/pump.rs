@@ -11,16 +11,21 @@
 //! - it reconciles its count with the channel's `outstanding_bytes()` (see `queue.rs`);
 //! - a receiver may ask for a lower threshold (`hello.threshold`, see [`Pump::threshold_cap`]);
 //!   the pump asks the port to drain to whatever its threshold is now
-//!   ([`ChannelPort::drained_to`]), so the port, not the pump, owns the drain event.
+//!   ([`ChannelPort::drained_to`]), so the port, not the pump, owns the drain event;
+//! - in the adaptive mode ([`Threshold::Auto`]) the threshold follows the path: the pump
+//!   feeds an [`Autotune`] with the bytes the peer acknowledged (handed minus buffered) and
+//!   the time it waited on the drain with a payload ready, and uses the level it returns.
 //!
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::autotune::{Autotune, Threshold};
 use super::queue::SendQueue;
 use crate::peer::{ChannelPort, Outbound, PeerError};
 use crate::progress::meter::Meter;
@@ -55,24 +60,36 @@ pub struct Pump<P> {
     meter: Arc<Meter>,
     /// A lower threshold a receiver asked for; `u64::MAX` for none.
     cap: Arc<AtomicU64>,
+    /// The fixed threshold, or the controller that moves it.
+    mode: Mode,
+}
+
+enum Mode {
+    Fixed(u64),
+    Auto(Autotune),
 }
 
 impl<P: ChannelPort> Pump<P> {
-    /// Creates a pump over `port` with the given low-water `threshold_bytes`.
+    /// Creates a pump over `port` with the given low-water `threshold`.
     ///
     /// Returns a tuple containing the pump itself, to be spawned by the caller (see
     /// [`Pump::run`]), and the sender that feeds it. Dropping every sender means "no more
     /// payloads": the pump then finishes once all are handed over.
     pub fn new(
         port: P,
-        threshold_bytes: u64,
+        threshold: Threshold,
         meter: Arc<Meter>,
         close: CancellationToken,
     ) -> (Self, mpsc::Sender<Outbound>) {
         let (tx, feed) = mpsc::channel(FEED_CAPACITY);
-        let queue = SendQueue::new(threshold_bytes, MAX_QUEUED_BYTES);
+        let queue = SendQueue::new(threshold.initial_bytes(), MAX_QUEUED_BYTES);
         let cap = Arc::new(AtomicU64::new(u64::MAX));
-        (Self { feed, port, queue, close, meter, cap }, tx)
+        let mode = match threshold {
+            Threshold::Fixed(n) => Mode::Fixed(n),
+            Threshold::Auto { max_bytes } => Mode::Auto(Autotune::new(max_bytes)),
+        };
+        meter.set_threshold(threshold.initial_bytes());
+        (Self { feed, port, queue, close, meter, cap, mode }, tx)
     }
 
     /// Where to store a lower threshold while the pump runs (a receiver's `hello.threshold`);
@@ -87,12 +104,28 @@ impl<P: ChannelPort> Pump<P> {
     pub async fn run(mut self) -> Result<PumpReport, PeerError> {
         let mut input_open = true;
         let mut sent_bytes = 0u64;
+        // For the adaptive mode: every byte handed over (data and control, as the buffered
+        // amount counts both) and the time spent waiting on the drain with a payload ready.
+        let (started, mut handed_bytes, mut waited) = (Instant::now(), 0u64, Duration::ZERO);
         loop {
-            self.queue.lower_threshold(self.cap.load(Ordering::Relaxed));
+            let level = match &mut self.mode {
+                Mode::Fixed(n) => *n,
+                Mode::Auto(tune) => {
+                    let acked = handed_bytes.saturating_sub(self.queue.buffered());
+                    tune.update(started.elapsed(), acked, waited)
+                }
+            };
+            let level = level.min(self.cap.load(Ordering::Relaxed));
+            if level != self.queue.threshold() {
+                tracing::debug!(level, "threshold");
+                self.queue.set_threshold(level);
+                self.meter.set_threshold(level);
+            }
             // LiveKit's send_until_threshold.
             while let Some(payload) = self.queue.next_to_send() {
                 let (len, is_data) = (payload.len() as u64, matches!(payload, Outbound::Binary(_)));
                 self.port.send(payload).await?;
+                handed_bytes += len;
                 if is_data {
                     sent_bytes += len;
                     self.meter.add_bytes(len);
@@ -102,6 +135,11 @@ impl<P: ChannelPort> Pump<P> {
             if !input_open && self.queue.is_empty() {
                 break;
             }
+            // The threshold is the limit right now: a payload is ready and may not go.
+            let limited = matches!(self.mode, Mode::Auto(_))
+                && !self.queue.can_send()
+                && !self.queue.is_empty();
+            let wait_started = limited.then(Instant::now);
             tokio::select! {
                 biased;
                 () = self.close.cancelled() => break,
@@ -116,6 +154,9 @@ impl<P: ChannelPort> Pump<P> {
                     Some(p) => self.queue.push(p),
                     None => input_open = false,
                 },
+            }
+            if let Some(at) = wait_started {
+                waited += at.elapsed();
             }
         }
         let report = PumpReport {
@@ -228,7 +269,8 @@ mod tests {
         let (base, cap, size, count) = (100_000u64, 1000u64, 100usize, 100u8);
         let port = FakePort::new();
         let meter = Arc::new(Meter::new(None));
-        let (pump, tx) = Pump::new(port.clone(), base, meter, CancellationToken::new());
+        let (pump, tx) =
+            Pump::new(port.clone(), Threshold::Fixed(base), meter, CancellationToken::new());
         pump.threshold_cap().store(cap, Ordering::Relaxed);
         let task = tokio::spawn(pump.run());
         let producer = produce(tx, count, size);
@@ -249,13 +291,47 @@ mod tests {
         assert!(report.finished);
     }
 
+    /// The adaptive mode keeps the bound it is given (`--max-buffer` under the 4 MiB start:
+    /// the controller cannot leave it), shows its level on the meter, and delivers
+    /// everything.
+    #[tokio::test]
+    async fn auto_mode_stays_within_its_bound() {
+        let (max, size, count) = (1000u64, 100usize, 100u8);
+        let port = FakePort::new();
+        let meter = Arc::new(Meter::new(None));
+        let auto = Threshold::Auto { max_bytes: max };
+        let (pump, tx) = Pump::new(port.clone(), auto, meter.clone(), CancellationToken::new());
+        assert_eq!(meter.threshold(), max);
+        let task = tokio::spawn(pump.run());
+        let producer = produce(tx, count, size);
+        let net = port.clone();
+        let network = tokio::spawn(async move {
+            while net.state.lock().unwrap().received.len() < count as usize {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                net.release(300);
+            }
+        });
+        let report = tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(T, producer).await.unwrap().unwrap();
+        tokio::time::timeout(T, network).await.unwrap().unwrap();
+        let s = port.state.lock().unwrap();
+        assert!(s.peak <= max + size as u64, "peak {} over the bound", s.peak);
+        assert!(s.levels.iter().all(|&l| l == max), "{:?}", s.levels);
+        assert_eq!(report.sent_bytes, size as u64 * count as u64);
+        assert_eq!(meter.threshold(), max);
+    }
+
     #[tokio::test]
     async fn bounded_buffer_and_totals_balance() {
         let (threshold, size, count) = (1000u64, 100usize, 200u8);
         let port = FakePort::new();
         let meter = Arc::new(Meter::new(None));
-        let (pump, tx) =
-            Pump::new(port.clone(), threshold, meter.clone(), CancellationToken::new());
+        let (pump, tx) = Pump::new(
+            port.clone(),
+            Threshold::Fixed(threshold),
+            meter.clone(),
+            CancellationToken::new(),
+        );
         let task = tokio::spawn(pump.run());
         let producer = produce(tx, count, size);
         // The network: release a little at a time until everything arrived.
@@ -304,7 +380,12 @@ mod tests {
     async fn close_while_paused_reports_unsent() {
         let port = FakePort::new();
         let close = CancellationToken::new();
-        let (pump, tx) = Pump::new(port.clone(), 10, Arc::new(Meter::new(None)), close.clone());
+        let (pump, tx) = Pump::new(
+            port.clone(),
+            Threshold::Fixed(10),
+            Arc::new(Meter::new(None)),
+            close.clone(),
+        );
         let task = tokio::spawn(pump.run());
         for i in 0..3 {
             tx.send(chunk(i, 20)).await.unwrap();
@@ -328,8 +409,12 @@ mod tests {
     #[tokio::test]
     async fn text_and_binary_keep_their_order() {
         let port = FakePort::new();
-        let (pump, tx) =
-            Pump::new(port.clone(), 1 << 20, Arc::new(Meter::new(None)), CancellationToken::new());
+        let (pump, tx) = Pump::new(
+            port.clone(),
+            Threshold::Fixed(1 << 20),
+            Arc::new(Meter::new(None)),
+            CancellationToken::new(),
+        );
         let task = tokio::spawn(pump.run());
         let msgs =
             vec![Outbound::Text("a".into()), chunk(1, 3), Outbound::Text("b".into()), chunk(2, 0)];

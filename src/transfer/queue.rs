@@ -50,9 +50,9 @@ impl SendQueue {
         self.threshold
     }
 
-    /// Lowers the threshold to `threshold` (never raises it): a receiver asked for less.
-    pub fn lower_threshold(&mut self, threshold: u64) {
-        self.threshold = self.threshold.min(threshold);
+    /// Sets the threshold (the adaptive mode moves it both ways; a receiver's cap lowers it).
+    pub fn set_threshold(&mut self, threshold: u64) {
+        self.threshold = threshold;
     }
 
     /// Bytes handed to the channel and not yet released, as far as we know.

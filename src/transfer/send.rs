@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::autotune::Threshold;
 use super::pump::{Pump, PumpReport};
 use super::source::{self, Item, ItemSent, PeerLink, PeerNote, SourceError};
 use super::wire::{Control, PROTOCOL_VERSION, Role};
@@ -21,8 +22,8 @@ use crate::progress::meter::Meter;
 /// How a send runs.
 #[derive(Debug, Clone)]
 pub struct SendOptions {
-    /// Low-water threshold, bytes.
-    pub threshold_bytes: u64,
+    /// Low-water threshold: fixed or adaptive.
+    pub threshold: Threshold,
     /// Message size, bytes.
     pub chunk_bytes: usize,
     /// Plain binary messages only.
@@ -58,7 +59,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let expected_acks = items.len();
     let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
-    let (pump, feed) = Pump::new(port.clone(), opts.threshold_bytes, meter, cancel.child_token());
+    let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter, cancel.child_token());
     let threshold_cap = pump.threshold_cap();
     if !opts.raw {
         let hello = Control::Hello {
