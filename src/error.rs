@@ -1,16 +1,6 @@
-//! Typed errors of the core and the exit-code table. The core returns these; `cmd/*` adds
-//! context with anyhow; `main` prints `dcsend: {err:#}` and maps the chain to an exit code.
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 0    | delivered and verified: every byte the sender sent was written |
-//! | 1    | any other error |
-//! | 2    | bad usage or bad input (flags, tokens) |
-//! | 3    | could not connect, or the peer went away or aborted |
-//! | 4    | integrity failure |
-//! | 130  | interrupted (SIGINT, Ctrl-C) |
-//! | 141  | the receiver's stdout closed before the end of the data (the shell's SIGPIPE status) |
-//! | 143  | terminated (SIGTERM) |
+//! Typed errors of the core and the exit-code table ([`EXIT_CODES`]). The core returns these;
+//! `cmd/*` adds context with anyhow; `main` prints `dcsend: {err:#}` and maps the chain to an
+//! exit code ([`exit_code`]).
 
 use std::process::ExitCode;
 use std::sync::OnceLock;
@@ -18,6 +8,20 @@ use std::sync::OnceLock;
 use crate::peer::PeerError;
 use crate::signal::codec::TokenError;
 use crate::signal::rendezvous::SignalError;
+
+/// Every exit status dcsend uses and what it means: the one table behind `--help`, the man
+/// pages and [`exit_code`] (the README's table is checked against it by `tests/cli.rs`). Each
+/// meaning fits one line of an 80-column help screen.
+pub const EXIT_CODES: [(u8, &str); 8] = [
+    (0, "delivered and verified (--raw or a plain peer: delivered, unverified)"),
+    (1, "other error (I/O, refused to overwrite, the peer broke the protocol)"),
+    (2, "bad usage or bad input (a flag, a token, a --peer URL)"),
+    (3, "could not connect (signaling, ICE, authentication) or the peer left"),
+    (4, "integrity failure (size or SHA-256 mismatch)"),
+    (130, "interrupted (Ctrl-C, SIGINT); the peer is told"),
+    (BROKEN_PIPE, "the receiver's stdout closed before the end of the data"),
+    (143, "terminated (SIGTERM), handled like Ctrl-C"),
+];
 
 /// A flag combination or value that cannot work. Exit code 2.
 #[derive(Debug, thiserror::Error)]

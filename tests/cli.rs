@@ -105,3 +105,28 @@ fn help_teaches_examples_and_exit_codes() {
     let version = dcsend().arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).contains("webrtc"));
 }
+
+/// The README's exit-code table lists exactly the codes of `error::EXIT_CODES` (the table
+/// `--help` and the man pages are made from), in the same order.
+#[test]
+fn the_readme_lists_every_exit_code_and_no_other() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("### Exit codes").nth(1).expect("README has an Exit codes section");
+    let codes: Vec<u8> = table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.trim_start_matches('|').split('|').next()?.trim().parse().ok())
+        .collect();
+    let want: Vec<u8> = dcsend::error::EXIT_CODES.iter().map(|(code, _)| *code).collect();
+    assert_eq!(codes, want, "README's exit codes differ from error::EXIT_CODES");
+}
+
+/// Every meaning in the exit-code table fits an 80-column help screen as it is printed.
+#[test]
+fn the_exit_code_help_fits_80_columns() {
+    for line in dcsend::cli::exit_codes().lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
+    }
+}

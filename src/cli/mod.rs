@@ -10,18 +10,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// The exit-code table (`--help`, man pages).
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0    delivered and verified (or, with --raw / a plain peer, delivered unverified)
-  1    other error (I/O, refused to overwrite, the peer broke the protocol)
-  2    bad usage or bad input (a flag, a token, a --peer URL)
-  3    could not connect (incl. signaling: server unreachable, room full or
-       expired, peer not authenticated), or the peer went away or aborted
-  4    integrity failure (size or SHA-256 mismatch)
-  130  interrupted (Ctrl-C, SIGINT); the peer is told
-  141  the receiver's stdout closed before the end of the data
-  143  terminated (SIGTERM), handled like Ctrl-C";
+/// The exit-code table (`--help`, man pages), from [`crate::error::EXIT_CODES`].
+pub fn exit_codes() -> String {
+    let rows: Vec<String> = crate::error::EXIT_CODES
+        .iter()
+        .map(|(code, meaning)| format!("  {code:<4} {meaning}"))
+        .collect();
+    format!("Exit codes:\n{}", rows.join("\n"))
+}
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -66,7 +62,7 @@ Units:
 #[derive(Debug, Parser)]
 #[command(name = "dcsend", version = version(), args_conflicts_with_subcommands = true,
     after_help = "Run `dcsend --help` for examples and exit codes.",
-    after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
+    after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
 pub struct Cli {
     /// `send` (the default) or `recv`.
     #[command(subcommand)]
@@ -147,13 +143,13 @@ pub fn version() -> String {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send files or stdin (the default action).
-    #[command(after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
+    #[command(after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
     Send(SendArgs),
     /// Receive into stdout, a file or a folder.
-    #[command(after_long_help = format!("{RECV_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
+    #[command(after_long_help = format!("{RECV_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
     Recv(RecvArgs),
     /// Measure throughput over a loopback pair for a sweep of thresholds and message sizes.
-    #[command(after_long_help = format!("{BENCH_EXAMPLES}\n\n{UNITS}\n\n{EXIT_CODES}"))]
+    #[command(after_long_help = format!("{BENCH_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
     Bench(BenchArgs),
     /// Run the signaling server that `--peer URL` connects through.
     #[command(after_long_help = format!("{SIGNAL_EXAMPLES}\n\n{UNITS}"))]

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use roff::{Roff, bold, roman};
 
-use crate::cli::{Cli, EXIT_CODES, UNITS, examples};
+use crate::cli::{Cli, UNITS, examples, exit_codes};
 
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
@@ -79,7 +79,7 @@ fn render(
     }
     if matches!(name, None | Some("send" | "recv" | "bench")) {
         roff.control("SH", ["EXIT STATUS"]);
-        preformatted(&mut roff, EXIT_CODES.trim_start_matches("Exit codes:\n"));
+        preformatted(&mut roff, exit_codes().trim_start_matches("Exit codes:\n"));
     }
     roff.control("SH", ["VERSION"]);
     roff.text([roman(format!("dcsend {}", crate::cli::version()))]);
