@@ -49,7 +49,7 @@ done
 A="wan-$$-a" R="wan-$$-r" B="wan-$$-b"
 VA="wan$$a" VRA="wan$$ra" VB="wan$$b" VRB="wan$$rb"
 ADDR_A=10.78.1.1 ADDR_B=10.78.2.1
-work=$(mktemp -d)
+work=$(mktemp -d "${TMPDIR:-/tmp}/dcsend-wan.XXXXXX")
 emu_pid=""
 
 teardown() {
@@ -104,9 +104,17 @@ setup() {
 # PACKETS"
 # from its summary (kernel drops: its queues or its socket overflowed; must be 0).
 stop_emu() {
-  kill -TERM "$emu_pid"; wait "$emu_pid" || true; emu_pid=""
+  local code=0
+  kill -TERM "$emu_pid" 2>/dev/null || true
+  wait "$emu_pid" || code=$?
+  emu_pid=""
   local j sum='{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }'
   j=$(cat "$work/emu.json")
+  if [ "$code" != 0 ] || [ -z "$j" ]; then
+    echo "wan-delay failed (exit $code), the figures of this run are void:" >&2
+    cat "$work/emu.err" >&2
+    exit 1
+  fi
   EMU="$(grep -o '"dropped":[0-9]*' <<<"$j" | cut -d: -f2 | awk -v RS= "$sum")"
   EMU="$EMU $(grep -oE '"kernel_(queue|socket)_full":[0-9]*' <<<"$j" | cut -d: -f2 | awk -v RS= "$sum")"
   EMU="$EMU $(sed 's/.*"cpu_s":\([0-9.]*\),"wall_s":\([0-9.]*\).*/\1 \2/' <<<"$j")"
@@ -225,7 +233,9 @@ for cell in $CELLS; do
     stop_emu
     drops="$drops $d/${EMU%% *}"
   done
-  tm=$(median <<<"$tcp") failed=$(grep -o FAIL <<<"$dc" | wc -l) dc=${dc//FAIL/}
+  tm=$(median <<<"$tcp") failed=0
+  for v in $dc; do if [ "$v" = FAIL ]; then failed=$((failed + 1)); fi; done
+  dc=${dc//FAIL/}
   if [ -n "${dc// /}" ]; then
     dm=$(median <<<"$dc") ratio=$(awk -v d="$(median <<<"$dc")" -v t="$tm" 'BEGIN { printf "%.2f", d / t }')
     dm="$dm ($(spread <<<"$dc"))"

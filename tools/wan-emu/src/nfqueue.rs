@@ -174,9 +174,10 @@ impl NfQueue {
         self.send(m.finish())
     }
 
-    /// Waits until a packet may be waiting or `timeout` passed (`None`: no limit). Returns
-    /// early, without error, when a signal arrives.
-    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Waits until a packet may be waiting or `timeout` passed (`None`: no limit), with the
+    /// signal mask `sigmask` in force while waiting (`ppoll`), so a signal blocked otherwise
+    /// and pending already ends the wait at once. Returns early, without error, on a signal.
+    pub fn wait(&self, timeout: Option<Duration>, sigmask: &libc::sigset_t) -> io::Result<()> {
         if !self.early.is_empty() {
             return Ok(());
         }
@@ -186,8 +187,8 @@ impl NfQueue {
             tv_nsec: t.subsec_nanos() as libc::c_long,
         });
         let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: one valid pollfd, a timespec that outlives the call, no signal mask.
-        if unsafe { libc::ppoll(&mut pfd, 1, ts_ptr, std::ptr::null()) } < 0 {
+        // SAFETY: one valid pollfd, a timespec and a sigset that outlive the call.
+        if unsafe { libc::ppoll(&mut pfd, 1, ts_ptr, sigmask) } < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);

@@ -78,14 +78,21 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> std::io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic. No SA_RESTART: ppoll returns EINTR.
-        unsafe {
+    // SIGINT and SIGTERM stay blocked except inside ppoll (the pselect pattern): one that
+    // comes between the STOP check and the wait still ends the wait.
+    // SAFETY: the handler only stores to an atomic; the sigsets are initialised before use.
+    let waiting_mask = unsafe {
+        let (mut stop_signals, mut old) = (std::mem::zeroed(), std::mem::zeroed());
+        libc::sigemptyset(&mut stop_signals);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
             libc::sigaction(sig, &sa, std::ptr::null_mut());
+            libc::sigaddset(&mut stop_signals, sig);
         }
-    }
+        libc::sigprocmask(libc::SIG_BLOCK, &stop_signals, &mut old);
+        old
+    };
     // Wake-ups within 10 µs of the due time instead of the default 50 µs slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 10_000) };
     if args.priority > 0 {
@@ -129,7 +136,7 @@ fn run(args: &Args) -> std::io::Result<()> {
         let next = lines.iter().filter_map(|(_, l)| l.next_due()).min();
         let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
         if timeout != Some(Duration::ZERO) {
-            q.wait(timeout)?;
+            q.wait(timeout, &waiting_mask)?;
         }
         // Only the queues bound above deliver packets to this socket.
         q.recv(RECV_BATCH, |p| {
