@@ -5,12 +5,11 @@
 //!
 //! Must not import: webrtc, indicatif, `cli`.
 
-use std::path::PathBuf;
-
 use super::place::{Placed, Placement};
 use super::{Current, Out, Receiver};
 use crate::error::TransferError;
 use crate::peer::{ChannelPort, Outbound};
+use crate::progress::notice::{NotResumed, Notice};
 use crate::transfer::sink::{Entry, PartFile, Partial, Sink};
 use crate::transfer::wire::{Control, Digest};
 
@@ -27,36 +26,25 @@ impl Receiver {
             _ if !self.resume => {
                 // The entry itself: a link is refused, and its target's size is nobody's
                 // business.
-                let held = match part.folder.entry(&part.name) {
+                let held_bytes = match part.folder.entry(&part.name) {
                     Ok(Entry::File { len }) => len,
                     _ => 0,
                 };
-                if held > 0 {
-                    let hint = if name.is_some() && size.is_some() {
-                        "; recv --resume would continue it"
-                    } else {
-                        ""
-                    };
-                    self.meter.notice(format!(
-                        "dcsend: overwriting {} ({held} bytes left by an earlier transfer{hint})",
-                        part.show().display()
-                    ));
+                if held_bytes > 0 {
+                    self.meter.notice(Notice::OverwritingPart {
+                        part: part.show(),
+                        held_bytes,
+                        resumable: name.is_some() && size.is_some(),
+                    });
                 }
                 return;
             }
-            _ if !self.peer_is_dcsend => {
-                "the peer is not dcsend (no names, no sizes), so its stream cannot be resumed"
-                    .to_owned()
-            }
-            (None, _) => {
-                "the sender streams stdin (no name, no size), which cannot be resumed".to_owned()
-            }
-            (Some(n), None) => format!("{n} has no known size (a pipe?), so it cannot be resumed"),
-            (Some(n), Some(_)) => {
-                format!("the sender did not offer to resume {n} (an older dcsend?)")
-            }
+            _ if !self.peer_is_dcsend => NotResumed::PlainPeer,
+            (None, _) => NotResumed::Stdin,
+            (Some(n), None) => NotResumed::UnknownSize { name: n.to_owned() },
+            (Some(n), Some(_)) => NotResumed::NotOffered { name: n.to_owned() },
         };
-        self.meter.notice(format!("dcsend: --resume: {why}; receiving it from the start"));
+        self.meter.notice(Notice::NotResumed(why));
     }
 
     /// A `file` with `resume: true`: offer what `NAME.part` holds in a `have`, then wait for
@@ -81,18 +69,13 @@ impl Receiver {
                     Err(e) | Ok(Err(e)) => return Err(TransferError::Refused(e.to_string())),
                 };
                 if let Some(links) = partial.links() {
-                    self.meter.notice(format!(
-                        "dcsend: {} has {links} names (a hard link to another file?), so it is \
-                         not read or resumed; receiving it from the start into a new file",
-                        part.show().display(),
-                    ));
+                    self.meter.notice(Notice::PartShared { part: part.show(), links });
                 } else if partial.on_disk() > size {
-                    self.meter.notice(format!(
-                        "dcsend: {} ({} bytes) is longer than the sender's file ({size} bytes); \
-                         receiving it from the start",
-                        part.show().display(),
-                        partial.on_disk()
-                    ));
+                    self.meter.notice(Notice::PartTooLong {
+                        part: part.show(),
+                        part_bytes: partial.on_disk(),
+                        size_bytes: size,
+                    });
                 }
                 Some(Box::new(partial))
             }
@@ -127,16 +110,10 @@ impl Receiver {
             Some(p) if skip > 0 => p.keep(),
             Some(p) => {
                 discarded = p.on_disk();
-                // A longer `.part` offered nothing and was reported when it was found.
-                if offered > 0 {
-                    let part = cur
-                        .placed
-                        .as_ref()
-                        .map_or_else(|| PathBuf::from("the partial copy"), |p| p.part.show());
-                    self.meter.notice(format!(
-                        "dcsend: {} does not match the sender's file; receiving it from the start",
-                        part.display()
-                    ));
+                // A longer `.part` offered nothing and was reported when it was found. A
+                // partial is only ever opened for an item placed in a folder.
+                if let (true, Some(placed)) = (offered > 0, &cur.placed) {
+                    self.meter.notice(Notice::PartMismatch { part: placed.part.show() });
                 }
                 p.discard()
             }
