@@ -27,7 +27,7 @@ use super::send::{app, send_abort};
 use super::sink::{Partial, Sink, SinkTarget};
 use super::wire::{Control, PROTOCOL_VERSION, Role};
 use crate::error::{Stop, TransferError};
-use crate::peer::{ChannelEvent, ChannelPort, Outbound};
+use crate::peer::{ChannelEvent, ChannelPort, Outbound, PeerError};
 use crate::progress::meter::Meter;
 
 /// Where received items go.
@@ -111,13 +111,13 @@ pub async fn receive<P: ChannelPort>(
     opts: &RecvOptions,
     meter: Arc<Meter>,
     cancel: CancellationToken,
-) -> anyhow::Result<RecvOutcome> {
+) -> Result<RecvOutcome, TransferError> {
     let resume = opts.resume && matches!(opts.dest, Destination::Dir(_) | Destination::File(_));
     let placer = match Placer::open(&opts.dest, opts.force) {
         Ok(placer) => placer,
         Err(e) => {
             send_abort(&port, &e.to_string()).await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let hello = Control::Hello {
@@ -127,7 +127,7 @@ pub async fn receive<P: ChannelPort>(
         resume,
         threshold: None,
     };
-    port.send(Outbound::Text(hello.encode())).await?;
+    port.send(Outbound::Text(hello.encode())).await.map_err(|e| peer_gone(e, 0))?;
 
     let mut r = Receiver {
         resume,
@@ -146,7 +146,7 @@ pub async fn receive<P: ChannelPort>(
             biased;
             () = cancel.cancelled() => {
                 send_abort(&port, &format!("the receiver was {}", Stop::shown())).await;
-                return Err(TransferError::Interrupted.into());
+                return Err(TransferError::Interrupted);
             }
             () = &mut linger => return Ok(r.outcome(true)),
             ev = events.recv() => ev,
@@ -163,7 +163,7 @@ pub async fn receive<P: ChannelPort>(
                 }
                 Ok(Control::Abort { reason }) => {
                     let confirmed_bytes = r.confirmed();
-                    return Err(TransferError::PeerAborted { reason, confirmed_bytes }.into());
+                    return Err(TransferError::PeerAborted { reason, confirmed_bytes });
                 }
                 Ok(_) if done => Err(TransferError::Protocol("a message after done".into())),
                 Ok(msg) => r.on_control(&port, msg).await,
@@ -202,7 +202,7 @@ pub async fn receive<P: ChannelPort>(
             if !matches!(e, TransferError::PeerGone { .. }) {
                 send_abort(&port, &reason).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
     }
 }
@@ -361,15 +361,14 @@ impl Receiver {
             discarded_bytes: cur.discarded,
         });
         let ack = Control::Ack { bytes, ok: true };
-        port.send(Outbound::Text(ack.encode())).await.map_err(|e| TransferError::PeerGone {
-            reason: e.to_string(),
-            confirmed_bytes: self.confirmed(),
-        })?;
+        port.send(Outbound::Text(ack.encode()))
+            .await
+            .map_err(|e| peer_gone(e, self.confirmed()))?;
         Ok(())
     }
 
     /// A plain peer closed its channel: keep what arrived, unverified.
-    async fn finish_plain(&mut self) -> anyhow::Result<()> {
+    async fn finish_plain(&mut self) -> Result<(), TransferError> {
         let Some(cur) = self.current.take() else {
             // A plain peer that sent nothing: an empty stream.
             self.open(None, None)?;
@@ -378,8 +377,7 @@ impl Receiver {
         let Out::Sink(sink) = cur.out else {
             return Err(TransferError::Protocol(
                 "the channel closed before the sender's skip".into(),
-            )
-            .into());
+            ));
         };
         let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
         if let Some(placed) = &cur.placed {
@@ -426,6 +424,11 @@ async fn stoppable<P: ChannelPort, T>(
         }),
         res = work => Ok(res),
     }
+}
+
+/// A message to the sender could not be sent: the channel is gone, and so is the sender.
+fn peer_gone(err: PeerError, confirmed_bytes: u64) -> TransferError {
+    TransferError::PeerGone { reason: err.to_string(), confirmed_bytes }
 }
 
 fn write_error(err: Option<std::io::Error>) -> TransferError {

@@ -6,7 +6,7 @@
 //! Must not import: webrtc, indicatif, `cli`.
 
 use super::place::{Placed, Placement};
-use super::{Current, Out, Receiver};
+use super::{Current, Out, Receiver, peer_gone};
 use crate::error::TransferError;
 use crate::peer::{ChannelPort, Outbound};
 use crate::progress::notice::{NotResumed, Notice};
@@ -83,9 +83,9 @@ impl Receiver {
         };
         let (bytes, sha256) =
             partial.as_ref().map_or_else(|| (0, Digest::new().finish()), |p| p.offer());
-        port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode())).await.map_err(|e| {
-            TransferError::PeerGone { reason: e.to_string(), confirmed_bytes: self.confirmed() }
-        })?;
+        port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode()))
+            .await
+            .map_err(|e| peer_gone(e, self.confirmed()))?;
         self.start(Out::AwaitingSkip { target, partial }, size, placed);
         Ok(())
     }

@@ -371,3 +371,39 @@ async fn the_sender_going_away_mid_item_is_peer_gone() {
     assert!(err.contains("the connection failed"), "{err}");
     assert_eq!(entries, vec!["f.part".to_string()]);
 }
+
+/// A channel that is already gone: every send fails.
+struct Gone;
+
+#[async_trait]
+impl ChannelPort for Gone {
+    async fn send(&self, _msg: Outbound) -> Result<(), PeerError> {
+        Err(PeerError::ChannelClosed("the peer connection is closed".into()))
+    }
+    async fn buffered_amount(&self) -> Result<u64, PeerError> {
+        Ok(0)
+    }
+    async fn drained_to(&self, _level: u64) -> Result<(), PeerError> {
+        Ok(())
+    }
+}
+
+/// A channel gone before our `hello` is the peer gone (exit 3, as the channel error it
+/// replaces), with nothing confirmed; the error is typed, for `cmd` to give context.
+#[tokio::test]
+async fn a_channel_gone_before_hello_is_peer_gone() {
+    let (_tx, rx) = mpsc::channel(1);
+    let opts = RecvOptions {
+        dest: Destination::Discard,
+        force: false,
+        linger: Duration::from_millis(10),
+        resume: false,
+    };
+    let meter = Arc::new(Meter::new(None));
+    let err = receive(Gone, rx, &opts, meter, CancellationToken::new()).await.unwrap_err();
+    let TransferError::PeerGone { reason, confirmed_bytes: 0 } = &err else {
+        panic!("not PeerGone: {err:?}");
+    };
+    assert!(reason.contains("the data channel closed"), "{reason}");
+    assert_eq!(crate::error::exit_code(&err.into()), std::process::ExitCode::from(3));
+}
