@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::error::shown_reason;
+
 /// Something the user should know about a transfer that goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -72,12 +74,12 @@ pub enum NotResumed {
     Stdin,
     /// The item has no known size (a pipe?).
     UnknownSize {
-        /// The sender's name for it.
+        /// The sender's name for it, as sent (shown escaped).
         name: String,
     },
     /// The sender did not offer to resume it (an older dcsend?).
     NotOffered {
-        /// The sender's name for it.
+        /// The sender's name for it, as sent (shown escaped).
         name: String,
     },
 }
@@ -145,9 +147,11 @@ impl fmt::Display for NotResumed {
                 f.write_str("the sender streams stdin (no name, no size), which cannot be resumed")
             }
             NotResumed::UnknownSize { name } => {
+                let name = shown_reason(name);
                 write!(f, "{name} has no known size (a pipe?), so it cannot be resumed")
             }
             NotResumed::NotOffered { name } => {
+                let name = shown_reason(name);
                 write!(f, "the sender did not offer to resume {name} (an older dcsend?)")
             }
         }
@@ -208,6 +212,22 @@ mod tests {
             let line = notice.to_string();
             assert_eq!(line, want);
             assert!(!line.contains('\n'), "{line}");
+        }
+    }
+
+    /// With `-o FILE` the sender's name for the item is not checked (it is not used), but
+    /// the `--resume` notices quote it: it must not reach the terminal as escape sequences,
+    /// line breaks or bidi overrides.
+    #[test]
+    fn a_remote_name_is_shown_escaped() {
+        let name = "a\u{1b}[2J\nb\u{202e}c".to_owned();
+        for why in [
+            NotResumed::UnknownSize { name: name.clone() },
+            NotResumed::NotOffered { name: name.clone() },
+        ] {
+            let line = Notice::NotResumed(why).to_string();
+            assert!(line.contains(r"a\u{1b}[2J\u{a}b\u{202e}c"), "{line}");
+            assert!(!line.chars().any(|c| c.is_control() || c == '\u{202e}'), "{line:?}");
         }
     }
 }
