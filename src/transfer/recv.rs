@@ -4,9 +4,9 @@
 //! A peer that never says `hello` is a plain WebRTC peer: its binary messages are one
 //! stream and the channel closing is its end, reported as unverified.
 //!
-//! This file is the message loop ([`receive`]) and the [`Receiver`]'s handlers for one
-//! item's life: `file`, data, `eof`, `ack`. Beside it: [`place`] decides where an item goes
-//! (the output folder, `NAME.part`, the final name, and what is refused), and [`resume`]
+//! This file is the message loop ([`receive`]) and the `Receiver`'s handlers for one
+//! item's life: `file`, data, `eof`, `ack`. Beside it: `place` decides where an item goes
+//! (the output folder, `NAME.part`, the final name, and what is refused), and `resume`
 //! answers a resuming `file` with `have` and the sender's `skip` (`recv --resume`).
 //!
 //! Must not import: webrtc, indicatif, `cli`.
@@ -266,7 +266,7 @@ impl Receiver {
     }
 
     fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
-        let Placement { target, stored: placed } = self.placer.place(name)?;
+        let Placement { target, placed } = self.placer.place(name)?;
         if let Some(placed) = &placed {
             self.say_why_not_resumed(name, size, &placed.part);
         }

@@ -23,7 +23,7 @@ pub(super) struct Placement {
     /// Where the payload is written first.
     pub target: SinkTarget,
     /// In a folder: the `.part` and the final name (`None`: stdout or discard).
-    pub stored: Option<Placed>,
+    pub placed: Option<Placed>,
 }
 
 /// An item stored in a folder: written to `part`, renamed to `name` once verified.
@@ -91,7 +91,7 @@ impl Placer {
     pub fn place(&self, name: Option<&str>) -> Result<Placement, TransferError> {
         let (folder, file) = match &self.output {
             Output::Stream(target) => {
-                return Ok(Placement { target: target.clone(), stored: None });
+                return Ok(Placement { target: target.clone(), placed: None });
             }
             // Only `-o FILE` stores a name it was not sent, so a second item meets it here.
             Output::File(..) if !self.stored.is_empty() => {
@@ -151,7 +151,7 @@ impl Placer {
                 )));
             }
         }
-        Ok(Placement { target: SinkTarget::Part(placed.part.clone()), stored: Some(placed) })
+        Ok(Placement { target: SinkTarget::Part(placed.part.clone()), placed: Some(placed) })
     }
 
     /// Renames the verified `NAME.part` to `NAME` and syncs the folder, off the async

@@ -55,7 +55,7 @@ impl Receiver {
         name: Option<&str>,
         size: Option<u64>,
     ) -> Result<(), TransferError> {
-        let Placement { target, stored: placed } = self.placer.place(name)?;
+        let Placement { target, placed } = self.placer.place(name)?;
         let partial = match (&placed, size) {
             (Some(Placed { part, .. }), Some(size)) if self.resume => {
                 let (p, cancel) = (part.clone(), self.cancel.clone());
