@@ -120,10 +120,10 @@ impl Stop {
 /// Most characters of a peer's abort reason that are printed.
 const MAX_REASON_CHARS: usize = 300;
 
-/// A peer's text made safe for one terminal line: at most [`MAX_REASON_CHARS`] characters
-/// (then `…`), control characters (escape sequences, line breaks) and bidirectional
-/// overrides escaped as `\u{..}`.
-fn shown_reason(reason: &str) -> String {
+/// A peer's text (an abort reason, a file name) made safe for one terminal line: at most
+/// [`MAX_REASON_CHARS`] characters (then `…`), control characters (escape sequences, line
+/// breaks) and bidirectional overrides escaped as `\u{..}`.
+pub(crate) fn shown_reason(reason: &str) -> String {
     let mut out = String::new();
     for (i, c) in reason.chars().enumerate() {
         if i == MAX_REASON_CHARS {

@@ -31,13 +31,18 @@ struct RecvRun {
 /// Starts `dcsend recv -o TMP/work/out` (cwd `TMP/work`), connects to it as the offering side,
 /// runs `script`, records what dcsend sends until it closes, and waits for it to exit.
 fn against_recv(script: impl AsyncFnOnce(&mut Hostile)) -> RecvRun {
+    against_recv_with(&["-o", "out"], script)
+}
+
+/// [`against_recv`] with `args` (`-o` relative to `TMP/work`) instead of `-o out`.
+fn against_recv_with(args: &[&str], script: impl AsyncFnOnce(&mut Hostile)) -> RecvRun {
     let tmp = tempfile::tempdir().unwrap();
     let (logs, work) = (tmp.path().join("logs"), tmp.path().join("work"));
     std::fs::create_dir_all(work.join("out")).unwrap();
     std::fs::create_dir(&logs).unwrap();
     let t = Tokens::in_dir(&logs);
     let mut cmd = receiver(&t);
-    cmd.arg("-o").arg(work.join("out")).current_dir(&work);
+    cmd.args(args).current_dir(&work);
     let mut recv = Proc::spawn("recv", cmd, &logs);
     let (aborts, controls) = block_on(async {
         let mut h = Hostile::offer(&t).await;
@@ -363,6 +368,25 @@ fn many_tiny_items_are_all_received() {
     want.sort();
     run.expect_only(&want);
     assert_eq!(std::fs::read(run.out().join("f999")).unwrap(), [999usize as u8]);
+}
+
+/// With `-o FILE` the sender's name is not used, so not checked either; but `--resume` says
+/// why it cannot resume the item, quoting that name: escape sequences in it must reach the
+/// terminal escaped.
+#[test]
+fn a_name_in_a_resume_notice_is_printed_escaped() {
+    let name = "\u{1b}[2J\u{1b}]0;owned\u{7}";
+    let run = against_recv_with(&["-o", "out/copy", "--resume"], async |h| {
+        h.hello(Role::Send).await;
+        h.item(name, ABC).await;
+        h.control(Control::Done).await;
+        h.wait_for("the ack", |c| matches!(c, Control::Ack { ok: true, .. })).await;
+        h.close_channel().await;
+    });
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(run.stderr.contains("did not offer to resume \\u{1b}[2J"), "{:?}", run.stderr);
+    assert!(!run.stderr.contains(['\u{1b}', '\u{7}']), "{:?}", run.stderr);
+    run.expect_only(&["copy"]);
 }
 
 // ---- The hostile peer as the receiver, against `dcsend FILE` ----

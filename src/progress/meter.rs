@@ -1,12 +1,14 @@
 //! Live counters shared between the transfer tasks (writers) and the progress ticker
-//! (reader). Lock-free: the hot path only does relaxed atomic adds. Rare one-line notices
-//! for the user (a mutex, off the hot path) travel the same way, so the ticker can print them
-//! above the live view.
+//! (reader). Lock-free: the hot path only does relaxed atomic adds. Rare notices for the
+//! user (typed facts, [`Notice`]; a mutex, off the hot path) travel the same way, so the ticker
+//! can word them and print them above the live view.
 //!
 //! Must not import: indicatif, webrtc, `cli`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::notice::Notice;
 
 const UNKNOWN: u64 = u64::MAX;
 
@@ -19,7 +21,7 @@ pub struct Meter {
     peak_buffered: AtomicU64,
     threshold: AtomicU64,
     resumed: AtomicU64,
-    notices: Mutex<Vec<String>>,
+    notices: Mutex<Vec<Notice>>,
 }
 
 impl Meter {
@@ -49,13 +51,15 @@ impl Meter {
         self.resumed.load(Relaxed)
     }
 
-    /// Queues a line for the user (printed on stderr above the live view).
-    pub fn notice(&self, line: impl Into<String>) {
-        self.notices.lock().unwrap_or_else(|e| e.into_inner()).push(line.into());
+    /// Queues a notice for the user (worded by [`Notice`]'s `Display`, printed on stderr
+    /// above the live view). A `String` is taken as [`Notice::Text`], for callers not yet
+    /// typed.
+    pub fn notice(&self, notice: impl Into<Notice>) {
+        self.notices.lock().unwrap_or_else(|e| e.into_inner()).push(notice.into());
     }
 
     /// Takes the queued notices, oldest first.
-    pub fn take_notices(&self) -> Vec<String> {
+    pub fn take_notices(&self) -> Vec<Notice> {
         std::mem::take(&mut *self.notices.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -148,9 +152,12 @@ mod tests {
     #[test]
     fn notices_come_out_once_in_order() {
         let m = Meter::new(None);
-        m.notice("a");
+        m.notice(Notice::PartMismatch { part: "a.part".into() });
         m.notice(String::from("b"));
-        assert_eq!(m.take_notices(), vec!["a", "b"]);
+        assert_eq!(
+            m.take_notices(),
+            vec![Notice::PartMismatch { part: "a.part".into() }, Notice::Text("b".into())]
+        );
         assert!(m.take_notices().is_empty());
     }
 }

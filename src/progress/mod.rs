@@ -1,8 +1,9 @@
-//! Progress: pure counters and rates (`meter`, `stats`), the indicatif view (`render`), and
-//! the ticker task that samples the meter several times a second and feeds both the view
-//! and the NDJSON `--stats` stream.
+//! Progress: pure counters and rates (`meter`, `stats`), the user's notices and their wording
+//! (`notice`), the indicatif view (`render`), and the ticker task that samples the meter
+//! several times a second and feeds both the view and the NDJSON `--stats` stream.
 
 pub mod meter;
+pub mod notice;
 pub mod render;
 pub mod stats;
 
@@ -78,8 +79,8 @@ impl Reporter {
                     _ = &mut stopped => break,
                     _ = tick.tick() => {}
                 }
-                for line in m.take_notices() {
-                    live.println(&line);
+                for notice in m.take_notices() {
+                    live.println(&notice.to_string());
                 }
                 let bytes = m.bytes();
                 stats.on_bytes(bytes - last_bytes);
@@ -96,8 +97,8 @@ impl Reporter {
                     let _ = writeln!(w, "{}", snap.to_ndjson()).and_then(|_| w.flush());
                 }
             }
-            for line in m.take_notices() {
-                live.println(&line);
+            for notice in m.take_notices() {
+                live.println(&notice.to_string());
             }
             let bytes = m.bytes();
             stats.on_bytes(bytes - last_bytes);
@@ -123,8 +124,8 @@ impl Reporter {
                 summary
             }
             Err(_) => {
-                for line in self.meter.take_notices() {
-                    eprintln!("{line}");
+                for notice in self.meter.take_notices() {
+                    eprintln!("{notice}");
                 }
                 let mut stats = Stats::new(self.meter.total(), 0);
                 stats.on_bytes(self.meter.bytes());

@@ -7,9 +7,11 @@
 //! `.`/`..`, control characters, `/` and `\`, over-long) is refused everywhere; what only
 //! Windows forbids or gives another meaning (device names like `con.txt`, `<>:"|?*`, a drive
 //! prefix, a trailing `.` or space) is refused only when the receiver runs on Windows. A name
-//! ending in `.part` is a valid name: the receiver keeps the two apart (`recv.rs`).
+//! ending in `.part` is a valid name: the receiver keeps the two apart (`recv/place.rs`).
 //!
 //! Must not import: webrtc, tokio, indicatif, `cli`, or anything else in dcsend.
+
+use std::ffi::{OsStr, OsString};
 
 /// Suffix of the file the receiver writes until the item's digest matches.
 pub const PART_SUFFIX: &str = ".part";
@@ -129,9 +131,12 @@ pub fn sanitize_for(remote: &str, rules: Rules) -> Result<String, NameError> {
     Ok(name)
 }
 
-/// The name the receiver writes to until the digest matches: `name` + `.part`.
-pub fn part_name(name: &str) -> String {
-    format!("{name}{PART_SUFFIX}")
+/// The name the receiver writes to until the digest matches: `name` + `.part`. An
+/// `OsStr`: `-o FILE` names need not be UTF-8.
+pub fn part_name(name: &OsStr) -> OsString {
+    let mut part = name.to_owned();
+    part.push(PART_SUFFIX);
+    part
 }
 
 /// Windows ignores everything from the first `.` and trailing spaces before it when it
@@ -325,8 +330,9 @@ mod tests {
 
     #[test]
     fn part_name_appends_the_suffix() {
-        assert_eq!(part_name("report.pdf"), "report.pdf.part");
+        assert_eq!(part_name("report.pdf".as_ref()), "report.pdf.part");
         let longest = "a".repeat(MAX_NAME_BYTES);
-        assert_eq!(part_name(&longest).len(), 255, "NAME.part of the longest name still fits");
+        let part = part_name(longest.as_ref());
+        assert_eq!(part.len(), 255, "NAME.part of the longest name still fits");
     }
 }

@@ -48,6 +48,7 @@ use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::names;
 use super::wire::Digest;
 
 /// The output folder, opened once. Every entry is reached relative to its descriptor and
@@ -236,6 +237,12 @@ pub struct PartFile {
 }
 
 impl PartFile {
+    /// The `NAME.part` in `folder` that an item stored as `name` is written to until it is
+    /// verified ([`names::part_name`]).
+    pub fn of(folder: &Folder, name: &OsStr) -> Self {
+        Self { folder: folder.clone(), name: names::part_name(name) }
+    }
+
     /// Its path, for messages.
     pub fn show(&self) -> PathBuf {
         self.folder.show(&self.name)
