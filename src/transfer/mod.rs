@@ -1,5 +1,5 @@
 //! The transfer: the threshold-based sender (`queue` and `autotune` pure, `pump` async), the wire
-//! protocol (`wire`, spec in docs/protocol.md), the two sides (`send`, `recv`), their
+//! protocol (`wire`, spec in docs/protocol.md), the two sides (`send`, `recv`) and what they share (`session`), their
 //! blocking I/O (`source`, `sink`) and remote-name checks (`names`).
 //!
 //! Must not import: webrtc (only `peer` does), indicatif, `cli`.
@@ -10,6 +10,7 @@ pub mod pump;
 pub mod queue;
 pub mod recv;
 pub mod send;
+pub mod session;
 pub mod sink;
 pub mod source;
 pub mod wire;

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::names;
-use super::send::{app, send_abort};
+use super::session::{self, send_abort};
 use super::sink::{Entry, Folder, PartFile, Partial, Sink, SinkTarget};
-use super::wire::{Control, Digest, PROTOCOL_VERSION, Role};
+use super::wire::{Control, Digest, Role};
 use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound};
 use crate::progress::meter::Meter;
@@ -146,14 +146,7 @@ pub async fn receive<P: ChannelPort>(
             return Err(e.into());
         }
     };
-    let hello = Control::Hello {
-        v: PROTOCOL_VERSION,
-        role: Role::Recv,
-        app: app(),
-        resume,
-        threshold: None,
-    };
-    port.send(Outbound::Text(hello.encode())).await?;
+    port.send(session::hello(Role::Recv, resume)).await?;
 
     let mut r = Receiver {
         opts,
@@ -275,10 +268,8 @@ impl Receiver<'_> {
         msg: Control,
     ) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, .. } if v != PROTOCOL_VERSION => Err(TransferError::Protocol(
-                format!("unsupported protocol version {v} (we speak {PROTOCOL_VERSION})"),
-            )),
-            Control::Hello { .. } => {
+            Control::Hello { v, .. } => {
+                session::check_version(v).map_err(TransferError::Protocol)?;
                 self.peer_is_dcsend = true;
                 Ok(())
             }
@@ -698,6 +689,7 @@ mod tests {
 
     use super::*;
     use crate::peer::PeerError;
+    use crate::transfer::wire::PROTOCOL_VERSION;
 
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<Outbound>>>);

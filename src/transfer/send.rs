@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::autotune::Threshold;
 use super::pump::{Pump, PumpReport};
+use super::session::{self, send_abort};
 use super::source::{self, Item, ItemSent, PeerLink, PeerNote, SourceError};
-use super::wire::{Control, PROTOCOL_VERSION, Role};
+use super::wire::{Control, Role};
 use crate::error::{Stop, TransferError};
-use crate::peer::{ChannelEvent, ChannelPort, Outbound};
+use crate::peer::{ChannelEvent, ChannelPort};
 use crate::progress::meter::Meter;
 
 /// How a send runs.
@@ -62,14 +63,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter, cancel.child_token());
     let threshold_cap = pump.threshold_cap();
     if !opts.raw {
-        let hello = Control::Hello {
-            v: PROTOCOL_VERSION,
-            role: Role::Send,
-            app: app(),
-            resume: true,
-            threshold: None,
-        };
-        feed.send(Outbound::Text(hello.encode())).await.ok();
+        feed.send(session::hello(Role::Send, true)).await.ok();
     }
     let mut reader =
         source::spawn_linked(items, opts.chunk_bytes, opts.raw, feed, Some(link), cancel.clone());
@@ -155,12 +149,11 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
             }
             ev = events.recv() => match ev {
                 Some(ChannelEvent::Text(text)) => match Control::decode(&text) {
-                    Ok(Control::Hello { v, .. }) if v != PROTOCOL_VERSION => {
-                        let reason = format!("unsupported protocol version {v} (we speak {PROTOCOL_VERSION})");
-                        send_abort(&port, &reason).await;
-                        return Err(TransferError::Protocol(reason).into());
-                    }
-                    Ok(Control::Hello { resume, threshold, .. }) => {
+                    Ok(Control::Hello { v, resume, threshold, .. }) => {
+                        if let Err(reason) = session::check_version(v) {
+                            send_abort(&port, &reason).await;
+                            return Err(TransferError::Protocol(reason).into());
+                        }
                         peer_is_dcsend = true;
                         if let Some(wanted) = threshold {
                             tracing::info!(wanted, "the receiver asks for a lower threshold");
@@ -246,11 +239,6 @@ fn with_confirmed(err: anyhow::Error, confirmed_bytes: u64) -> anyhow::Error {
     err.context(format!("after {confirmed_bytes} bytes delivered and confirmed"))
 }
 
-/// `dcsend/VERSION`, sent in `hello`.
-pub fn app() -> String {
-    format!("dcsend/{}", env!("CARGO_PKG_VERSION"))
-}
-
 /// Once everything is sent, how long a peer that has not said `hello` is waited for: a dcsend
 /// receiver says it at once, so this is the hint to use `--raw` for plain receivers.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -311,19 +299,6 @@ async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> anyhow::
             .into());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Tells the peer why we stop, and gives the message a moment to leave. Best effort.
-pub async fn send_abort<P: ChannelPort>(port: &P, reason: &str) {
-    let msg = Outbound::Text(Control::Abort { reason: reason.to_owned() }.encode());
-    let deliver = async {
-        port.send(msg).await?;
-        // Given a moment to leave: SCTP has released every byte.
-        port.drained_to(0).await
-    };
-    if tokio::time::timeout(Duration::from_millis(500), deliver).await.is_err() {
-        tracing::debug!("the abort message may not have reached the peer");
     }
 }
 
