@@ -58,7 +58,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     opts: &SendOptions,
     meter: Arc<Meter>,
     cancel: CancellationToken,
-) -> anyhow::Result<SendOutcome> {
+) -> Result<SendOutcome, TransferError> {
     let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
     let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter, cancel.child_token());
@@ -73,7 +73,7 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
 
     // Every failure below says how much got through: those without their own count get it
     // added on the way out.
-    let result: anyhow::Result<SendOutcome> = async {
+    let result: Result<SendOutcome, TransferError> = async {
         loop {
             if let Some(outcome) = s.outcome().await? {
                 return Ok(outcome);
@@ -81,8 +81,13 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(s.on_cancel().await),
-                res = &mut reader, if s.sent.is_none() => s.on_reader_done(res?).await?,
-                res = &mut pump_task, if s.pump.is_none() => s.on_pump_done(res?)?,
+                res = &mut reader, if s.sent.is_none() => {
+                    let res = res.map_err(|e| TransferError::Internal(e.to_string()))?;
+                    s.on_reader_done(res).await?;
+                }
+                res = &mut pump_task, if s.pump.is_none() => {
+                    s.on_pump_done(res.map_err(|e| TransferError::Internal(e.to_string()))?)?;
+                }
                 _ = drain_tick.tick(), if s.pump.is_some() => s.on_drain_tick().await?,
                 () = tokio::time::sleep_until(s.finish_deadline()), if s.pump.is_some() => {
                     return Err(s.on_finish_timeout());
@@ -146,7 +151,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
 
     /// The result once the send is over: everything read and in the channel, and then every
     /// item acknowledged (or, raw, the channel drained).
-    async fn outcome(&self) -> anyhow::Result<Option<SendOutcome>> {
+    async fn outcome(&self) -> Result<Option<SendOutcome>, TransferError> {
         let (Some(pump), Some(items)) = (&self.pump, &self.sent) else { return Ok(None) };
         let verified = if self.opts.raw {
             drain_completely(&self.port, self.opts.finish_timeout).await?;
@@ -164,21 +169,21 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
         self.progress_at + finish_window(self.opts, self.peer_is_dcsend)
     }
 
-    fn gone(&self, reason: String) -> TransferError {
-        TransferError::PeerGone { reason, confirmed_bytes: self.confirmed_bytes }
+    fn gone(&self, reason: impl Into<String>) -> TransferError {
+        TransferError::PeerGone { reason: reason.into(), confirmed_bytes: self.confirmed_bytes }
     }
 
     /// Ctrl-C or SIGTERM: tell the receiver.
-    async fn on_cancel(&self) -> anyhow::Error {
+    async fn on_cancel(&self) -> TransferError {
         send_abort(&self.port, &format!("the sender was {}", Stop::shown())).await;
-        TransferError::Interrupted.into()
+        TransferError::Interrupted
     }
 
     /// The reading thread finished: every item read and handed to the pump, or a failure.
     async fn on_reader_done(
         &mut self,
         res: Result<Vec<ItemSent>, SourceError>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), TransferError> {
         match res {
             Ok(items) => {
                 self.sent = Some(items);
@@ -186,18 +191,18 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             }
             Err(SourceError::NoAnswer(reason)) => {
                 send_abort(&self.port, &reason).await;
-                Err(self.gone(reason).into())
+                Err(self.gone(reason))
             }
             Err(SourceError::Io(e)) => {
                 send_abort(&self.port, &format!("the sender failed: {e}")).await;
-                Err(e.into())
+                Err(TransferError::Input(e))
             }
         }
     }
 
     /// The pump finished: everything is in the channel (at most threshold + one message still
     /// buffered), so from now on the receiver must keep making progress.
-    fn on_pump_done(&mut self, res: Result<PumpReport, PeerError>) -> anyhow::Result<()> {
+    fn on_pump_done(&mut self, res: Result<PumpReport, PeerError>) -> Result<(), TransferError> {
         let report = res.map_err(|e| self.gone(e.to_string()))?;
         self.progress_at = Instant::now();
         self.pump = Some(report);
@@ -205,7 +210,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
     }
 
     /// While waiting for the end: the buffered amount shrinking is progress.
-    async fn on_drain_tick(&mut self) -> anyhow::Result<()> {
+    async fn on_drain_tick(&mut self) -> Result<(), TransferError> {
         let buffered = self.port.buffered_amount().await.map_err(|e| self.gone(e.to_string()))?;
         if self.drain.shrank(buffered) {
             self.progress_at = Instant::now();
@@ -214,7 +219,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
     }
 
     /// No progress for the finish window.
-    fn on_finish_timeout(&self) -> anyhow::Error {
+    fn on_finish_timeout(&self) -> TransferError {
         let why = if self.peer_is_dcsend || self.opts.raw {
             format!(
                 "the receiver did not confirm delivery: no progress for {}",
@@ -223,10 +228,10 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
         } else {
             "the peer never said hello: it is not dcsend (use --raw for plain receivers)".into()
         };
-        self.gone(why).into()
+        self.gone(why)
     }
 
-    async fn on_event(&mut self, ev: Option<ChannelEvent>) -> anyhow::Result<()> {
+    async fn on_event(&mut self, ev: Option<ChannelEvent>) -> Result<(), TransferError> {
         match ev {
             Some(ChannelEvent::Text(text)) => match Control::decode(&text) {
                 Ok(msg) => self.on_control(msg).await,
@@ -240,16 +245,16 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
                 Ok(())
             }
             Some(ChannelEvent::Closed) if self.opts.raw => {
-                Err(self.gone("the receiver closed the channel".into()).into())
+                Err(self.gone("the receiver closed the channel"))
             }
-            Some(ChannelEvent::Closed) | None => Err(self
-                .gone("the receiver closed the channel before confirming delivery".into())
-                .into()),
-            Some(ChannelEvent::PeerGone(reason)) => Err(self.gone(reason).into()),
+            Some(ChannelEvent::Closed) | None => {
+                Err(self.gone("the receiver closed the channel before confirming delivery"))
+            }
+            Some(ChannelEvent::PeerGone(reason)) => Err(self.gone(reason)),
         }
     }
 
-    async fn on_control(&mut self, msg: Control) -> anyhow::Result<()> {
+    async fn on_control(&mut self, msg: Control) -> Result<(), TransferError> {
         match msg {
             Control::Hello { v, resume, threshold, .. } => {
                 self.on_hello(v, resume, threshold).await
@@ -257,8 +262,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             Control::Have { bytes, sha256 } => self.forward(PeerNote::Have { bytes, sha256 }).await,
             Control::Ack { bytes, ok } => self.on_ack(bytes, ok).await,
             Control::Abort { reason } => {
-                Err(TransferError::PeerAborted { reason, confirmed_bytes: self.confirmed_bytes }
-                    .into())
+                Err(TransferError::PeerAborted { reason, confirmed_bytes: self.confirmed_bytes })
             }
             other => {
                 tracing::debug!("ignoring {other:?} from the receiver");
@@ -274,10 +278,10 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
         v: u32,
         resume: bool,
         threshold: Option<u64>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), TransferError> {
         if let Err(reason) = session::check_version(v) {
             send_abort(&self.port, &reason).await;
-            return Err(TransferError::Protocol(reason).into());
+            return Err(TransferError::Protocol(reason));
         }
         self.peer_is_dcsend = true;
         if let Some(wanted) = threshold {
@@ -289,21 +293,20 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
     }
 
     /// One item delivered (or, `ok: false`, delivered damaged).
-    async fn on_ack(&mut self, bytes: u64, ok: bool) -> anyhow::Result<()> {
+    async fn on_ack(&mut self, bytes: u64, ok: bool) -> Result<(), TransferError> {
         if self.acks == self.expected_acks {
             let reason = format!(
                 "more acks than items: all {} were acknowledged already",
                 self.expected_acks
             );
             send_abort(&self.port, &reason).await;
-            return Err(TransferError::Protocol(reason).into());
+            return Err(TransferError::Protocol(reason));
         }
         if !ok {
             return Err(TransferError::Integrity {
                 name: format!("item {}", self.acks + 1),
                 detail: format!("the receiver got {bytes} bytes whose SHA-256 did not match"),
-            }
-            .into());
+            });
         }
         self.acks += 1;
         // Saturating: the count comes from the peer.
@@ -313,10 +316,10 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
     }
 
     /// Hands `note` to the reading thread; a receiver flooding it is aborted.
-    async fn forward(&self, note: PeerNote) -> anyhow::Result<()> {
+    async fn forward(&self, note: PeerNote) -> Result<(), TransferError> {
         if let Err(reason) = source::forward(&self.notes, note) {
             send_abort(&self.port, &reason).await;
-            return Err(TransferError::Protocol(reason).into());
+            return Err(TransferError::Protocol(reason));
         }
         Ok(())
     }
@@ -325,17 +328,11 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
 /// Adds the bytes the receiver confirmed to a failure that does not carry them (Ctrl-C, an
 /// input that fails to read, a protocol or integrity error): a failed sender always says
 /// what got through.
-fn with_confirmed(err: anyhow::Error, confirmed_bytes: u64) -> anyhow::Error {
-    let counted = err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<TransferError>(),
-            Some(TransferError::PeerGone { .. } | TransferError::PeerAborted { .. })
-        )
-    });
-    if counted {
-        return err;
+fn with_confirmed(err: TransferError, confirmed_bytes: u64) -> TransferError {
+    match err {
+        TransferError::PeerGone { .. } | TransferError::PeerAborted { .. } => err,
+        err => TransferError::AfterConfirmed { confirmed_bytes, source: Box::new(err) },
     }
-    err.context(format!("after {confirmed_bytes} bytes delivered and confirmed"))
 }
 
 /// Once everything is sent, how long a peer that has not said `hello` is waited for: a dcsend
@@ -377,7 +374,7 @@ impl Drain {
 /// Raw mode: wait until SCTP has released every byte (the peer acknowledged them), so
 /// closing the channel loses nothing (libp2p/specs#582). Fails after `stall` without
 /// progress, however long the whole drain takes.
-async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> anyhow::Result<()> {
+async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> Result<(), TransferError> {
     let mut drain = Drain::new();
     let mut since = tokio::time::Instant::now();
     loop {
@@ -394,8 +391,7 @@ async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> anyhow::
                     humantime::format_duration(stall)
                 ),
                 confirmed_bytes: 0,
-            }
-            .into());
+            });
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -407,18 +403,17 @@ mod tests {
 
     #[test]
     fn every_failure_says_what_got_through_once() {
-        let shown = |e: anyhow::Error| format!("{:#}", with_confirmed(e, 42));
+        let shown = |e| format!("{:#}", anyhow::Error::from(with_confirmed(e, 42)));
         assert_eq!(
-            shown(TransferError::Interrupted.into()),
+            shown(TransferError::Interrupted),
             "after 42 bytes delivered and confirmed: interrupted"
         );
         let gone = TransferError::PeerGone { reason: "gone".into(), confirmed_bytes: 42 };
-        assert_eq!(shown(gone.into()), "gone (42 bytes delivered and confirmed)");
+        assert_eq!(shown(gone), "gone (42 bytes delivered and confirmed)");
         // The exit status still comes from the error underneath.
-        let e = with_confirmed(
-            TransferError::Integrity { name: "a".into(), detail: "b".into() }.into(),
-            1,
-        );
+        let e =
+            with_confirmed(TransferError::Integrity { name: "a".into(), detail: "b".into() }, 1);
+        let e = anyhow::Error::from(e).context("sending");
         assert_eq!(crate::error::exit_code(&e), std::process::ExitCode::from(4));
     }
 
