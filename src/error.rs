@@ -72,6 +72,25 @@ pub enum TransferError {
     /// [`is_broken_pipe`]).
     #[error("writing the output: {0}")]
     Output(std::io::Error),
+    /// Reading an input failed, or it changed size while being sent (the error names it).
+    #[error("{0}")]
+    Input(std::io::Error),
+    /// The connection failed under a transfer; exits as the [`PeerError`] does.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// A task of the transfer died (a bug: it panicked).
+    #[error("{0}")]
+    Internal(String),
+    /// A failure that does not say how much got through, with the count added: a failed
+    /// sender always says it. Exits as `source` does.
+    #[error("after {confirmed_bytes} bytes delivered and confirmed")]
+    AfterConfirmed {
+        /// As in [`TransferError::PeerGone`].
+        confirmed_bytes: u64,
+        /// The failure.
+        #[source]
+        source: Box<TransferError>,
+    },
 }
 
 /// The signal that stopped the run. Signals are process-wide, and so is this record: the
@@ -143,22 +162,10 @@ pub(crate) fn shown_reason(reason: &str) -> String {
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<TransferError>() {
-            return ExitCode::from(match e {
-                TransferError::Interrupted => Stop::current().map_or(130, Stop::exit_status),
-                TransferError::PeerGone { .. } | TransferError::PeerAborted { .. } => 3,
-                TransferError::Integrity { .. } => 4,
-                TransferError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    BROKEN_PIPE
-                }
-                _ => 1,
-            });
+            return ExitCode::from(transfer_code(e));
         }
         if let Some(e) = cause.downcast_ref::<PeerError>() {
-            return ExitCode::from(match e {
-                PeerError::BadRemote { .. } => 2,
-                PeerError::Setup(_) => 1,
-                _ => 3,
-            });
+            return ExitCode::from(peer_code(e));
         }
         if cause.is::<SignalError>() {
             return ExitCode::from(3);
@@ -168,6 +175,28 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
         }
     }
     ExitCode::FAILURE
+}
+
+/// The exit code for a [`TransferError`].
+fn transfer_code(e: &TransferError) -> u8 {
+    match e {
+        TransferError::AfterConfirmed { source, .. } => transfer_code(source),
+        TransferError::Interrupted => Stop::current().map_or(130, Stop::exit_status),
+        TransferError::PeerGone { .. } | TransferError::PeerAborted { .. } => 3,
+        TransferError::Integrity { .. } => 4,
+        TransferError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => BROKEN_PIPE,
+        TransferError::Peer(e) => peer_code(e),
+        _ => 1,
+    }
+}
+
+/// The exit code for a [`PeerError`].
+fn peer_code(e: &PeerError) -> u8 {
+    match e {
+        PeerError::BadRemote { .. } => 2,
+        PeerError::Setup(_) => 1,
+        _ => 3,
+    }
 }
 
 /// The exit status of a receiver whose stdout closed before the end of the data: the shell
@@ -240,6 +269,14 @@ mod tests {
         assert_eq!(code(PeerError::Connect("c".into()).into()), ExitCode::from(3));
         assert_eq!(code(PeerError::NoRelay("r".into()).into()), ExitCode::from(3));
         assert_eq!(code(anyhow::anyhow!("other")), ExitCode::FAILURE);
+        // Typed wrappers exit as what they wrap.
+        let closed = PeerError::ChannelClosed("c".into());
+        assert_eq!(code(TransferError::Peer(closed).into()), ExitCode::from(3));
+        let setup = PeerError::Setup("s".into());
+        assert_eq!(code(TransferError::Peer(setup).into()), ExitCode::from(1));
+        let bad = TransferError::Integrity { name: "a".into(), detail: "b".into() };
+        let after = TransferError::AfterConfirmed { confirmed_bytes: 1, source: Box::new(bad) };
+        assert_eq!(code(after.into()), ExitCode::from(4));
     }
 
     #[test]

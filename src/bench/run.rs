@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::generated;
 use super::report::Sample;
 use super::sys::{self, CpuClock};
 use super::{Case, Transport};
@@ -193,7 +194,7 @@ fn peer_options(setup: &RunSetup) -> PeerOptions {
 }
 
 fn item(setup: &RunSetup) -> Item {
-    Item::generated(ITEM_NAME, setup.size_bytes, setup.duration.map(|d| Instant::now() + d))
+    generated::item(ITEM_NAME, setup.size_bytes, setup.duration.map(|d| Instant::now() + d))
 }
 
 fn cpu_now(clocks: &(CpuClock, CpuClock)) -> (Option<Duration>, Option<Duration>) {

@@ -96,7 +96,7 @@ fn abort_if_stuck(
         cancel.cancelled().await;
         tokio::time::sleep(STOP_GRACE_ABORT).await;
         let reason = format!("the {side} was {}", Stop::shown());
-        crate::transfer::send::send_abort(&channel, &reason).await;
+        crate::transfer::session::send_abort(&channel, &reason).await;
     })
     .abort_handle()
 }

@@ -52,10 +52,9 @@ impl Meter {
     }
 
     /// Queues a notice for the user (worded by [`Notice`]'s `Display`, printed on stderr
-    /// above the live view). A `String` is taken as [`Notice::Text`], for callers not yet
-    /// typed.
-    pub fn notice(&self, notice: impl Into<Notice>) {
-        self.notices.lock().unwrap_or_else(|e| e.into_inner()).push(notice.into());
+    /// above the live view).
+    pub fn notice(&self, notice: Notice) {
+        self.notices.lock().unwrap_or_else(|e| e.into_inner()).push(notice);
     }
 
     /// Takes the queued notices, oldest first.
@@ -153,10 +152,13 @@ mod tests {
     fn notices_come_out_once_in_order() {
         let m = Meter::new(None);
         m.notice(Notice::PartMismatch { part: "a.part".into() });
-        m.notice(String::from("b"));
+        m.notice(Notice::RemotePartMismatch { item: "b".into(), part_bytes: 1 });
         assert_eq!(
             m.take_notices(),
-            vec![Notice::PartMismatch { part: "a.part".into() }, Notice::Text("b".into())]
+            vec![
+                Notice::PartMismatch { part: "a.part".into() },
+                Notice::RemotePartMismatch { item: "b".into(), part_bytes: 1 }
+            ]
         );
         assert!(m.take_notices().is_empty());
     }

@@ -59,10 +59,6 @@ pub enum Notice {
         /// Bytes the receiver offered.
         part_bytes: u64,
     },
-    /// Transitional: a line already worded by the caller. Only for a caller not yet moved to
-    /// a typed variant (the sending side's resume check, which has
-    /// [`Notice::RemotePartMismatch`] waiting); new notices get a variant.
-    Text(String),
 }
 
 /// Why `--resume` receives an item from the start.
@@ -82,18 +78,6 @@ pub enum NotResumed {
         /// The sender's name for it, as sent (shown escaped).
         name: String,
     },
-}
-
-impl From<String> for Notice {
-    fn from(line: String) -> Self {
-        Notice::Text(line)
-    }
-}
-
-impl From<&str> for Notice {
-    fn from(line: &str) -> Self {
-        Notice::Text(line.to_owned())
-    }
 }
 
 impl fmt::Display for Notice {
@@ -132,7 +116,6 @@ impl fmt::Display for Notice {
                 "dcsend: the receiver's partial copy of {item} ({part_bytes} bytes) does not \
                  match this file; sending it from the start"
             ),
-            Notice::Text(line) => f.write_str(line),
         }
     }
 }
@@ -206,7 +189,6 @@ mod tests {
                 "dcsend: the receiver's partial copy of f (3 bytes) does not match this file; \
                  sending it from the start",
             ),
-            (Notice::from("as worded"), "as worded"),
         ];
         for (notice, want) in cases {
             let line = notice.to_string();

@@ -23,9 +23,9 @@ mod place;
 mod resume;
 
 use self::place::{Placed, Placement, Placer};
-use super::send::{app, send_abort};
+use super::session::{self, send_abort};
 use super::sink::{Partial, Sink, SinkTarget};
-use super::wire::{Control, PROTOCOL_VERSION, Role};
+use super::wire::{Control, Role};
 use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound, PeerError};
 use crate::progress::meter::Meter;
@@ -120,14 +120,7 @@ pub async fn receive<P: ChannelPort>(
             return Err(e);
         }
     };
-    let hello = Control::Hello {
-        v: PROTOCOL_VERSION,
-        role: Role::Recv,
-        app: app(),
-        resume,
-        threshold: None,
-    };
-    port.send(Outbound::Text(hello.encode())).await.map_err(|e| peer_gone(e, 0))?;
+    port.send(session::hello(Role::Recv, resume)).await.map_err(|e| peer_gone(e, 0))?;
 
     let mut r = Receiver {
         resume,
@@ -242,10 +235,8 @@ impl Receiver {
         msg: Control,
     ) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, .. } if v != PROTOCOL_VERSION => Err(TransferError::Protocol(
-                format!("unsupported protocol version {v} (we speak {PROTOCOL_VERSION})"),
-            )),
-            Control::Hello { .. } => {
+            Control::Hello { v, .. } => {
+                session::check_version(v).map_err(TransferError::Protocol)?;
                 self.peer_is_dcsend = true;
                 Ok(())
             }

@@ -5,18 +5,21 @@
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::autotune::Threshold;
 use super::pump::{Pump, PumpReport};
+use super::session::{self, send_abort};
 use super::source::{self, Item, ItemSent, PeerLink, PeerNote, SourceError};
-use super::wire::{Control, PROTOCOL_VERSION, Role};
+use super::wire::{Control, Role};
 use crate::error::{Stop, TransferError};
-use crate::peer::{ChannelEvent, ChannelPort, Outbound};
+use crate::peer::{ChannelEvent, ChannelPort, PeerError};
 use crate::progress::meter::Meter;
 
 /// How a send runs.
@@ -55,200 +58,281 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
     opts: &SendOptions,
     meter: Arc<Meter>,
     cancel: CancellationToken,
-) -> anyhow::Result<SendOutcome> {
-    let expected_acks = items.len();
+) -> Result<SendOutcome, TransferError> {
     let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
     let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter, cancel.child_token());
-    let threshold_cap = pump.threshold_cap();
+    let mut s = Sender::new(port, opts, notes, pump.threshold_cap(), items.len());
     if !opts.raw {
-        let hello = Control::Hello {
-            v: PROTOCOL_VERSION,
-            role: Role::Send,
-            app: app(),
-            resume: true,
-            threshold: None,
-        };
-        feed.send(Outbound::Text(hello.encode())).await.ok();
+        feed.send(session::hello(Role::Send, true)).await.ok();
     }
     let mut reader =
         source::spawn_linked(items, opts.chunk_bytes, opts.raw, feed, Some(link), cancel.clone());
     let mut pump_task = tokio::spawn(pump.run());
-
-    let mut pump_report: Option<PumpReport> = None;
-    let mut sent: Option<Vec<ItemSent>> = None;
-    let (mut acks, mut confirmed_bytes, mut peer_is_dcsend) = (0usize, 0u64, false);
-    // The last sign of progress: once everything is in the channel, the finish deadline is
-    // this plus `finish_window`.
-    let mut progress_at = tokio::time::Instant::now();
-    let mut drain = Drain::new();
     let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
     // Every failure below says how much got through: those without their own count get it
     // added on the way out.
-    let result: anyhow::Result<SendOutcome> = async {
-    loop {
-        if let (Some(report), Some(items)) = (&pump_report, &sent) {
-            if opts.raw {
-                drain_completely(&port, opts.finish_timeout).await?;
-                return Ok(SendOutcome {
-                    items: items.clone(),
-                    verified: false,
-                    pump: report.clone(),
-                });
+    let result: Result<SendOutcome, TransferError> = async {
+        loop {
+            if let Some(outcome) = s.outcome().await? {
+                return Ok(outcome);
             }
-            if acks == expected_acks {
-                return Ok(SendOutcome {
-                    items: items.clone(),
-                    verified: true,
-                    pump: report.clone(),
-                });
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(s.on_cancel().await),
+                res = &mut reader, if s.sent.is_none() => {
+                    let res = res.map_err(|e| TransferError::Internal(e.to_string()))?;
+                    s.on_reader_done(res).await?;
+                }
+                res = &mut pump_task, if s.pump.is_none() => {
+                    s.on_pump_done(res.map_err(|e| TransferError::Internal(e.to_string()))?)?;
+                }
+                _ = drain_tick.tick(), if s.pump.is_some() => s.on_drain_tick().await?,
+                () = tokio::time::sleep_until(s.finish_deadline()), if s.pump.is_some() => {
+                    return Err(s.on_finish_timeout());
+                }
+                ev = events.recv() => s.on_event(ev).await?,
             }
         }
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => {
-                send_abort(&port, &format!("the sender was {}", Stop::shown())).await;
-                return Err(TransferError::Interrupted.into());
-            }
-            res = &mut reader, if sent.is_none() => match res? {
-                Ok(items) => sent = Some(items),
-                Err(SourceError::NoAnswer(reason)) => {
-                    send_abort(&port, &reason).await;
-                    return Err(TransferError::PeerGone { reason, confirmed_bytes }.into());
-                }
-                Err(SourceError::Io(e)) => {
-                    send_abort(&port, &format!("the sender failed: {e}")).await;
-                    return Err(e.into());
-                }
-            },
-            res = &mut pump_task, if pump_report.is_none() => {
-                let report = res?.map_err(|e| TransferError::PeerGone {
-                    reason: e.to_string(),
-                    confirmed_bytes,
-                })?;
-                // Everything is in the channel (at most threshold + one message still
-                // buffered): from now on the receiver must keep making progress.
-                progress_at = tokio::time::Instant::now();
-                pump_report = Some(report);
-            }
-            _ = drain_tick.tick(), if pump_report.is_some() => {
-                let buffered = port.buffered_amount().await.map_err(|e| TransferError::PeerGone {
-                    reason: e.to_string(),
-                    confirmed_bytes,
-                })?;
-                if drain.shrank(buffered) {
-                    progress_at = tokio::time::Instant::now();
-                }
-            }
-            () = tokio::time::sleep_until(progress_at + finish_window(opts, peer_is_dcsend)),
-                if pump_report.is_some() => {
-                let why = if peer_is_dcsend || opts.raw {
-                    format!(
-                        "the receiver did not confirm delivery: no progress for {}",
-                        humantime::format_duration(finish_window(opts, peer_is_dcsend))
-                    )
-                } else {
-                    "the peer never said hello: it is not dcsend (use --raw for plain receivers)".into()
-                };
-                return Err(TransferError::PeerGone { reason: why, confirmed_bytes }.into());
-            }
-            ev = events.recv() => match ev {
-                Some(ChannelEvent::Text(text)) => match Control::decode(&text) {
-                    Ok(Control::Hello { v, .. }) if v != PROTOCOL_VERSION => {
-                        let reason = format!("unsupported protocol version {v} (we speak {PROTOCOL_VERSION})");
-                        send_abort(&port, &reason).await;
-                        return Err(TransferError::Protocol(reason).into());
-                    }
-                    Ok(Control::Hello { resume, threshold, .. }) => {
-                        peer_is_dcsend = true;
-                        if let Some(wanted) = threshold {
-                            tracing::info!(wanted, "the receiver asks for a lower threshold");
-                            threshold_cap.fetch_min(wanted, Ordering::Relaxed);
-                        }
-                        progress_at = tokio::time::Instant::now();
-                        if let Err(reason) = source::forward(&notes, PeerNote::Hello { resume }) {
-                            send_abort(&port, &reason).await;
-                            return Err(TransferError::Protocol(reason).into());
-                        }
-                    }
-                    Ok(Control::Have { bytes, sha256 }) => {
-                        if let Err(reason) = source::forward(&notes, PeerNote::Have { bytes, sha256 }) {
-                            send_abort(&port, &reason).await;
-                            return Err(TransferError::Protocol(reason).into());
-                        }
-                    }
-                    Ok(Control::Ack { .. }) if acks == expected_acks => {
-                        let reason = format!("more acks than items: all {expected_acks} were acknowledged already");
-                        send_abort(&port, &reason).await;
-                        return Err(TransferError::Protocol(reason).into());
-                    }
-                    Ok(Control::Ack { bytes, ok: true }) => {
-                        acks += 1;
-                        // Saturating: the count comes from the peer.
-                        confirmed_bytes = confirmed_bytes.saturating_add(bytes);
-                        progress_at = tokio::time::Instant::now();
-                    }
-                    Ok(Control::Ack { bytes, ok: false }) => {
-                        return Err(TransferError::Integrity {
-                            name: format!("item {}", acks + 1),
-                            detail: format!("the receiver got {bytes} bytes whose SHA-256 did not match"),
-                        }
-                        .into());
-                    }
-                    Ok(Control::Abort { reason }) => {
-                        return Err(TransferError::PeerAborted { reason, confirmed_bytes }.into());
-                    }
-                    Ok(other) => tracing::debug!("ignoring {other:?} from the receiver"),
-                    Err(e) => tracing::warn!("ignoring a control message from the receiver: {e}"),
-                },
-                Some(ChannelEvent::Binary(b)) => {
-                    tracing::debug!("ignoring {} bytes of data from the receiver", b.len());
-                }
-                Some(ChannelEvent::Closed) if opts.raw => {
-                    return Err(TransferError::PeerGone {
-                        reason: "the receiver closed the channel".into(),
-                        confirmed_bytes,
-                    }
-                    .into());
-                }
-                Some(ChannelEvent::Closed) | None => {
-                    return Err(TransferError::PeerGone {
-                        reason: "the receiver closed the channel before confirming delivery".into(),
-                        confirmed_bytes,
-                    }
-                    .into());
-                }
-                Some(ChannelEvent::PeerGone(reason)) => {
-                    return Err(TransferError::PeerGone { reason, confirmed_bytes }.into());
-                }
-            },
-        }
-    }
     }
     .await;
-    result.map_err(|e| with_confirmed(e, confirmed_bytes))
+    result.map_err(|e| with_confirmed(e, s.confirmed_bytes))
+}
+
+/// The send loop's state: what the reading thread, the pump and the receiver have done so far.
+struct Sender<'a, P> {
+    port: P,
+    opts: &'a SendOptions,
+    /// To the reading thread: the receiver's `hello` and `have` (for resume).
+    notes: SyncSender<PeerNote>,
+    /// The pump's threshold; a receiver's `hello` may lower it.
+    threshold_cap: Arc<AtomicU64>,
+    /// One `ack` per item.
+    expected_acks: usize,
+    acks: usize,
+    /// Payload bytes of the items the receiver acknowledged.
+    confirmed_bytes: u64,
+    /// The receiver said `hello`.
+    peer_is_dcsend: bool,
+    /// The reading thread's items, once it has read them all.
+    sent: Option<Vec<ItemSent>>,
+    /// The pump's report, once everything is in the channel.
+    pump: Option<PumpReport>,
+    /// The last sign of progress: once everything is in the channel, the finish deadline is
+    /// this plus [`finish_window`].
+    progress_at: Instant,
+    drain: Drain,
+}
+
+impl<'a, P: ChannelPort> Sender<'a, P> {
+    fn new(
+        port: P,
+        opts: &'a SendOptions,
+        notes: SyncSender<PeerNote>,
+        threshold_cap: Arc<AtomicU64>,
+        expected_acks: usize,
+    ) -> Self {
+        Self {
+            port,
+            opts,
+            notes,
+            threshold_cap,
+            expected_acks,
+            acks: 0,
+            confirmed_bytes: 0,
+            peer_is_dcsend: false,
+            sent: None,
+            pump: None,
+            progress_at: Instant::now(),
+            drain: Drain::new(),
+        }
+    }
+
+    /// The result once the send is over: everything read and in the channel, and then every
+    /// item acknowledged (or, raw, the channel drained).
+    async fn outcome(&self) -> Result<Option<SendOutcome>, TransferError> {
+        let (Some(pump), Some(items)) = (&self.pump, &self.sent) else { return Ok(None) };
+        let verified = if self.opts.raw {
+            drain_completely(&self.port, self.opts.finish_timeout).await?;
+            false
+        } else if self.acks == self.expected_acks {
+            true
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(SendOutcome { items: items.clone(), verified, pump: pump.clone() }))
+    }
+
+    /// When the finish deadline passes; see [`SendOptions::finish_timeout`].
+    fn finish_deadline(&self) -> Instant {
+        self.progress_at + finish_window(self.opts, self.peer_is_dcsend)
+    }
+
+    fn gone(&self, reason: impl Into<String>) -> TransferError {
+        TransferError::PeerGone { reason: reason.into(), confirmed_bytes: self.confirmed_bytes }
+    }
+
+    /// Ctrl-C or SIGTERM: tell the receiver.
+    async fn on_cancel(&self) -> TransferError {
+        send_abort(&self.port, &format!("the sender was {}", Stop::shown())).await;
+        TransferError::Interrupted
+    }
+
+    /// The reading thread finished: every item read and handed to the pump, or a failure.
+    async fn on_reader_done(
+        &mut self,
+        res: Result<Vec<ItemSent>, SourceError>,
+    ) -> Result<(), TransferError> {
+        match res {
+            Ok(items) => {
+                self.sent = Some(items);
+                Ok(())
+            }
+            Err(SourceError::NoAnswer(reason)) => {
+                send_abort(&self.port, &reason).await;
+                Err(self.gone(reason))
+            }
+            Err(SourceError::Io(e)) => {
+                send_abort(&self.port, &format!("the sender failed: {e}")).await;
+                Err(TransferError::Input(e))
+            }
+        }
+    }
+
+    /// The pump finished: everything is in the channel (at most threshold + one message still
+    /// buffered), so from now on the receiver must keep making progress.
+    fn on_pump_done(&mut self, res: Result<PumpReport, PeerError>) -> Result<(), TransferError> {
+        let report = res.map_err(|e| self.gone(e.to_string()))?;
+        self.progress_at = Instant::now();
+        self.pump = Some(report);
+        Ok(())
+    }
+
+    /// While waiting for the end: the buffered amount shrinking is progress.
+    async fn on_drain_tick(&mut self) -> Result<(), TransferError> {
+        let buffered = self.port.buffered_amount().await.map_err(|e| self.gone(e.to_string()))?;
+        if self.drain.shrank(buffered) {
+            self.progress_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// No progress for the finish window.
+    fn on_finish_timeout(&self) -> TransferError {
+        let why = if self.peer_is_dcsend || self.opts.raw {
+            format!(
+                "the receiver did not confirm delivery: no progress for {}",
+                humantime::format_duration(finish_window(self.opts, self.peer_is_dcsend))
+            )
+        } else {
+            "the peer never said hello: it is not dcsend (use --raw for plain receivers)".into()
+        };
+        self.gone(why)
+    }
+
+    async fn on_event(&mut self, ev: Option<ChannelEvent>) -> Result<(), TransferError> {
+        match ev {
+            Some(ChannelEvent::Text(text)) => match Control::decode(&text) {
+                Ok(msg) => self.on_control(msg).await,
+                Err(e) => {
+                    tracing::warn!("ignoring a control message from the receiver: {e}");
+                    Ok(())
+                }
+            },
+            Some(ChannelEvent::Binary(b)) => {
+                tracing::debug!("ignoring {} bytes of data from the receiver", b.len());
+                Ok(())
+            }
+            Some(ChannelEvent::Closed) if self.opts.raw => {
+                Err(self.gone("the receiver closed the channel"))
+            }
+            Some(ChannelEvent::Closed) | None => {
+                Err(self.gone("the receiver closed the channel before confirming delivery"))
+            }
+            Some(ChannelEvent::PeerGone(reason)) => Err(self.gone(reason)),
+        }
+    }
+
+    async fn on_control(&mut self, msg: Control) -> Result<(), TransferError> {
+        match msg {
+            Control::Hello { v, resume, threshold, .. } => {
+                self.on_hello(v, resume, threshold).await
+            }
+            Control::Have { bytes, sha256 } => self.forward(PeerNote::Have { bytes, sha256 }).await,
+            Control::Ack { bytes, ok } => self.on_ack(bytes, ok).await,
+            Control::Abort { reason } => {
+                Err(TransferError::PeerAborted { reason, confirmed_bytes: self.confirmed_bytes })
+            }
+            other => {
+                tracing::debug!("ignoring {other:?} from the receiver");
+                Ok(())
+            }
+        }
+    }
+
+    /// The receiver is dcsend: check its version, take its threshold, tell the reading
+    /// thread whether it resumes.
+    async fn on_hello(
+        &mut self,
+        v: u32,
+        resume: bool,
+        threshold: Option<u64>,
+    ) -> Result<(), TransferError> {
+        if let Err(reason) = session::check_version(v) {
+            send_abort(&self.port, &reason).await;
+            return Err(TransferError::Protocol(reason));
+        }
+        self.peer_is_dcsend = true;
+        if let Some(wanted) = threshold {
+            tracing::info!(wanted, "the receiver asks for a lower threshold");
+            self.threshold_cap.fetch_min(wanted, Ordering::Relaxed);
+        }
+        self.progress_at = Instant::now();
+        self.forward(PeerNote::Hello { resume }).await
+    }
+
+    /// One item delivered (or, `ok: false`, delivered damaged).
+    async fn on_ack(&mut self, bytes: u64, ok: bool) -> Result<(), TransferError> {
+        if self.acks == self.expected_acks {
+            let reason = format!(
+                "more acks than items: all {} were acknowledged already",
+                self.expected_acks
+            );
+            send_abort(&self.port, &reason).await;
+            return Err(TransferError::Protocol(reason));
+        }
+        if !ok {
+            return Err(TransferError::Integrity {
+                name: format!("item {}", self.acks + 1),
+                detail: format!("the receiver got {bytes} bytes whose SHA-256 did not match"),
+            });
+        }
+        self.acks += 1;
+        // Saturating: the count comes from the peer.
+        self.confirmed_bytes = self.confirmed_bytes.saturating_add(bytes);
+        self.progress_at = Instant::now();
+        Ok(())
+    }
+
+    /// Hands `note` to the reading thread; a receiver flooding it is aborted.
+    async fn forward(&self, note: PeerNote) -> Result<(), TransferError> {
+        if let Err(reason) = source::forward(&self.notes, note) {
+            send_abort(&self.port, &reason).await;
+            return Err(TransferError::Protocol(reason));
+        }
+        Ok(())
+    }
 }
 
 /// Adds the bytes the receiver confirmed to a failure that does not carry them (Ctrl-C, an
 /// input that fails to read, a protocol or integrity error): a failed sender always says
 /// what got through.
-fn with_confirmed(err: anyhow::Error, confirmed_bytes: u64) -> anyhow::Error {
-    let counted = err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<TransferError>(),
-            Some(TransferError::PeerGone { .. } | TransferError::PeerAborted { .. })
-        )
-    });
-    if counted {
-        return err;
+fn with_confirmed(err: TransferError, confirmed_bytes: u64) -> TransferError {
+    match err {
+        TransferError::PeerGone { .. } | TransferError::PeerAborted { .. } => err,
+        err => TransferError::AfterConfirmed { confirmed_bytes, source: Box::new(err) },
     }
-    err.context(format!("after {confirmed_bytes} bytes delivered and confirmed"))
-}
-
-/// `dcsend/VERSION`, sent in `hello`.
-pub fn app() -> String {
-    format!("dcsend/{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Once everything is sent, how long a peer that has not said `hello` is waited for: a dcsend
@@ -290,7 +374,7 @@ impl Drain {
 /// Raw mode: wait until SCTP has released every byte (the peer acknowledged them), so
 /// closing the channel loses nothing (libp2p/specs#582). Fails after `stall` without
 /// progress, however long the whole drain takes.
-async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> anyhow::Result<()> {
+async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> Result<(), TransferError> {
     let mut drain = Drain::new();
     let mut since = tokio::time::Instant::now();
     loop {
@@ -307,23 +391,9 @@ async fn drain_completely<P: ChannelPort>(port: &P, stall: Duration) -> anyhow::
                     humantime::format_duration(stall)
                 ),
                 confirmed_bytes: 0,
-            }
-            .into());
+            });
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Tells the peer why we stop, and gives the message a moment to leave. Best effort.
-pub async fn send_abort<P: ChannelPort>(port: &P, reason: &str) {
-    let msg = Outbound::Text(Control::Abort { reason: reason.to_owned() }.encode());
-    let deliver = async {
-        port.send(msg).await?;
-        // Given a moment to leave: SCTP has released every byte.
-        port.drained_to(0).await
-    };
-    if tokio::time::timeout(Duration::from_millis(500), deliver).await.is_err() {
-        tracing::debug!("the abort message may not have reached the peer");
     }
 }
 
@@ -333,18 +403,17 @@ mod tests {
 
     #[test]
     fn every_failure_says_what_got_through_once() {
-        let shown = |e: anyhow::Error| format!("{:#}", with_confirmed(e, 42));
+        let shown = |e| format!("{:#}", anyhow::Error::from(with_confirmed(e, 42)));
         assert_eq!(
-            shown(TransferError::Interrupted.into()),
+            shown(TransferError::Interrupted),
             "after 42 bytes delivered and confirmed: interrupted"
         );
         let gone = TransferError::PeerGone { reason: "gone".into(), confirmed_bytes: 42 };
-        assert_eq!(shown(gone.into()), "gone (42 bytes delivered and confirmed)");
+        assert_eq!(shown(gone), "gone (42 bytes delivered and confirmed)");
         // The exit status still comes from the error underneath.
-        let e = with_confirmed(
-            TransferError::Integrity { name: "a".into(), detail: "b".into() }.into(),
-            1,
-        );
+        let e =
+            with_confirmed(TransferError::Integrity { name: "a".into(), detail: "b".into() }, 1);
+        let e = anyhow::Error::from(e).context("sending");
         assert_eq!(crate::error::exit_code(&e), std::process::ExitCode::from(4));
     }
 

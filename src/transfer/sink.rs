@@ -35,7 +35,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +49,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::names;
+use super::prefix::hash_prefix;
 use super::wire::Digest;
 
 /// The output folder, opened once. Every entry is reached relative to its descriptor and
@@ -341,9 +342,6 @@ impl Sink {
     }
 }
 
-/// Reads of this size hash a prefix.
-const HASH_CHUNK: usize = 1 << 20;
-
 /// An existing `NAME.part` (or none), hashed and left as it was until the sender answers.
 #[derive(Debug)]
 pub struct Partial {
@@ -386,24 +384,15 @@ impl Partial {
         if len > size {
             return Ok(nothing(len, None));
         }
-        let (mut digest, mut usable) = (Digest::new(), 0u64);
-        let mut buf = vec![0u8; HASH_CHUNK];
-        loop {
-            if cancel.is_cancelled() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
-            }
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(named(e)),
-            };
-            digest.update(&buf[..n]);
-            usable += n as u64;
-            if usable > size {
-                // It grew while we read it: not ours to resume.
-                return Ok(nothing(usable, None));
-            }
+        // One byte past `size` is enough to see it grew while we read it: not ours to resume.
+        let mut digest = Digest::new();
+        let Some(usable) =
+            hash_prefix(&mut file, size.saturating_add(1), &mut digest, cancel).map_err(named)?
+        else {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        };
+        if usable > size {
+            return Ok(nothing(usable, None));
         }
         Ok(Partial {
             part: part.clone(),

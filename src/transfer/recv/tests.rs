@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::peer::PeerError;
-use crate::transfer::wire::Digest;
+use crate::transfer::wire::{Digest, PROTOCOL_VERSION};
 
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<Outbound>>>);
