@@ -130,3 +130,19 @@ fn the_exit_code_help_fits_80_columns() {
         assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
     }
 }
+
+/// A folder that cannot be made (its parent is a file) is bad input: exit 2, the reason, and
+/// nothing else happens.
+#[test]
+fn an_output_folder_that_cannot_be_made_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile"), b"x").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut cmd = receiver(&t);
+    cmd.arg("-o").arg(format!("{}/afile/sub/", dir.path().display()));
+    let mut p = Proc::spawn("recv", cmd, dir.path());
+    p.expect_code(2, WAIT);
+    let err = p.stderr_text();
+    assert!(err.contains("cannot create the folder"), "{err}");
+    assert!(!t.answer.exists(), "an answer was written");
+}

@@ -47,6 +47,27 @@ fn a_64_mib_random_file_arrives_byte_exact() {
     assert!(round_trip_file(&data) == data, "64 MiB differ after the trip");
 }
 
+/// `-o downloads/` (a trailing slash) that does not exist yet is made, as the README's first
+/// example needs, and the receiver says so; the file lands in it.
+#[test]
+fn a_missing_output_folder_named_with_a_slash_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(100_000, 11);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("downloads").join("today");
+    let t = Tokens::in_dir(dir.path());
+    let mut rx = receiver(&t);
+    rx.arg("-o").arg(format!("{}/", out.display()));
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    let mut send = Proc::spawn("send", sender(&[&src], &t), dir.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(std::fs::read(out.join("payload.bin")).unwrap() == data, "the file differs");
+    let err = recv.stderr_text();
+    assert!(err.contains("created the folder"), "no word of the new folder:\n{err}");
+}
+
 #[test]
 fn three_files_in_one_run() {
     let dir = tempfile::tempdir().unwrap();

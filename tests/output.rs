@@ -543,7 +543,7 @@ fn usage_errors_go_to_stderr_exit_2_and_leave_stdout_empty() {
         (&["--progress", "sometimes"], "sometimes"),
         (&["--offer", "--answer"], "--answer"),
         (&["-", "-"], "only once"),
-        (&["recv", "-o", "/nonexistent-dcsend-dir/"], "no such folder"),
+        (&["recv", "-o", "/proc/dcsend-no-such-dir/"], "cannot create the folder"),
     ] {
         let (code, out, err) = run_quick(args);
         assert_eq!(code, Some(2), "{args:?}: stderr {err}");

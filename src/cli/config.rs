@@ -339,11 +339,6 @@ impl TryFrom<RecvArgs> for RecvConfig {
             }
             Some(p) => RecvTarget::File(p),
         };
-        if let RecvTarget::Dir(dir) = &target
-            && !dir.is_dir()
-        {
-            return Err(UsageError(format!("-o {}: no such folder", dir.display())));
-        }
         if args.resume && matches!(target, RecvTarget::Stdout | RecvTarget::Discard) {
             return Err(UsageError(
                 "--resume continues a NAME.part in a folder or file: give -o DIR/ (or -o FILE); \

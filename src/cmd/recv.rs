@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{Connected, connect};
 use super::{abort_if_stuck, resume_tail, single_sha};
 use crate::cli::config::{RecvConfig, RecvTarget};
+use crate::error::UsageError;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
 use crate::transfer::recv::{Destination, RecvOptions, receive};
@@ -20,6 +21,18 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
         RecvTarget::Dir(p) => Destination::Dir(p.clone()),
         RecvTarget::Discard => Destination::Discard,
     };
+    // `-o downloads/` names a folder: made if missing, as `mkdir -p` would (croc and
+    // magic-wormhole save into a folder of their own too), before connecting.
+    if let Destination::Dir(dir) = &dest
+        && !dir.is_dir()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            UsageError(format!("-o {}: cannot create the folder: {e}", dir.display()))
+        })?;
+        if cfg.output.summary {
+            eprintln!("dcsend: created the folder {}", dir.display());
+        }
+    }
     // Refuse before connecting, so nothing is sent for nothing. `symlink_metadata`: a link
     // at FILE counts as existing even when it dangles (the receiver checks again, without
     // following it, when the item arrives).
