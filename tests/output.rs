@@ -245,7 +245,18 @@ struct OnPty {
 
 impl OnPty {
     /// `None` when no pseudo-terminal can be opened here.
-    fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Option<OnPty> {
+    fn spawn(name: &'static str, cmd: Command, dir: &Path) -> Option<OnPty> {
+        Self::spawn_with(name, cmd, dir, false)
+    }
+
+    /// As [`OnPty::spawn`]; with `stdout_too`, stdout goes to the same terminal (what a
+    /// person at a shell sees), else to a file.
+    fn spawn_with(
+        name: &'static str,
+        mut cmd: Command,
+        dir: &Path,
+        stdout_too: bool,
+    ) -> Option<OnPty> {
         use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
         let size = nix::pty::Winsize { ws_row: 24, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = nix::pty::openpty(&size, None).ok()?;
@@ -255,7 +266,12 @@ impl OnPty {
         fcntl(&pty.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
-        cmd.stdout(File::create(&stdout).unwrap()).stderr(Stdio::from(pty.slave));
+        if stdout_too {
+            cmd.stdout(Stdio::from(pty.slave.try_clone().ok()?));
+        } else {
+            cmd.stdout(File::create(&stdout).unwrap());
+        }
+        cmd.stderr(Stdio::from(pty.slave));
         let child = cmd.spawn().expect("spawn dcsend");
         drop(cmd); // our copy of the slave: the child must hold the only one
         let exited = Arc::new(AtomicBool::new(false));
@@ -551,4 +567,30 @@ fn usage_errors_go_to_stderr_exit_2_and_leave_stdout_empty() {
         assert!(err.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{err}");
         assert!(escapes(err.as_bytes()).is_empty(), "{args:?}: escapes in a non-tty stderr");
     }
+}
+
+/// `dcsend bench --export-markdown -` at a shell: the export on stdout is the table, so the
+/// human copy on stderr would show it twice on the one terminal; it is shown once.
+#[test]
+fn a_markdown_export_to_a_terminal_shows_the_table_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcsend();
+    cmd.args(["bench", "--threshold", "1M", "--chunk-size", "64K", "--size", "1M"]).args([
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--progress",
+        "never",
+        "--export-markdown",
+        "-",
+    ]);
+    let Some(p) = OnPty::spawn_with("bench", cmd, dir.path(), true) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let (status, tty) = p.finish(WAIT);
+    let text = String::from_utf8_lossy(&tty);
+    assert!(status.success(), "bench: {status}\n{text}");
+    assert_eq!(text.matches("| transport |").count(), 1, "the table is not shown once:\n{text}");
 }

@@ -269,7 +269,8 @@ pub struct BenchConfig {
     pub exports: Vec<(ExportFormat, PathBuf)>,
     /// Where the human table goes: stdout, unless an export took it (then stderr).
     pub table_on_stdout: bool,
-    /// Print the table at all (not with `-q` when it would go to stderr).
+    /// Print the table at all (not with `-q` when it would go to stderr, nor when a Markdown
+    /// export on stdout already shows it on the terminal).
     pub table: bool,
     /// The live view on stderr.
     pub progress: Draw,
@@ -304,6 +305,10 @@ impl TryFrom<BenchArgs> for BenchConfig {
         let socket_buffer =
             args.socket_buffer.unwrap_or(DEFAULT_SOCKET_BUFFER_BYTES as u64).min(1 << 30) as usize;
         let table_on_stdout = to_stdout == 0;
+        // `--export-markdown -` on a terminal: the export is the table, and a second copy on
+        // stderr would show on the same screen.
+        let markdown_on_terminal = std::io::stdout().is_terminal()
+            && exports.iter().any(|(f, p)| *f == ExportFormat::Markdown && p.as_os_str() == "-");
         Ok(Self {
             plan: Plan {
                 thresholds: args
@@ -321,7 +326,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             },
             exports,
             table_on_stdout,
-            table: table_on_stdout || !args.view.quiet,
+            table: table_on_stdout || !(args.view.quiet || markdown_on_terminal),
             progress: progress_wanted(&args.view),
         })
     }
