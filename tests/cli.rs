@@ -146,3 +146,21 @@ fn an_output_folder_that_cannot_be_made_is_refused() {
     assert!(err.contains("cannot create the folder"), "{err}");
     assert!(!t.answer.exists(), "an answer was written");
 }
+
+/// A lone FILE that is not a file but reads like a subcommand gets the suggestion (exit 2),
+/// not "opening the input: No such file" (exit 1); a plain missing file keeps that.
+#[test]
+fn a_misspelt_subcommand_is_suggested() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcsend();
+    cmd.arg("recieve");
+    let mut p = Proc::spawn("typo", cmd, dir.path());
+    p.expect_code(2, WAIT);
+    let err = p.stderr_text();
+    assert!(err.contains("did you mean `dcsend recv`"), "{err}");
+    let mut cmd = dcsend();
+    cmd.arg(dir.path().join("holiday-photos.tar"));
+    let mut p = Proc::spawn("missing", cmd, dir.path());
+    p.expect_code(1, WAIT);
+    assert!(!p.stderr_text().contains("did you mean"), "{}", p.stderr_text());
+}

@@ -237,6 +237,13 @@ fn progress_always_into_a_file_draws_frames_without_colour() {
 /// A child whose stderr is a pseudo-terminal, read by a thread until the child has exited
 /// and the terminal has stayed silent for a while (fds leaked into concurrently spawned
 /// children must not keep the reader waiting for EOF).
+/// Which other streams [`OnPty::spawn_with`] puts on the terminal besides stderr.
+#[derive(Default, Clone, Copy)]
+struct Also {
+    stdin: bool,
+    stdout: bool,
+}
+
 struct OnPty {
     proc: Proc,
     exited: Arc<AtomicBool>,
@@ -246,17 +253,12 @@ struct OnPty {
 impl OnPty {
     /// `None` when no pseudo-terminal can be opened here.
     fn spawn(name: &'static str, cmd: Command, dir: &Path) -> Option<OnPty> {
-        Self::spawn_with(name, cmd, dir, false)
+        Self::spawn_with(name, cmd, dir, Also::default())
     }
 
-    /// As [`OnPty::spawn`]; with `stdout_too`, stdout goes to the same terminal (what a
-    /// person at a shell sees), else to a file.
-    fn spawn_with(
-        name: &'static str,
-        mut cmd: Command,
-        dir: &Path,
-        stdout_too: bool,
-    ) -> Option<OnPty> {
+    /// As [`OnPty::spawn`], with `also` of stdin and stdout on the same terminal (what a
+    /// person at a shell has); the others stay as `cmd` has them (stdout: a file).
+    fn spawn_with(name: &'static str, mut cmd: Command, dir: &Path, also: Also) -> Option<OnPty> {
         use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
         let size = nix::pty::Winsize { ws_row: 24, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = nix::pty::openpty(&size, None).ok()?;
@@ -266,10 +268,13 @@ impl OnPty {
         fcntl(&pty.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
-        if stdout_too {
+        if also.stdout {
             cmd.stdout(Stdio::from(pty.slave.try_clone().ok()?));
         } else {
             cmd.stdout(File::create(&stdout).unwrap());
+        }
+        if also.stdin {
+            cmd.stdin(Stdio::from(pty.slave.try_clone().ok()?));
         }
         cmd.stderr(Stdio::from(pty.slave));
         let child = cmd.spawn().expect("spawn dcsend");
@@ -585,7 +590,8 @@ fn a_markdown_export_to_a_terminal_shows_the_table_once() {
         "--export-markdown",
         "-",
     ]);
-    let Some(p) = OnPty::spawn_with("bench", cmd, dir.path(), true) else {
+    let also = Also { stdout: true, ..Also::default() };
+    let Some(p) = OnPty::spawn_with("bench", cmd, dir.path(), also) else {
         eprintln!("SKIPPED: no pseudo-terminal here");
         return;
     };
@@ -593,4 +599,22 @@ fn a_markdown_export_to_a_terminal_shows_the_table_once() {
     let text = String::from_utf8_lossy(&tty);
     assert!(status.success(), "bench: {status}\n{text}");
     assert_eq!(text.matches("| transport |").count(), 1, "the table is not shown once:\n{text}");
+}
+
+/// Bare `dcsend` at a prompt (stdin a terminal, no FILE) says how to use it, exit 2, instead
+/// of silently sending whatever is typed.
+#[test]
+fn bare_dcsend_at_a_prompt_prints_the_short_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcsend();
+    cmd.args(["--connect-timeout", "5s"]);
+    let also = Also { stdin: true, ..Also::default() };
+    let Some(p) = OnPty::spawn_with("bare", cmd, dir.path(), also) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let (status, tty) = p.finish(WAIT);
+    let text = String::from_utf8_lossy(&tty);
+    assert_eq!(status.code(), Some(2), "{text}");
+    assert!(text.contains("nothing to send") && text.contains("dcsend recv"), "{text}");
 }

@@ -184,7 +184,20 @@ impl TryFrom<SendArgs> for SendConfig {
             .map(|f| if f.as_os_str() == "-" { None } else { Some(f.clone()) })
             .collect();
         if inputs.is_empty() {
+            // Bare `dcsend` at a prompt would wait for typed data; say how to use it instead.
+            if std::io::stdin().is_terminal() {
+                return Err(UsageError(NOTHING_TO_SEND.into()));
+            }
             inputs.push(None);
+        }
+        if let [Some(lone)] = inputs.as_slice()
+            && std::fs::symlink_metadata(lone).is_err()
+            && let Some(sub) = lone.to_str().and_then(near_subcommand)
+        {
+            return Err(UsageError(format!(
+                "{lone}: no such file; did you mean `dcsend {sub}`?",
+                lone = lone.display()
+            )));
         }
         let stdin_inputs = inputs.iter().filter(|i| i.is_none()).count();
         if stdin_inputs > 1 {
@@ -218,6 +231,34 @@ impl TryFrom<SendArgs> for SendConfig {
             output: output_config(args.output),
         })
     }
+}
+
+/// What bare `dcsend` says when stdin is a terminal (nothing piped in, no FILE).
+const NOTHING_TO_SEND: &str = "nothing to send: give files (`dcsend FILE...`) or pipe data in \
+(`tar c DIR | dcsend`); to receive, run `dcsend recv`; `dcsend -` sends what you type; \
+see `dcsend --help`";
+
+/// The subcommand a word was probably meant to be (`recieve` -> `recv`), for a lone FILE
+/// argument that is not a file. Words people use for each, compared with Jaro-Winkler.
+fn near_subcommand(word: &str) -> Option<&'static str> {
+    const WORDS: [(&str, &str); 9] = [
+        ("recv", "recv"),
+        ("receive", "recv"),
+        ("get", "recv"),
+        ("bench", "bench"),
+        ("benchmark", "bench"),
+        ("signal", "signal"),
+        ("server", "signal"),
+        ("completions", "completions"),
+        ("man", "man"),
+    ];
+    let word = word.to_ascii_lowercase();
+    WORDS
+        .iter()
+        .map(|&(w, sub)| (strsim::jaro_winkler(&word, w), sub))
+        .filter(|&(score, _)| score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, sub)| sub)
 }
 
 /// The receiver stores each file under its base name only, so two inputs with the same one
@@ -472,6 +513,18 @@ fn progress_wanted(view: &ViewArgs) -> Draw {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_near_subcommand_is_suggested_and_a_file_name_is_not() {
+        assert_eq!(super::near_subcommand("recieve"), Some("recv"));
+        assert_eq!(super::near_subcommand("Receive"), Some("recv"));
+        assert_eq!(super::near_subcommand("rcv"), Some("recv"));
+        assert_eq!(super::near_subcommand("singal"), Some("signal"));
+        assert_eq!(super::near_subcommand("benhc"), Some("bench"));
+        for name in ["photo.jpg", "notes.txt", "backup.tar", "big.iso", "data"] {
+            assert_eq!(super::near_subcommand(name), None, "{name}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -201,7 +201,7 @@ pub enum ThresholdArg {
 /// Arguments of `send`.
 #[derive(Debug, Args, Default)]
 pub struct SendArgs {
-    /// Files to send, in order; none or "-" sends stdin.
+    /// Files to send, in order; none sends piped stdin, "-" sends stdin even from a terminal.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
