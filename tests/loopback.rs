@@ -12,11 +12,20 @@ use common::*;
 
 /// Sends `data` as a file and receives it into a folder; returns the received bytes.
 fn round_trip_file(data: &[u8]) -> Vec<u8> {
+    round_trip_into(data, &["out"], true).0
+}
+
+/// Sends `data` as `payload.bin` into `-o DIR/`, DIR being `folder` under a fresh temporary
+/// folder (made first when `make`); checks that only the final file is there, and returns
+/// its bytes and what the receiver said on stderr.
+fn round_trip_into(data: &[u8], folder: &[&str], make: bool) -> (Vec<u8>, String) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("payload.bin");
     std::fs::write(&src, data).unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
+    let out = folder.iter().fold(dir.path().to_path_buf(), |p, c| p.join(c));
+    if make {
+        std::fs::create_dir(&out).unwrap();
+    }
     let t = Tokens::in_dir(dir.path());
     let mut rx = receiver(&t);
     rx.arg("-o").arg(format!("{}/", out.display()));
@@ -27,7 +36,7 @@ fn round_trip_file(data: &[u8]) -> Vec<u8> {
     let entries: Vec<_> =
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries, vec![std::ffi::OsString::from("payload.bin")], "only the final file");
-    std::fs::read(out.join("payload.bin")).unwrap()
+    (std::fs::read(out.join("payload.bin")).unwrap(), recv.stderr_text())
 }
 
 #[test]
@@ -51,20 +60,9 @@ fn a_64_mib_random_file_arrives_byte_exact() {
 /// example needs, and the receiver says so; the file lands in it.
 #[test]
 fn a_missing_output_folder_named_with_a_slash_is_made() {
-    let dir = tempfile::tempdir().unwrap();
     let data = random_bytes(100_000, 11);
-    let src = dir.path().join("payload.bin");
-    std::fs::write(&src, &data).unwrap();
-    let out = dir.path().join("downloads").join("today");
-    let t = Tokens::in_dir(dir.path());
-    let mut rx = receiver(&t);
-    rx.arg("-o").arg(format!("{}/", out.display()));
-    let mut recv = Proc::spawn("recv", rx, dir.path());
-    let mut send = Proc::spawn("send", sender(&[&src], &t), dir.path());
-    send.expect_code(0, WAIT);
-    recv.expect_code(0, WAIT);
-    assert!(std::fs::read(out.join("payload.bin")).unwrap() == data, "the file differs");
-    let err = recv.stderr_text();
+    let (got, err) = round_trip_into(&data, &["downloads", "today"], false);
+    assert!(got == data, "the file differs");
     assert!(err.contains("created the folder"), "no word of the new folder:\n{err}");
 }
 

@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{LOOPBACK, Proc, Tokens, WAIT, dcsend, files_in, random_bytes, receiver, sender};
+use common::{
+    LOOPBACK, Proc, Tokens, WAIT, dcsend, files_in, one_case_bench, random_bytes, receiver, sender,
+};
 
 /// Sends `payload` with `tweak` applied to the sender; returns the sender's NDJSON summary.
 fn send_with(dir: &Path, payload: &[u8], tweak: impl FnOnce(&mut Command)) -> serde_json::Value {
@@ -163,15 +165,8 @@ fn bench_sweeps_and_exports_every_format() {
 #[test]
 fn bench_export_to_stdout_moves_the_table_to_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = dcsend();
-    cmd.args(["bench", "--threshold", "1M", "--chunk-size", "64K", "--size", "1M"]).args([
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--export-csv",
-        "-",
-    ]);
+    let mut cmd = one_case_bench();
+    cmd.args(["--export-csv", "-"]);
     let mut bench = Proc::spawn("bench", cmd, dir.path());
     bench.expect_code(0, WAIT);
     let stdout = String::from_utf8(bench.stdout_bytes()).unwrap();

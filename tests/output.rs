@@ -579,17 +579,8 @@ fn usage_errors_go_to_stderr_exit_2_and_leave_stdout_empty() {
 #[test]
 fn a_markdown_export_to_a_terminal_shows_the_table_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = dcsend();
-    cmd.args(["bench", "--threshold", "1M", "--chunk-size", "64K", "--size", "1M"]).args([
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--progress",
-        "never",
-        "--export-markdown",
-        "-",
-    ]);
+    let mut cmd = one_case_bench();
+    cmd.args(["--progress", "never", "--export-markdown", "-"]);
     let also = Also { stdout: true, ..Also::default() };
     let Some(p) = OnPty::spawn_with("bench", cmd, dir.path(), also) else {
         eprintln!("SKIPPED: no pseudo-terminal here");

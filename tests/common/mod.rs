@@ -38,6 +38,15 @@ pub fn scrub_env(cmd: &mut Command) {
 /// Flags every networked test adds: loopback only, no live view.
 pub const LOOPBACK: [&str; 4] = ["--bind", "127.0.0.1:0", "--progress", "never"];
 
+/// `dcsend bench` with one small case (1 MiB at 1 MiB / 64 KiB, one run, no warm-up): for
+/// tests of where its output goes, not of its figures.
+pub fn one_case_bench() -> Command {
+    let mut cmd = dcsend();
+    cmd.args(["bench", "--threshold", "1M", "--chunk-size", "64K", "--size", "1M"])
+        .args(["--runs", "1", "--warmup", "0"]);
+    cmd
+}
+
 /// A dcsend peer on loopback that meets the other side through the signaling server at `url`.
 pub fn peer(args: &[&str], url: &str) -> Command {
     let mut cmd = dcsend();
