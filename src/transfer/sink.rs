@@ -365,8 +365,7 @@ impl Partial {
     /// regular file (a symlink, a folder, a FIFO), without opening it for use.
     /// Blocking: run it with `spawn_blocking`. Stops with `Interrupted` when `cancel` fires.
     pub fn open(part: &PartFile, size: u64, cancel: &CancellationToken) -> io::Result<Self> {
-        let named =
-            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", part.show().display()));
+        let named = |e| named(&part.show(), e);
         let nothing = |on_disk, links| Partial {
             part: part.clone(),
             file: None,
