@@ -12,7 +12,7 @@ use crate::signal::server;
 /// the runtime's epoll and wakers, a connection being turned away. Generous on purpose.
 const FD_HEADROOM: u64 = 64;
 
-/// Runs the server; `cancel` is fired by Ctrl-C, and SIGTERM fires it too.
+/// Runs the server until `cancel` fires (Ctrl-C or SIGTERM: `cmd::run` watches both).
 pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result<()> {
     let mut conns = cfg.conns;
     let fds = raise_fd_limit();
@@ -30,14 +30,6 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    let on_term = cancel.clone();
-    tokio::spawn(async move {
-        if term.recv().await.is_some() {
-            on_term.cancel();
-        }
-    });
     let limits = cfg.limits;
     tracing::info!(
         %addr,
