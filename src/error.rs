@@ -23,6 +23,19 @@ pub const EXIT_CODES: [(u8, &str); 8] = [
     (143, "terminated (SIGTERM), handled like Ctrl-C"),
 ];
 
+/// The exit statuses of `dcsend bench` (its `--help` and man page), each one of
+/// [`EXIT_CODES`] in the meaning it has for a sweep: there is no remote peer to tell and no
+/// receiver's stdout (an export reader that stops early is not an error, as for any report).
+pub const BENCH_EXIT_CODES: [(u8, &str); 7] = [
+    (0, "every case ran and every run's bytes arrived intact"),
+    (1, "other error (I/O, an export that cannot be written)"),
+    (2, "bad usage (a flag)"),
+    (3, "the two loopback peers of a run could not connect"),
+    (4, "integrity failure: a run's bytes did not arrive intact"),
+    (130, "interrupted (Ctrl-C, SIGINT); what was measured is still reported"),
+    (143, "terminated (SIGTERM), handled like Ctrl-C"),
+];
+
 /// A flag combination or value that cannot work. Exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -254,6 +267,14 @@ mod tests {
 
     fn code(e: anyhow::Error) -> ExitCode {
         exit_code(&e)
+    }
+
+    #[test]
+    fn bench_documents_only_codes_of_the_main_table() {
+        for (code, _) in BENCH_EXIT_CODES {
+            assert!(EXIT_CODES.iter().any(|(c, _)| *c == code), "{code} is not in EXIT_CODES");
+        }
+        assert!(!BENCH_EXIT_CODES.iter().any(|(c, _)| *c == BROKEN_PIPE), "bench has no receiver");
     }
 
     #[test]

@@ -123,12 +123,104 @@ fn the_readme_lists_every_exit_code_and_no_other() {
     assert_eq!(codes, want, "README's exit codes differ from error::EXIT_CODES");
 }
 
-/// Every meaning in the exit-code table fits an 80-column help screen as it is printed.
+/// Every `--help` and `-h` screen at 80 and 120 columns (clap takes the width from `COLUMNS`
+/// when no standard stream is a terminal, as here): no line wider than the screen, every
+/// example and exit-code line printed whole (never split into something that looks like a
+/// command), no paragraph broken except where clap wrapped it, and no word alone on a line in
+/// the middle of a paragraph.
 #[test]
-fn the_exit_code_help_fits_80_columns() {
-    for line in dcsend::cli::exit_codes().lines() {
-        assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
+fn help_fits_80_and_120_columns() {
+    let subcommands = [None, Some("send"), Some("recv"), Some("bench"), Some("signal")];
+    let subcommands = subcommands.into_iter().chain([Some("completions"), Some("man")]);
+    let mut complaints = Vec::new();
+    for sub in subcommands {
+        for flag in ["--help", "-h"] {
+            for width in [80, 120] {
+                let mut cmd = dcsend();
+                cmd.env("COLUMNS", width.to_string()).args(sub).arg(flag);
+                let out = cmd.output().unwrap();
+                assert!(out.status.success(), "{cmd:?}: {out:?}");
+                let help = String::from_utf8(out.stdout).unwrap();
+                let what = format!("dcsend {} {flag} at {width} columns", sub.unwrap_or(""));
+                let whole = if flag == "--help" { verbatim_lines(sub) } else { Vec::new() };
+                complaints.extend(
+                    help_complaints(&help, width, &whole)
+                        .into_iter()
+                        .map(|c| format!("{what}: {c}")),
+                );
+            }
+        }
     }
+    assert!(complaints.is_empty(), "{}", complaints.join("\n"));
+}
+
+/// `bench --help` lists the exit codes a sweep can end with, not those of a transfer to a
+/// remote peer or a receiver's stdout (141).
+#[test]
+fn bench_help_lists_only_the_exit_codes_of_bench() {
+    let out = dcsend().args(["bench", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let table = help.split("Exit codes:\n").nth(1).expect("bench --help has exit codes");
+    let codes: Vec<u8> =
+        table.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+    let want: Vec<u8> = dcsend::error::BENCH_EXIT_CODES.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, want, "{table}");
+    assert!(!codes.contains(&141), "{table}");
+}
+
+/// The lines a subcommand's `--help` must print as written: its examples, units and exit
+/// codes.
+fn verbatim_lines(sub: Option<&str>) -> Vec<String> {
+    let examples = dcsend::cli::examples(sub).unwrap_or_default();
+    let units = dcsend::cli::units(sub).unwrap_or_default();
+    let exits = dcsend::cli::exit_code_table(sub).map(dcsend::cli::exit_codes).unwrap_or_default();
+    [examples, units, &exits].iter().flat_map(|t| t.lines()).map(str::to_owned).collect()
+}
+
+/// What is wrong with `help` as printed at `width` columns, given the lines it must print
+/// whole.
+fn help_complaints(help: &str, width: usize, whole: &[String]) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut complaints = Vec::new();
+    for line in &lines {
+        if line.chars().count() > width {
+            complaints.push(format!("{} columns: {line:?}", line.chars().count()));
+        }
+    }
+    for want in whole {
+        if !lines.contains(&want.as_str()) {
+            complaints.push(format!("not printed whole: {want:?}"));
+        }
+    }
+    // Prose: what follows the options (examples, notes, units), apart from the lines kept
+    // whole. A break clap did not make is one where the next line's first word would have
+    // fitted; a sentence (or a heading) may end a line anywhere.
+    let after = lines.iter().position(|l| *l == "Examples:").unwrap_or(lines.len());
+    let is_prose = |l: &str| !l.trim().is_empty() && !whole.iter().any(|w| w == l);
+    for pair in lines[after..].windows(2) {
+        let (this, next) = (pair[0], pair[1]);
+        if !is_prose(this) || !is_prose(next) || this.ends_with(['.', ':']) {
+            continue;
+        }
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let first_word = next.split_whitespace().next().unwrap_or_default();
+        if indent(this) == indent(next) && this.chars().count() + 1 + first_word.len() <= width {
+            complaints.push(format!("a paragraph broken by hand: {this:?} / {next:?}"));
+        }
+    }
+    // An orphan: one word on a line between two lines of the same paragraph (not an option,
+    // an argument or the last word of a sentence).
+    for triple in lines.windows(3) {
+        let [before, this, after] = [triple[0], triple[1], triple[2]];
+        let alone = this.split_whitespace().count() == 1
+            && !this.trim().starts_with(['-', '[', '<'])
+            && !this.ends_with('.');
+        if alone && !before.trim().is_empty() && !before.ends_with(':') && !after.trim().is_empty()
+        {
+            complaints.push(format!("a word alone: {before:?} / {this:?} / {after:?}"));
+        }
+    }
+    complaints
 }
 
 /// A folder that cannot be made (its parent is a file) is bad input: exit 2, the reason, and

@@ -10,25 +10,37 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// The exit-code table (`--help`, man pages), from [`crate::error::EXIT_CODES`].
-pub fn exit_codes() -> String {
-    let rows: Vec<String> = crate::error::EXIT_CODES
-        .iter()
-        .map(|(code, meaning)| format!("  {code:<4} {meaning}"))
-        .collect();
+/// An exit-code table (`--help`, man pages): [`crate::error::EXIT_CODES`], or
+/// [`crate::error::BENCH_EXIT_CODES`] for `bench`. Each row fits 80 columns, so clap never
+/// wraps one (it would indent the continuation under the code, not under the meaning).
+pub fn exit_codes(table: &[(u8, &str)]) -> String {
+    let rows: Vec<String> =
+        table.iter().map(|(code, meaning)| format!("  {code:<4} {meaning}")).collect();
     format!("Exit codes:\n{}", rows.join("\n"))
+}
+
+/// `--help` text after the options of a subcommand (`None` = the top level): its example
+/// blocks (kept verbatim: every line fits 80 columns), its notes and the units (prose, one
+/// line per paragraph: clap wraps it to the terminal), then its exit codes.
+fn long_help(subcommand: Option<&str>) -> String {
+    let exit = exit_code_table(subcommand).map(exit_codes);
+    let parts = [examples(subcommand), notes(subcommand), units(subcommand), exit.as_deref()];
+    parts.into_iter().flatten().collect::<Vec<_>>().join("\n\n")
 }
 
 const SEND_EXAMPLES: &str = "\
 Examples:
-  Through a signaling server (`dcsend signal`); the sender prints the receiver's command:
+  Through a signaling server (dcsend signal); the sender says what to run:
     A$ dcsend big.iso --peer http://host:8080/
-       on the other side, run:  dcsend recv --peer http://host:8080/k7f3q9x2mb#tidy-otter-42
-    B$ dcsend recv --peer 'http://host:8080/k7f3q9x2mb#tidy-otter-42' -o downloads/
+       dcsend: room k7f3q9x2mb is open; on the other side run:
+         dcsend recv --peer 'http://host:8080/k7f3q9x2mb#tidy-otter-42'
+       or open http://host:8080/k7f3q9x2mb#tidy-otter-42 in a web browser
+    B$ dcsend recv --peer 'http://host:8080/k7f3q9x2mb#tidy-otter-42' \\
+         -o downloads/
 
   Two terminals, copy-paste negotiation (no server needed):
-    A$ dcsend big.iso                 # prints an offer token, asks for the answer
-    B$ dcsend recv -o downloads/      # asks for the offer, prints the answer token
+    A$ dcsend big.iso               # prints an offer, asks for the answer
+    B$ dcsend recv -o downloads/    # asks for the offer, prints the answer
 
   A pipe (the token is read from the terminal, not from stdin):
     A$ tar c dir | dcsend
@@ -47,12 +59,14 @@ Examples:
     dcsend bench --threshold 256K,1M,4M --chunk-size 64K
     export DCSEND_THRESHOLD=1M";
 
-/// How sizes and durations are written (`--help`, man pages).
-pub const UNITS: &str = "\
+/// How sizes, durations and rates are written (`--help`, man pages): one sentence a line,
+/// each short enough for 80 columns.
+const UNITS: &str = "\
 Units:
-  Sizes are bytes, or a number with K, M or G (also written KiB, MiB, GiB or KB, MB, GB):
-  every unit is a power of 1024, so 64K = 64KiB = 65536 and 1.5M = 1572864.
-  Durations are like 500ms, 10s, 2m. A flag beats its DCSEND_* environment variable.";
+  A size is bytes or a number with K, M or G (or KiB, MiB, GiB, KB, MB, GB).
+  Each is a power of 1024: 64K = 64KiB = 64KB = 65536, 1.5M = 1572864.
+  A duration is like 500ms, 10s or 2m. A flag beats its DCSEND_* variable.
+  dcsend shows sizes in KiB, MiB, GiB and rates in MiB/s; bench, in MB/s.";
 
 /// Send files or stdin to a peer over a WebRTC data channel.
 ///
@@ -62,7 +76,7 @@ Units:
 #[derive(Debug, Parser)]
 #[command(name = "dcsend", version = version(), args_conflicts_with_subcommands = true,
     after_help = "Run `dcsend --help` for examples and exit codes.",
-    after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
+    after_long_help = long_help(None))]
 pub struct Cli {
     /// `send` (the default) or `recv`.
     #[command(subcommand)]
@@ -134,6 +148,33 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// The prose after a subcommand's examples, for `--help` and the man pages.
+pub fn notes(subcommand: Option<&str>) -> Option<&'static str> {
+    match subcommand {
+        Some("bench") => Some(BENCH_NOTES),
+        Some("signal") => Some(SIGNAL_NOTES),
+        _ => None,
+    }
+}
+
+/// How sizes, durations and rates are written, for the subcommands that take or show them.
+pub fn units(subcommand: Option<&str>) -> Option<&'static str> {
+    match subcommand {
+        None | Some("send" | "recv" | "bench" | "signal") => Some(UNITS),
+        _ => None,
+    }
+}
+
+/// The exit codes a subcommand documents (`None` = the top level): `bench` has its own
+/// table; `signal`, `completions` and `man` document none.
+pub fn exit_code_table(subcommand: Option<&str>) -> Option<&'static [(u8, &'static str)]> {
+    match subcommand {
+        None | Some("send" | "recv") => Some(&crate::error::EXIT_CODES),
+        Some("bench") => Some(&crate::error::BENCH_EXIT_CODES),
+        _ => None,
+    }
+}
+
 /// "0.1.0 (webrtc 0.21)": `--version` and the man pages.
 pub fn version() -> String {
     format!("{} (webrtc {})", env!("CARGO_PKG_VERSION"), crate::WEBRTC_VERSION)
@@ -143,19 +184,19 @@ pub fn version() -> String {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send files or stdin (the default action).
-    #[command(after_long_help = format!("{SEND_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
+    #[command(after_long_help = long_help(Some("send")))]
     Send(SendArgs),
     /// Receive into stdout, a file or a folder.
-    #[command(after_long_help = format!("{RECV_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
+    #[command(after_long_help = long_help(Some("recv")))]
     Recv(RecvArgs),
     /// Measure throughput over a loopback pair for a sweep of thresholds and message sizes.
-    #[command(after_long_help = format!("{BENCH_EXAMPLES}\n\n{UNITS}\n\n{}", exit_codes()))]
+    #[command(after_long_help = long_help(Some("bench")))]
     Bench(BenchArgs),
     /// Run the signaling server that `--peer URL` connects through.
-    #[command(after_long_help = format!("{SIGNAL_EXAMPLES}\n\n{UNITS}"))]
+    #[command(after_long_help = long_help(Some("signal")))]
     Signal(SignalArgs),
     /// Print a shell completion script to stdout.
-    #[command(after_long_help = COMPLETIONS_EXAMPLES)]
+    #[command(after_long_help = long_help(Some("completions")))]
     Completions(CompletionsArgs),
     /// Write man pages (dcsend.1 and one per subcommand) into a folder.
     Man(ManArgs),
@@ -163,31 +204,35 @@ pub enum Command {
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
-  dcsend bench                                      # the default sweep, a table on stdout
-  dcsend bench --threshold 64K,256K,1M,4M,16M --chunk-size 16K,64K --size 256M --runs 5
+  dcsend bench                      # the default sweep, a table on stdout
+  dcsend bench --threshold 64K,256K,1M,4M,16M --size 256M --runs 5
   dcsend bench --threshold 1M --duration 10s --baseline tcp
-  dcsend bench --export-json r.json --export-csv r.csv --export-markdown -   # \"-\" = stdout
+  # JSON and CSV into files, the Markdown table on stdout (\"-\"):
+  dcsend bench --export-json r.json --export-csv r.csv --export-markdown -";
 
-Each run connects a fresh pair of peers in this process over UDP on 127.0.0.1 and sends
-generated bytes through the real sender and receiver (threshold sender, wire protocol,
-SHA-256 on both sides, eof/ack), discarding them at the receiver. Rates are in MB/s
-(10^6 bytes per second) and Mbit/s; CPU is per side; RSS is the whole process.";
+/// What `bench` measures and in which units (prose: clap wraps it).
+const BENCH_NOTES: &str = "\
+Each run connects a fresh pair of peers in this process over UDP on 127.0.0.1 and sends generated bytes through the real sender and receiver (threshold sender, wire protocol, SHA-256 on both sides, eof/ack), discarding them at the receiver. Rates are in MB/s (10^6 bytes per second) and Mbit/s; CPU is per side; RSS is the whole process.";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   dcsend completions bash > ~/.local/share/bash-completion/completions/dcsend
-  dcsend completions zsh > ~/.zfunc/_dcsend          # with fpath+=(~/.zfunc) in .zshrc
-  dcsend completions fish > ~/.config/fish/completions/dcsend.fish";
+  dcsend completions fish > ~/.config/fish/completions/dcsend.fish
+  # zsh, with fpath+=(~/.zfunc) before compinit in ~/.zshrc:
+  dcsend completions zsh > ~/.zfunc/_dcsend";
 
 const RECV_EXAMPLES: &str = "\
 Examples:
-  dcsend recv -o downloads/          # files keep the names the sender gives
-  dcsend recv --peer http://host:8080/ -o downloads/   # prints the sender's command
-  dcsend recv > out.bin              # one stream to stdout
-  dcsend recv -o copy.iso --force    # one file, overwrite it if it exists
-  dcsend recv -o downloads/ --resume # continue from the NAME.part a broken run left
-  dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/   # from a script
-  dcsend recv --sink                 # verify and discard: measure a path";
+  dcsend recv -o downloads/         # files keep the names the sender gives
+  dcsend recv > out.bin             # one stream to stdout
+  dcsend recv -o copy.iso --force   # one file, overwrite it if it exists
+  dcsend recv --sink                # verify and discard: measure a path
+  # Through a signaling server (prints the command for the sender):
+  dcsend recv --peer http://host:8080/ -o downloads/
+  # Continue from the NAME.part files a broken run left:
+  dcsend recv -o downloads/ --resume
+  # From a script, tokens through files:
+  dcsend recv --sdp-in offer.tok --sdp-out answer.tok -o out/";
 
 /// A `--threshold` value: the adaptive mode or a fixed size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,11 +426,12 @@ Examples:
   On the internet, behind a TLS reverse proxy (see docs/signaling.md):
     dcsend signal --listen 127.0.0.1:8080 --log-format json
 
-  Port 0 picks a free port; the last line on stderr is \"listening on http://ADDR\".
+  On any free port (the last line on stderr is \"listening on http://ADDR\"):
+    dcsend signal --listen 127.0.0.1:0";
 
-The server relays sealed messages between the two peers of a room; it never sees the
-secret after '#' and cannot read or alter the session descriptions. Stop it with Ctrl-C
-or SIGTERM: it finishes the requests in flight and exits 0.";
+/// What the server can see and how it stops (prose: clap wraps it).
+const SIGNAL_NOTES: &str = "\
+The server relays sealed messages between the two peers of a room; it never sees the secret after '#' and cannot read or alter the session descriptions. Stop it with Ctrl-C or SIGTERM: it finishes the requests in flight and exits 0.";
 
 /// Arguments of `signal`.
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use roff::{Roff, bold, roman};
 
-use crate::cli::{Cli, UNITS, examples, exit_codes};
+use crate::cli::{Cli, examples, exit_code_table, exit_codes, notes, units};
 
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
@@ -62,9 +62,13 @@ fn render(
         roff.control("SH", ["EXAMPLES"]);
         preformatted(&mut roff, text.trim_start_matches("Examples:\n"));
     }
-    if matches!(name, None | Some("send" | "recv" | "bench")) {
+    if let Some(text) = notes(name) {
+        roff.control("SH", ["NOTES"]);
+        roff.text([roman(text)]);
+    }
+    if let Some(text) = units(name) {
         roff.control("SH", ["UNITS"]);
-        roff.text([roman(UNITS.trim_start_matches("Units:\n").replace("\n  ", " ").trim())]);
+        roff.text([roman(text.trim_start_matches("Units:\n").replace("\n  ", " ").trim())]);
     }
     let env = environment(cmd);
     if !env.is_empty() {
@@ -77,9 +81,9 @@ fn render(
         roff.control("SH", ["FILES"]);
         roff.text([roman(FILES)]);
     }
-    if matches!(name, None | Some("send" | "recv" | "bench")) {
+    if let Some(table) = exit_code_table(name) {
         roff.control("SH", ["EXIT STATUS"]);
-        preformatted(&mut roff, exit_codes().trim_start_matches("Exit codes:\n"));
+        preformatted(&mut roff, exit_codes(table).trim_start_matches("Exit codes:\n"));
     }
     roff.control("SH", ["VERSION"]);
     roff.text([roman(format!("dcsend {}", crate::cli::version()))]);
