@@ -109,7 +109,6 @@ fn is_link_to(link: &Path, target: &Path) -> bool {
 /// `out/NAME.part -> elsewhere`: with and without `--force` and `--resume`, the receiver
 /// refuses the item, names what is in the way, writes nothing through the link, and says
 /// nothing about the link's target (not its size either).
-#[test]
 fn a_symlinked_part_in_the_folder_is_refused_and_its_target_untouched() {
     for extra in [&[][..], &["--force"], &["--resume"], &["--force", "--resume"]] {
         let s = Setup::new();
@@ -131,7 +130,6 @@ fn a_symlinked_part_in_the_folder_is_refused_and_its_target_untouched() {
 }
 
 /// `-o out/FILE` with `out/FILE.part -> elsewhere`: the same.
-#[test]
 fn a_symlinked_part_next_to_an_output_file_is_refused() {
     for extra in [&[][..], &["--force"]] {
         let s = Setup::new();
@@ -149,7 +147,6 @@ fn a_symlinked_part_next_to_an_output_file_is_refused() {
 
 /// A FIFO at `NAME.part` (fresh and resumed): refused at once, never opened (an open would
 /// block until someone opens the other end).
-#[test]
 fn a_fifo_at_the_part_is_refused_without_hanging() {
     for extra in [&[][..], &["--resume"]] {
         let s = Setup::new();
@@ -167,7 +164,6 @@ fn a_fifo_at_the_part_is_refused_without_hanging() {
 
 /// `NAME.part` hard-linked to the outside file: a fresh transfer replaces the name (the
 /// outside file keeps its bytes); a resume does not read or append to it either.
-#[test]
 fn a_hard_linked_part_never_changes_the_other_file() {
     for extra in [&[][..], &["--resume"]] {
         let s = Setup::new();
@@ -189,7 +185,6 @@ fn a_hard_linked_part_never_changes_the_other_file() {
 
 /// A dangling symlink at `NAME` exists: refused without `--force` (its target is not
 /// created); with `--force` the link itself is replaced by the file.
-#[test]
 fn a_dangling_symlink_at_the_name_counts_as_existing() {
     let s = Setup::new();
     let (src, data) = s.source("payload.bin", 10_000, 5);
@@ -213,7 +208,6 @@ fn a_dangling_symlink_at_the_name_counts_as_existing() {
 
 /// `-o FILE` where FILE is a dangling symlink: refused before connecting (no answer token is
 /// written), like an existing file.
-#[test]
 fn an_output_file_that_is_a_dangling_symlink_is_refused_before_connecting() {
     let s = Setup::new();
     let file = s.out().join("copy.bin");
@@ -234,7 +228,6 @@ fn an_output_file_that_is_a_dangling_symlink_is_refused_before_connecting() {
 
 /// Names valid on Linux arrive under their names, in one run: one ending in `.part` (next to
 /// the file whose temporary name it is) and a Windows device name.
-#[test]
 fn movie_part_and_con_txt_arrive_on_linux() {
     let s = Setup::new();
     let sources: Vec<(PathBuf, Vec<u8>)> = ["movie", "movie.part", "con.txt", "nul"]
@@ -255,7 +248,6 @@ fn movie_part_and_con_txt_arrive_on_linux() {
 
 /// `movie.part` first, then `movie`: `movie`'s temporary file would be the `movie.part` just
 /// received, so `movie` is refused with that reason and `movie.part` stays whole.
-#[test]
 fn movie_after_movie_part_never_clobbers_it() {
     let s = Setup::new();
     let (first, data) = s.source("movie.part", 50_000, 20);
@@ -269,10 +261,9 @@ fn movie_after_movie_part_never_clobbers_it() {
 
 /// The ack promises the file survives a power cut: the receiver syncs the file, renames it,
 /// then syncs the folder (a new name is only durable once its folder is). A power cut cannot
-/// be simulated here, so this watches the system calls with `strace` (skipped without it,
+/// be simulated here, so this watches the system calls with `strace` (ignored without it,
 /// unless `DCSEND_TEST_REQUIRE_STRACE=1`): an `fsync` after the `renameat` of
 /// `payload.bin.part` to `payload.bin`, and one before it.
-#[test]
 fn the_folder_is_synced_after_the_rename() {
     let have_strace = std::process::Command::new("strace")
         .arg("-V")
@@ -280,12 +271,7 @@ fn the_folder_is_synced_after_the_rename() {
         .status()
         .is_ok_and(|s| s.success());
     if !have_strace {
-        assert!(
-            std::env::var_os("DCSEND_TEST_REQUIRE_STRACE").is_none(),
-            "strace is required (DCSEND_TEST_REQUIRE_STRACE) but missing"
-        );
-        eprintln!("skipping: strace is not installed");
-        return;
+        return skip("STRACE", "strace is not installed (Debian: strace)");
     }
     let s = Setup::new();
     let (src, data) = s.source("payload.bin", 100_000, 30);
@@ -315,3 +301,15 @@ fn the_folder_is_synced_after_the_rename() {
         "no sync after the rename (the folder):\n{calls}"
     );
 }
+
+crate::skippable_tests!(
+    a_symlinked_part_in_the_folder_is_refused_and_its_target_untouched,
+    a_symlinked_part_next_to_an_output_file_is_refused,
+    a_fifo_at_the_part_is_refused_without_hanging,
+    a_hard_linked_part_never_changes_the_other_file,
+    a_dangling_symlink_at_the_name_counts_as_existing,
+    an_output_file_that_is_a_dangling_symlink_is_refused_before_connecting,
+    movie_part_and_con_txt_arrive_on_linux,
+    movie_after_movie_part_never_clobbers_it,
+    the_folder_is_synced_after_the_rename,
+);

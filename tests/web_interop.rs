@@ -9,7 +9,7 @@
 //! Also runs `web/test/vectors.mjs`: the JavaScript against known answers the Rust code wrote
 //! (`web/test/vectors.json`, checked fresh by `cargo test --lib web_vectors`).
 //!
-//! Needs `node` (20 or later); skips with a message without it, unless
+//! Needs `node` (20 or later); counts as ignored, with the reason, without it, unless
 //! `DCSEND_TEST_REQUIRE_NODE=1`. Every wait is bounded; every process is killed by its handle.
 
 mod common;
@@ -46,7 +46,6 @@ fn interop(node: Command, mode: &str, url: &str, dir: &Path) -> Proc {
     Proc::spawn("node", cmd, dir)
 }
 
-#[test]
 fn the_javascript_gives_the_rust_known_answers() {
     let Some(mut node) = node() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +55,6 @@ fn the_javascript_gives_the_rust_known_answers() {
     assert!(p.stdout_text().starts_with("ok: "), "{}", p.stdout_text());
 }
 
-#[test]
 fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
     let Some(node) = node() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +91,6 @@ fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
     assert!(recv.stderr_text().contains("SHA-256 verified"), "{}", recv.stderr_text());
 }
 
-#[test]
 fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
     let Some(node) = node() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -112,3 +109,9 @@ fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
     assert!(err.contains("could not authenticate the peer"), "{err}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
+
+crate::skippable_tests!(
+    the_javascript_gives_the_rust_known_answers,
+    two_dcsend_peers_connect_through_descriptions_the_javascript_relayed,
+    a_wrong_secret_in_the_javascript_makes_dcsend_exit_3,
+);

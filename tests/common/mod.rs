@@ -66,13 +66,58 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// A suite that needs something outside the crate (root, coturn, node, Chromium) calls this
-/// when it is missing: with `DCSEND_TEST_REQUIRE_<what>=1` (as CI sets) that is a failure,
-/// otherwise the test says why it did not run and passes. One rule for every suite.
+/// when it is missing, then returns: with `DCSEND_TEST_REQUIRE_<what>=1` (as CI sets) that is
+/// a failure, otherwise the test says why it did not run. Under [`skippable_tests!`] the test
+/// then counts as ignored, with `why`, in cargo test's summary (call this on the test's own
+/// thread); under the built-in harness it passes. One rule for every suite.
 pub fn skip(what: &str, why: &str) {
     let var = format!("DCSEND_TEST_REQUIRE_{what}");
     let required = std::env::var_os(&var).is_some_and(|v| v == "1");
     assert!(!required, "{var}=1 but {why}");
-    eprintln!("SKIPPED: {why} ({var}=1 makes this a failure)");
+    let why = format!("{why}; {var}=1 makes this a failure");
+    SKIPPED.with(|s| match &mut *s.borrow_mut() {
+        Some(skipped) => *skipped = Some(why),
+        None => eprintln!("SKIPPED: {why}"),
+    });
+}
+
+thread_local! {
+    /// `Some` while a test of [`run_skippable`] runs on this thread: then why it skipped, if
+    /// it did ([`skip`]).
+    static SKIPPED: std::cell::RefCell<Option<Option<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The `main` of a suite whose tests may [`skip`] (its `[[test]]` in Cargo.toml says
+/// `harness = false`): runs the named functions as tests with libtest-mimic, which takes the
+/// same arguments as the built-in harness (filters, `--exact`, `--test-threads`, `--list`)
+/// and reports a skipped test as `ignored (why)`, counted in the summary's "ignored".
+#[macro_export]
+macro_rules! skippable_tests {
+    ($($test:ident),+ $(,)?) => {
+        fn main() -> std::process::ExitCode {
+            common::run_skippable(vec![$((stringify!($test), $test as fn())),+])
+        }
+    };
+}
+
+/// Runs `tests` (name, function) under libtest-mimic; see [`skippable_tests!`].
+pub fn run_skippable(tests: Vec<(&'static str, fn())>) -> std::process::ExitCode {
+    use libtest_mimic::{Arguments, Completion, Trial};
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            Trial::ignorable_test(name, move || {
+                SKIPPED.with(|s| *s.borrow_mut() = Some(None));
+                test();
+                Ok(match SKIPPED.with(|s| s.borrow_mut().take()).flatten() {
+                    Some(why) => Completion::ignored_with(why),
+                    None => Completion::Completed,
+                })
+            })
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }
 
 /// A child process killed (by its own handle) when dropped; its output goes to files.
