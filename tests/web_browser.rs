@@ -14,6 +14,11 @@
 //!   verified digest lets it).
 //! - A wrong secret in the address (the `#` fragment) fails the page with an authentication
 //!   error, and dcsend exits 3.
+//! - The server's bare address opens a room at once and shows its address; neither the file
+//!   picker nor "Save into a folder" shows before a peer joined. `dcsend recv` run with that
+//!   address makes the page the sender: then the picker shows (the folder box does not), and
+//!   two files arrive. The closing lines read right for one file and for two, and rates are in
+//!   MiB/s. A screenshot of the page before anyone joined is left in `target/web-e2e/`.
 //!
 //! Chromium runs with the flags a CI machine needs (headless, no sandbox as root, no GPU, no
 //! background traffic, WebRTC allowed on loopback) and otherwise as a user's: it hides its host
@@ -295,6 +300,15 @@ fn a_file_from_dcsend_downloads_from_the_page_byte_exact() {
     send.expect_code(0, WAIT);
     assert_has(&log, "role recv");
     assert_has(&log, "phase done");
+    // A receiving page offers a folder where the browser can save into one, and no picker.
+    let shown = log.lines().find(|l| l.starts_with("boxes with-role")).unwrap_or_default();
+    assert!(shown.starts_with("boxes with-role send=false folder="), "{log}");
+    assert!(!shown.ends_with("folder=false"), "no folder box on a receiving page: {log}");
+    assert_has(
+        &log,
+        "status Done: received 1 file, its SHA-256 verified. Save it with the link below.",
+    );
+    assert_mib(&log);
     let saved: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("saved ")).collect();
     assert_eq!(saved, [format!("to-browser.bin {SIZE} {}", sha256_hex(&data))], "{log}");
     assert_eq!(files_in(&out), ["to-browser.bin"]);
@@ -303,6 +317,74 @@ fn a_file_from_dcsend_downloads_from_the_page_byte_exact() {
     eprintln!(
         "dcsend -> browser: 32 MiB in {:.1?} (screenshot: {})",
         start.elapsed(),
+        shot.display()
+    );
+}
+
+/// The `numbers` line gives rates in MiB/s, as dcsend does.
+fn assert_mib(log: &str) {
+    let numbers = log.lines().find_map(|l| l.strip_prefix("numbers ")).unwrap_or_default();
+    assert!(numbers.contains(" MiB/s") && !numbers.contains("MB/s"), "numbers: {numbers:?}");
+}
+
+fn the_bare_address_opens_a_room_and_the_controls_wait_for_the_role() {
+    let Some(b) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let files = [("a.txt", random_bytes(1000, 93)), ("b.bin", random_bytes(300_000, 94))];
+    let mut args = vec![Path::new("open").to_owned()];
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    args.push(PathBuf::from(&base));
+    let shot = screenshot_path("bare-address.png");
+    args.push(shot.clone());
+    for (name, data) in &files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        args.push(path);
+    }
+    let args: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
+    let mut driver = drive(&b, &args, dir.path());
+
+    // The page opened a room by itself and shows its address.
+    let mut url = None;
+    wait_until(BROWSER_WAIT, "the page's `invite URL` line", || {
+        url =
+            driver.stdout_text().lines().find_map(|l| l.strip_prefix("invite ").map(str::to_owned));
+        url.is_some() || driver.child.try_wait().unwrap().is_some()
+    });
+    let url = url
+        .unwrap_or_else(|| panic!("no invite: {}{}", driver.stdout_text(), driver.stderr_text()));
+    assert!(url.starts_with(&base) && url.len() > base.len() && url.contains('#'), "{url}");
+    let out = dir.path().join("out");
+    let mut recv = Proc::spawn(
+        "recv",
+        peer(&["recv", "-o", &format!("{}/", out.display())], &url),
+        dir.path(),
+    );
+
+    let log = driver_log(&mut driver, &recv);
+    recv.expect_code(0, WAIT);
+    let shown: Vec<&str> = log.lines().filter(|l| l.starts_with("boxes ")).collect();
+    let before = shown.first().copied().unwrap_or_default();
+    assert!(before.starts_with("boxes before-peer send=false folder="), "{log}");
+    assert!(!before.ends_with("folder=true"), "a folder box before the role: {log}");
+    let with_role = shown.get(1).copied().unwrap_or_default();
+    assert!(with_role.starts_with("boxes with-role send=true folder="), "{log}");
+    assert!(!with_role.ends_with("folder=true"), "a folder box on a sending page: {log}");
+    assert_has(&log, "role send");
+    assert_has(
+        &log,
+        "status Done: 2 files (293.9 KiB) delivered, and the receiver confirmed each one's SHA-256.",
+    );
+    assert_mib(&log);
+    assert_eq!(files_in(&out), ["a.txt", "b.bin"]);
+    for (name, data) in &files {
+        assert!(std::fs::read(out.join(name)).unwrap() == *data, "{name}: the bytes differ");
+    }
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is no PNG", shot.display());
+    eprintln!(
+        "bare address: a room, then two files to dcsend recv (screenshot: {})",
         shot.display()
     );
 }
@@ -336,4 +418,5 @@ crate::skippable_tests!(
     a_file_picked_in_the_page_arrives_at_dcsend_recv_byte_exact,
     a_file_from_dcsend_downloads_from_the_page_byte_exact,
     a_wrong_secret_in_the_address_fails_the_page_and_dcsend_exits_3,
+    the_bare_address_opens_a_room_and_the_controls_wait_for_the_role,
 );

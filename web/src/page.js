@@ -5,13 +5,14 @@
 // shows it (./view.js). It receives into memory (a Blob, up to a cap) or, where the browser has
 // the File System Access API, straight into a folder the person picks (./sinks.js).
 //
-// This module only wires them together and owns what the person chose: the files to send
-// (before or after connecting) and the folder to save into.
+// This module only wires them together and owns what the person chose: the files to send and
+// the folder to save into, each offered once the page knows which end it is (a dcsend peer
+// says so as soon as the channel opens).
 
 import { PeerUrl } from './signal.js';
 import { connect } from './connect.js';
 import { Session, Inbox, Progress } from './session.js';
-import { MemorySink, FolderSink, MEMORY_CAP } from './sinks.js';
+import { MemorySink, FolderSink, MovableSink, MEMORY_CAP } from './sinks.js';
 import { size } from './format.js';
 import * as view from './view.js';
 
@@ -21,15 +22,26 @@ class Choices {
     /** @type {File[]} */ this.files = [];
     /** @type {((files: File[]) => void) | null} */ this.waiting = null;
     /** @type {FileSystemDirectoryHandle | null} */ this.folder = null;
+    /** @type {MovableSink | null} the item being received into memory, while no folder is chosen */
+    this.inMemory = null;
   }
 
   /** @param {File[]} files */
   choose(files) {
-    if (files.length === 0 || view.role() === 'recv') return;
+    if (files.length === 0 || !view.canChoose()) return;
     if (view.phase() === 'sending' || view.phase() === 'done') return;
     this.files = files;
     view.showChosen(files);
     if (this.waiting) this.waiting(files);
+  }
+
+  /**
+   * Saves into `folder` from now on, the item under way included.
+   * @param {FileSystemDirectoryHandle} folder
+   */
+  async chooseFolder(folder) {
+    this.folder = folder;
+    await this.inMemory?.moveTo(folder);
   }
 
   /** The files to send: those already chosen, or the next choice. @returns {Promise<File[]>} */
@@ -45,14 +57,19 @@ class Choices {
     return {
       open: async (name, bytes) => {
         if (this.folder !== null) return FolderSink.open(this.folder, name);
-        if (bytes !== null && bytes > MEMORY_CAP) {
-          throw new Error(
-            `${name} is ${size(bytes)}, more than this page keeps in memory (${size(MEMORY_CAP)}); ` +
-              (view.canSaveToFolder() ? 'choose "Save into a folder" first, or ' : '') +
-              'receive it with dcsend recv',
-          );
+        if (!view.canSaveToFolder()) {
+          if (bytes !== null && bytes > MEMORY_CAP) {
+            throw new Error(
+              `${name} is ${size(bytes)}, more than this page keeps in memory (${size(MEMORY_CAP)}); ` +
+                'receive it with dcsend recv, or in a browser that can save into a folder',
+            );
+          }
+          return new MemorySink();
         }
-        return new MemorySink();
+        // In memory until a folder is chosen, which then takes what arrived so far too.
+        if (bytes !== null && bytes > MEMORY_CAP) view.askForFolder(name, bytes);
+        this.inMemory = new MovableSink(name);
+        return this.inMemory;
       },
       stream: () => new MemorySink(),
       inFolder: () => this.folder !== null,
@@ -100,10 +117,7 @@ async function run(url, choices) {
 async function main() {
   const choices = new Choices();
   view.watchChoices((files) => choices.choose(files));
-  // Before connecting, a folder can be chosen: a dcsend sender starts at once.
-  view.offerFolder((folder) => {
-    choices.folder = folder;
-  });
+  view.offerFolder((folder) => choices.chooseFolder(folder));
   let url;
   try {
     url = PeerUrl.parse(location.href);
@@ -112,9 +126,8 @@ async function main() {
     console.error('dcsend:', e);
     return;
   }
-  view.showSendBox();
+  // The server's bare address: open a room at once and show what to run on the other side.
   if (url.room === null) {
-    await view.openRoom();
     url = url.completed();
     history.replaceState(null, '', url.toString());
     view.showInvite(url.toString());

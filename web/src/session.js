@@ -13,7 +13,7 @@
 import * as wire from './wire.js';
 import { ThresholdSender, clampThreshold, chunkSize, DEFAULT_CHUNK } from './sender.js';
 import { Fifo } from './fifo.js';
-import { size, plural, message } from './format.js';
+import { plural, message, sentSummary, receivedSummary } from './format.js';
 
 /** A dcsend peer says `hello` as soon as the channel opens. */
 export const HELLO_TIMEOUT_MS = 30_000;
@@ -271,7 +271,7 @@ export class Session {
     // Files chosen before the channel opened: say hello as a sender at once (two pages can meet).
     if (this.choice.now().length > 0) this.speak('send');
     this.ui.phase('ready', 'Connected; waiting for the other side to say hello…');
-    const first = await this.inbox.next(this.helloTimeoutMs);
+    const first = await this.firstMessage();
     if (first === null) {
       throw new Error(`the other side said nothing for ${this.helloTimeoutMs / 1000}s after connecting (is it dcsend?)`);
     }
@@ -295,6 +295,24 @@ export class Session {
     if (this.role === 'send') throw new wire.ProtocolError('both ends want to send');
     this.speak('recv');
     return this.receive();
+  }
+
+  /**
+   * The peer's first message, or null after the hello timeout. A dcsend peer says hello at once;
+   * another page says nothing until its person chooses files, so meanwhile files chosen here
+   * make this page the sender. (The inbox is read in short slices: an abandoned read could
+   * take a message from under the next one.)
+   * @private @returns {Promise<string | ArrayBuffer | typeof CLOSED | null>}
+   */
+  async firstMessage() {
+    const deadline = performance.now() + this.helloTimeoutMs;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) return null;
+      const m = await this.inbox.next(Math.min(left, 200));
+      if (m !== null) return m;
+      if (this.role === null && this.choice.now().length > 0) this.speak('send');
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -402,7 +420,7 @@ export class Session {
     }
     sender.close();
     progress.stop();
-    return `Done: ${plural(files.length, 'file')} (${size(total)}) delivered, and the receiver confirmed each one's SHA-256.`;
+    return sentSummary(files.length, total);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -473,8 +491,7 @@ export class Session {
           case 'done': {
             if (item !== null) throw new wire.ProtocolError('done inside an item');
             progress.stop();
-            const links = this.sinks.inFolder() ? '' : ' Save them with the links below.';
-            return `Done: received ${plural(count, 'file')}, each SHA-256 verified.${links}`;
+            return receivedSummary(count, this.sinks.inFolder());
           }
           case 'abort':
             throw new PeerAborted(msg.reason);

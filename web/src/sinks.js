@@ -43,6 +43,53 @@ export class MemorySink {
     this.parts = [];
     this.blobs = [];
   }
+  /** What it holds so far, in order, handed over (it then holds nothing). @returns {(Blob | Uint8Array)[]} */
+  take() {
+    const held = [...this.blobs, ...this.parts];
+    this.parts = [];
+    this.blobs = [];
+    this.pending = 0;
+    return held;
+  }
+}
+
+/**
+ * An item kept in memory until a folder is chosen (`moveTo`): then what it holds is written into
+ * the folder first, and the rest follows it there.
+ */
+export class MovableSink {
+  /** @param {string} name */
+  constructor(name) {
+    this.name = name;
+    this.memory = new MemorySink();
+    /** @type {FolderSink | null} */ this.folder = null;
+    this.finished = false;
+  }
+  /** @param {Uint8Array} bytes */
+  write(bytes) {
+    (this.folder ?? this.memory).write(bytes);
+  }
+  /** @param {FileSystemDirectoryHandle} dir */
+  async moveTo(dir) {
+    if (this.folder !== null || this.finished) return;
+    const folder = await FolderSink.open(dir, this.name);
+    if (this.finished) {
+      // It ended while the file was being made: it stays a download.
+      await folder.abort();
+      return;
+    }
+    for (const part of this.memory.take()) folder.write(part);
+    this.folder = folder;
+  }
+  /** @returns {Promise<string | null>} a download URL, or null once saved into the folder */
+  async finish() {
+    this.finished = true;
+    return this.folder !== null ? this.folder.finish() : this.memory.finish();
+  }
+  async abort() {
+    this.finished = true;
+    await (this.folder ?? this.memory).abort();
+  }
 }
 
 /** Writes an item into the chosen folder; the browser makes it appear only on `finish`. */
@@ -66,7 +113,7 @@ export class FolderSink {
     /** @type {Promise<void>} */ this.chain = Promise.resolve();
     /** @type {unknown} */ this.error = null;
   }
-  /** @param {Uint8Array} bytes */
+  /** @param {Uint8Array | Blob} bytes */
   write(bytes) {
     if (this.error) throw this.error;
     this.chain = this.chain.then(() => this.writable.write(bytes)).catch((e) => {

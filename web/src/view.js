@@ -20,12 +20,28 @@ export const phase = () => document.body.dataset.phase ?? '';
 /** @returns {string} */
 export const role = () => document.body.dataset.role ?? '';
 
+/**
+ * How long a connected page waits for the other side's hello before it offers to send: a dcsend
+ * peer says hello at once, another page only once its person chose files.
+ */
+const QUIET_PEER_MS = 1500;
+
 /** @param {string} next @param {string} [text] */
 export function setPhase(next, text) {
   document.body.dataset.phase = next;
   if (text !== undefined) say(text);
   if (next === 'sending') /** @type {HTMLInputElement} */ ($('pick')).disabled = true;
-  if (next === 'done' || next === 'failed') $('folder-box').hidden = true;
+  if (next === 'done' || next === 'failed') {
+    $('folder-box').hidden = true;
+    if (role() !== 'send') $('send-box').hidden = true;
+  }
+  if (next === 'ready' && role() === '') {
+    window.setTimeout(() => {
+      if (phase() !== 'ready' || role() !== '') return;
+      say('Connected. The other side waits for a sender too: choose files to send them.');
+      $('send-box').hidden = false;
+    }, QUIET_PEER_MS);
+  }
 }
 
 /** @param {string} text */
@@ -33,12 +49,19 @@ export function say(text) {
   $('status').textContent = text;
 }
 
-/** @param {'send' | 'recv'} r */
+/**
+ * Shows the controls of this page's role, once it is known: the files to send, or the folder to
+ * save into (where the browser can).
+ * @param {'send' | 'recv'} r
+ */
 export function showRole(r) {
   document.body.dataset.role = r;
   $('send-box').hidden = r !== 'send';
   $('folder-box').hidden = r !== 'recv' || !canSaveToFolder();
 }
+
+/** Whether files can be chosen now (the box is shown: this page sends, or may). */
+export const canChoose = () => !$('send-box').hidden;
 
 /** @param {File[]} files */
 export function showChosen(files) {
@@ -135,36 +158,30 @@ export function watchChoices(onFiles) {
 }
 
 /**
- * Offers "Save into a folder" where the browser can; calls `onFolder` with each folder picked.
- * @param {(folder: FileSystemDirectoryHandle) => void} onFolder
+ * Wires "Save into a folder" where the browser can (shown once this page turns out to receive);
+ * calls `onFolder` with each folder picked.
+ * @param {(folder: FileSystemDirectoryHandle) => Promise<void>} onFolder
  */
 export function offerFolder(onFolder) {
   if (!canSaveToFolder()) return;
-  $('folder-box').hidden = false;
   $('cap').textContent = size(MEMORY_CAP);
   $('folder').addEventListener('click', async () => {
     try {
       // @ts-ignore: Chromium's File System Access API
       const folder = await window.showDirectoryPicker({ mode: 'readwrite' });
       $('folder-name').textContent = `Files are saved into the folder "${folder.name}".`;
-      onFolder(folder);
+      await onFolder(folder);
     } catch (e) {
       if (!(e instanceof DOMException && e.name === 'AbortError')) $('folder-name').textContent = message(e);
     }
   });
 }
 
-/** Shows the files-to-send box before connecting (either end may turn out to send). */
-export function showSendBox() {
-  $('send-box').hidden = false;
-}
-
-/** Shows the landing section and resolves when the person opens a room. */
-export async function openRoom() {
-  setPhase('idle', 'Open a room to start.');
-  $('landing').hidden = false;
-  await new Promise((resolve) => $('open-room').addEventListener('click', resolve, { once: true }));
-  $('landing').hidden = true;
+/** Says that `name` (`bytes`) is too large for memory and asks for a folder. @param {string} name @param {number} bytes */
+export function askForFolder(name, bytes) {
+  $('folder-name').textContent =
+    `${name} is ${size(bytes)}, more than this page keeps in memory (${size(MEMORY_CAP)}): ` +
+    'choose a folder to save it into.';
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,23 +2,31 @@
 // One run is one browser, one fresh profile, one page:
 //
 //   node test/browser.mjs send URL FILE SCREENSHOT
-//       Opens URL (a room a `dcsend recv --peer BASE` made) in a phone-sized window, picks FILE
-//       with the keyboard alone (Tab to `#pick`, Space, the file chooser) and waits for phase
-//       `done`; then checks the page needs no sideways scrolling. Saves SCREENSHOT while the
-//       transfer is under way.
+//       Opens URL (a room a `dcsend recv --peer BASE` made) in a phone-sized window, waits for
+//       the page to know it sends, picks FILE with the keyboard alone (Tab to `#pick`, Space,
+//       the file chooser) and waits for phase `done`; then checks the page needs no sideways
+//       scrolling. Saves SCREENSHOT while the transfer is under way.
 //   node test/browser.mjs recv URL OUTDIR SCREENSHOT
-//       Opens URL (a room a `dcsend FILE --peer BASE` made) and waits for phase `done`; then
+//       Opens URL (a room a `dcsend FILE --peer BASE` made), prints the boxes shown once the
+//       page knows it receives, and waits for phase `done`; then
 //       activates every `#received a[download]` with the keyboard (Tab, Enter) and saves each
 //       download as OUTDIR/data-name.
 //       Saves SCREENSHOT while the transfer is under way.
 //   node test/browser.mjs fail URL
 //       Opens URL and waits for phase `failed` (a wrong secret, say); reaching `done` is a
 //       failure.
+//   node test/browser.mjs open BASE SCREENSHOT FILE...
+//       Opens the server's bare address BASE, which opens a room: prints `invite URL` (the
+//       address the page shows), the boxes shown before any peer came, and saves SCREENSHOT
+//       of that. Then (once a `dcsend recv --peer URL` joined) waits for the role, prints the
+//       boxes shown, picks the FILEs and waits for phase `done`.
 //
 // Prints one line per event on stdout: `picked with the keyboard`, `fits W of V px`, `role R`, `phase P`, `screenshot at BYTES of TOTAL`
 // (`#stats[data-bytes]` read just before the capture; TOTAL is `data-total`),
 // `saved NAME BYTES SHA256` (the link's data-name, data-bytes and data-sha256), `error TEXT`
-// (`#error` once failed). The page's console errors and uncaught exceptions go to stderr.
+// (`#error` once failed), `boxes WHEN send=V folder=V` (whether `#send-box` and `#folder-box`
+// are shown; `folder=-` where the browser cannot save into a folder), and at `done`,
+// `status TEXT` and `numbers TEXT` (`#status`, `#numbers`). The page's console errors and uncaught exceptions go to stderr.
 // Exits 0 when the page reached the phase the mode wants, 1 otherwise, with the reason on stderr.
 //
 // Environment:
@@ -170,10 +178,12 @@ async function checkNoSidewaysScroll(page) {
 
 async function send(page, file, shot) {
   // Keyboard only: Tab to the file input, open the chooser with Space, pick the file there.
-  // The page sends what is chosen as soon as it is connected to a receiver.
+  // The page shows the file input once it knows it sends (the receiver said hello), and sends
+  // what is chosen at once.
   // Wait for the chooser *before* the key presses: Playwright turns on Chromium's file-chooser
   // interception when the first listener is added, asynchronously; a Space that overtook it
   // opened no (interceptable) chooser, and the run timed out (2 runs in 9 here).
+  await roleKnown(page);
   const chooser = page.waitForEvent('filechooser', { timeout: STEP_MS });
   await tabTo(page, '#pick');
   await page.keyboard.press('Space');
@@ -185,7 +195,10 @@ async function send(page, file, shot) {
 }
 
 async function recv(page, outdir, shot) {
+  await roleKnown(page);
+  await boxes(page, 'with-role');
   await follow(page, 'done', shot);
+  await printClosing(page);
   const links = page.locator('#received a[download]');
   const n = await links.count();
   if (n === 0) fail('phase done but no #received a[download]');
@@ -211,6 +224,44 @@ async function recv(page, outdir, shot) {
   }
 }
 
+/** Prints which of the role's controls are shown. */
+async function boxes(page, when) {
+  const [send, folder, can] = await page.evaluate(() => [
+    !document.getElementById('send-box').hidden,
+    !document.getElementById('folder-box').hidden,
+    'showDirectoryPicker' in window,
+  ]);
+  console.log(`boxes ${when} send=${send} folder=${can ? folder : '-'}`);
+}
+
+/** Prints the closing status line and the numbers. */
+async function printClosing(page) {
+  const [status, numbers] = await page.evaluate(() =>
+    ['status', 'numbers'].map((id) => document.getElementById(id).textContent.trim()),
+  );
+  console.log(`status ${status}`);
+  console.log(`numbers ${numbers}`);
+}
+
+/** Waits until the page knows which end it is. */
+async function roleKnown(page) {
+  const timeout = Math.max(left() - CLOSE_MS, 1);
+  await page.waitForFunction(() => document.body.dataset.role !== undefined, null, { timeout });
+}
+
+async function open(page, shot, files) {
+  const invite = page.locator('#invite[data-url^="http"]');
+  await invite.waitFor({ timeout: STEP_MS });
+  console.log(`invite ${await invite.getAttribute('data-url')}`);
+  await boxes(page, 'before-peer');
+  await page.screenshot({ path: shot, timeout: STEP_MS });
+  await roleKnown(page);
+  await boxes(page, 'with-role');
+  await page.setInputFiles('#pick', files, { timeout: STEP_MS });
+  await follow(page, 'done', null);
+  await printClosing(page);
+}
+
 async function expectFailure(page) {
   await follow(page, 'failed', null);
   const n = await page.locator('#received a[download]').count();
@@ -218,9 +269,11 @@ async function expectFailure(page) {
 }
 
 async function main() {
-  const usage = 'usage: browser.mjs send URL FILE SCREENSHOT | recv URL OUTDIR SCREENSHOT | fail URL';
+  const usage =
+    'usage: browser.mjs send URL FILE SCREENSHOT | recv URL OUTDIR SCREENSHOT | fail URL | open BASE SCREENSHOT FILE...';
   const arity = { send: 2, recv: 2, fail: 0 }[mode];
-  if (arity === undefined || !url || rest.length !== arity) fail(usage);
+  const ok = mode === 'open' ? rest.length >= 2 : arity !== undefined && rest.length === arity;
+  if (!url || !ok) fail(usage);
 
   // A launched browser gets a new temporary profile (user-data-dir), deleted on close, and a
   // new context in it starts with no cookies, storage or permissions: every run starts fresh.
@@ -265,6 +318,7 @@ async function main() {
 
   if (mode === 'send') await send(page, rest[0], rest[1]);
   else if (mode === 'recv') await recv(page, rest[0], rest[1]);
+  else if (mode === 'open') await open(page, rest[0], rest.slice(1));
   else await expectFailure(page);
 }
 

@@ -135,6 +135,19 @@ async function test(name, fn) {
   console.log(`ok ${name}`);
 }
 
+await test('two pages, nothing chosen yet: a file chosen after connecting makes that page the sender', async () => {
+  const [a, b] = pair();
+  const later = [];
+  const sender = page(a, { files: later });
+  const receiver = page(b);
+  setTimeout(() => later.push(new File(['hello'], 'one.txt')), 300);
+  const [sent, received] = await Promise.all([sender.session.run(), receiver.session.run()]);
+  assert.equal(sent, 'Done: 1 file (5 B) delivered, and the receiver confirmed its SHA-256.');
+  assert.equal(received, 'Done: received 1 file, its SHA-256 verified. Save it with the link below.');
+  assert.deepEqual([sender.shown.roles, receiver.shown.roles], [['send'], ['recv']]);
+  assert.deepEqual(await downloaded(receiver.shown.received[0].href), new TextEncoder().encode('hello'));
+});
+
 await test('two pages: files chosen first make a sender; every byte arrives, verified and acknowledged', async () => {
   const [a, b] = pair();
   const big = new Uint8Array(randomBytes(300_000));

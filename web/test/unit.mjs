@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import * as wire from '../src/wire.js';
 import { Fifo } from '../src/fifo.js';
 import { ThresholdSender, clampThreshold, chunkSize, BROWSER_QUEUE_LIMIT } from '../src/sender.js';
+import { size, rate, sentSummary, receivedSummary } from '../src/format.js';
+import { MovableSink } from '../src/sinks.js';
 
 let checks = 0;
 function check(name, fn) {
@@ -207,6 +209,76 @@ await (async () => {
   assert.ok(ch.peak <= BROWSER_QUEUE_LIMIT);
   checks += 1;
   console.log('ok a clamped threshold never overflows the browser queue');
+})();
+
+// ---- format ---------------------------------------------------------------------------------
+
+check('sizes and rates are in powers of 1024, as dcsend prints them', () => {
+  assert.equal(size(1000), '1000 B');
+  assert.equal(size(1536), '1.5 KiB');
+  assert.equal(size(32 << 20), '32.0 MiB');
+  assert.equal(rate(12.5 * 1024 ** 2), '12.5 MiB/s');
+});
+
+check('the closing lines read right for one file and for several', () => {
+  assert.equal(sentSummary(1, 5), 'Done: 1 file (5 B) delivered, and the receiver confirmed its SHA-256.');
+  assert.equal(
+    sentSummary(2, 3072),
+    "Done: 2 files (3.0 KiB) delivered, and the receiver confirmed each one's SHA-256.",
+  );
+  assert.equal(receivedSummary(1, false), 'Done: received 1 file, its SHA-256 verified. Save it with the link below.');
+  assert.equal(
+    receivedSummary(2, false),
+    'Done: received 2 files, each SHA-256 verified. Save them with the links below.',
+  );
+  assert.equal(receivedSummary(2, true), 'Done: received 2 files, each SHA-256 verified.');
+});
+
+// ---- sinks ----------------------------------------------------------------------------------
+
+/** A folder as the File System Access API gives it, in memory: name -> written parts. */
+function fakeFolder() {
+  const files = new Map();
+  return {
+    files,
+    name: 'fake',
+    async getFileHandle(name, { create = false } = {}) {
+      if (!files.has(name)) {
+        if (!create) throw new DOMException('no such file', 'NotFoundError');
+        files.set(name, []);
+      }
+      return {
+        createWritable: async () => ({
+          write: async (part) => files.get(name).push(new Uint8Array(await new Blob([part]).arrayBuffer())),
+          close: async () => {},
+          abort: async () => {},
+        }),
+      };
+    },
+    async removeEntry(name) {
+      files.delete(name);
+    },
+  };
+}
+
+await (async () => {
+  // A folder chosen while an item is under way takes what arrived so far, then the rest.
+  const dir = fakeFolder();
+  const sink = new MovableSink('a.bin');
+  sink.write(new Uint8Array([1, 2]));
+  sink.write(new Uint8Array([3]));
+  const moving = sink.moveTo(dir);
+  sink.write(new Uint8Array([4])); // arrives while the file is being made
+  await moving;
+  sink.write(new Uint8Array([5, 6]));
+  assert.equal(await sink.finish(), null, 'saved into the folder: no download link');
+  assert.deepEqual(Buffer.concat(dir.files.get('a.bin')), Buffer.from([1, 2, 3, 4, 5, 6]));
+  // Without a folder it stays a download.
+  const kept = new MovableSink('b.bin');
+  kept.write(new Uint8Array([7]));
+  assert.match(await kept.finish(), /^blob:/);
+  checks += 1;
+  console.log('ok a folder chosen mid-item takes the bytes so far and the rest, in order');
 })();
 
 console.log(`${checks} checks passed`);
