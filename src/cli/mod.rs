@@ -20,8 +20,9 @@ pub fn exit_codes(table: &[(u8, &str)]) -> String {
 }
 
 /// `--help` text after the options of a subcommand (`None` = the top level): its example
-/// blocks (kept verbatim: every line fits 80 columns), its notes and the units (prose, one
-/// line per paragraph: clap wraps it to the terminal), then its exit codes.
+/// blocks, its notes (prose, one line per paragraph: clap wraps it to the terminal), the
+/// units and its exit codes. Examples, units and exit codes are printed as written: each of
+/// their lines fits 80 columns (`tests/cli.rs` checks that clap never breaks one).
 fn long_help(subcommand: Option<&str>) -> String {
     let exit = exit_code_table(subcommand).map(exit_codes);
     let parts = [examples(subcommand), notes(subcommand), units(subcommand), exit.as_deref()];
