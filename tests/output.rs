@@ -609,3 +609,145 @@ fn bare_dcsend_at_a_prompt_prints_the_short_usage() {
     assert_eq!(status.code(), Some(2), "{text}");
     assert!(text.contains("nothing to send") && text.contains("dcsend recv"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// `dcsend recv` at a shell: stdout is a terminal
+
+/// `len` pseudo-random bytes with no `\n` or `\r`, so a terminal's line discipline (`\n` ->
+/// `\r\n`) cannot hide them: any window of them on the terminal is payload that leaked.
+fn no_newlines(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = random_bytes(len, seed);
+    for b in &mut data {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b'x';
+        }
+    }
+    data
+}
+
+/// Panics when any of a few 32-byte windows of `data` shows on `tty`.
+fn assert_no_payload_on(tty: &[u8], data: &[u8]) {
+    for at in [0, data.len() / 3, data.len() / 2, data.len() - 32] {
+        assert!(!contains(tty, &data[at..at + 32]), "payload bytes (at {at}) reached the terminal");
+    }
+}
+
+/// A receiver at a shell, as a person runs it: stdin, stdout and stderr one pseudo-terminal,
+/// working in `cwd`, `extra` flags added, against `tx` (negotiating through token files in
+/// `dir`). Returns the receiver's status and what its terminal showed, and the sender.
+/// `None` when no pseudo-terminal is available.
+fn recv_at_a_shell(
+    dir: &Path,
+    cwd: &Path,
+    tx: Command,
+    extra: &[&str],
+) -> Option<(ExitStatus, Vec<u8>, Proc)> {
+    let t = Tokens::in_dir(dir);
+    let mut rx = dcsend();
+    rx.arg("recv").args(LOOPBACK).args(extra).current_dir(cwd);
+    rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    let also = Also { stdin: true, stdout: true };
+    let recv = OnPty::spawn_with("recv", rx, dir, also)?;
+    let send = Proc::spawn("send", tx, dir);
+    let (status, tty) = recv.finish(WAIT);
+    Some((status, tty, send))
+}
+
+/// Issue 19: `dcsend recv` as printed, with stdout a terminal, put 50 MiB of binary on the
+/// screen. Now it saves the file in the current folder under the sender's name, says so, and
+/// writes no payload to the terminal.
+#[test]
+fn recv_on_a_terminal_saves_the_file_under_its_name_and_not_on_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("here");
+    std::fs::create_dir(&cwd).unwrap();
+    let data = no_newlines(1 << 20, 61);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let tx = sender(&[&src], &Tokens::in_dir(dir.path()));
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), &cwd, tx, &[]) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert!(status.success(), "recv: {status}; tty:\n{}", tty.escape_ascii());
+    send.expect_code(0, WAIT);
+    assert_no_payload_on(&tty, &data);
+    assert!(tty.len() < 64 << 10, "{} bytes on the terminal", tty.len());
+    assert_eq!(files_in(&cwd), ["payload.bin"]);
+    assert!(std::fs::read(cwd.join("payload.bin")).unwrap() == data, "saved file differs");
+    assert!(text.contains("current folder"), "does not say where:\n{text}");
+}
+
+/// Data without a name (the sender's stdin) has nowhere to go when stdout is a terminal:
+/// refused, as curl refuses binary output to a terminal, with what to run instead; nothing
+/// written to the screen or the folder, and the sender is told.
+#[test]
+fn recv_on_a_terminal_refuses_data_without_a_name_and_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("here");
+    std::fs::create_dir(&cwd).unwrap();
+    let data = no_newlines(1 << 20, 62);
+    let t = Tokens::in_dir(dir.path());
+    // `dcsend - < stdin.bin`: stdin, so no name.
+    let input = dir.path().join("stdin.bin");
+    std::fs::write(&input, &data).unwrap();
+    let mut tx = dcsend();
+    tx.arg("-").args(LOOPBACK).arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    tx.stdin(File::open(&input).unwrap());
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), &cwd, tx, &[]) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert_eq!(status.code(), Some(1), "recv: {status}; tty:\n{text}");
+    assert!(text.contains("has no name") && text.contains("-o FILE"), "{text}");
+    assert_no_payload_on(&tty, &data);
+    assert!(files_in(&cwd).is_empty(), "written: {:?}", files_in(&cwd));
+    send.expect_code(3, WAIT);
+    assert!(send.stderr_text().contains("-o FILE"), "sender not told:\n{}", send.stderr_text());
+}
+
+/// An existing file in the current folder is never overwritten (magic-wormhole refuses too):
+/// exit 1 with what to do, the file as it was.
+#[test]
+fn recv_on_a_terminal_never_overwrites_a_file_in_the_current_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("here");
+    std::fs::create_dir(&cwd).unwrap();
+    std::fs::write(cwd.join("payload.bin"), b"mine").unwrap();
+    let (src, _) = payload(dir.path(), 100_000, 63);
+    let tx = sender(&[&src], &Tokens::in_dir(dir.path()));
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), &cwd, tx, &[]) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert_eq!(status.code(), Some(1), "recv: {status}; tty:\n{text}");
+    assert!(text.contains("payload.bin exists (use --force to overwrite)"), "{text}");
+    assert_eq!(std::fs::read(cwd.join("payload.bin")).unwrap(), b"mine");
+    assert_eq!(files_in(&cwd), ["payload.bin"]);
+    send.expect_code(3, WAIT);
+}
+
+/// `-o -` is stdout even on a terminal (curl's `--output -`): text sent from a pipe shows.
+#[test]
+fn recv_dash_o_dash_writes_to_the_terminal_anyway() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("note.txt");
+    std::fs::write(&src, "hello from dcsend\n").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut tx = dcsend();
+    tx.arg("-").args(LOOPBACK).arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    tx.stdin(File::open(&src).unwrap());
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), dir.path(), tx, &["-o", "-"])
+    else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert!(status.success(), "recv: {status}; tty:\n{text}");
+    send.expect_code(0, WAIT);
+    assert!(text.contains("hello from dcsend"), "{text}");
+    assert!(!dir.path().join("-").exists(), "-o - made a file called -");
+}

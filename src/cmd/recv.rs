@@ -1,5 +1,6 @@
 //! `dcsend recv`
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +20,16 @@ pub(super) async fn run(cfg: RecvConfig, cancel: CancellationToken) -> anyhow::R
         RecvTarget::Stdout => Destination::Stdout,
         RecvTarget::File(p) => Destination::File(p.clone()),
         RecvTarget::Dir(p) => Destination::Dir(p.clone()),
+        // The empty path: the current folder, and messages show bare names.
+        RecvTarget::Here => Destination::NamedOnly(PathBuf::new()),
         RecvTarget::Discard => Destination::Discard,
     };
+    if cfg.target == RecvTarget::Here && cfg.output.summary {
+        eprintln!(
+            "dcsend: stdout is a terminal, so files are saved in the current folder under the \
+             sender's names (-o or a pipe puts them elsewhere)"
+        );
+    }
     // `-o downloads/` names a folder: made if missing, as `mkdir -p` would (croc and
     // magic-wormhole save into a folder of their own too), before connecting.
     if let Destination::Dir(dir) = &dest

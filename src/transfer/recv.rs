@@ -39,6 +39,10 @@ pub enum Destination {
     File(PathBuf),
     /// Items into this folder under their (sanitised) names.
     Dir(PathBuf),
+    /// As [`Destination::Dir`], but data without a name (stdin, a plain peer) is refused
+    /// rather than stored as `stream`: what `recv` does when stdout is a terminal and there
+    /// is no `-o` (the current folder, as croc and magic-wormhole save).
+    NamedOnly(PathBuf),
     /// Nowhere: items are verified, then dropped (`recv --sink`, `bench`).
     Discard,
 }
@@ -52,8 +56,8 @@ pub struct RecvOptions {
     pub force: bool,
     /// After `done`, how long to wait for the sender to close before leaving anyway.
     pub linger: Duration,
-    /// Offer the sender what an existing `NAME.part` holds (`recv --resume`); only for
-    /// [`Destination::Dir`] and [`Destination::File`].
+    /// Offer the sender what an existing `NAME.part` holds (`recv --resume`); not for
+    /// [`Destination::Stdout`] and [`Destination::Discard`].
     pub resume: bool,
 }
 
@@ -112,7 +116,7 @@ pub async fn receive<P: ChannelPort>(
     meter: Arc<Meter>,
     cancel: CancellationToken,
 ) -> Result<RecvOutcome, TransferError> {
-    let resume = opts.resume && matches!(opts.dest, Destination::Dir(_) | Destination::File(_));
+    let resume = opts.resume && !matches!(opts.dest, Destination::Stdout | Destination::Discard);
     let placer = match Placer::open(&opts.dest, opts.force) {
         Ok(placer) => placer,
         Err(e) => {
