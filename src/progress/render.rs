@@ -54,7 +54,7 @@ impl Live {
         // indicatif's default template.
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
             .with_style(style(TEMPLATE_STREAM))
-            .with_prefix(label.to_owned());
+            .with_prefix(crate::error::shown_reason(label));
         bar.set_draw_target(target);
         Self { bar, show_buffer }
     }
@@ -71,6 +71,12 @@ impl Live {
         }
         self.bar.set_position(s.bytes);
         self.bar.set_message(line(s, self.show_buffer));
+    }
+
+    /// Relabels the view (the item in progress). The label may come from a peer: control
+    /// characters and bidi overrides are escaped.
+    pub fn set_label(&self, label: &str) {
+        self.bar.set_prefix(crate::error::shown_reason(label));
     }
 
     /// Removes the line (the caller prints a summary instead).

@@ -266,11 +266,19 @@ impl Receiver {
             self.say_why_not_resumed(name, size, &placed.part);
         }
         let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.start(Out::Sink(sink), size, placed);
+        self.start(Out::Sink(sink), name, size, placed);
         Ok(())
     }
 
-    fn start(&mut self, out: Out, size: Option<u64>, placed: Option<Placed>) {
+    /// Starts item `name` (the sender's name for it), stored as `placed`.
+    fn start(&mut self, out: Out, name: Option<&str>, size: Option<u64>, placed: Option<Placed>) {
+        // The live view shows the name it is saved under, else the sender's; a nameless
+        // item keeps the label the view started with (where the data goes).
+        match (&placed, name) {
+            (Some(p), _) => self.meter.set_label(p.name.to_string_lossy().into_owned()),
+            (None, Some(name)) => self.meter.set_label(name.to_owned()),
+            (None, None) => {}
+        }
         // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
         self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
         self.current = Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0 });
