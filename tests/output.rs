@@ -241,8 +241,12 @@ fn stderr_files(progress: &str, env: &[(&str, &str)], frames: bool) {
         }
     }
     if frames {
-        let err = send.stderr_text();
-        assert!(err.contains("payload.bin [") && err.contains("buf "), "no frame drawn:\n{err}");
+        let err = std::fs::read(&send.stderr).unwrap();
+        assert!(
+            self::frames(&err).iter().any(|f| f.starts_with("payload.bin ") && f.contains("buf ")),
+            "no frame drawn:\n{}",
+            err.escape_ascii()
+        );
     }
 }
 
@@ -549,6 +553,30 @@ fn on_a_terminal_the_receiver_s_view_is_labelled_with_the_file_name() {
         frames.iter().any(|f| f.starts_with("payload.bin ")),
         "no frame labelled with the file name: {frames:#?}"
     );
+}
+
+/// Issue 19: at 80 columns the view was cut after the average rate, losing the ETA, `buf X/Y`
+/// (the headline) and the path. Every frame now fits the terminal, and the sender's shows
+/// `buf` and the ETA.
+#[test]
+fn at_80_columns_every_frame_fits_and_the_sender_s_shows_buf_and_the_eta() {
+    let Some((send, recv)) = slow_pair_on_ptys(80) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let (send, recv) = (frames(&send), frames(&recv));
+    eprintln!("sender frames at 80 columns: {send:#?}\nreceiver frames: {recv:#?}");
+    for (name, frames) in [("send", &send), ("recv", &recv)] {
+        assert!(!frames.is_empty(), "{name}: no frame drawn");
+        for f in frames.iter() {
+            assert!(f.chars().count() <= 80, "{name}: {} columns: {f:?}", f.chars().count());
+        }
+    }
+    assert!(
+        send.iter().any(|f| f.contains("buf ") && f.contains("ETA ")),
+        "no sender frame with buf and ETA: {send:#?}"
+    );
+    assert!(recv.iter().any(|f| f.contains("ETA ")), "no receiver frame with an ETA: {recv:#?}");
 }
 
 // ---------------------------------------------------------------------------------------

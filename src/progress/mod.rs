@@ -64,7 +64,7 @@ impl Reporter {
                 })?)))
             }
         };
-        let live = Live::new(opts.live, &opts.label, opts.show_buffer);
+        let mut live = Live::new(opts.live, &opts.label, opts.show_buffer);
         let path = opts.path;
         let started = Instant::now();
         let (stop, mut stopped) = oneshot::channel();
