@@ -793,7 +793,8 @@ fn recv_at_a_shell(
 ) -> Option<(ExitStatus, Vec<u8>, Proc)> {
     let t = Tokens::in_dir(dir);
     let mut rx = dcsend();
-    rx.arg("recv").args(LOOPBACK).args(extra).current_dir(cwd);
+    // As a person runs it: the live view is on (`--progress auto`, stderr is the terminal).
+    rx.arg("recv").args(BIND).args(extra).current_dir(cwd);
     rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
     let also = Also { stdin: true, stdout: true, ..Also::default() };
     let recv = OnPty::spawn_with("recv", rx, dir, also)?;
