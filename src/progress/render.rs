@@ -79,6 +79,9 @@ impl Live {
     /// Redraws from a snapshot, fitted to the terminal's current width (80 columns when
     /// stderr is not a terminal, as with `--progress always` into a file).
     pub fn update(&mut self, s: &Snapshot) {
+        if self.bar.is_hidden() {
+            return;
+        }
         let width = console::Term::stderr().size().1 as usize;
         self.bar.set_message(frame(&self.label, s, self.show_buffer, width, &mut self.widest));
     }
@@ -138,9 +141,12 @@ impl Widest {
     }
 }
 
-/// One frame of the live view, at most `width` columns, e.g. at 120 columns:
+/// One frame of the live view, at most `width` columns; at 120 columns a sender shows
 ///
-/// `payload.bin [=====>      ] 12.3 MiB/50 MiB  310 MiB/s (avg 290 MiB/s)  ETA 9s  buf 4.1 MiB/4 MiB  host/relay`
+/// `payload.bin [=====>                  ] 12.3 MiB/50 MiB  310 MiB/s (avg 290 MiB/s)  ETA 9s
+/// buf 4.1 MiB/4 MiB  host/relay` (one line), and at 80
+///
+/// `payload.bin  12.3 MiB/50 MiB  310 MiB/s  ETA 9s  buf 4.1 MiB/4 MiB  host/relay`
 ///
 /// (`buf` only with `show_buffer`; the path, the selected candidate pair's local/remote
 /// kinds, once known). Parts that do not fit are left out in [`Part`]'s order; if even the
