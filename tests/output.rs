@@ -106,6 +106,7 @@ fn recv_to_stdout_with_noise(extra: &[&str], env: &[(&str, &str)], log_needle: &
     assert!(err.lines().any(|l| l.contains(log_needle)), "no {log_needle} log line:\n{err}");
     // (With --progress always the frames share the file: a line may start with escapes.)
     assert!(err.lines().any(|l| l.contains(r#"{"t":"summary""#)), "no NDJSON summary:\n{err}");
+    assert!(err.contains("received to stdout:"), "the summary does not say stdout:\n{err}");
     assert!(err.contains("SHA-256 verified"), "no closing summary line:\n{err}");
     assert!(!contains(err.as_bytes(), &data[..64]), "payload bytes leaked into stderr");
     assert!(send.stdout_bytes().is_empty(), "sender stdout: {:?}", send.stdout_bytes());
@@ -136,6 +137,37 @@ fn sender_stdout_is_empty_with_vv_progress_and_stats() {
     assert!(err.lines().any(|l| l.contains(r#"{"t":"summary""#)), "no NDJSON summary:\n{err}");
     assert!(err.contains("dcsend: sent 1.0 MiB"), "no closing summary line:\n{err}");
     assert!(recv.stdout_bytes() == data);
+}
+
+/// Issue 19: the receiver's summary named no file ("received 50.0 MiB ..."). It names the
+/// saved file, and the folder when there are several.
+#[test]
+fn the_receiver_s_summary_names_the_saved_file_or_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 100_000, 24);
+    let src = src.as_path();
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, b"other").unwrap();
+    let out = dir.path().join("out");
+    for (run, (files, want)) in [
+        (&[src][..], format!("dcsend: received '{}':", out.join("payload.bin").display())),
+        (&[src, &other], format!("dcsend: received 2 files into '{}/':", out.display())),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let _ = std::fs::remove_dir_all(&out);
+        // Fresh token files per run: a pair must not read the last run's.
+        let run_dir = dir.path().join(format!("run{run}"));
+        std::fs::create_dir(&run_dir).unwrap();
+        let t = Tokens::in_dir(&run_dir);
+        let mut rx = receiver(&t);
+        rx.arg("-o").arg(format!("{}/", out.display()));
+        let (_, recv) = run_pair(&run_dir, sender(files, &t), rx);
+        let err = recv.stderr_text();
+        assert!(err.contains(&want), "wanted {want:?} in:\n{err}");
+        assert!(std::fs::read(out.join("payload.bin")).unwrap() == data);
+    }
 }
 
 /// The first line of `text` that looks like a token (long base64, newline-terminated).
@@ -209,8 +241,12 @@ fn stderr_files(progress: &str, env: &[(&str, &str)], frames: bool) {
         }
     }
     if frames {
-        let err = send.stderr_text();
-        assert!(err.contains("payload.bin [") && err.contains("buf "), "no frame drawn:\n{err}");
+        let err = std::fs::read(&send.stderr).unwrap();
+        assert!(
+            self::frames(&err).iter().any(|f| f.starts_with("payload.bin ") && f.contains("buf ")),
+            "no frame drawn:\n{}",
+            err.escape_ascii()
+        );
     }
 }
 
@@ -242,6 +278,10 @@ fn progress_always_into_a_file_draws_frames_without_colour() {
 struct Also {
     stdin: bool,
     stdout: bool,
+    /// Stdout a pipe the test reads (`proc.child.stdout`), instead of a file.
+    stdout_pipe: bool,
+    /// The terminal's width; 0: 100 columns.
+    cols: u16,
 }
 
 struct OnPty {
@@ -260,7 +300,8 @@ impl OnPty {
     /// person at a shell has); the others stay as `cmd` has them (stdout: a file).
     fn spawn_with(name: &'static str, mut cmd: Command, dir: &Path, also: Also) -> Option<OnPty> {
         use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
-        let size = nix::pty::Winsize { ws_row: 24, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+        let cols = if also.cols == 0 { 100 } else { also.cols };
+        let size = nix::pty::Winsize { ws_row: 24, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = nix::pty::openpty(&size, None).ok()?;
         for fd in [&pty.master, &pty.slave] {
             fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
@@ -270,6 +311,8 @@ impl OnPty {
         let stderr = dir.join(format!("{name}.stderr"));
         if also.stdout {
             cmd.stdout(Stdio::from(pty.slave.try_clone().ok()?));
+        } else if also.stdout_pipe {
+            cmd.stdout(Stdio::piped());
         } else {
             cmd.stdout(File::create(&stdout).unwrap());
         }
@@ -428,6 +471,112 @@ fn usage_error_on_a_terminal_honours_no_color_and_term_dumb() {
         let tty = run(env).unwrap();
         assert!(colours(&tty).is_empty(), "{env:?}: {:?}", distinct(colours(&tty)));
     }
+}
+
+/// The live view's frames in what a terminal got: escape sequences removed, split where
+/// the view returns to the line's start, trailing padding trimmed; only lines with a rate
+/// ("/s"), so summaries and notices are left out.
+fn frames(tty: &[u8]) -> Vec<String> {
+    let mut plain = Vec::new();
+    let mut i = 0;
+    while i < tty.len() {
+        if tty[i] == 0x1b {
+            // Skip ESC [ params final, or ESC and one byte.
+            i += 1;
+            if tty.get(i) == Some(&b'[') {
+                i += 1;
+                while i < tty.len() && !(0x40..=0x7e).contains(&tty[i]) {
+                    i += 1;
+                }
+            }
+            i += 1;
+            plain.push(b'\r');
+            continue;
+        }
+        plain.push(tty[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&plain)
+        .split(['\r', '\n'])
+        .map(|l| l.trim_end().to_owned())
+        .filter(|l| l.contains("/s") && !l.starts_with("dcsend"))
+        .collect()
+}
+
+/// A sender and a receiver of 8 MiB with their stderrs on pseudo-terminals `cols` wide,
+/// `--progress always`; the receiver's stdout is a pipe the test drains at about 4 MiB/s, so
+/// the transfer lasts long enough for the views to show a rate and an ETA whatever the
+/// machine's speed. Returns what each terminal showed, (sender, receiver); `None` when no
+/// pseudo-terminal is available.
+fn slow_pair_on_ptys(cols: u16) -> Option<(Vec<u8>, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = payload(dir.path(), 8 << 20, 71);
+    let (mut tx, mut rx) = pair(dir.path(), &src, "always");
+    for cmd in [&mut tx, &mut rx] {
+        cmd.env("TERM", "xterm-256color");
+    }
+    let on_pty = Also { cols, ..Also::default() };
+    let mut recv = OnPty::spawn_with("recv", rx, dir.path(), Also { stdout_pipe: true, ..on_pty })?;
+    let send = OnPty::spawn_with("send", tx, dir.path(), on_pty)?;
+    let mut pipe = recv.proc.child.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let (mut got, mut buf) = (Vec::new(), vec![0u8; 64 << 10]);
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(16));
+        }
+        got
+    });
+    let (send_status, send_tty) = send.finish(WAIT);
+    let (recv_status, recv_tty) = recv.finish(WAIT);
+    let got = drain.join().unwrap();
+    let show = |b: &[u8]| b.escape_ascii().to_string();
+    assert!(send_status.success(), "send: {send_status}; tty:\n{}", show(&send_tty));
+    assert!(recv_status.success(), "recv: {recv_status}; tty:\n{}", show(&recv_tty));
+    assert!(got == data, "the receiver's stdout is not the payload");
+    Some((send_tty, recv_tty))
+}
+
+/// Issue 19: the receiver's live view was labelled `recv`; it shows the file's name.
+#[test]
+fn on_a_terminal_the_receiver_s_view_is_labelled_with_the_file_name() {
+    let Some((_, recv)) = slow_pair_on_ptys(100) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let frames = frames(&recv);
+    assert!(
+        frames.iter().any(|f| f.starts_with("payload.bin ")),
+        "no frame labelled with the file name: {frames:#?}"
+    );
+}
+
+/// Issue 19: at 80 columns the view was cut after the average rate, losing the ETA, `buf X/Y`
+/// (the headline) and the path. Every frame now fits the terminal, and the sender's shows
+/// `buf` and the ETA.
+#[test]
+fn at_80_columns_every_frame_fits_and_the_sender_s_shows_buf_and_the_eta() {
+    let Some((send, recv)) = slow_pair_on_ptys(80) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let (send, recv) = (frames(&send), frames(&recv));
+    eprintln!("sender frames at 80 columns: {send:#?}\nreceiver frames: {recv:#?}");
+    for (name, frames) in [("send", &send), ("recv", &recv)] {
+        assert!(!frames.is_empty(), "{name}: no frame drawn");
+        for f in frames.iter() {
+            assert!(f.chars().count() <= 80, "{name}: {} columns: {f:?}", f.chars().count());
+        }
+    }
+    assert!(
+        send.iter().any(|f| f.contains("buf ") && f.contains("ETA ")),
+        "no sender frame with buf and ETA: {send:#?}"
+    );
+    assert!(recv.iter().any(|f| f.contains("ETA ")), "no receiver frame with an ETA: {recv:#?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -608,4 +757,148 @@ fn bare_dcsend_at_a_prompt_prints_the_short_usage() {
     let text = String::from_utf8_lossy(&tty);
     assert_eq!(status.code(), Some(2), "{text}");
     assert!(text.contains("nothing to send") && text.contains("dcsend recv"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// `dcsend recv` at a shell: stdout is a terminal
+
+/// `len` pseudo-random bytes with no `\n` or `\r`, so a terminal's line discipline (`\n` ->
+/// `\r\n`) cannot hide them: any window of them on the terminal is payload that leaked.
+fn no_newlines(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = random_bytes(len, seed);
+    for b in &mut data {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b'x';
+        }
+    }
+    data
+}
+
+/// Panics when any of a few 32-byte windows of `data` shows on `tty`.
+fn assert_no_payload_on(tty: &[u8], data: &[u8]) {
+    for at in [0, data.len() / 3, data.len() / 2, data.len() - 32] {
+        assert!(!contains(tty, &data[at..at + 32]), "payload bytes (at {at}) reached the terminal");
+    }
+}
+
+/// A receiver at a shell, as a person runs it: stdin, stdout and stderr one pseudo-terminal,
+/// working in `cwd`, `extra` flags added, against `tx` (negotiating through token files in
+/// `dir`). Returns the receiver's status and what its terminal showed, and the sender.
+/// `None` when no pseudo-terminal is available.
+fn recv_at_a_shell(
+    dir: &Path,
+    cwd: &Path,
+    tx: Command,
+    extra: &[&str],
+) -> Option<(ExitStatus, Vec<u8>, Proc)> {
+    let t = Tokens::in_dir(dir);
+    let mut rx = dcsend();
+    // As a person runs it: the live view is on (`--progress auto`, stderr is the terminal).
+    rx.arg("recv").args(BIND).args(extra).current_dir(cwd);
+    rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+    let also = Also { stdin: true, stdout: true, ..Also::default() };
+    let recv = OnPty::spawn_with("recv", rx, dir, also)?;
+    let send = Proc::spawn("send", tx, dir);
+    let (status, tty) = recv.finish(WAIT);
+    Some((status, tty, send))
+}
+
+/// Issue 19: `dcsend recv` as printed, with stdout a terminal, put 50 MiB of binary on the
+/// screen. Now it saves the file in the current folder under the sender's name, says so, and
+/// writes no payload to the terminal.
+#[test]
+fn recv_on_a_terminal_saves_the_file_under_its_name_and_not_on_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("here");
+    std::fs::create_dir(&cwd).unwrap();
+    let data = no_newlines(1 << 20, 61);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let tx = sender(&[&src], &Tokens::in_dir(dir.path()));
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), &cwd, tx, &[]) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert!(status.success(), "recv: {status}; tty:\n{}", tty.escape_ascii());
+    send.expect_code(0, WAIT);
+    assert_no_payload_on(&tty, &data);
+    assert!(tty.len() < 64 << 10, "{} bytes on the terminal", tty.len());
+    assert_eq!(files_in(&cwd), ["payload.bin"]);
+    assert!(std::fs::read(cwd.join("payload.bin")).unwrap() == data, "saved file differs");
+    assert!(text.contains("current folder"), "does not say where:\n{text}");
+    assert!(text.contains("received 'payload.bin':"), "the summary does not name it:\n{text}");
+}
+
+/// Data without a name (the sender's stdin) has nowhere to go when stdout is a terminal:
+/// refused, as curl refuses binary output to a terminal, with what to run instead; nothing
+/// written to the screen or the folder, and the sender is told.
+#[test]
+fn recv_on_a_terminal_refuses_data_without_a_name_and_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("here");
+    std::fs::create_dir(&cwd).unwrap();
+    let data = no_newlines(1 << 20, 62);
+    let t = Tokens::in_dir(dir.path());
+    // `dcsend - < stdin.bin`: stdin, so no name.
+    let input = dir.path().join("stdin.bin");
+    std::fs::write(&input, &data).unwrap();
+    let mut tx = dcsend();
+    tx.arg("-").args(LOOPBACK).arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    tx.stdin(File::open(&input).unwrap());
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), &cwd, tx, &[]) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert_eq!(status.code(), Some(1), "recv: {status}; tty:\n{text}");
+    assert!(text.contains("has no name") && text.contains("-o FILE"), "{text}");
+    assert_no_payload_on(&tty, &data);
+    assert!(files_in(&cwd).is_empty(), "written: {:?}", files_in(&cwd));
+    send.expect_code(3, WAIT);
+    assert!(send.stderr_text().contains("-o FILE"), "sender not told:\n{}", send.stderr_text());
+}
+
+/// An existing file in the current folder is never overwritten (magic-wormhole refuses too):
+/// exit 1 with what to do, the file as it was.
+#[test]
+fn recv_on_a_terminal_never_overwrites_a_file_in_the_current_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("here");
+    std::fs::create_dir(&cwd).unwrap();
+    std::fs::write(cwd.join("payload.bin"), b"mine").unwrap();
+    let (src, _) = payload(dir.path(), 100_000, 63);
+    let tx = sender(&[&src], &Tokens::in_dir(dir.path()));
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), &cwd, tx, &[]) else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert_eq!(status.code(), Some(1), "recv: {status}; tty:\n{text}");
+    assert!(text.contains("payload.bin exists (use --force to overwrite)"), "{text}");
+    assert_eq!(std::fs::read(cwd.join("payload.bin")).unwrap(), b"mine");
+    assert_eq!(files_in(&cwd), ["payload.bin"]);
+    send.expect_code(3, WAIT);
+}
+
+/// `-o -` is stdout even on a terminal (curl's `--output -`): text sent from a pipe shows.
+#[test]
+fn recv_dash_o_dash_writes_to_the_terminal_anyway() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("note.txt");
+    std::fs::write(&src, "hello from dcsend\n").unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let mut tx = dcsend();
+    tx.arg("-").args(LOOPBACK).arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+    tx.stdin(File::open(&src).unwrap());
+    let Some((status, tty, mut send)) = recv_at_a_shell(dir.path(), dir.path(), tx, &["-o", "-"])
+    else {
+        eprintln!("SKIPPED: no pseudo-terminal here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&tty).into_owned();
+    assert!(status.success(), "recv: {status}; tty:\n{text}");
+    send.expect_code(0, WAIT);
+    assert!(text.contains("hello from dcsend"), "{text}");
+    assert!(!dir.path().join("-").exists(), "-o - made a file called -");
 }

@@ -102,9 +102,58 @@ pub enum Negotiation {
         url: PeerUrl,
         /// How long to wait for the other side to join.
         join_timeout: Duration,
-        /// True when we send: the command printed for the other side is then `recv`.
-        we_send: bool,
+        /// What the other side runs, printed when we open the room.
+        other_side: OtherSide,
     },
+}
+
+/// The command the other side runs to meet us, printed with `--peer 'URL'` when we open a
+/// room. It must be right to run as printed: a receiver on a terminal saves named files in
+/// its current folder but refuses data without a name, so nameless data asks for `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherSide {
+    /// We receive: `dcsend FILE...`.
+    Send,
+    /// We send named files: `dcsend recv`.
+    Recv,
+    /// We send one stream without a name (stdin, `--raw`): `dcsend recv -o FILE`.
+    RecvToFile,
+    /// We send files and stdin: `dcsend recv -o DIR/` (stdin arrives as `stream`).
+    RecvToDir,
+}
+
+impl OtherSide {
+    /// What the other side sends or receives, for [`OtherSide`] of a sender of `inputs`
+    /// (`None`: stdin), with `--raw` or not.
+    fn of_sender(inputs: &[Option<PathBuf>], raw: bool) -> Self {
+        match inputs {
+            _ if raw => Self::RecvToFile,
+            [None] => Self::RecvToFile,
+            many if many.contains(&None) => Self::RecvToDir,
+            _ => Self::Recv,
+        }
+    }
+
+    /// The command, without `--peer 'URL'`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Self::Send => "dcsend FILE...",
+            Self::Recv => "dcsend recv",
+            Self::RecvToFile => "dcsend recv -o FILE",
+            Self::RecvToDir => "dcsend recv -o DIR/",
+        }
+    }
+
+    /// A line that says what the placeholder in [`OtherSide::command`] is for, if any.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Self::Send | Self::Recv => None,
+            Self::RecvToFile => Some(
+                "(the data has no name, so choose FILE; or leave out -o FILE and pipe the output)",
+            ),
+            Self::RecvToDir => Some("(stdin has no name: it is saved as DIR/stream)"),
+        }
+    }
 }
 
 /// How the two peers find each other.
@@ -155,6 +204,10 @@ pub enum RecvTarget {
     File(PathBuf),
     /// Files into this folder, under the sender's names.
     Dir(PathBuf),
+    /// No `-o` and stdout is a terminal: files into the current folder under the sender's
+    /// names, as croc and magic-wormhole save, never payload onto the screen; data without a
+    /// name is refused, as curl refuses binary output to a terminal.
+    Here,
     /// Nowhere (`--sink`): verified, then dropped.
     Discard,
 }
@@ -221,7 +274,8 @@ impl TryFrom<SendArgs> for SendConfig {
         let threshold = threshold_mode(args.threshold, args.max_buffer)?;
         let chunk = check_chunk(args.chunk_size.unwrap_or(DEFAULT_CHUNK_BYTES as u64))?;
         let reads_stdin = stdin_inputs == 1;
-        let connect = connect_config(args.connect, Role::Offerer, reads_stdin)?;
+        let other_side = OtherSide::of_sender(&inputs, args.raw);
+        let connect = connect_config(args.connect, Role::Offerer, reads_stdin, other_side)?;
         Ok(Self {
             inputs,
             raw: args.raw,
@@ -379,7 +433,10 @@ impl TryFrom<RecvArgs> for RecvConfig {
     fn try_from(args: RecvArgs) -> Result<Self, UsageError> {
         let target = match args.output_path {
             None if args.sink => RecvTarget::Discard,
+            None if std::io::stdout().is_terminal() => RecvTarget::Here,
             None => RecvTarget::Stdout,
+            // `-o -`: stdout whatever it is (curl's `--output -`), for text on a terminal.
+            Some(p) if p.as_os_str() == "-" => RecvTarget::Stdout,
             Some(p) if p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/') => {
                 RecvTarget::Dir(p)
             }
@@ -392,7 +449,7 @@ impl TryFrom<RecvArgs> for RecvConfig {
                     .into(),
             ));
         }
-        let connect = connect_config(args.connect, Role::Answerer, false)?;
+        let connect = connect_config(args.connect, Role::Answerer, false, OtherSide::Send)?;
         Ok(Self {
             target,
             force: args.force,
@@ -443,12 +500,13 @@ fn connect_config(
     args: ConnectArgs,
     default_role: Role,
     payload_on_stdin: bool,
+    other_side: OtherSide,
 ) -> Result<ConnectConfig, UsageError> {
     let how = match &args.peer {
         Some(url) => Negotiation::Url {
             url: PeerUrl::parse(url).map_err(|e| UsageError(format!("--peer: {e}")))?,
             join_timeout: args.join_timeout,
-            we_send: default_role == Role::Offerer,
+            other_side,
         },
         None => paste_negotiation(&args, default_role, payload_on_stdin)?,
     };
@@ -584,11 +642,35 @@ mod tests {
         let mut args = SendArgs::default();
         args.connect.peer = Some("http://127.0.0.1:1/".into());
         let cfg = SendConfig::try_from(args).unwrap();
-        assert!(matches!(cfg.connect.how, Negotiation::Url { we_send: true, .. }));
+        assert!(matches!(cfg.connect.how, Negotiation::Url { .. }));
         let mut args = SendArgs::default();
         args.connect.peer = Some("http://127.0.0.1:1/room".into());
         let err = SendConfig::try_from(args).unwrap_err().0;
         assert!(err.starts_with("--peer:") && err.contains("secret"), "{err}");
+    }
+
+    /// The command a sender prints for the other side runs as printed: a receiver on a
+    /// terminal refuses data without a name, so stdin and `--raw` ask for `-o`.
+    #[test]
+    fn the_printed_command_for_the_receiver_fits_what_is_sent() {
+        let other_side = |files: &[&str], raw: bool| {
+            let mut args = SendArgs {
+                files: files.iter().map(PathBuf::from).collect(),
+                raw,
+                ..Default::default()
+            };
+            args.connect.peer = Some("http://127.0.0.1:1/".into());
+            match SendConfig::try_from(args).unwrap().connect.how {
+                Negotiation::Url { other_side, .. } => other_side,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(other_side(&["a.txt", "b.txt"], false).command(), "dcsend recv");
+        assert_eq!(other_side(&["-"], false).command(), "dcsend recv -o FILE");
+        assert_eq!(other_side(&["a.txt"], true).command(), "dcsend recv -o FILE");
+        assert_eq!(other_side(&["a.txt", "-"], false).command(), "dcsend recv -o DIR/");
+        assert!(other_side(&["-"], false).note().unwrap().contains("pipe"));
+        assert_eq!(other_side(&["a.txt"], false).note(), None);
     }
 
     #[test]

@@ -299,8 +299,10 @@ pub struct SendArgs {
 pub struct RecvArgs {
     /// Write to this file, or into this folder when it ends with "/" or is a folder.
     ///
-    /// Without -o, received bytes go to stdout. A folder named with a trailing "/" that does
-    /// not exist yet is made (with its parents). Files are written as NAME.part and renamed
+    /// Without -o, received bytes go to stdout; when stdout is a terminal, files are saved in
+    /// the current folder under the sender's names instead, and data without a name (stdin)
+    /// is refused. "-o -" is stdout, even a terminal. A folder named with a trailing "/" that
+    /// does not exist yet is made (with its parents). Files are written as NAME.part and renamed
     /// once their SHA-256 matches.
     #[arg(short, long, value_name = "PATH")]
     pub output_path: Option<PathBuf>,

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::time::Instant;
 
-use crate::cli::config::{ConnectConfig, Negotiation, Role};
+use crate::cli::config::{ConnectConfig, Negotiation, OtherSide, Role};
 use crate::error::{TransferError, UsageError};
 use crate::peer::{Channel, ChannelEvent, Path, Peer};
 use crate::progress::Reporter;
@@ -48,8 +48,8 @@ pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow:
             let remote = cancellable(cancel, exchange).await?;
             (remote, None)
         }
-        Negotiation::Url { url, join_timeout, we_send } => {
-            let url = UrlRun { url, join_timeout: *join_timeout, we_send: *we_send };
+        Negotiation::Url { url, join_timeout, other_side } => {
+            let url = UrlRun { url, join_timeout: *join_timeout, other_side: *other_side };
             let (remote, both_present) =
                 url.exchange(&mut peer, cfg.connect_timeout, cancel).await?;
             (remote, Some(both_present))
@@ -135,7 +135,7 @@ async fn paste_exchange(
 struct UrlRun<'a> {
     url: &'a PeerUrl,
     join_timeout: Duration,
-    we_send: bool,
+    other_side: OtherSide,
 }
 
 impl UrlRun<'_> {
@@ -154,11 +154,12 @@ impl UrlRun<'_> {
             cancellable(cancel, async { Ok(Client::join(&url, on_notice).await?) }).await?;
         let room = url.room.as_deref().unwrap_or_default();
         if self.url.room.is_none() {
-            let other = if self.we_send { "dcsend recv" } else { "dcsend FILE..." };
-            // The second line is for a person; `dcsend signal` serves a page at that URL.
+            let other = self.other_side.command();
+            let note = self.other_side.note().map(|n| format!("  {n}\n")).unwrap_or_default();
+            // The last line is for a person; `dcsend signal` serves a page at that URL.
             eprintln!(
                 "dcsend: room {room} is open; on the other side run:\n  {other} --peer '{url}'\n\
-                 or open {url} in a web browser"
+                 {note}or open {url} in a web browser"
             );
         }
         let secret = url.secret.as_deref().unwrap_or_default();

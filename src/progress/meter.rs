@@ -22,6 +22,7 @@ pub struct Meter {
     threshold: AtomicU64,
     resumed: AtomicU64,
     notices: Mutex<Vec<Notice>>,
+    label: Mutex<Option<String>>,
 }
 
 impl Meter {
@@ -35,7 +36,19 @@ impl Meter {
             threshold: AtomicU64::new(0),
             resumed: AtomicU64::new(0),
             notices: Mutex::new(Vec::new()),
+            label: Mutex::new(None),
         }
+    }
+
+    /// Names the item in progress for the live view's label (a file name as it came, even
+    /// from a peer: the view escapes it). Off the hot path: once per item.
+    pub fn set_label(&self, label: String) {
+        *self.label.lock().unwrap_or_else(|e| e.into_inner()) = Some(label);
+    }
+
+    /// Takes the label set since the last call, if any.
+    pub fn take_label(&self) -> Option<String> {
+        self.label.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Counts `n` bytes that a resume kept and that need not travel: they leave the total.
@@ -146,6 +159,16 @@ mod tests {
         let unknown = Meter::new(None);
         unknown.add_resumed(5);
         assert_eq!((unknown.resumed(), unknown.total()), (5, None));
+    }
+
+    #[test]
+    fn a_label_comes_out_once_and_the_latest_wins() {
+        let m = Meter::new(None);
+        assert_eq!(m.take_label(), None);
+        m.set_label("a".into());
+        m.set_label("b".into());
+        assert_eq!(m.take_label().as_deref(), Some("b"));
+        assert_eq!(m.take_label(), None);
     }
 
     #[test]

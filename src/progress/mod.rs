@@ -29,7 +29,8 @@ pub struct ReportOptions {
     pub live: render::Draw,
     /// NDJSON destination (`-` = stderr).
     pub stats: Option<PathBuf>,
-    /// Label shown before the bar.
+    /// Label shown before the bar, until the meter names an item
+    /// ([`Meter::set_label`](meter::Meter::set_label)).
     pub label: String,
     /// The sender's threshold (0 on the receiving side).
     pub threshold_bytes: u64,
@@ -63,7 +64,7 @@ impl Reporter {
                 })?)))
             }
         };
-        let live = Live::new(opts.live, &opts.label, opts.show_buffer);
+        let mut live = Live::new(opts.live, &opts.label, opts.show_buffer);
         let path = opts.path;
         let started = Instant::now();
         let (stop, mut stopped) = oneshot::channel();
@@ -81,6 +82,9 @@ impl Reporter {
                 }
                 for notice in m.take_notices() {
                     live.println(&notice.to_string());
+                }
+                if let Some(label) = m.take_label() {
+                    live.set_label(&label);
                 }
                 let bytes = m.bytes();
                 stats.on_bytes(bytes - last_bytes);

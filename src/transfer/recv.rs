@@ -39,6 +39,10 @@ pub enum Destination {
     File(PathBuf),
     /// Items into this folder under their (sanitised) names.
     Dir(PathBuf),
+    /// As [`Destination::Dir`], but data without a name (stdin, a plain peer) is refused
+    /// rather than stored as `stream`: what `recv` does when stdout is a terminal and there
+    /// is no `-o` (the current folder, as croc and magic-wormhole save).
+    NamedOnly(PathBuf),
     /// Nowhere: items are verified, then dropped (`recv --sink`, `bench`).
     Discard,
 }
@@ -52,8 +56,8 @@ pub struct RecvOptions {
     pub force: bool,
     /// After `done`, how long to wait for the sender to close before leaving anyway.
     pub linger: Duration,
-    /// Offer the sender what an existing `NAME.part` holds (`recv --resume`); only for
-    /// [`Destination::Dir`] and [`Destination::File`].
+    /// Offer the sender what an existing `NAME.part` holds (`recv --resume`); not for
+    /// [`Destination::Stdout`] and [`Destination::Discard`].
     pub resume: bool,
 }
 
@@ -112,7 +116,7 @@ pub async fn receive<P: ChannelPort>(
     meter: Arc<Meter>,
     cancel: CancellationToken,
 ) -> Result<RecvOutcome, TransferError> {
-    let resume = opts.resume && matches!(opts.dest, Destination::Dir(_) | Destination::File(_));
+    let resume = opts.resume && !matches!(opts.dest, Destination::Stdout | Destination::Discard);
     let placer = match Placer::open(&opts.dest, opts.force) {
         Ok(placer) => placer,
         Err(e) => {
@@ -262,11 +266,19 @@ impl Receiver {
             self.say_why_not_resumed(name, size, &placed.part);
         }
         let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.start(Out::Sink(sink), size, placed);
+        self.start(Out::Sink(sink), name, size, placed);
         Ok(())
     }
 
-    fn start(&mut self, out: Out, size: Option<u64>, placed: Option<Placed>) {
+    /// Starts item `name` (the sender's name for it), stored as `placed`.
+    fn start(&mut self, out: Out, name: Option<&str>, size: Option<u64>, placed: Option<Placed>) {
+        // The live view shows the name it is saved under, else the sender's; a nameless
+        // item keeps the label the view started with (where the data goes).
+        match (&placed, name) {
+            (Some(p), _) => self.meter.set_label(p.name.to_string_lossy().into_owned()),
+            (None, Some(name)) => self.meter.set_label(name.to_owned()),
+            (None, None) => {}
+        }
         // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
         self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
         self.current = Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0 });

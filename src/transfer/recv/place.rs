@@ -1,7 +1,8 @@
 //! Where a received item goes: stdout, nowhere, or a folder, where it is written to
 //! `NAME.part` ([`PartFile::of`]) and renamed to `NAME` once verified. The refusals live here:
-//! a bad remote name, an existing `NAME` without `--force`, a folder at `NAME`, and a name or
-//! `NAME.part` this run already stored.
+//! a bad remote name, an existing `NAME` without `--force`, a folder at `NAME`, a name or
+//! `NAME.part` this run already stored, and data without a name where only named items may go
+//! (stdout is a terminal).
 //!
 //! Must not import: webrtc, indicatif, `cli`.
 
@@ -16,6 +17,14 @@ use crate::transfer::sink::{Entry, Folder, PartFile, SinkTarget};
 
 /// Name used in a folder for a stream that came without one (stdin, a plain peer).
 const UNNAMED: &str = "stream";
+
+/// Why nameless data is refused with [`Destination::NamedOnly`]: stdout is a terminal, so
+/// there is no other place to put it. Says what to run instead (curl's "Binary output can
+/// mess up your terminal" refusal).
+pub(super) const NAMELESS_ON_A_TERMINAL: &str = "the sender's data has no name (stdin, --raw or a \
+plain WebRTC peer) and stdout is a terminal, so there is nowhere to save it: run `dcsend recv \
+-o FILE`, or pipe the output (`dcsend recv > FILE`, `dcsend recv | tar x`); `-o -` writes it to \
+the terminal anyway";
 
 /// Where one item goes.
 #[derive(Debug, Clone)]
@@ -46,8 +55,14 @@ impl Placed {
 enum Output {
     /// Stdout or discard: no names, nothing to refuse.
     Stream(SinkTarget),
-    /// `-o DIR/`: each item under its (checked) name.
-    Dir(Folder),
+    /// `-o DIR/`: each item under its (checked) name; `named_only`: data without a name is
+    /// refused instead of being stored as [`UNNAMED`].
+    Dir {
+        /// The folder.
+        folder: Folder,
+        /// See [`Destination::NamedOnly`].
+        named_only: bool,
+    },
     /// `-o FILE`: exactly one item, under this name in the folder.
     File(Folder, OsString),
 }
@@ -69,7 +84,12 @@ impl Placer {
         let output = match dest {
             Destination::Stdout => Output::Stream(SinkTarget::Stdout),
             Destination::Discard => Output::Stream(SinkTarget::Discard),
-            Destination::Dir(dir) => Output::Dir(Folder::open(dir).map_err(refused)?),
+            Destination::Dir(dir) => {
+                Output::Dir { folder: Folder::open(dir).map_err(refused)?, named_only: false }
+            }
+            Destination::NamedOnly(dir) => {
+                Output::Dir { folder: Folder::open(dir).map_err(refused)?, named_only: true }
+            }
             Destination::File(path) => {
                 let Some(file) = path.file_name() else {
                     return Err(TransferError::Refused(format!(
@@ -100,10 +120,13 @@ impl Placer {
                 ));
             }
             Output::File(folder, file) => (folder, file.clone()),
-            Output::Dir(folder) => {
+            Output::Dir { folder, named_only } => {
                 let name = match name {
                     Some(n) => names::sanitize(n)
                         .map_err(|e| TransferError::Protocol(format!("refused file name: {e}")))?,
+                    None if *named_only => {
+                        return Err(TransferError::Refused(NAMELESS_ON_A_TERMINAL.into()));
+                    }
                     None => UNNAMED.to_owned(),
                 };
                 (folder, OsString::from(name))
@@ -166,5 +189,27 @@ impl Placer {
             .map_err(|e| TransferError::Refused(e.to_string()))?;
         self.stored.insert(placed.name.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where only named items may go (stdout is a terminal), nameless data is refused with
+    /// what to run; a folder given with `-o DIR/` stores it as `stream`.
+    #[test]
+    fn nameless_data_is_refused_only_where_names_are_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let named_only = Placer::open(&Destination::NamedOnly(dir.path().into()), false).unwrap();
+        let err = named_only.place(None).unwrap_err();
+        assert!(matches!(err, TransferError::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains("`dcsend recv -o FILE`"), "{err}");
+        let placed = named_only.place(Some("photo.jpg")).unwrap().placed.unwrap();
+        assert_eq!(placed.path(), dir.path().join("photo.jpg"));
+
+        let dir_output = Placer::open(&Destination::Dir(dir.path().into()), false).unwrap();
+        let placed = dir_output.place(None).unwrap().placed.unwrap();
+        assert_eq!(placed.name, UNNAMED);
     }
 }

@@ -86,7 +86,7 @@ impl Receiver {
         port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode()))
             .await
             .map_err(|e| peer_gone(e, self.confirmed()))?;
-        self.start(Out::AwaitingSkip { target, partial }, size, placed);
+        self.start(Out::AwaitingSkip { target, partial }, name, size, placed);
         Ok(())
     }
 
