@@ -1044,6 +1044,32 @@ mod tests {
     }
 
     #[test]
+    fn numbered_posts_and_acknowledged_reads_can_be_repeated() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(Limits { max_queued: 3, ..limits() });
+        let a = rooms.join_with("r", ME, Some("ka"), t).unwrap();
+        assert_eq!(rooms.join_with("r", ME, Some("ka"), t).unwrap(), a, "same key, same seat");
+        let b = join_and_speak(&mut rooms, "r", OTHER, t);
+        for _ in 0..2 {
+            rooms.post_seq("r", &a.peer, Bytes::from_static(b"m0"), Some(0), t).unwrap();
+        }
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"m1"), Some(1), t).unwrap();
+        let gap = rooms.post_seq("r", &a.peer, Bytes::new(), Some(3), t);
+        assert_eq!(gap, Err(RoomError::OutOfOrder { got: 3, expected: 2 }));
+        let read = |rooms: &mut Rooms, next| match rooms.take_acked("r", &b.peer, next, t) {
+            Ok(Take::Message { seq, body }) => Some((seq, body)),
+            _ => None,
+        };
+        assert_eq!(read(&mut rooms, Some(0)), Some((0, Bytes::from_static(b"m0"))));
+        assert_eq!(read(&mut rooms, Some(0)), Some((0, Bytes::from_static(b"m0"))));
+        assert_eq!(read(&mut rooms, Some(1)), Some((1, Bytes::from_static(b"m1"))));
+        assert_eq!(read(&mut rooms, Some(2)), None);
+        // Both acknowledged: the inbox is empty, and a late repeat of m1 is not queued again.
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"m1"), Some(1), t).unwrap();
+        assert_eq!(read(&mut rooms, Some(2)), None);
+    }
+
+    #[test]
     fn gone_rooms_are_bounded() {
         let t = Instant::now();
         let mut rooms = Rooms::new(Limits { max_rooms_per_client: 100, ..limits() });
