@@ -49,6 +49,9 @@ impl Store for MemoryStore {
         body: Bytes,
         seq: Option<u64>,
     ) -> Result<(), StoreError> {
+        // A body that arrived in one read is a slice of the connection's read buffer (8 KiB
+        // and more); a copy keeps only its own bytes alive while it waits in the inbox.
+        let body = Bytes::copy_from_slice(&body);
         Ok(self.rooms().post_seq(room, token, body, seq, Instant::now())?)
     }
 
