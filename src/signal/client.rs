@@ -139,13 +139,28 @@ impl Client {
     /// server tells us about the room meanwhile (a silent client in the other seat, now or
     /// later while we wait) goes to `on_notice`.
     pub async fn join(url: &PeerUrl, on_notice: OnNotice) -> Result<Self, SignalError> {
+        let http = Self::http().map_err(|e| unreachable(url, &e))?;
+        Self::join_with(http, url, on_notice).await
+    }
+
+    /// The HTTP client [`Client::join`] makes. Building one loads the system's root
+    /// certificates (milliseconds), so a program that joins many rooms (the load generator,
+    /// `benches/signal_load.rs`) makes one and shares it through [`Client::join_with`].
+    pub fn http() -> Result<reqwest::Client, reqwest::Error> {
         // reqwest is built without its own crypto provider; use ring, which webrtc already has.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        reqwest::Client::builder()
             .connect_timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("dcsend/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| unreachable(url, &e))?;
+    }
+
+    /// [`Client::join`] through an HTTP client of the caller's (see [`Client::http`]).
+    pub async fn join_with(
+        http: reqwest::Client,
+        url: &PeerUrl,
+        on_notice: OnNotice,
+    ) -> Result<Self, SignalError> {
         let key: [u8; 16] = rand::random();
         let key = hex::encode(key);
         let mut retries = 0;
