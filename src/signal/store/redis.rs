@@ -23,7 +23,9 @@
 //! reconnects) costs latency, never a message, and every long poll reads again at least every
 //! [`RECHECK`] and as soon as the subscriber is back. Blocking list pops or stream reads
 //! would need one Redis connection per waiting long poll (a blocked connection cannot be
-//! shared), and could not express "only a peer that has spoken may read".
+//! shared), and could not express "only a peer that has spoken may read". (Pub/sub channels
+//! are not per database: deployments sharing one Redis server in different databases wake
+//! each other's long polls for nothing, which costs a read each and nothing else.)
 //!
 //! Faults: every command is bounded by [`COMMAND_TIMEOUT`]; when Redis is down, unreachable
 //! or that slow, requests are answered `503` with `Retry-After: 1`, one line is logged when it
@@ -574,12 +576,13 @@ fn refusal(items: &[Value], room: &str, limits: &Limits, client: Option<IpAddr>)
             retry_after: retry_secs(Duration::from_millis(number(items.get(2)))),
         },
         "serverfull" => RoomError::ServerFull(limits.max_rooms.max(1)),
-        "clientfull" if prefix.is_some() => {
-            RoomError::ClientFull(prefix.expect("checked"), limits.max_rooms_per_client.max(1))
-        }
-        "reserved" if prefix.is_some() => {
-            RoomError::Reserved(prefix.expect("checked"), number(items.get(2)) as usize)
-        }
+        "clientfull" | "reserved" => match (kind.as_str(), prefix) {
+            ("clientfull", Some(p)) => RoomError::ClientFull(p, limits.max_rooms_per_client.max(1)),
+            (_, Some(p)) => RoomError::Reserved(p, number(items.get(2)) as usize),
+            (_, None) => {
+                return StoreError::Unavailable(format!("unexpected quota refusal ({kind})"));
+            }
+        },
         "inboxfull" => RoomError::InboxFull(limits.max_queued),
         "order" => {
             RoomError::OutOfOrder { got: number(items.get(2)), expected: number(items.get(3)) }
