@@ -228,7 +228,7 @@ proptest! {
             // No inbox grows past its bound.
             for (room, token) in &peers {
                 let mut queued = 0;
-                while let Ok(Take::Message(_)) = rooms.take(room, token, now) {
+                while let Ok(Take::Message { .. }) = rooms.take(room, token, now) {
                     queued += 1;
                 }
                 prop_assert!(queued <= limits.max_queued);

@@ -706,6 +706,8 @@ pub struct SignalConfig {
     pub limits: Limits,
     /// Connection limits.
     pub conns: ConnLimits,
+    /// The Redis URL of a shared room store; `None` keeps rooms in memory.
+    pub store: Option<String>,
 }
 
 impl TryFrom<SignalArgs> for SignalConfig {
@@ -734,7 +736,17 @@ impl TryFrom<SignalArgs> for SignalConfig {
                 return Err(UsageError(format!("{flag} must be at least 100ms")));
             }
         }
+        if let Some(url) = &args.store
+            && !["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(UsageError(format!(
+                "--store {url}: not a Redis URL; use redis://HOST:PORT/DB (or rediss://)"
+            )));
+        }
         Ok(Self {
+            store: args.store,
             listen: args.listen,
             limits: Limits {
                 max_rooms: args.max_rooms,

@@ -448,6 +448,14 @@ pub struct SignalArgs {
     )]
     pub listen: std::net::SocketAddr,
 
+    /// Keep rooms in Redis (redis://HOST:PORT/DB) instead of this process's memory.
+    ///
+    /// Every instance started with the same store serves the same rooms, so a load balancer
+    /// may spread a peer's requests over them and an instance may restart without ending a
+    /// room. While Redis is unreachable requests are answered 503 (Retry-After: 1).
+    #[arg(long, value_name = "URL", env = "DCSEND_SIGNAL_STORE")]
+    pub store: Option<String>,
+
     /// A room with no request from either peer for this long expires.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = config::parse_duration_arg)]
     pub room_ttl: std::time::Duration,

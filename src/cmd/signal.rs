@@ -5,8 +5,13 @@ use anyhow::Context;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::cli::config::SignalConfig;
 use crate::signal::server;
+use crate::signal::store::Store;
+use crate::signal::store::memory::MemoryStore;
+use crate::signal::store::redis::RedisStore;
 
 /// Descriptors kept for everything that is not a client connection: the listener, the log,
 /// the runtime's epoll and wakers, a connection being turned away. Generous on purpose.
@@ -45,9 +50,23 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
         fd_limit = fds,
         "signaling server started"
     );
+    let store: Arc<dyn Store> = match &cfg.store {
+        None => Arc::new(MemoryStore::new(limits)),
+        Some(url) => {
+            let store = RedisStore::open(url, limits).context("--store")?;
+            match store.ping().await {
+                Ok(()) => tracing::info!(store = %redacted(url), "rooms are kept in Redis"),
+                Err(e) => tracing::warn!(
+                    store = %redacted(url),
+                    "{e}: serving 503 until Redis answers (the store connects when it can)"
+                ),
+            }
+            Arc::new(store)
+        }
+    };
     // The last line on stderr until a client comes: scripts wait for it (port 0 works).
     eprintln!("listening on http://{addr}");
-    server::serve(listener, limits, conns, cancel).await.context("serving")?;
+    server::serve_with(listener, store, conns, cancel).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -67,5 +86,16 @@ fn raise_fd_limit() -> u64 {
             tracing::debug!("raising the open-file limit from {soft} to {hard}: {e}");
             soft
         }
+    }
+}
+
+/// A store URL without its password, for the log.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }

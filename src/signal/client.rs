@@ -3,8 +3,15 @@
 //!
 //! The secret in the URL's fragment never reaches this module's requests: every request URL
 //! comes from [`PeerUrl::endpoint`], which has no fragment.
+//!
+//! Every request can be repeated safely, so a request that fails on the way (a `502`/`504` from
+//! a balancer whose instance died, a `503` with `Retry-After` from an instance whose room store
+//! is briefly down, a connection reset after we reached the server) is sent again for up to
+//! [`RETRY_FOR`]: the join carries a random key (the same key gets the same seat), each message
+//! its number (`?seq=`, queued once), and each read the number of the next message we want
+//! (`?next=`, so a message whose answer was lost is read again, never skipped).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -14,7 +21,7 @@ use tokio::time::Instant;
 use crate::signal::rendezvous::{Mailbox, SignalError};
 use crate::signal::rooms::SEAT_FREED;
 use crate::signal::seal::{Envelope, Side};
-use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS, NOTICE_HEADER};
+use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS, NOTICE_HEADER, SEQ_HEADER};
 use crate::signal::url::PeerUrl;
 
 /// Bound on connecting to the server and on any request that is not a long poll.
@@ -29,6 +36,47 @@ const SEAT_RETRIES: usize = 4;
 /// Longest `Retry-After` we wait for; longer ones are refusals.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// How long a request that failed on the way is tried again (see the module's docs).
+pub const RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// A failure worth sending the same request again for: the server (or the balancer in front
+/// of it) says so, or the connection broke after we had reached the server.
+fn transient(result: &Result<reqwest::Response, reqwest::Error>, reached: bool) -> bool {
+    match result {
+        Ok(r) => match r.status() {
+            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => true,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                r.headers().contains_key(reqwest::header::RETRY_AFTER)
+            }
+            _ => false,
+        },
+        Err(e) => reached && !e.is_builder(),
+    }
+}
+
+/// Sends the request `build` makes, again while it fails in a [`transient`] way, for up to
+/// [`RETRY_FOR`]. `reached`: we have talked to this server before, so a connection error is
+/// an outage to wait out rather than a wrong URL.
+async fn with_retries(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    reached: bool,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let give_up = Instant::now() + RETRY_FOR;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let result = build().send().await;
+        if !transient(&result, reached) || Instant::now() + pause > give_up {
+            return result;
+        }
+        match &result {
+            Ok(r) => tracing::debug!(status = %r.status(), "signaling request failed; again"),
+            Err(e) => tracing::debug!("signaling request failed ({e}); again"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
 /// What the server told us about our room, one line for a person (see [`Client::join`]).
 pub type OnNotice = Box<dyn Fn(&str) + Send + Sync>;
 
@@ -40,6 +88,10 @@ pub struct Client {
     side: Side,
     on_notice: OnNotice,
     intruders: AtomicUsize,
+    /// Messages we have sent: the number of the next one.
+    sent: AtomicU64,
+    /// The number of the next message we want from the other peer.
+    next: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -87,21 +139,36 @@ impl Client {
     /// server tells us about the room meanwhile (a silent client in the other seat, now or
     /// later while we wait) goes to `on_notice`.
     pub async fn join(url: &PeerUrl, on_notice: OnNotice) -> Result<Self, SignalError> {
+        let http = Self::http().map_err(|e| unreachable(url, &e))?;
+        Self::join_with(http, url, on_notice).await
+    }
+
+    /// The HTTP client [`Client::join`] makes. Building one loads the system's root
+    /// certificates (milliseconds), so a program that joins many rooms (the load generator,
+    /// `benches/signal_load.rs`) makes one and shares it through [`Client::join_with`].
+    pub fn http() -> Result<reqwest::Client, reqwest::Error> {
         // reqwest is built without its own crypto provider; use ring, which webrtc already has.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        reqwest::Client::builder()
             .connect_timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("dcsend/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| unreachable(url, &e))?;
+    }
+
+    /// [`Client::join`] through an HTTP client of the caller's (see [`Client::http`]).
+    pub async fn join_with(
+        http: reqwest::Client,
+        url: &PeerUrl,
+        on_notice: OnNotice,
+    ) -> Result<Self, SignalError> {
+        let key: [u8; 16] = rand::random();
+        let key = hex::encode(key);
         let mut retries = 0;
         loop {
-            let response = http
-                .post(url.endpoint(&[]))
-                .timeout(REQUEST_TIMEOUT)
-                .send()
-                .await
-                .map_err(|e| unreachable(url, &e))?;
+            let mut endpoint = url.endpoint(&[]);
+            endpoint.set_query(Some(&format!("key={key}")));
+            let post = || http.post(endpoint.clone()).timeout(REQUEST_TIMEOUT);
+            let response = with_retries(post, false).await.map_err(|e| unreachable(url, &e))?;
             let status = response.status();
             if status == StatusCode::CREATED {
                 let body = response.bytes().await.map_err(|e| unreachable(url, &e))?;
@@ -109,8 +176,16 @@ impl Client {
                     not_signaling(url, "its answer to a join is not {\"peer\":...,\"side\":...}")
                 })?;
                 let (peer, side) = (answer.peer, answer.side);
-                let intruders = AtomicUsize::new(0);
-                return Ok(Self { http, url: url.clone(), peer, side, on_notice, intruders });
+                return Ok(Self {
+                    http,
+                    url: url.clone(),
+                    peer,
+                    side,
+                    on_notice,
+                    intruders: AtomicUsize::new(0),
+                    sent: AtomicU64::new(0),
+                    next: AtomicU64::new(0),
+                });
             }
             let retry_after = retry_after(&response).filter(|_| status == StatusCode::CONFLICT);
             match status.as_u16() {
@@ -157,16 +232,21 @@ impl Client {
 
 impl Mailbox for Client {
     async fn send(&self, msg: &Envelope) -> Result<(), SignalError> {
-        let response = self
-            .http
-            .post(self.url.endpoint(&[&self.peer]))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(msg.to_json())
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.url, &e))?;
-        self.check(response).await.map(drop)
+        let seq = self.sent.load(Ordering::Relaxed);
+        let mut endpoint = self.url.endpoint(&[&self.peer]);
+        endpoint.set_query(Some(&format!("seq={seq}")));
+        let body = msg.to_json();
+        let post = || {
+            self.http
+                .post(endpoint.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .timeout(REQUEST_TIMEOUT)
+        };
+        let response = with_retries(post, true).await.map_err(|e| unreachable(&self.url, &e))?;
+        self.check(response).await?;
+        self.sent.store(seq + 1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError> {
@@ -177,11 +257,13 @@ impl Mailbox for Client {
             }
             // Round up so a short remaining wait still waits; the server caps it.
             let wait = left.as_secs_f64().ceil().min(MAX_WAIT_SECS as f64) as u64;
+            let next = self.next.load(Ordering::Relaxed);
             let mut url = self.url.endpoint(&[&self.peer]);
-            url.set_query(Some(&format!("wait={wait}")));
-            let request = self.http.get(url).timeout(Duration::from_secs(wait) + REQUEST_TIMEOUT);
+            url.set_query(Some(&format!("wait={wait}&next={next}")));
+            let timeout = Duration::from_secs(wait) + REQUEST_TIMEOUT;
+            let get = || self.http.get(url.clone()).timeout(timeout);
             let response = tokio::select! {
-                r = request.send() => r.map_err(|e| unreachable(&self.url, &e))?,
+                r = with_retries(get, true) => r.map_err(|e| unreachable(&self.url, &e))?,
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             };
             let response = self.check(response).await?;
@@ -197,7 +279,13 @@ impl Mailbox for Client {
             if response.status() == StatusCode::NO_CONTENT {
                 continue;
             }
+            let seq: Option<u64> =
+                response.headers().get(SEQ_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
             let body = response.bytes().await.map_err(|e| unreachable(&self.url, &e))?;
+            // Acknowledged by the next read. Messages come in order and without gaps, so the
+            // count we received is the next number; the server's header (which a proxy may
+            // drop) only confirms it.
+            self.next.store(seq.map_or(next, |seq| u64::max(next, seq)) + 1, Ordering::Relaxed);
             if body.len() > MAX_MESSAGE_BYTES {
                 return Err(SignalError::OutOfOrder("a message larger than the server allows"));
             }

@@ -4,7 +4,8 @@
 //!   through the terminal or files.
 //! - A signaling server (`--peer URL`): `url` parses the URL, `seal` is the pure PAKE and
 //!   sealing, `rendezvous` the authenticated exchange over any [`rendezvous::Mailbox`],
-//!   `client` the HTTP mailbox, `rooms` the server's pure room table and `server` the axum app
+//!   `client` the HTTP mailbox, `rooms` the server's pure room table, `store` where the server
+//!   keeps it (in memory, or in Redis shared by several instances) and `server` the axum app
 //!   around it (`dcsend signal`). The protocol is in `docs/signaling.md`.
 
 pub mod client;
@@ -15,4 +16,5 @@ pub mod rendezvous;
 pub mod rooms;
 pub mod seal;
 pub mod server;
+pub mod store;
 pub mod url;

@@ -255,13 +255,15 @@ pub enum RoomError {
     SeatPending { room: String, retry_after: Duration },
     #[error("{0} messages are already waiting for the other peer; it is not reading them")]
     InboxFull(usize),
+    #[error("message {got} came before message {expected}; send them in order")]
+    OutOfOrder { got: u64, expected: u64 },
 }
 
 impl RoomError {
     /// The HTTP status that carries this error.
     pub fn status(&self) -> u16 {
         match self {
-            RoomError::BadRoom => 400,
+            RoomError::BadRoom | RoomError::OutOfOrder { .. } => 400,
             RoomError::NoRoom(_) | RoomError::NotAPeer(_) => 404,
             RoomError::Full(_) | RoomError::SeatPending { .. } => 409,
             RoomError::Expired(_) | RoomError::Finished(_) => 410,
@@ -291,8 +293,9 @@ pub struct Joined {
 /// What a read of an inbox found.
 #[derive(Debug)]
 pub enum Take {
-    /// The oldest waiting message.
-    Message(Bytes),
+    /// The oldest waiting message and its number: the other side's messages are numbered 0, 1,
+    /// ... in the order they were posted.
+    Message { seq: u64, body: Bytes },
     /// Something the server tells this peer about its room: `KIND: TEXT` (see [`SEAT_FREED`]).
     Notice(String),
     /// Nothing yet: wait on this, then read again.
@@ -321,6 +324,9 @@ pub struct Swept {
 #[derive(Debug)]
 struct Member {
     token: String,
+    /// The join's idempotency key, if the client gave one: a join repeated with it (its answer
+    /// was lost) gets this seat again instead of the other one.
+    key: Option<String>,
     client: IpAddr,
     joined: Instant,
     /// It has posted a message: its seat is claimed.
@@ -330,8 +336,17 @@ struct Member {
 }
 
 impl Member {
-    fn new(token: String, client: IpAddr, now: Instant) -> Self {
-        Self { token, client, joined: now, spoke: false, left: false, notices: VecDeque::new() }
+    fn new(token: String, key: Option<&str>, client: IpAddr, now: Instant) -> Self {
+        let key = key.map(str::to_owned);
+        Self {
+            token,
+            key,
+            client,
+            joined: now,
+            spoke: false,
+            left: false,
+            notices: VecDeque::new(),
+        }
     }
 }
 
@@ -343,6 +358,9 @@ struct Room {
     members: [Option<Member>; 2],
     /// Messages waiting for each side, indexed like `members`.
     inboxes: [VecDeque<Bytes>; 2],
+    /// The number of the message at the front of each inbox: the count of messages taken from
+    /// it. The front's number plus the inbox's length is the number the next message gets.
+    first: [u64; 2],
     wakers: [Arc<Notify>; 2],
 }
 
@@ -440,10 +458,33 @@ impl Rooms {
 
     /// Joins `room` from `client`, creating it when it does not exist.
     pub fn join(&mut self, room: &str, client: IpAddr, now: Instant) -> Result<Joined, RoomError> {
+        self.join_with(room, client, None, now)
+    }
+
+    /// [`Rooms::join`] with an idempotency `key`: if a present peer of the room joined with the
+    /// same key, the answer is its seat again (the client is retrying a join whose answer it
+    /// never got), not a second seat.
+    pub fn join_with(
+        &mut self,
+        room: &str,
+        client: IpAddr,
+        key: Option<&str>,
+        now: Instant,
+    ) -> Result<Joined, RoomError> {
         let token = new_token();
         let claim = self.limits.claim_timeout;
         match self.open_room(room, now) {
             Ok(r) => {
+                let again = [Side::A, Side::B].into_iter().find(|&s| {
+                    r.members[index(s)]
+                        .as_ref()
+                        .is_some_and(|m| !m.left && key.is_some() && m.key.as_deref() == key)
+                });
+                if let Some(side) = again {
+                    r.last_active = now;
+                    let peer = r.members[index(side)].as_ref().expect("found").token.clone();
+                    return Ok(Joined { peer, side });
+                }
                 let Some(free) = r.members.iter().position(Option::is_none) else {
                     // A seat still within its claim bound will be freed if its holder stays
                     // silent: say when, so the real peer can come back.
@@ -456,7 +497,7 @@ impl Rooms {
                         None => RoomError::Full(room.into()),
                     });
                 };
-                r.members[free] = Some(Member::new(token.clone(), client, now));
+                r.members[free] = Some(Member::new(token.clone(), key, client, now));
                 r.last_active = now;
                 let side = if free == 0 { Side::A } else { Side::B };
                 Ok(Joined { peer: token, side })
@@ -475,8 +516,9 @@ impl Rooms {
                     Room {
                         owner,
                         last_active: now,
-                        members: [Some(Member::new(token.clone(), client, now)), None],
+                        members: [Some(Member::new(token.clone(), key, client, now)), None],
                         inboxes: Default::default(),
+                        first: [0, 0],
                         wakers: Default::default(),
                     },
                 );
@@ -494,10 +536,33 @@ impl Rooms {
         body: Bytes,
         now: Instant,
     ) -> Result<(), RoomError> {
+        self.post_seq(room, token, body, None, now)
+    }
+
+    /// [`Rooms::post`] with the message's number `seq` (0, 1, ... per peer), which makes a
+    /// repeated post idempotent: a number already queued (or taken) is accepted again without
+    /// queueing a second copy, and one past the next is refused as out of order.
+    pub fn post_seq(
+        &mut self,
+        room: &str,
+        token: &str,
+        body: Bytes,
+        seq: Option<u64>,
+        now: Instant,
+    ) -> Result<(), RoomError> {
         let max_queued = self.limits.max_queued;
         let r = self.open_room(room, now)?;
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
         let to = index(side.other());
+        let expected = r.first[to] + r.inboxes[to].len() as u64;
+        match seq {
+            Some(got) if got < expected => {
+                r.last_active = now;
+                return Ok(());
+            }
+            Some(got) if got > expected => return Err(RoomError::OutOfOrder { got, expected }),
+            _ => {}
+        }
         if r.inboxes[to].len() >= max_queued {
             return Err(RoomError::InboxFull(max_queued));
         }
@@ -512,6 +577,21 @@ impl Rooms {
 
     /// Takes the oldest message waiting for peer `token`.
     pub fn take(&mut self, room: &str, token: &str, now: Instant) -> Result<Take, RoomError> {
+        self.take_acked(room, token, None, now)
+    }
+
+    /// Reads the oldest message waiting for peer `token`. Without `next` the message is taken
+    /// off the inbox at once. With `next` (the number of the first message the peer has not
+    /// received yet), the messages before it are dropped and the next one is returned but kept
+    /// until a later read acknowledges it, so a read whose answer was lost can be repeated
+    /// without losing the message.
+    pub fn take_acked(
+        &mut self,
+        room: &str,
+        token: &str,
+        next: Option<u64>,
+        now: Instant,
+    ) -> Result<Take, RoomError> {
         let r = self.open_room(room, now)?;
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
         r.last_active = now;
@@ -522,9 +602,21 @@ impl Rooms {
         }
         // Messages go only to a peer that has spoken: one that has not may be a squatter that
         // is about to lose its seat, and what it read would be lost to the real peer.
-        let ready = if me.spoke { r.inboxes[i].pop_front() } else { None };
+        if !me.spoke {
+            return Ok(Take::Empty(r.wakers[i].clone()));
+        }
+        if let Some(next) = next {
+            while r.first[i] < next && r.inboxes[i].pop_front().is_some() {
+                r.first[i] += 1;
+            }
+        }
+        let seq = r.first[i];
+        let ready = match next {
+            Some(_) => r.inboxes[i].front().cloned(),
+            None => r.inboxes[i].pop_front().inspect(|_| r.first[i] += 1),
+        };
         Ok(match ready {
-            Some(msg) => Take::Message(msg),
+            Some(body) => Take::Message { seq, body },
             None => Take::Empty(r.wakers[i].clone()),
         })
     }
@@ -602,12 +694,7 @@ impl Rooms {
             if other.notices.len() >= MAX_NOTICES {
                 other.notices.pop_front();
             }
-            other.notices.push_back(format!(
-                "{SEAT_FREED}: a client took the other seat of room {room} but sent no PAKE \
-                 message within {}s (not a dcsend peer with the secret); the server freed the \
-                 seat, still waiting for the real peer",
-                claim.as_secs_f64()
-            ));
+            other.notices.push_back(seat_freed_notice(room, claim));
             r.wakers[index(side.other())].notify_one();
         } else {
             let r = self.rooms.remove(room)?;
@@ -645,14 +732,24 @@ impl Rooms {
     }
 }
 
+/// The notice the peer waiting in `room` gets when the other seat's holder lost it for silence.
+pub fn seat_freed_notice(room: &str, claim: Duration) -> String {
+    format!(
+        "{SEAT_FREED}: a client took the other seat of room {room} but sent no PAKE message \
+         within {}s (not a dcsend peer with the secret); the server freed the seat, still \
+         waiting for the real peer",
+        claim.as_secs_f64()
+    )
+}
+
 /// Whole seconds to wait, rounded up, at least 1: `Retry-After` counts in seconds.
-fn retry_secs(left: Duration) -> Duration {
+pub(crate) fn retry_secs(left: Duration) -> Duration {
     Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0))
         .max(Duration::from_secs(1))
 }
 
 /// A peer token: 128 random bits, hex.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 16] = rand::rng().random();
     hex::encode(bytes)
 }
@@ -678,7 +775,7 @@ mod tests {
 
     fn message(rooms: &mut Rooms, room: &str, token: &str, now: Instant) -> Option<Bytes> {
         match rooms.take(room, token, now).unwrap() {
-            Take::Message(m) => Some(m),
+            Take::Message { body, .. } => Some(body),
             Take::Notice(n) => panic!("unexpected notice: {n}"),
             Take::Empty(_) => None,
         }
@@ -944,6 +1041,32 @@ mod tests {
         rooms.leave("b", &b.peer, t).unwrap();
         assert_eq!(rooms.join("e", ME, t).map(|j| j.side), Ok(Side::A));
         assert_eq!(RoomError::BadRoom, rooms.join("../etc", ME, t).unwrap_err());
+    }
+
+    #[test]
+    fn numbered_posts_and_acknowledged_reads_can_be_repeated() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(Limits { max_queued: 3, ..limits() });
+        let a = rooms.join_with("r", ME, Some("ka"), t).unwrap();
+        assert_eq!(rooms.join_with("r", ME, Some("ka"), t).unwrap(), a, "same key, same seat");
+        let b = join_and_speak(&mut rooms, "r", OTHER, t);
+        for _ in 0..2 {
+            rooms.post_seq("r", &a.peer, Bytes::from_static(b"m0"), Some(0), t).unwrap();
+        }
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"m1"), Some(1), t).unwrap();
+        let gap = rooms.post_seq("r", &a.peer, Bytes::new(), Some(3), t);
+        assert_eq!(gap, Err(RoomError::OutOfOrder { got: 3, expected: 2 }));
+        let read = |rooms: &mut Rooms, next| match rooms.take_acked("r", &b.peer, next, t) {
+            Ok(Take::Message { seq, body }) => Some((seq, body)),
+            _ => None,
+        };
+        assert_eq!(read(&mut rooms, Some(0)), Some((0, Bytes::from_static(b"m0"))));
+        assert_eq!(read(&mut rooms, Some(0)), Some((0, Bytes::from_static(b"m0"))));
+        assert_eq!(read(&mut rooms, Some(1)), Some((1, Bytes::from_static(b"m1"))));
+        assert_eq!(read(&mut rooms, Some(2)), None);
+        // Both acknowledged: the inbox is empty, and a late repeat of m1 is not queued again.
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"m1"), Some(1), t).unwrap();
+        assert_eq!(read(&mut rooms, Some(2)), None);
     }
 
     #[test]

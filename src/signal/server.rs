@@ -14,6 +14,14 @@
 //! Refusals are a status (see [`RoomError::status`]) with one line of text. Bodies are opaque to
 //! the server: dcsend peers seal what matters (`signal::seal`), so the server only relays.
 //!
+//! The rooms live in a [`Store`]: this process's memory, or Redis shared with other instances
+//! (`signal::store`). Three optional query parameters make a client's retries idempotent, so a
+//! request whose answer was lost (an instance killed, a balancer's connection reset) can be sent
+//! again, to any instance: `POST /ROOM?key=K` (the same key gets the same seat), `POST
+//! /ROOM/TOKEN?seq=N` (the peer's N-th message, queued once) and `GET /ROOM/TOKEN?next=N` (the
+//! peer has messages 0..N; the answer carries the message's number in [`SEQ_HEADER`] and keeps
+//! it until a later read acknowledges it).
+//!
 //! Connections are served by hyper's HTTP/1 connection builder in our own accept loop rather
 //! than `axum::serve`, which has no knob for what a hostile client can hold: every connection
 //! takes a unit of a [`Quota`] (a total and a share per client network) before hyper sees it,
@@ -27,7 +35,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Query, Request, State};
@@ -44,13 +52,19 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use crate::signal::page;
-use crate::signal::rooms::{Joined, Limits, Prefix, Quota, QuotaRefusal, RoomError, Rooms, Take};
+use crate::signal::rooms::{Joined, Limits, Prefix, Quota, QuotaRefusal};
 use crate::signal::seal::Side;
+use crate::signal::store::memory::MemoryStore;
+use crate::signal::store::{Received, Store, StoreError};
 
 /// The response header of a `204` long poll that carries a notice from the server about the
 /// peer's room (one line of ASCII), e.g. that a silent client lost the other seat. Clients that
 /// do not know it see a plain `204` and poll again.
 pub const NOTICE_HEADER: &str = "dcsend-notice";
+
+/// The response header of a `200` long poll that carries the message's number (0, 1, ... per
+/// sender), which the client acknowledges with `?next=`.
+pub const SEQ_HEADER: &str = "dcsend-seq";
 
 /// How long open connections get to finish at shutdown before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -92,30 +106,33 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_WAIT_SECS: u64 = 30;
 
 struct Shared {
-    rooms: Mutex<Rooms>,
+    store: Arc<dyn Store>,
     shutdown: CancellationToken,
     /// Bounds the arrival of a message's body, as `header_timeout` bounds its head.
     body_timeout: Duration,
 }
 
-impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, Rooms> {
-        lock(&self.rooms)
-    }
-}
-
-/// Serves on `listener` until `shutdown` is cancelled, then ends every long poll and returns.
+/// Serves rooms kept in memory on `listener` until `shutdown` is cancelled (see [`serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     limits: Limits,
     conns: ConnLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared {
-        rooms: Mutex::new(Rooms::new(limits)),
-        shutdown: shutdown.clone(),
-        body_timeout: conns.header_timeout,
-    });
+    serve_with(listener, Arc::new(MemoryStore::new(limits)), conns, shutdown).await
+}
+
+/// Serves the rooms of `store` on `listener` until `shutdown` is cancelled, then ends every
+/// long poll and returns.
+pub async fn serve_with(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    conns: ConnLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let limits = store.limits();
+    let shared =
+        Arc::new(Shared { store, shutdown: shutdown.clone(), body_timeout: conns.header_timeout });
     let sweeper = tokio::spawn(sweep(shared.clone()));
     let app = router(shared.clone());
     let quota =
@@ -164,7 +181,7 @@ pub async fn serve(
         tracing::warn!(open = tracker.len(), "closing the connections still open");
     }
     sweeper.abort();
-    shared.rooms().close_all(Instant::now());
+    shared.store.shutdown().await;
     Ok(())
 }
 
@@ -319,14 +336,14 @@ fn router(shared: Arc<Shared>) -> Router {
 
 /// Frees silent seats and expires idle rooms in the background.
 async fn sweep(shared: Arc<Shared>) {
-    let limits = shared.rooms().limits();
+    let limits = shared.store.limits();
     let period = (limits.idle_ttl.min(limits.claim_timeout) / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(30));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
-        // Freed seats are logged by `Rooms` itself.
-        let swept = shared.rooms().sweep(Instant::now());
+        // Freed seats are logged by the store itself, a store that fails by `Store::sweep`.
+        let Ok(swept) = shared.store.sweep().await else { continue };
         for room in swept.expired {
             tracing::info!(room, "room expired");
         }
@@ -339,9 +356,12 @@ fn text(status: StatusCode, line: &str) -> Response {
         .into_response()
 }
 
-fn refusal(err: &RoomError, client: IpAddr) -> Response {
+fn refusal(err: &StoreError, client: IpAddr) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    tracing::info!(%client, status = status.as_u16(), reason = %err, "refused");
+    // An unavailable store is logged once by the store, not once per request.
+    if let StoreError::Room(err) = err {
+        tracing::info!(%client, status = status.as_u16(), reason = %err, "refused");
+    }
     let mut response = text(status, &err.to_string());
     if let Some(wait) = err.retry_after() {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
@@ -364,12 +384,27 @@ struct JoinAnswer<'a> {
     side: Side,
 }
 
+/// `?key=K` on a join: a client-chosen idempotency key (see the module's docs).
+#[derive(Deserialize)]
+struct JoinKey {
+    key: Option<String>,
+}
+
+/// `?seq=N` on a post: the message's number.
+#[derive(Deserialize)]
+struct Seq {
+    seq: Option<u64>,
+}
+
 async fn join(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
+    Query(JoinKey { key }): Query<JoinKey>,
 ) -> Response {
-    let joined = shared.rooms().join(&room, client.ip(), Instant::now());
+    // A key is any short token; a long one is refused rather than stored.
+    let key = key.filter(|k| !k.is_empty() && k.len() <= 64);
+    let joined = shared.store.join(&room, client.ip(), key.as_deref()).await;
     match joined {
         Ok(Joined { peer, side }) => {
             tracing::info!(room, ?side, client = %client.ip(), "joined");
@@ -384,6 +419,7 @@ async fn send(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((room, peer)): Path<(String, String)>,
+    Query(Seq { seq }): Query<Seq>,
     request: Request,
 ) -> Response {
     // A body trickled in a byte at a time would hold the connection (and count as a request
@@ -400,7 +436,7 @@ async fn send(
                 );
             }
         };
-    let posted = shared.rooms().post(&room, &peer, body, Instant::now());
+    let posted = shared.store.post(&room, &peer, body, seq).await;
     match posted {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refusal(&e, client.ip()),
@@ -411,42 +447,43 @@ async fn send(
 struct Wait {
     /// Seconds to wait for a message (0 = answer at once); capped at [`MAX_WAIT_SECS`].
     wait: Option<u64>,
+    /// The number of the first message the peer has not received: the ones before it are
+    /// acknowledged, and the one returned is kept until a later read acknowledges it.
+    next: Option<u64>,
 }
 
 async fn receive(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((room, peer)): Path<(String, String)>,
-    Query(Wait { wait }): Query<Wait>,
+    Query(Wait { wait, next }): Query<Wait>,
 ) -> Response {
     // Never more than half the TTL, so a waiting peer keeps its room alive; never 0, so a
     // client cannot be made to spin.
-    let cap = MAX_WAIT_SECS.min(shared.rooms().limits().idle_ttl.as_secs() / 2).max(1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.unwrap_or(cap).min(cap));
-    loop {
-        let taken = shared.rooms().take(&room, &peer, Instant::now());
-        let waker = match taken {
-            Ok(Take::Message(msg)) => {
-                return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], msg)
-                    .into_response();
-            }
-            Ok(Take::Notice(notice)) => {
-                let mut response = StatusCode::NO_CONTENT.into_response();
-                if let Ok(value) = HeaderValue::from_str(&notice) {
-                    response.headers_mut().insert(NOTICE_HEADER, value);
-                }
-                return response;
-            }
-            Ok(Take::Empty(waker)) => waker,
-            Err(e) => return refusal(&e, client.ip()),
-        };
-        tokio::select! {
-            () = waker.notified() => {}
-            () = tokio::time::sleep_until(deadline) => return StatusCode::NO_CONTENT.into_response(),
-            () = shared.shutdown.cancelled() => {
-                return text(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
-            }
+    let cap = MAX_WAIT_SECS.min(shared.store.limits().idle_ttl.as_secs() / 2).max(1);
+    let wait = Duration::from_secs(wait.unwrap_or(cap).min(cap));
+    let received = tokio::select! {
+        r = shared.store.receive(&room, &peer, next, wait) => r,
+        () = shared.shutdown.cancelled() => {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
         }
+    };
+    match received {
+        Ok(Received::Message { seq, body }) => {
+            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body)
+                .into_response();
+            response.headers_mut().insert(SEQ_HEADER, HeaderValue::from(seq));
+            response
+        }
+        Ok(Received::Notice(notice)) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&notice) {
+                response.headers_mut().insert(NOTICE_HEADER, value);
+            }
+            response
+        }
+        Ok(Received::Nothing) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => refusal(&e, client.ip()),
     }
 }
 
@@ -455,7 +492,7 @@ async fn leave(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((room, peer)): Path<(String, String)>,
 ) -> Response {
-    let left = shared.rooms().leave(&room, &peer, Instant::now());
+    let left = shared.store.leave(&room, &peer).await;
     match left {
         Ok(()) => {
             tracing::info!(room, client = %client.ip(), "left");
