@@ -95,6 +95,8 @@ pub enum Negotiation {
         sink: TokenSink,
         /// Where the peer's token comes from.
         source: TokenSource,
+        /// True when we send: the other side then runs `recv` (named when a paste is wrong).
+        we_send: bool,
     },
     /// A signaling server (`--peer URL`); the first peer in the room offers.
     Url {
@@ -436,7 +438,7 @@ fn paste_negotiation(
         Some(p) => TokenSink::File(p.clone()),
         None => TokenSink::Stderr,
     };
-    Ok(Negotiation::Paste { role, sink, source })
+    Ok(Negotiation::Paste { role, sink, source, we_send: default_role == Role::Offerer })
 }
 
 fn connect_config(
