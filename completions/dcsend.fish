@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dcsend_global_optspecs
-    string join \n raw threshold= max-buffer= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
+    string join \n raw threshold= max-buffer= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= long-token stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
 end
 
 function __fish_dcsend_needs_command
@@ -46,6 +46,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l stats -d 'Write progress 
 complete -c dcsend -n "__fish_dcsend_needs_command" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
+complete -c dcsend -n "__fish_dcsend_needs_command" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l relay-only -d 'Use only TURN-relayed candidates'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
@@ -80,6 +81,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l stats -d 'Write p
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l relay-only -d 'Use only TURN-relayed candidates'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
@@ -106,6 +108,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l resume -d 'Contin
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sink -d 'Verify what arrives, then discard it (nothing is written): for measuring a path'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l relay-only -d 'Use only TURN-relayed candidates'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'

@@ -138,13 +138,15 @@ fn sender_stdout_is_empty_with_vv_progress_and_stats() {
     assert!(recv.stdout_bytes() == data);
 }
 
-/// The first line of `text` that looks like a token (long base64, newline-terminated).
+/// The first line of `text` that looks like a token (compact `DC1...` or long base64,
+/// newline-terminated).
 fn token_line(text: &str) -> Option<String> {
     let complete = &text[..text.rfind('\n')? + 1];
     complete
         .lines()
         .find(|l| {
-            l.len() > 200 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            (l.starts_with("DC1") || l.len() > 200)
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
         })
         .map(str::to_owned)
 }

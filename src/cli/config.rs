@@ -97,6 +97,8 @@ pub enum Negotiation {
         source: TokenSource,
         /// True when we send: the other side then runs `recv` (named when a paste is wrong).
         we_send: bool,
+        /// Print our token in Pion's long form even where the compact one would do.
+        long_token: bool,
     },
     /// A signaling server (`--peer URL`); the first peer in the room offers.
     Url {
@@ -438,7 +440,8 @@ fn paste_negotiation(
         Some(p) => TokenSink::File(p.clone()),
         None => TokenSink::Stderr,
     };
-    Ok(Negotiation::Paste { role, sink, source, we_send: default_role == Role::Offerer })
+    let we_send = default_role == Role::Offerer;
+    Ok(Negotiation::Paste { role, sink, source, we_send, long_token: args.long_token })
 }
 
 fn connect_config(

@@ -515,6 +515,15 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "PATH|-")]
     pub sdp_in: Option<PathBuf>,
 
+    /// Print our token in Pion's long form, for a peer that is not dcsend.
+    ///
+    /// dcsend prints a compact token (DC1..., about 170 characters) that any dcsend reads. The
+    /// long form (base64 of {"type":...,"sdp":...}, about 900) is what Pion's and webrtc-rs's
+    /// examples and browser demos read. dcsend reads both, and answers a long offer in the
+    /// long form without this flag.
+    #[arg(long, conflicts_with = "peer")]
+    pub long_token: bool,
+
     /// STUN server, e.g. stun:stun.example.org:3478 (repeatable).
     ///
     /// None by default: host candidates work on a LAN and loopback.
@@ -642,6 +651,16 @@ mod tests {
     #[test]
     fn offer_and_answer_conflict() {
         assert!(Cli::try_parse_from(["dcsend", "--offer", "--answer"]).is_err());
+    }
+
+    #[test]
+    fn long_token_is_for_copy_paste_only() {
+        let cli = Cli::try_parse_from(["dcsend", "recv", "--long-token"]).unwrap();
+        let Some(Command::Recv(r)) = cli.command else { panic!("not recv") };
+        assert!(r.connect.long_token);
+        assert!(!Cli::try_parse_from(["dcsend"]).unwrap().send.connect.long_token);
+        let url = ["dcsend", "--long-token", "--peer", "http://127.0.0.1:1/"];
+        assert!(Cli::try_parse_from(url).is_err());
     }
 
     #[test]

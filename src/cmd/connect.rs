@@ -16,6 +16,7 @@ use crate::progress::Reporter;
 use crate::progress::stats::Summary;
 use crate::signal::client::Client;
 use crate::signal::codec::{self, SdpKind, SessionDesc, TokenError};
+use crate::signal::compact;
 use crate::signal::paste::{self, TokenSink, TokenSource};
 use crate::signal::rendezvous::{self, SignalError};
 use crate::signal::seal::Side;
@@ -43,8 +44,9 @@ const HUMAN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow::Result<Connected> {
     let mut peer = Peer::new(&cfg.peer).await?;
     let (remote, both_present) = match &cfg.how {
-        Negotiation::Paste { role, sink, source, we_send } => {
-            let paste = Paste { role: *role, sink, source, we_send: *we_send };
+        Negotiation::Paste { role, sink, source, we_send, long_token } => {
+            let paste =
+                Paste { role: *role, sink, source, we_send: *we_send, long_token: *long_token };
             let exchange = paste.exchange(&mut peer, cfg.connect_timeout);
             let remote = cancellable(cancel, exchange).await?;
             (remote, None)
@@ -89,6 +91,7 @@ struct Paste<'a> {
     sink: &'a TokenSink,
     source: &'a TokenSource,
     we_send: bool,
+    long_token: bool,
 }
 
 impl Paste<'_> {
@@ -108,21 +111,25 @@ impl Paste<'_> {
                 paste::write_token(
                     self.sink,
                     "offer token (paste it into the other terminal):",
-                    &codec::encode(&offer),
+                    &token_text(&offer, !self.long_token),
                 )
                 .await
                 .context("writing our offer token")?;
-                let answer = self.read_peer_token(SdpKind::Answer, Some(&offer), wait).await?;
+                let (answer, _) = self.read_peer_token(SdpKind::Answer, Some(&offer), wait).await?;
                 peer.accept_answer(&answer).await?;
                 answer
             }
             Role::Answerer => {
-                let offer = self.read_peer_token(SdpKind::Offer, None, wait).await?;
+                let (offer, compact_offer) =
+                    self.read_peer_token(SdpKind::Offer, None, wait).await?;
                 let answer = peer.answer(&offer).await?;
+                // A long offer comes from Pion, a browser demo or an older dcsend: they read
+                // only the long form.
+                let compact = compact_offer && !self.long_token;
                 paste::write_token(
                     self.sink,
                     "answer token (paste it into the other terminal):",
-                    &codec::encode(&answer),
+                    &token_text(&answer, compact),
                 )
                 .await
                 .context("writing our answer token")?;
@@ -132,7 +139,8 @@ impl Paste<'_> {
     }
 
     /// Reads and decodes the peer's token of kind `expect` (`ours`: the token we printed, to
-    /// recognise it pasted back). On a terminal, a token that cannot be used is explained and
+    /// recognise it pasted back); returns it and whether it came in the compact form. On a
+    /// terminal, a token that cannot be used is explained and
     /// asked for again; from a file or a pipe it ends the run (exit 2), since nobody is there
     /// to paste another.
     async fn read_peer_token(
@@ -140,7 +148,7 @@ impl Paste<'_> {
         expect: SdpKind,
         ours: Option<&SessionDesc>,
         wait: Duration,
-    ) -> anyhow::Result<SessionDesc> {
+    ) -> anyhow::Result<(SessionDesc, bool)> {
         let prompt = format!("paste the {expect} token: ");
         loop {
             let text = paste::read_token(self.source, &prompt, wait)
@@ -148,7 +156,7 @@ impl Paste<'_> {
                 .map_err(token_wait_error)
                 .with_context(|| format!("reading the peer's {expect} token"))?;
             match codec::decode_from_peer(&text, expect, ours) {
-                Ok(desc) => return Ok(desc),
+                Ok(desc) => return Ok((desc, compact::is_compact(&text))),
                 Err(e) if *self.source == TokenSource::Tty => {
                     eprintln!("dcsend: {}", advice(&e, expect, &self.peer_command()));
                 }
@@ -177,6 +185,18 @@ impl Paste<'_> {
             TokenSource::Tty => "on the terminal".into(),
         }
     }
+}
+
+/// Our token for `desc`: the compact form when `compact` and the description fits it, else
+/// Pion's long form.
+fn token_text(desc: &SessionDesc, compact: bool) -> String {
+    if compact {
+        match compact::pack(desc) {
+            Ok(token) => return token,
+            Err(e) => tracing::info!("printing the long token: {e}"),
+        }
+    }
+    codec::encode(desc)
 }
 
 /// What to tell a person who pasted a token that cannot be used (`err`), where the token of
@@ -330,8 +350,9 @@ mod tests {
     #[test]
     fn the_other_side_is_named_by_its_command() {
         let (sink, source) = (TokenSink::Stderr, TokenSource::Tty);
-        let named =
-            |role, we_send| Paste { role, sink: &sink, source: &source, we_send }.peer_command();
+        let named = |role, we_send| {
+            Paste { role, sink: &sink, source: &source, we_send, long_token: false }.peer_command()
+        };
         assert_eq!(named(Role::Offerer, true), "dcsend recv");
         assert_eq!(named(Role::Answerer, false), "dcsend FILE");
         assert_eq!(named(Role::Answerer, true), "dcsend recv --offer");

@@ -1,21 +1,24 @@
 //! Pure codec for the copy-paste signaling token.
 //!
-//! The token dcsend prints is Pion's format: standard base64 (padded, one line) of the JSON
+//! Pion's format, which [`encode`] writes, is standard base64 (padded, one line) of the JSON
 //! `{"type":"offer"|"answer","sdp":"..."}`, so dcsend pairs with the Pion and webrtc-rs examples
-//! and browser demos out of the box. [`decode`] also accepts that JSON bare, or a bare SDP, with
-//! whatever whitespace and line breaks a terminal added.
+//! and browser demos out of the box. [`decode`] also accepts that JSON bare, a bare SDP, and
+//! dcsend's compact form (`DC1...`, `signal::compact`), with whatever whitespace and line breaks
+//! a terminal added.
 //!
 //! Data flow: `SessionDesc` --[`encode`]--> token text --(paste)--> [`decode`] --> `SessionDesc`.
 //!
 //! Boundaries: this module does no I/O. It must not import `tokio`, `webrtc`, `std::fs`/`std::io`
-//! or anything else from dcsend; it depends only on `base64`, `serde`, `serde_json` and
-//! `thiserror`. Reading and writing tokens lives in `signal::paste`.
+//! or anything else from dcsend but `signal::compact` (pure too); it depends only on `base64`,
+//! `serde`, `serde_json` and `thiserror`. Reading and writing tokens lives in `signal::paste`.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use serde::{Deserialize, Serialize};
+
+use crate::signal::compact;
 
 /// Which side of the offer/answer exchange a description is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +75,21 @@ pub enum TokenError {
     /// fingerprint): `kind` is ours.
     #[error("this is your own {0}, not the peer's")]
     OwnToken(SdpKind),
+    /// A compact token of a version this build does not read (carries the version character).
+    #[error(
+        "this compact token is of version {0}, which this dcsend does not read: update dcsend, \
+         or run the other side with --long-token"
+    )]
+    NewerToken(String),
+    #[error("the compact token has characters other than A-Z and 2-7")]
+    NotBase32,
+    /// The compact token's checksum does not match: a character changed on the way.
+    #[error("the token is damaged (its checksum does not match)")]
+    Damaged,
+    /// The compact token's fields contradict its layout (names the field). Checksummed, so
+    /// this is a bug in the dcsend that made it, or a forgery, not a copying mistake.
+    #[error("the compact token is malformed ({0})")]
+    Malformed(&'static str),
 }
 
 fn shown_length(chars: Option<(usize, usize)>) -> String {
@@ -93,9 +111,10 @@ pub fn encode(desc: &SessionDesc) -> String {
 
 /// Decodes a pasted token into a description of kind `expect`.
 ///
-/// Accepts: the base64 token, the bare JSON, or a bare SDP (its kind is then `expect`), with any
-/// whitespace or line breaks a terminal added. The form is chosen on the trimmed input: `{` means
-/// JSON, `v=` means SDP, anything else is base64 (all whitespace is removed before decoding;
+/// Accepts: the compact token, the base64 token, the bare JSON, or a bare SDP (its kind is then
+/// `expect`), with any whitespace or line breaks a terminal added. The form is chosen on the
+/// trimmed input: `DC` and a digit means compact ([`compact::unpack`]), `{` means JSON, `v=`
+/// means SDP, anything else is base64 (all whitespace is removed before decoding;
 /// missing `=` padding is tolerated). For the bare forms the SDP's lines are trimmed, blank lines
 /// dropped and line endings normalised to `\r\n`; the base64 form returns the SDP byte for byte.
 ///
@@ -147,7 +166,9 @@ fn decode_unchecked(input: &str, expect: SdpKind) -> Result<SessionDesc, TokenEr
     if trimmed.is_empty() {
         return Err(TokenError::Empty);
     }
-    let desc = if trimmed.starts_with('{') {
+    let desc = if compact::is_compact(trimmed) {
+        compact::unpack(trimmed)?
+    } else if trimmed.starts_with('{') {
         let mut desc = parse_json(trimmed, expect)?;
         desc.sdp = normalize_sdp(&desc.sdp);
         desc

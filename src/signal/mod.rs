@@ -1,7 +1,8 @@
 //! Signaling: how the two peers exchange their session descriptions.
 //!
-//! - Copy-paste: `codec` is the pure token format (Pion's base64 JSON); `paste` moves tokens
-//!   through the terminal or files.
+//! - Copy-paste: `codec` reads and writes the token forms (Pion's base64 JSON and the others),
+//!   `compact` is the compact form dcsend prints (`docs/tokens.md`), both pure; `paste` moves
+//!   tokens through the terminal or files.
 //! - A signaling server (`--peer URL`): `url` parses the URL, `seal` is the pure PAKE and
 //!   sealing, `rendezvous` the authenticated exchange over any [`rendezvous::Mailbox`],
 //!   `client` the HTTP mailbox, `rooms` the server's pure room table and `server` the axum app
@@ -9,6 +10,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod compact;
 pub mod page;
 pub mod paste;
 pub mod rendezvous;
