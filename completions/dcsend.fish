@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dcsend_global_optspecs
-    string join \n raw threshold= max-buffer= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= long-token stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
+    string join \n raw threshold= max-buffer= chunk-size= peer= qr= join-timeout= offer answer sdp-out= sdp-in= long-token stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
 end
 
 function __fish_dcsend_needs_command
@@ -28,6 +28,8 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water t
 complete -c dcsend -n "__fish_dcsend_needs_command" -l max-buffer -d 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l qr -d 'With --peer: show the page URL as a QR code, for a phone\'s browser' -r -f -a "auto\t'When stderr is a terminal'
+always\t'Always, into whatever stderr is'"
 complete -c dcsend -n "__fish_dcsend_needs_command" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
@@ -63,6 +65,8 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l max-buffer -d 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l qr -d 'With --peer: show the page URL as a QR code, for a phone\'s browser' -r -f -a "auto\t'When stderr is a terminal'
+always\t'Always, into whatever stderr is'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
@@ -88,6 +92,8 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s v -l verbose -d '
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s o -l output-path -d 'Write to this file, or into this folder when it ends with "/" or is a folder' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l qr -d 'With --peer: show the page URL as a QR code, for a phone\'s browser' -r -f -a "auto\t'When stderr is a terminal'
+always\t'Always, into whatever stderr is'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F

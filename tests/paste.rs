@@ -276,3 +276,103 @@ fn a_long_offer_gets_a_long_answer() {
     }
     eprintln!("long offer {} characters, answer {}", offer.len(), answer.len());
 }
+
+// ---------------------------------------------------------------------------------------
+// --qr: the page URL as a QR code for a phone
+
+/// The QR code drawn in half blocks in `text`, decoded; `None` until one is there whole.
+fn qr_in(text: &str) -> Option<String> {
+    let rows: Vec<Vec<char>> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.contains('█') && l.chars().all(|c| matches!(c, '█' | '▀' | '▄' | ' ')))
+        .map(|l| l.chars().collect())
+        .collect();
+    let width = rows.first()?.len();
+    // Each character is two modules, top and bottom; a block is a light module. Scaled up so
+    // the decoder sees modules, not pixels.
+    let scale = 4;
+    let light = |x: usize, y: usize| {
+        let c = rows[y / 2].get(x).copied().unwrap_or(' ');
+        if y.is_multiple_of(2) { matches!(c, '█' | '▀') } else { matches!(c, '█' | '▄') }
+    };
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(
+        width * scale,
+        rows.len() * 2 * scale,
+        |x, y| if light(x / scale, y / scale) { 255 } else { 0 },
+    );
+    let grids = img.detect_grids();
+    grids.first()?.decode().ok().map(|(_, content)| content)
+}
+
+/// `--qr=always` draws the URL printed for the other side into stderr even when it is a file,
+/// and a phone's decoder reads back exactly that URL (secret included).
+#[test]
+fn qr_always_draws_the_room_url_into_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let cmd = peer(&["recv", "--qr=always"], &format!("http://{addr}/"));
+    let recv = Proc::spawn("recv", cmd, dir.path());
+    let url = invite(&recv);
+    let mut seen = None;
+    wait_until(WAIT, "a QR code on stderr", || {
+        seen = qr_in(&recv.stderr_text());
+        seen.is_some()
+    });
+    assert_eq!(seen.unwrap(), url);
+    assert!(url.contains('#'), "the secret is in the URL: {url}");
+}
+
+/// `--qr` draws on a terminal.
+#[test]
+fn qr_draws_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let cmd = peer(&["recv", "--qr"], &format!("http://{addr}/"));
+    let Some(recv) = Terminal::spawn("recv", cmd, dir.path()) else {
+        skip("PTY", "no pseudo-terminal available");
+        return;
+    };
+    let mut seen = None;
+    wait_until(WAIT, "a QR code on the terminal", || {
+        seen = qr_in(&recv.text());
+        seen.is_some()
+    });
+    let url = seen.unwrap();
+    assert!(recv.text().contains(&format!("--peer '{url}'")), "{}", recv.text());
+}
+
+/// `--qr` into a file draws nothing (the file gets the URL, which a script can use), and
+/// without `--qr` nothing is drawn on a terminal either. Checked after a whole transfer, so
+/// that a code drawn late would be there.
+#[test]
+fn qr_is_not_drawn_unless_asked_and_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let data = random_bytes(100_000, 63);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "--qr"], &format!("http://{addr}/")), dir.path());
+    let url = invite(&recv);
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &url), dir.path());
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+    assert!(recv.stdout_bytes() == data);
+    assert!(!recv.stderr_text().contains('█'), "{}", recv.stderr_text());
+
+    let opener = peer(&[src.to_str().unwrap()], &format!("http://{addr}/"));
+    let Some(term) = Terminal::spawn("opener", opener, dir.path()) else {
+        skip("PTY", "no pseudo-terminal available");
+        return;
+    };
+    term.wait_for("on the other side run", 1);
+    let url =
+        term.text().split("--peer '").nth(1).and_then(|r| r.split('\'').next()).unwrap().to_owned();
+    let mut join = Proc::spawn("join", peer(&["recv"], &url), dir.path());
+    join.expect_code(0, WAIT);
+    assert!(join.stdout_bytes() == data);
+    let mut term = term;
+    term.proc.expect_code(0, WAIT);
+    assert!(!term.text().contains('█'), "{}", term.text());
+}

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs, SignalArgs,
-    ThresholdArg, ViewArgs, dumb_terminal,
+    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, QrWhen, RecvArgs, SendArgs,
+    SignalArgs, ThresholdArg, ViewArgs, dumb_terminal,
 };
 use crate::bench::Plan;
 use crate::error::UsageError;
@@ -108,6 +108,8 @@ pub enum Negotiation {
         join_timeout: Duration,
         /// True when we send: the command printed for the other side is then `recv`.
         we_send: bool,
+        /// Draw the page URL as a QR code when we open the room (`--qr`, resolved).
+        qr: bool,
     },
 }
 
@@ -454,6 +456,11 @@ fn connect_config(
             url: PeerUrl::parse(url).map_err(|e| UsageError(format!("--peer: {e}")))?,
             join_timeout: args.join_timeout,
             we_send: default_role == Role::Offerer,
+            qr: match args.qr {
+                None => false,
+                Some(QrWhen::Auto) => std::io::stderr().is_terminal(),
+                Some(QrWhen::Always) => true,
+            },
         },
         None => paste_negotiation(&args, default_role, payload_on_stdin)?,
     };

@@ -492,6 +492,14 @@ pub struct ConnectArgs {
         conflicts_with_all = ["offer", "answer", "sdp_in", "sdp_out"])]
     pub peer: Option<String>,
 
+    /// With --peer: show the page URL as a QR code, for a phone's browser.
+    ///
+    /// Printed on stderr below the URL when this side opens the room. --qr (or --qr=auto)
+    /// draws it when stderr is a terminal; --qr=always draws it into whatever stderr is.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+        default_missing_value = "auto", requires = "peer")]
+    pub qr: Option<QrWhen>,
+
     /// With --peer: how long to wait for the other side to join the room.
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "DCSEND_JOIN_TIMEOUT",
         value_parser = config::parse_duration_arg)]
@@ -608,6 +616,15 @@ pub struct OutputArgs {
     pub stats: Option<PathBuf>,
 }
 
+/// When to draw the QR code (`--qr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QrWhen {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always, into whatever stderr is.
+    Always,
+}
+
 /// When to draw the live view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ProgressWhen {
@@ -651,6 +668,22 @@ mod tests {
     #[test]
     fn offer_and_answer_conflict() {
         assert!(Cli::try_parse_from(["dcsend", "--offer", "--answer"]).is_err());
+    }
+
+    #[test]
+    fn qr_takes_an_optional_when_and_needs_a_peer() {
+        let peer = ["--peer", "http://127.0.0.1:1/"];
+        let parse = |extra: &[&str]| {
+            let args = ["dcsend"].iter().chain(&peer).chain(extra).copied();
+            Cli::try_parse_from(args).map(|c| c.send.connect.qr)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&["--qr"]).unwrap(), Some(QrWhen::Auto));
+        assert_eq!(parse(&["--qr=always"]).unwrap(), Some(QrWhen::Always));
+        // Not a value: `dcsend --qr FILE` sends FILE.
+        let cli = Cli::try_parse_from(["dcsend", "--qr", "f.bin", "--peer", "http://h/"]).unwrap();
+        assert_eq!(cli.send.connect.qr, Some(QrWhen::Auto));
+        assert!(Cli::try_parse_from(["dcsend", "--qr"]).is_err(), "needs --peer");
     }
 
     #[test]

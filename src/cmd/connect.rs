@@ -18,6 +18,7 @@ use crate::signal::client::Client;
 use crate::signal::codec::{self, SdpKind, SessionDesc, TokenError};
 use crate::signal::compact;
 use crate::signal::paste::{self, TokenSink, TokenSource};
+use crate::signal::qr;
 use crate::signal::rendezvous::{self, SignalError};
 use crate::signal::seal::Side;
 use crate::signal::url::PeerUrl;
@@ -51,8 +52,8 @@ pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow:
             let remote = cancellable(cancel, exchange).await?;
             (remote, None)
         }
-        Negotiation::Url { url, join_timeout, we_send } => {
-            let url = UrlRun { url, join_timeout: *join_timeout, we_send: *we_send };
+        Negotiation::Url { url, join_timeout, we_send, qr } => {
+            let url = UrlRun { url, join_timeout: *join_timeout, we_send: *we_send, qr: *qr };
             let (remote, both_present) =
                 url.exchange(&mut peer, cfg.connect_timeout, cancel).await?;
             (remote, Some(both_present))
@@ -225,6 +226,8 @@ struct UrlRun<'a> {
     url: &'a PeerUrl,
     join_timeout: Duration,
     we_send: bool,
+    /// Draw the URL as a QR code for a phone when we open the room.
+    qr: bool,
 }
 
 impl UrlRun<'_> {
@@ -249,6 +252,12 @@ impl UrlRun<'_> {
                 "dcsend: room {room} is open; on the other side run:\n  {other} --peer '{url}'\n\
                  or open {url} in a web browser"
             );
+            if self.qr {
+                match qr::render(&url.to_string()) {
+                    Some(code) => eprintln!("{code}"),
+                    None => tracing::warn!("the URL is too long for a QR code"),
+                }
+            }
         }
         let secret = url.secret.as_deref().unwrap_or_default();
         let side = client.side();

@@ -5,14 +5,16 @@
 //!   tokens through the terminal or files.
 //! - A signaling server (`--peer URL`): `url` parses the URL, `seal` is the pure PAKE and
 //!   sealing, `rendezvous` the authenticated exchange over any [`rendezvous::Mailbox`],
-//!   `client` the HTTP mailbox, `rooms` the server's pure room table and `server` the axum app
-//!   around it (`dcsend signal`). The protocol is in `docs/signaling.md`.
+//!   `client` the HTTP mailbox, `qr` draws the page URL for a phone (`--qr`), `rooms` the
+//!   server's pure room table and `server` the axum app around it (`dcsend signal`). The
+//!   protocol is in `docs/signaling.md`.
 
 pub mod client;
 pub mod codec;
 pub mod compact;
 pub mod page;
 pub mod paste;
+pub mod qr;
 pub mod rendezvous;
 pub mod rooms;
 pub mod seal;
