@@ -80,7 +80,7 @@ pub enum TokenError {
         "this compact token is of version {0}, which this dcsend does not read: update dcsend, \
          or run the other side with --long-token"
     )]
-    NewerToken(String),
+    UnknownVersion(String),
     #[error("the compact token has characters other than A-Z and 2-7")]
     NotBase32,
     /// The compact token's checksum does not match: a character changed on the way.

@@ -159,7 +159,7 @@ pub fn pack(desc: &SessionDesc) -> Result<String, NotPackable> {
 /// Unpacks a compact token into a full description that webrtc-rs (and browsers) accept.
 ///
 /// `text` may carry whitespace anywhere and be in either case. Errors, as [`TokenError`]:
-/// another version ([`TokenError::NewerToken`]), characters outside base32
+/// another version ([`TokenError::UnknownVersion`]), characters outside base32
 /// ([`TokenError::NotBase32`]), fewer bytes than the token's length field says
 /// ([`TokenError::Truncated`] with the characters got and needed), a checksum that does not
 /// match ([`TokenError::Damaged`]), or fields that contradict the layout
@@ -169,7 +169,7 @@ pub fn unpack(text: &str) -> Result<SessionDesc, TokenError> {
         text.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
     let Some(body) = joined.strip_prefix(PREFIX) else {
         let version = joined.get(2..3).unwrap_or("?").to_owned();
-        return Err(TokenError::NewerToken(version));
+        return Err(TokenError::UnknownVersion(version));
     };
     let bytes = base32_decode(body).ok_or(TokenError::NotBase32)?;
     let got = joined.chars().count();
@@ -197,10 +197,15 @@ fn checksum(bytes: &[u8]) -> [u8; CHECK_BYTES] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
+/// Appends `s` as a length byte and its bytes; it must be what [`Reader::str`] accepts back
+/// (1-255 bytes of printable ASCII without spaces).
 fn put_str(out: &mut Vec<u8>, s: &str, what: &str) -> Result<(), NotPackable> {
     let Ok(len) = u8::try_from(s.len()) else {
         return cannot(format!("{what} is longer than 255 bytes"));
     };
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return cannot(format!("{what} {s:?} is empty or not printable ASCII"));
+    }
     out.push(len);
     out.extend(s.as_bytes());
     Ok(())
@@ -656,7 +661,7 @@ mod tests {
         let token = pack(&offer()).unwrap();
         assert_eq!(
             unpack(&token.replacen("DC1", "DC2", 1)),
-            Err(TokenError::NewerToken("2".into()))
+            Err(TokenError::UnknownVersion("2".into()))
         );
         assert_eq!(unpack(&format!("{token}1")), Err(TokenError::NotBase32));
         assert_eq!(unpack(&token.replace('A', "=")), Err(TokenError::NotBase32));
@@ -731,6 +736,8 @@ mod tests {
             OFFER.replace("a=ice-pwd:PYBVDDagbViCRzWlxXoBtVdCydRpBjWj\r\n", ""),
             format!("{OFFER}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"),
             OFFER.replace("192.0.2.2 47035", "bad_name! 47035"),
+            OFFER.replace("a=ice-ufrag:GdrLGCKISXkmaBCA", "a=ice-ufrag:"),
+            OFFER.replace("a=mid:0", "a=mid:é"),
             OFFER.replace(
                 "a=ice-ufrag:GdrLGCKISXkmaBCA",
                 &format!("a=ice-ufrag:{}", "u".repeat(300)),
