@@ -56,8 +56,8 @@ Units:
 
 /// Send files or stdin to a peer over a WebRTC data channel.
 ///
-/// Without --peer the two sides negotiate by copy-paste: each prints a token (one line of
-/// base64, Pion's format) on stderr and reads the other's from the terminal.
+/// Without --peer the two sides negotiate by copy-paste: each prints a token (one line,
+/// DC1...; Pion's base64 with --long-token) on stderr and reads the other's from the terminal.
 /// Data only goes to stdout (`recv`); tokens, prompts, progress and logs go to stderr.
 #[derive(Debug, Parser)]
 #[command(name = "dcsend", version = version(), args_conflicts_with_subcommands = true,
