@@ -141,9 +141,8 @@ impl Paste<'_> {
 
     /// Reads and decodes the peer's token of kind `expect` (`ours`: the token we printed, to
     /// recognise it pasted back); returns it and whether it came in the compact form. On a
-    /// terminal, a token that cannot be used is explained and
-    /// asked for again; from a file or a pipe it ends the run (exit 2), since nobody is there
-    /// to paste another.
+    /// terminal, a token that cannot be used is explained and asked for again; from a file or
+    /// a pipe it ends the run (exit 2), since nobody is there to paste another.
     async fn read_peer_token(
         &self,
         expect: SdpKind,
