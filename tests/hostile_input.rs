@@ -411,6 +411,7 @@ proptest! {
             .sdp
             .lines()
             .filter_map(|l| l.strip_prefix("a=candidate:"))
+            .filter(|l| l.split_whitespace().nth(1) == Some("1"))
             .map(|l| l.split_whitespace().skip(3).take(5).collect::<Vec<_>>().join(" "))
             .collect();
         prop_assert_eq!(got, want);

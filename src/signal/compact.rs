@@ -32,9 +32,11 @@
 //! ```
 //!
 //! Left out, because a data channel does not need them or they can be rebuilt: the session
-//! id and version, component-2 candidates (a data channel is bundled and rtcp-muxed; webrtc-rs
-//! lists every candidate twice), foundations (rebuilt one per candidate), related addresses
-//! (diagnostic only), and attributes such as `extmap-allow-mixed` or `msid-semantic`. A
+//! id and version, component-2 candidates (webrtc-rs lists every candidate twice, once per
+//! component, same address and priority), foundations (rebuilt one per candidate), related
+//! addresses (diagnostic only), and attributes such as `msid-semantic`. The rebuilt SDP has the
+//! shape webrtc-rs writes: each candidate for components 1 and 2, `extmap-allow-mixed`,
+//! `a=sendrecv`. A
 //! description the layout cannot carry (TCP candidates, ICE lite, several media sections, an
 //! unknown hash) is not packed: [`pack`] says why and the caller prints Pion's form instead.
 //!
@@ -425,9 +427,9 @@ impl<'a> Reader<'a> {
         let _ = write!(
             sdp,
             "v=0\r\no=- {session_id} 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-             a=fingerprint:{hash_name} {}\r\na=group:BUNDLE {mid}\r\n\
+             a=fingerprint:{hash_name} {}\r\na=extmap-allow-mixed\r\na=group:BUNDLE {mid}\r\n\
              m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-             a=setup:{setup}\r\na=mid:{mid}\r\na=sctp-port:{sctp_port}\r\n",
+             a=setup:{setup}\r\na=mid:{mid}\r\na=sendrecv\r\na=sctp-port:{sctp_port}\r\n",
             fingerprint.join(":")
         );
         if let Some(size) = max_message_size {
@@ -465,13 +467,18 @@ impl<'a> Reader<'a> {
             let priority =
                 if kind & 1 << 4 != 0 { self.u32("candidate")? } else { default_priority(code) };
             let typ = TYPES[code];
-            let _ =
-                write!(sdp, "a=candidate:{foundation} 1 udp {priority} {address} {port} typ {typ}");
-            if code != 0 {
-                // Related address withheld, as browsers do; ICE does not use it.
-                sdp.push_str(" raddr 0.0.0.0 rport 0");
+            // Listed for components 1 and 2 with one priority, as webrtc-rs writes its own.
+            for component in [1, 2] {
+                let _ = write!(
+                    sdp,
+                    "a=candidate:{foundation} {component} udp {priority} {address} {port} typ {typ}"
+                );
+                if code != 0 {
+                    // Related address withheld, as browsers do; ICE does not use it.
+                    sdp.push_str(" raddr 0.0.0.0 rport 0");
+                }
+                sdp.push_str("\r\n");
             }
-            sdp.push_str("\r\n");
         }
         sdp.push_str("a=end-of-candidates\r\n");
         if self.at != self.bytes.len() {
@@ -582,8 +589,10 @@ mod tests {
         assert_eq!(essentials(&back.sdp), essentials(OFFER));
         // Packing the rebuilt description gives the same token.
         assert_eq!(pack(&back).unwrap(), token);
-        // Component 2 is left out; each candidate appears once.
-        assert_eq!(back.sdp.matches("a=candidate:").count(), 4, "{}", back.sdp);
+        // The token carries component 1 only; the SDP lists each for components 1 and 2 again,
+        // as webrtc-rs writes its own.
+        assert_eq!(back.sdp.matches("a=candidate:").count(), 8, "{}", back.sdp);
+        assert_eq!(back.sdp.matches(" 2 udp ").count(), 4, "{}", back.sdp);
     }
 
     #[test]
