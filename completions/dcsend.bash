@@ -65,7 +65,7 @@ _dcsend() {
 
     case "${cmd}" in
         dcsend)
-            opts="-q -v -h -V --raw --threshold --max-buffer --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
+            opts="-q -v -h -V --raw --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,6 +85,10 @@ _dcsend() {
                     ;;
                 --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --qr)
+                    COMPREPLY=($(compgen -W "auto always" -- "${cur}"))
                     return 0
                     ;;
                 --join-timeout)
@@ -353,7 +357,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__recv)
-            opts="-o -f -q -v -h --output-path --force --resume --sink --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-o -f -q -v -h --output-path --force --resume --sink --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -369,6 +373,10 @@ _dcsend() {
                     ;;
                 --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --qr)
+                    COMPREPLY=($(compgen -W "auto always" -- "${cur}"))
                     return 0
                     ;;
                 --join-timeout)
@@ -431,7 +439,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__send)
-            opts="-q -v -h --raw --threshold --max-buffer --chunk-size --peer --join-timeout --offer --answer --sdp-out --sdp-in --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-q -v -h --raw --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,6 +459,10 @@ _dcsend() {
                     ;;
                 --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --qr)
+                    COMPREPLY=($(compgen -W "auto always" -- "${cur}"))
                     return 0
                     ;;
                 --join-timeout)

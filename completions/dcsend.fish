@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dcsend_global_optspecs
-    string join \n raw threshold= max-buffer= chunk-size= peer= join-timeout= offer answer sdp-out= sdp-in= stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
+    string join \n raw threshold= max-buffer= chunk-size= peer= qr= join-timeout= offer answer sdp-out= sdp-in= long-token stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
 end
 
 function __fish_dcsend_needs_command
@@ -28,6 +28,8 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l threshold -d 'Low-water t
 complete -c dcsend -n "__fish_dcsend_needs_command" -l max-buffer -d 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_needs_command" -l qr -d 'With --peer: show the page URL as a QR code, for a phone\'s browser' -r -f -a "auto\t'When stderr is a terminal'
+always\t'Always, into whatever stderr is'"
 complete -c dcsend -n "__fish_dcsend_needs_command" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
@@ -46,6 +48,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -l stats -d 'Write progress 
 complete -c dcsend -n "__fish_dcsend_needs_command" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
+complete -c dcsend -n "__fish_dcsend_needs_command" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l relay-only -d 'Use only TURN-relayed candidates'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
@@ -62,6 +65,8 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l threshold -d 'Low
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l max-buffer -d 'Memory bound of --threshold auto: the most it may let wait in the channel [default: 32MiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l chunk-size -d 'Size of each data message [default: 64KiB]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l qr -d 'With --peer: show the page URL as a QR code, for a phone\'s browser' -r -f -a "auto\t'When stderr is a terminal'
+always\t'Always, into whatever stderr is'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
@@ -80,12 +85,15 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l stats -d 'Write p
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l relay-only -d 'Use only TURN-relayed candidates'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s o -l output-path -d 'Write to this file, or into this folder when it ends with "/" or is a folder' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l peer -d 'Connect through a signaling server (`dcsend signal`) instead of copy-paste' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l qr -d 'With --peer: show the page URL as a QR code, for a phone\'s browser' -r -f -a "auto\t'When stderr is a terminal'
+always\t'Always, into whatever stderr is'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l join-timeout -d 'With --peer: how long to wait for the other side to join the room' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sdp-out -d 'Write our token to PATH (atomically; a FIFO is written directly) instead of stderr' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sdp-in -d 'Read the peer\'s token from PATH ("-" = stdin) instead of the terminal' -r -F
@@ -106,6 +114,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l resume -d 'Contin
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l sink -d 'Verify what arrives, then discard it (nothing is written): for measuring a path'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -l relay-only -d 'Use only TURN-relayed candidates'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s q -l quiet -d 'Show no progress and no summary on stderr (errors still go there; results and exports on stdout or in files are still written)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand recv" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'

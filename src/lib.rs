@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! Cli (clap) -> cli::config::{Send,Recv}Config      validated flags
-//!   -> cmd::connect: signal::paste + signal::codec   copy-paste tokens (Pion's base64 JSON)
+//!   -> cmd::connect: signal::paste + signal::codec   copy-paste tokens (compact, or Pion's
+//!                    (+ signal::compact)             base64 JSON)
 //!                    or signal::client + rendezvous  through `dcsend signal` (PAKE-sealed)
 //!   -> peer::Peer -> peer::Channel                   the only webrtc-aware code; the port
 //!                                                    owns the drain event (drained_to)

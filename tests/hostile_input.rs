@@ -1,6 +1,7 @@
-//! Property tests for every parser that reads what another party sent: the copy-paste token,
-//! the control messages of the wire protocol, the `--peer` URL, the signaling envelopes and
-//! sealed boxes, the server's room table, and the server's HTTP parsing over a real socket.
+//! Property tests for every parser that reads what another party sent: the copy-paste token
+//! (Pion's form and the compact one), the control messages of the wire protocol, the `--peer`
+//! URL, the signaling envelopes and sealed boxes, the server's room table, and the server's
+//! HTTP parsing over a real socket.
 //!
 //! `cargo fuzz` needs a nightly toolchain, which the build machines do not have, so these run
 //! under proptest instead, in `cargo test`: each property gets its case budget (256 by default;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::http_exchange;
 
 use dcsend::signal::codec::{self, SdpKind, SessionDesc};
+use dcsend::signal::compact;
 use dcsend::signal::rooms::{Limits, REMEMBER_GONE, Rooms, Take};
 use dcsend::signal::seal::{Envelope, Handshake, Side};
 use dcsend::signal::url::PeerUrl;
@@ -367,4 +369,55 @@ fn a_flood_from_one_client_does_not_starve_another() {
     }
     assert!(slowest < Duration::from_secs(1), "slowest answer during the flood: {slowest:?}");
     assert!(server.healthy());
+}
+
+proptest! {
+    /// The compact form (`DC1` + base32) behind the same entry point: any body, any case.
+    #[test]
+    fn compact_token_decoder_never_panics(body in "[A-Za-z2-7 \r\n]{0,400}") {
+        let _ = codec::decode(&format!("DC1{body}"), SdpKind::Offer);
+    }
+
+    /// Any description with the fields the compact form carries survives it: ICE credentials,
+    /// fingerprint, role, and 0-8 candidates of any type, address family and priority.
+    #[test]
+    fn compact_tokens_round_trip(
+        ufrag in "[A-Za-z0-9+/]{4,32}",
+        pwd in "[A-Za-z0-9+/]{22,64}",
+        digest in prop::collection::vec(any::<u8>(), 32),
+        answer in any::<bool>(),
+        candidates in prop::collection::vec(
+            (any::<std::net::IpAddr>(), any::<u16>(), any::<u32>(), 0usize..4), 0..8),
+    ) {
+        let kind = if answer { SdpKind::Answer } else { SdpKind::Offer };
+        let setup = if answer { "active" } else { "actpass" };
+        let fingerprint: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+        let mut sdp = format!(
+            "{SDP}a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=fingerprint:sha-256 {}\r\n\
+             a=setup:{setup}\r\na=mid:0\r\na=sctp-port:5000\r\n",
+            fingerprint.join(":")
+        );
+        let types = ["host", "srflx", "prflx", "relay"];
+        let mut want = Vec::new();
+        for (i, (ip, port, priority, t)) in candidates.iter().enumerate() {
+            let line = format!("{priority} {ip} {port} typ {}", types[*t]);
+            sdp.push_str(&format!("a=candidate:{i} 1 udp {line}\r\n"));
+            want.push(line);
+        }
+        let desc = SessionDesc { kind, sdp };
+        let token = compact::pack(&desc).unwrap();
+        let back = codec::decode(&token, kind).unwrap();
+        let got: Vec<String> = back
+            .sdp
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=candidate:"))
+            .filter(|l| l.split_whitespace().nth(1) == Some("1"))
+            .map(|l| l.split_whitespace().skip(3).take(5).collect::<Vec<_>>().join(" "))
+            .collect();
+        prop_assert_eq!(got, want);
+        for attr in ["ice-ufrag", "ice-pwd", "fingerprint", "setup"] {
+            prop_assert_eq!(codec::attribute(&back.sdp, attr), codec::attribute(&desc.sdp, attr));
+        }
+        prop_assert_eq!(compact::pack(&back).unwrap(), token);
+    }
 }

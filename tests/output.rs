@@ -170,13 +170,15 @@ fn the_receiver_s_summary_names_the_saved_file_or_folder() {
     }
 }
 
-/// The first line of `text` that looks like a token (long base64, newline-terminated).
+/// The first line of `text` that looks like a token (compact `DC1...` or long base64,
+/// newline-terminated).
 fn token_line(text: &str) -> Option<String> {
     let complete = &text[..text.rfind('\n')? + 1];
     complete
         .lines()
         .find(|l| {
-            l.len() > 200 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            (l.starts_with("DC1") || l.len() > 200)
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
         })
         .map(str::to_owned)
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, RecvArgs, SendArgs, SignalArgs,
-    ThresholdArg, ViewArgs, dumb_terminal,
+    Baseline, BenchArgs, ConnectArgs, OutputArgs, ProgressWhen, QrWhen, RecvArgs, SendArgs,
+    SignalArgs, ThresholdArg, ViewArgs, dumb_terminal,
 };
 use crate::bench::Plan;
 use crate::error::UsageError;
@@ -95,6 +95,10 @@ pub enum Negotiation {
         sink: TokenSink,
         /// Where the peer's token comes from.
         source: TokenSource,
+        /// True when we send: the other side then runs `recv` (named when a paste is wrong).
+        we_send: bool,
+        /// Print our token in Pion's long form even where the compact one would do.
+        long_token: bool,
     },
     /// A signaling server (`--peer URL`); the first peer in the room offers.
     Url {
@@ -104,6 +108,8 @@ pub enum Negotiation {
         join_timeout: Duration,
         /// What the other side runs, printed when we open the room.
         other_side: OtherSide,
+        /// Draw the page URL as a QR code when we open the room (`--qr`, resolved).
+        qr: bool,
     },
 }
 
@@ -493,7 +499,8 @@ fn paste_negotiation(
         Some(p) => TokenSink::File(p.clone()),
         None => TokenSink::Stderr,
     };
-    Ok(Negotiation::Paste { role, sink, source })
+    let we_send = default_role == Role::Offerer;
+    Ok(Negotiation::Paste { role, sink, source, we_send, long_token: args.long_token })
 }
 
 fn connect_config(
@@ -507,6 +514,11 @@ fn connect_config(
             url: PeerUrl::parse(url).map_err(|e| UsageError(format!("--peer: {e}")))?,
             join_timeout: args.join_timeout,
             other_side,
+            qr: match args.qr {
+                None => false,
+                Some(QrWhen::Auto) => std::io::stderr().is_terminal(),
+                Some(QrWhen::Always) => true,
+            },
         },
         None => paste_negotiation(&args, default_role, payload_on_stdin)?,
     };

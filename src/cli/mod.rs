@@ -71,8 +71,8 @@ Units:
 
 /// Send files or stdin to a peer over a WebRTC data channel.
 ///
-/// Without --peer the two sides negotiate by copy-paste: each prints a token (one line of
-/// base64, Pion's format) on stderr and reads the other's from the terminal.
+/// Without --peer the two sides negotiate by copy-paste: each prints a token (one line,
+/// DC1...; Pion's base64 with --long-token) on stderr and reads the other's from the terminal.
 /// Data only goes to stdout (`recv`); tokens, prompts, progress and logs go to stderr.
 #[derive(Debug, Parser)]
 #[command(name = "dcsend", version = version(), args_conflicts_with_subcommands = true,
@@ -549,6 +549,14 @@ pub struct ConnectArgs {
         conflicts_with_all = ["offer", "answer", "sdp_in", "sdp_out"])]
     pub peer: Option<String>,
 
+    /// With --peer: show the page URL as a QR code, for a phone's browser.
+    ///
+    /// Printed on stderr below the URL when this side opens the room. --qr (or --qr=auto)
+    /// draws it when stderr is a terminal; --qr=always draws it into whatever stderr is.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+        default_missing_value = "auto", requires = "peer")]
+    pub qr: Option<QrWhen>,
+
     /// With --peer: how long to wait for the other side to join the room.
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "DCSEND_JOIN_TIMEOUT",
         value_parser = config::parse_duration_arg)]
@@ -571,6 +579,15 @@ pub struct ConnectArgs {
     /// dcsend waits for PATH to appear, up to --connect-timeout.
     #[arg(long, value_name = "PATH|-")]
     pub sdp_in: Option<PathBuf>,
+
+    /// Print our token in Pion's long form, for a peer that is not dcsend.
+    ///
+    /// dcsend prints a compact token (DC1..., about 170 characters) that any dcsend reads. The
+    /// long form (base64 of {"type":...,"sdp":...}, about 900) is what Pion's and webrtc-rs's
+    /// examples and browser demos read. dcsend reads both, and answers a long offer in the
+    /// long form without this flag.
+    #[arg(long, conflicts_with = "peer")]
+    pub long_token: bool,
 
     /// STUN server, e.g. stun:stun.example.org:3478 (repeatable).
     ///
@@ -656,6 +673,15 @@ pub struct OutputArgs {
     pub stats: Option<PathBuf>,
 }
 
+/// When to draw the QR code (`--qr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QrWhen {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always, into whatever stderr is.
+    Always,
+}
+
 /// When to draw the live view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ProgressWhen {
@@ -699,6 +725,32 @@ mod tests {
     #[test]
     fn offer_and_answer_conflict() {
         assert!(Cli::try_parse_from(["dcsend", "--offer", "--answer"]).is_err());
+    }
+
+    #[test]
+    fn qr_takes_an_optional_when_and_needs_a_peer() {
+        let peer = ["--peer", "http://127.0.0.1:1/"];
+        let parse = |extra: &[&str]| {
+            let args = ["dcsend"].iter().chain(&peer).chain(extra).copied();
+            Cli::try_parse_from(args).map(|c| c.send.connect.qr)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&["--qr"]).unwrap(), Some(QrWhen::Auto));
+        assert_eq!(parse(&["--qr=always"]).unwrap(), Some(QrWhen::Always));
+        // Not a value: `dcsend --qr FILE` sends FILE.
+        let cli = Cli::try_parse_from(["dcsend", "--qr", "f.bin", "--peer", "http://h/"]).unwrap();
+        assert_eq!(cli.send.connect.qr, Some(QrWhen::Auto));
+        assert!(Cli::try_parse_from(["dcsend", "--qr"]).is_err(), "needs --peer");
+    }
+
+    #[test]
+    fn long_token_is_for_copy_paste_only() {
+        let cli = Cli::try_parse_from(["dcsend", "recv", "--long-token"]).unwrap();
+        let Some(Command::Recv(r)) = cli.command else { panic!("not recv") };
+        assert!(r.connect.long_token);
+        assert!(!Cli::try_parse_from(["dcsend"]).unwrap().send.connect.long_token);
+        let url = ["dcsend", "--long-token", "--peer", "http://127.0.0.1:1/"];
+        assert!(Cli::try_parse_from(url).is_err());
     }
 
     #[test]

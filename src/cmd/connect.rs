@@ -15,8 +15,10 @@ use crate::peer::{Channel, ChannelEvent, Path, Peer};
 use crate::progress::Reporter;
 use crate::progress::stats::Summary;
 use crate::signal::client::Client;
-use crate::signal::codec::{self, SdpKind, SessionDesc};
+use crate::signal::codec::{self, SdpKind, SessionDesc, TokenError};
+use crate::signal::compact;
 use crate::signal::paste::{self, TokenSink, TokenSource};
+use crate::signal::qr;
 use crate::signal::rendezvous::{self, SignalError};
 use crate::signal::seal::Side;
 use crate::signal::url::PeerUrl;
@@ -43,13 +45,15 @@ const HUMAN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow::Result<Connected> {
     let mut peer = Peer::new(&cfg.peer).await?;
     let (remote, both_present) = match &cfg.how {
-        Negotiation::Paste { role, sink, source } => {
-            let exchange = paste_exchange(&mut peer, *role, sink, source, cfg.connect_timeout);
+        Negotiation::Paste { role, sink, source, we_send, long_token } => {
+            let paste =
+                Paste { role: *role, sink, source, we_send: *we_send, long_token: *long_token };
+            let exchange = paste.exchange(&mut peer, cfg.connect_timeout);
             let remote = cancellable(cancel, exchange).await?;
             (remote, None)
         }
-        Negotiation::Url { url, join_timeout, other_side } => {
-            let url = UrlRun { url, join_timeout: *join_timeout, other_side: *other_side };
+        Negotiation::Url { url, join_timeout, other_side, qr } => {
+            let url = UrlRun { url, join_timeout: *join_timeout, other_side: *other_side, qr: *qr };
             let (remote, both_present) =
                 url.exchange(&mut peer, cfg.connect_timeout, cancel).await?;
             (remote, Some(both_present))
@@ -82,53 +86,138 @@ async fn cancellable<T>(
     }
 }
 
-/// Copy-paste: our token out, the peer's in; returns the peer's description.
-async fn paste_exchange(
-    peer: &mut Peer,
+/// A copy-paste run: tokens through the terminal or files.
+struct Paste<'a> {
     role: Role,
-    sink: &TokenSink,
-    source: &TokenSource,
-    connect_timeout: Duration,
-) -> anyhow::Result<SessionDesc> {
-    let wait = match source {
-        TokenSource::File(_) => connect_timeout,
-        _ => HUMAN_TIMEOUT,
-    };
-    Ok(match role {
-        Role::Offerer => {
-            let offer = peer.offer().await?;
-            paste::write_token(
-                sink,
-                "offer token (paste it into the other terminal):",
-                &codec::encode(&offer),
-            )
-            .await
-            .context("writing our offer token")?;
-            let text = paste::read_token(source, "paste the answer token: ", wait)
+    sink: &'a TokenSink,
+    source: &'a TokenSource,
+    we_send: bool,
+    long_token: bool,
+}
+
+impl Paste<'_> {
+    /// Our token out, the peer's in; returns the peer's description.
+    async fn exchange(
+        &self,
+        peer: &mut Peer,
+        connect_timeout: Duration,
+    ) -> anyhow::Result<SessionDesc> {
+        let wait = match self.source {
+            TokenSource::File(_) => connect_timeout,
+            _ => HUMAN_TIMEOUT,
+        };
+        Ok(match self.role {
+            Role::Offerer => {
+                let offer = peer.offer().await?;
+                paste::write_token(
+                    self.sink,
+                    "offer token (paste it into the other terminal):",
+                    &token_text(&offer, !self.long_token),
+                )
+                .await
+                .context("writing our offer token")?;
+                let (answer, _) = self.read_peer_token(SdpKind::Answer, Some(&offer), wait).await?;
+                peer.accept_answer(&answer).await?;
+                answer
+            }
+            Role::Answerer => {
+                let (offer, compact_offer) =
+                    self.read_peer_token(SdpKind::Offer, None, wait).await?;
+                let answer = peer.answer(&offer).await?;
+                // A long offer comes from Pion, a browser demo or an older dcsend: they read
+                // only the long form.
+                let compact = compact_offer && !self.long_token;
+                paste::write_token(
+                    self.sink,
+                    "answer token (paste it into the other terminal):",
+                    &token_text(&answer, compact),
+                )
+                .await
+                .context("writing our answer token")?;
+                offer
+            }
+        })
+    }
+
+    /// Reads and decodes the peer's token of kind `expect` (`ours`: the token we printed, to
+    /// recognise it pasted back); returns it and whether it came in the compact form. On a
+    /// terminal, a token that cannot be used is explained and asked for again; from a file or
+    /// a pipe it ends the run (exit 2), since nobody is there to paste another.
+    async fn read_peer_token(
+        &self,
+        expect: SdpKind,
+        ours: Option<&SessionDesc>,
+        wait: Duration,
+    ) -> anyhow::Result<(SessionDesc, bool)> {
+        let prompt = format!("paste the {expect} token: ");
+        loop {
+            let text = paste::read_token(self.source, &prompt, wait)
                 .await
                 .map_err(token_wait_error)
-                .context("reading the peer's answer token")?;
-            let answer = codec::decode(&text, SdpKind::Answer)?;
-            peer.accept_answer(&answer).await?;
-            answer
+                .with_context(|| format!("reading the peer's {expect} token"))?;
+            match codec::decode_from_peer(&text, expect, ours) {
+                Ok(desc) => return Ok((desc, compact::is_compact(&text))),
+                Err(e) if *self.source == TokenSource::Tty => {
+                    eprintln!("dcsend: {}", advice(&e, expect, &self.peer_command()));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("the peer's {expect} token {}", self.source_name())));
+                }
+            }
         }
-        Role::Answerer => {
-            let text = paste::read_token(source, "paste the offer token: ", wait)
-                .await
-                .map_err(token_wait_error)
-                .context("reading the peer's offer token")?;
-            let offer = codec::decode(&text, SdpKind::Offer)?;
-            let answer = peer.answer(&offer).await?;
-            paste::write_token(
-                sink,
-                "answer token (paste it into the other terminal):",
-                &codec::encode(&answer),
-            )
-            .await
-            .context("writing our answer token")?;
-            offer
+    }
+
+    /// The command the other side runs, as a person would type it.
+    fn peer_command(&self) -> String {
+        match (self.we_send, self.role) {
+            (true, Role::Offerer) => "dcsend recv".into(),
+            (true, Role::Answerer) => "dcsend recv --offer".into(),
+            (false, Role::Answerer) => "dcsend FILE".into(),
+            (false, Role::Offerer) => "dcsend FILE --answer".into(),
         }
-    })
+    }
+
+    fn source_name(&self) -> String {
+        match self.source {
+            TokenSource::File(path) => format!("in {}", path.display()),
+            TokenSource::Stdin => "on stdin".into(),
+            TokenSource::Tty => "on the terminal".into(),
+        }
+    }
+}
+
+/// Our token for `desc`: the compact form when `compact` and the description fits it, else
+/// Pion's long form.
+fn token_text(desc: &SessionDesc, compact: bool) -> String {
+    if compact {
+        match compact::pack(desc) {
+            Ok(token) => return token,
+            Err(e) => tracing::info!("printing the long token: {e}"),
+        }
+    }
+    codec::encode(desc)
+}
+
+/// What to tell a person who pasted a token that cannot be used (`err`), where the token of
+/// kind `expect` printed by `peer` (the other side's command) belongs: what is wrong, in
+/// words, and what to paste instead.
+fn advice(err: &TokenError, expect: SdpKind, peer: &str) -> String {
+    let whole_line = format!("the whole line `{peer}` printed below \"{expect} token\"");
+    match err {
+        TokenError::Truncated(_) => format!("{err}: paste the whole token, {whole_line}"),
+        TokenError::OwnToken(_) => format!("{err}: paste the token `{peer}` printed"),
+        TokenError::WrongKind { got: SdpKind::Offer, .. } => format!(
+            "this is an offer, and this side made the offer too: run `{peer}` on the other \
+             side, paste this side's offer into it, then paste its answer here"
+        ),
+        TokenError::WrongKind { got: SdpKind::Answer, .. } => format!(
+            "this is an answer, and this side makes the answer: paste the offer token \
+             `{peer}` printed"
+        ),
+        TokenError::Empty => format!("nothing was pasted: paste {whole_line}"),
+        _ => format!("{err}: paste {whole_line}"),
+    }
 }
 
 /// A signaling-server run (`--peer URL`).
@@ -136,6 +225,8 @@ struct UrlRun<'a> {
     url: &'a PeerUrl,
     join_timeout: Duration,
     other_side: OtherSide,
+    /// Draw the URL as a QR code for a phone when we open the room.
+    qr: bool,
 }
 
 impl UrlRun<'_> {
@@ -161,6 +252,12 @@ impl UrlRun<'_> {
                 "dcsend: room {room} is open; on the other side run:\n  {other} --peer '{url}'\n\
                  {note}or open {url} in a web browser"
             );
+            if self.qr {
+                match qr::render(&url.to_string()) {
+                    Some(code) => eprintln!("{code}"),
+                    None => tracing::warn!("the URL is too long for a QR code"),
+                }
+            }
         }
         let secret = url.secret.as_deref().unwrap_or_default();
         let side = client.side();
@@ -229,5 +326,45 @@ impl Connected {
         channel.close().await;
         peer.close(Duration::from_secs(2)).await;
         summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_says_what_is_wrong_and_what_to_paste() {
+        let answer = SdpKind::Answer;
+        let cut = advice(&TokenError::Truncated(Some((80, 120))), answer, "dcsend recv");
+        assert_eq!(
+            cut,
+            "this looks cut off (80 of its 120 characters): paste the whole token, the whole \
+             line `dcsend recv` printed below \"answer token\""
+        );
+        let own = advice(&TokenError::OwnToken(SdpKind::Offer), answer, "dcsend recv");
+        assert_eq!(
+            own,
+            "this is your own offer, not the peer's: paste the token `dcsend recv` printed"
+        );
+        let wrong = TokenError::WrongKind { expected: SdpKind::Offer, got: SdpKind::Answer };
+        assert!(advice(&wrong, SdpKind::Offer, "dcsend FILE").ends_with("`dcsend FILE` printed"));
+        let garbage = advice(&TokenError::NotBase64, answer, "dcsend recv");
+        assert!(garbage.starts_with("the token is not base64"), "{garbage}");
+        for err in [TokenError::Empty, TokenError::NoDataChannel, wrong] {
+            assert!(!advice(&err, answer, "x").contains('\n'));
+        }
+    }
+
+    #[test]
+    fn the_other_side_is_named_by_its_command() {
+        let (sink, source) = (TokenSink::Stderr, TokenSource::Tty);
+        let named = |role, we_send| {
+            Paste { role, sink: &sink, source: &source, we_send, long_token: false }.peer_command()
+        };
+        assert_eq!(named(Role::Offerer, true), "dcsend recv");
+        assert_eq!(named(Role::Answerer, false), "dcsend FILE");
+        assert_eq!(named(Role::Answerer, true), "dcsend recv --offer");
+        assert_eq!(named(Role::Offerer, false), "dcsend FILE --answer");
     }
 }

@@ -1,21 +1,24 @@
 //! Pure codec for the copy-paste signaling token.
 //!
-//! The token dcsend prints is Pion's format: standard base64 (padded, one line) of the JSON
+//! Pion's format, which [`encode`] writes, is standard base64 (padded, one line) of the JSON
 //! `{"type":"offer"|"answer","sdp":"..."}`, so dcsend pairs with the Pion and webrtc-rs examples
-//! and browser demos out of the box. [`decode`] also accepts that JSON bare, or a bare SDP, with
-//! whatever whitespace and line breaks a terminal added.
+//! and browser demos out of the box. [`decode`] also accepts that JSON bare, a bare SDP, and
+//! dcsend's compact form (`DC1...`, `signal::compact`), with whatever whitespace and line breaks
+//! a terminal added.
 //!
 //! Data flow: `SessionDesc` --[`encode`]--> token text --(paste)--> [`decode`] --> `SessionDesc`.
 //!
 //! Boundaries: this module does no I/O. It must not import `tokio`, `webrtc`, `std::fs`/`std::io`
-//! or anything else from dcsend; it depends only on `base64`, `serde`, `serde_json` and
-//! `thiserror`. Reading and writing tokens lives in `signal::paste`.
+//! or anything else from dcsend but `signal::compact` (pure too); it depends only on `base64`,
+//! `serde`, `serde_json` and `thiserror`. Reading and writing tokens lives in `signal::paste`.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use serde::{Deserialize, Serialize};
+
+use crate::signal::compact;
 
 /// Which side of the offer/answer exchange a description is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +67,36 @@ pub enum TokenError {
     NotSdp,
     #[error("the SDP has no data channel section (m=application ... webrtc-datachannel)")]
     NoDataChannel,
+    /// The text ends before the token does: a paste that lost its end. Carries (characters
+    /// pasted, characters of the whole token) when the form says how long it is.
+    #[error("this looks cut off{}", shown_length(*.0))]
+    Truncated(Option<(usize, usize)>),
+    /// The peer's token is this side's own description pasted back (same ICE ufrag and DTLS
+    /// fingerprint): `kind` is ours.
+    #[error("this is your own {0}, not the peer's")]
+    OwnToken(SdpKind),
+    /// A compact token of a version this build does not read (carries the version character).
+    #[error(
+        "this compact token is of version {0}, which this dcsend does not read: update dcsend, \
+         or run the other side with --long-token"
+    )]
+    UnknownVersion(String),
+    #[error("the compact token has characters other than A-Z and 2-7")]
+    NotBase32,
+    /// The compact token's checksum does not match: a character changed on the way.
+    #[error("the token is damaged (its checksum does not match)")]
+    Damaged,
+    /// The compact token's fields contradict its layout (names the field). Checksummed, so
+    /// this is a bug in the dcsend that made it, or a forgery, not a copying mistake.
+    #[error("the compact token is malformed ({0})")]
+    Malformed(&'static str),
+}
+
+fn shown_length(chars: Option<(usize, usize)>) -> String {
+    match chars {
+        Some((got, want)) => format!(" ({got} of its {want} characters)"),
+        None => String::new(),
+    }
 }
 
 /// Longest serde_json message kept in [`TokenError::NotJson`], in characters.
@@ -78,29 +111,78 @@ pub fn encode(desc: &SessionDesc) -> String {
 
 /// Decodes a pasted token into a description of kind `expect`.
 ///
-/// Accepts: the base64 token, the bare JSON, or a bare SDP (its kind is then `expect`), with any
-/// whitespace or line breaks a terminal added. The form is chosen on the trimmed input: `{` means
-/// JSON, `v=` means SDP, anything else is base64 (all whitespace is removed before decoding;
+/// Accepts: the compact token, the base64 token, the bare JSON, or a bare SDP (its kind is then
+/// `expect`), with any whitespace or line breaks a terminal added. The form is chosen on the
+/// trimmed input: `DC` and a digit means compact ([`compact::unpack`]), `{` means JSON, `v=`
+/// means SDP, anything else is base64 (all whitespace is removed before decoding;
 /// missing `=` padding is tolerated). For the bare forms the SDP's lines are trimmed, blank lines
 /// dropped and line endings normalised to `\r\n`; the base64 form returns the SDP byte for byte.
 ///
-/// Errors: [`TokenError`] says which check failed: empty input, not base64/JSON, no `sdp`, an
-/// unknown `type`, a kind other than `expect`, an `sdp` not starting with `v=0`, or no
-/// `m=application` section. Never panics, whatever the input.
+/// Errors: [`TokenError`] says which check failed: empty input, a token cut off (base64 of JSON
+/// at a length base64 cannot have, or JSON that stops before its end), not base64/JSON, no
+/// `sdp`, an unknown `type`, a kind other than `expect`, an `sdp` not starting with `v=0`, or
+/// no `m=application` section. Never panics, whatever the input.
 pub fn decode(input: &str, expect: SdpKind) -> Result<SessionDesc, TokenError> {
+    decode_from_peer(input, expect, None)
+}
+
+/// [`decode`], and also [`TokenError::OwnToken`] when the token is `ours` pasted back: its ICE
+/// ufrag and DTLS fingerprint are those of `ours` (both are fresh for every connection, so a
+/// peer's token never has them). That check comes before the kind check, so that our own offer
+/// pasted where the answer belongs is named as such, not as "an offer".
+pub fn decode_from_peer(
+    input: &str,
+    expect: SdpKind,
+    ours: Option<&SessionDesc>,
+) -> Result<SessionDesc, TokenError> {
+    let desc = decode_unchecked(input, expect)?;
+    if let Some(ours) = ours
+        && same_endpoint(&desc.sdp, &ours.sdp)
+    {
+        return Err(TokenError::OwnToken(ours.kind));
+    }
+    validate(&desc, expect)?;
+    Ok(desc)
+}
+
+/// True when both SDPs carry the same ICE ufrag and the same DTLS fingerprint.
+fn same_endpoint(a: &str, b: &str) -> bool {
+    let ufrag = |sdp| attribute(sdp, "ice-ufrag");
+    let fingerprint = |sdp| attribute(sdp, "fingerprint");
+    ufrag(a).is_some() && ufrag(a) == ufrag(b) && fingerprint(a) == fingerprint(b)
+}
+
+/// The value of the first `a=NAME:VALUE` line of `sdp`, at any level.
+pub fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("a=")?.strip_prefix(name)?.strip_prefix(':')?;
+        Some(rest.trim())
+    })
+}
+
+/// Decodes any form without checking the kind.
+fn decode_unchecked(input: &str, expect: SdpKind) -> Result<SessionDesc, TokenError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(TokenError::Empty);
     }
-    let desc = if trimmed.starts_with('{') {
+    let desc = if compact::is_compact(trimmed) {
+        compact::unpack(trimmed)?
+    } else if trimmed.starts_with('{') {
         let mut desc = parse_json(trimmed, expect)?;
         desc.sdp = normalize_sdp(&desc.sdp);
         desc
     } else if trimmed.starts_with("v=") {
         SessionDesc { kind: expect, sdp: normalize_sdp(trimmed) }
     } else {
-        let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
-        let bytes = STANDARD_PAD_INDIFFERENT.decode(compact).map_err(|_| TokenError::NotBase64)?;
+        let joined: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+        let bytes = match STANDARD_PAD_INDIFFERENT.decode(&joined) {
+            Ok(bytes) => bytes,
+            Err(_) if cut_base64_json(&joined) => {
+                return Err(TokenError::Truncated(None));
+            }
+            Err(_) => return Err(TokenError::NotBase64),
+        };
         let text = String::from_utf8(bytes).map_err(|_| TokenError::NotBase64)?;
         let text = text.trim();
         if text.starts_with("v=") {
@@ -110,8 +192,21 @@ pub fn decode(input: &str, expect: SdpKind) -> Result<SessionDesc, TokenError> {
             parse_json(text, expect)?
         }
     };
-    validate(&desc, expect)?;
     Ok(desc)
+}
+
+/// True when `b64` (which the base64 decoder refused) is base64 of JSON cut short: base64
+/// characters only, no padding, and its whole 4-character groups decode to JSON that stops
+/// before its end. Cut anywhere, a token leaves a length or final bits the decoder refuses.
+fn cut_base64_json(b64: &str) -> bool {
+    if !b64.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
+        return false;
+    }
+    // ASCII only (checked above), so any index is a char boundary.
+    let whole = &b64[..b64.len() / 4 * 4];
+    let Ok(bytes) = STANDARD_PAD_INDIFFERENT.decode(whole) else { return false };
+    bytes.starts_with(b"{")
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err_and(|e| e.is_eof())
 }
 
 /// Value of `a=max-message-size:N` in the SDP's `m=application` section, if any.
@@ -147,8 +242,14 @@ fn parse_json(text: &str, expect: SdpKind) -> Result<SessionDesc, TokenError> {
     // Raw CR, LF and TAB are invalid inside JSON strings and mere whitespace outside them, so a
     // line break a terminal put in the middle of the sdp string can be dropped safely.
     let text: String = text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\t')).collect();
-    let raw: RawDesc =
-        serde_json::from_str(&text).map_err(|e| TokenError::NotJson(one_line(&e.to_string())))?;
+    let raw: RawDesc = serde_json::from_str(&text).map_err(|e| {
+        if e.is_eof() {
+            // The JSON stops in the middle: the paste lost its end.
+            TokenError::Truncated(None)
+        } else {
+            TokenError::NotJson(one_line(&e.to_string()))
+        }
+    })?;
     let sdp = raw.sdp.ok_or(TokenError::MissingSdp)?;
     let kind = match raw.kind.as_deref().map(str::trim) {
         None => expect,
@@ -335,7 +436,7 @@ mod tests {
     fn error_not_json() {
         let token = STANDARD.encode("this is not json");
         assert!(matches!(decode(&token, SdpKind::Offer), Err(TokenError::NotJson(_))));
-        assert!(matches!(decode("{\"type\":", SdpKind::Offer), Err(TokenError::NotJson(_))));
+        assert!(matches!(decode("{\"type\": nope}", SdpKind::Offer), Err(TokenError::NotJson(_))));
         let err = decode(r#"{"type":"offer","sdp":5}"#, SdpKind::Offer).unwrap_err();
         assert!(matches!(err, TokenError::NotJson(ref m) if m.contains("invalid type")), "{err}");
     }
@@ -378,6 +479,57 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_token_is_named_as_such_in_every_form() {
+        let token = encode(&offer());
+        // Every cut of the base64 form: a length the decoder refuses, or JSON that stops.
+        let last = token.trim_end_matches('=').len() - 1; // a missing `=` is tolerated, not a cut
+        for cut in [12, 13, 14, 15, token.len() / 2, token.len() - 5, last] {
+            let err = decode(&token[..cut], SdpKind::Offer).unwrap_err();
+            assert_eq!(err, TokenError::Truncated(None), "cut at {cut} of {}", token.len());
+        }
+        let json = json_of("offer", SDP);
+        let err = decode(&json[..json.len() - 10], SdpKind::Offer).unwrap_err();
+        assert_eq!(err, TokenError::Truncated(None));
+        assert_eq!(err.to_string(), "this looks cut off");
+        let counted = TokenError::Truncated(Some((80, 120)));
+        assert_eq!(counted.to_string(), "this looks cut off (80 of its 120 characters)");
+    }
+
+    #[test]
+    fn base64_of_something_else_is_not_called_cut() {
+        assert_eq!(
+            decode(&STANDARD.encode("hello, world")[..9], SdpKind::Offer),
+            Err(TokenError::NotBase64)
+        );
+    }
+
+    #[test]
+    fn our_own_token_pasted_back_is_named() {
+        let ours = offer();
+        let err = decode_from_peer(&encode(&ours), SdpKind::Answer, Some(&ours)).unwrap_err();
+        assert_eq!(err, TokenError::OwnToken(SdpKind::Offer));
+        assert_eq!(err.to_string(), "this is your own offer, not the peer's");
+        // Any form of it.
+        let err = decode_from_peer(SDP, SdpKind::Answer, Some(&ours)).unwrap_err();
+        assert_eq!(err, TokenError::OwnToken(SdpKind::Offer));
+        // Another peer's offer is "an offer", and its answer is taken.
+        let theirs = SDP.replace("EsAwrZVvRdaNHqsF", "OtherUfragOther1");
+        let err =
+            decode_from_peer(&json_of("offer", &theirs), SdpKind::Answer, Some(&ours)).unwrap_err();
+        assert_eq!(err, TokenError::WrongKind { expected: SdpKind::Answer, got: SdpKind::Offer });
+        let answer = SessionDesc { kind: SdpKind::Answer, sdp: normalize_sdp(&theirs) };
+        assert_eq!(decode_from_peer(&encode(&answer), SdpKind::Answer, Some(&ours)), Ok(answer));
+    }
+
+    #[test]
+    fn attribute_reads_the_first_value() {
+        assert_eq!(attribute(SDP, "ice-ufrag"), Some("EsAwrZVvRdaNHqsF"));
+        assert_eq!(attribute(SDP, "setup"), Some("actpass"));
+        assert_eq!(attribute(SDP, "ice"), None, "a prefix of a name is not the name");
+        assert_eq!(attribute("", "mid"), None);
+    }
+
+    #[test]
     fn error_messages_are_one_line() {
         let errors = [
             TokenError::Empty,
@@ -388,6 +540,8 @@ mod tests {
             TokenError::WrongKind { expected: SdpKind::Offer, got: SdpKind::Answer },
             TokenError::NotSdp,
             TokenError::NoDataChannel,
+            TokenError::Truncated(Some((1, 2))),
+            TokenError::OwnToken(SdpKind::Offer),
         ];
         for err in errors {
             let msg = err.to_string();
@@ -429,7 +583,7 @@ mod tests {
         let huge = "A".repeat(8 << 20);
         assert!(matches!(decode(&huge, SdpKind::Offer), Err(TokenError::NotJson(_))));
         let huge_json = format!("{{\"sdp\":\"{}", "v".repeat(4 << 20));
-        assert!(matches!(decode(&huge_json, SdpKind::Offer), Err(TokenError::NotJson(_))));
+        assert_eq!(decode(&huge_json, SdpKind::Offer), Err(TokenError::Truncated(None)));
         let huge_sdp = format!("v=0\r\n{}", "a=x\r\n".repeat(1 << 20));
         assert_eq!(decode(&huge_sdp, SdpKind::Offer), Err(TokenError::NoDataChannel));
     }

@@ -1,17 +1,21 @@
 //! Signaling: how the two peers exchange their session descriptions.
 //!
-//! - Copy-paste: `codec` is the pure token format (Pion's base64 JSON); `paste` moves tokens
-//!   through the terminal or files.
+//! - Copy-paste: `codec` reads and writes the token forms (Pion's base64 JSON and the others),
+//!   `compact` is the compact form dcsend prints (`docs/tokens.md`), both pure; `paste` moves
+//!   tokens through the terminal or files.
 //! - A signaling server (`--peer URL`): `url` parses the URL, `seal` is the pure PAKE and
 //!   sealing, `rendezvous` the authenticated exchange over any [`rendezvous::Mailbox`],
-//!   `client` the HTTP mailbox, `rooms` the server's pure room table, `store` where the server
-//!   keeps it (in memory, or in Redis shared by several instances) and `server` the axum app
-//!   around it (`dcsend signal`). The protocol is in `docs/signaling.md`.
+//!   `client` the HTTP mailbox, `qr` draws the page URL for a phone (`--qr`), `rooms` the
+//!   server's pure room table, `store` where the server keeps it (in memory, or in Redis shared
+//!   by several instances) and `server` the axum app around it (`dcsend signal`). The protocol
+//!   is in `docs/signaling.md`.
 
 pub mod client;
 pub mod codec;
+pub mod compact;
 pub mod page;
 pub mod paste;
+pub mod qr;
 pub mod rendezvous;
 pub mod rooms;
 pub mod seal;
