@@ -72,6 +72,8 @@ mod wire {
                 name: Some("holiday-photos.tar".into()),
                 size: Some(1 << 30),
                 resume: false,
+                exec: false,
+                mtime: None,
             },
             "eof" => Control::Eof { bytes: 1 << 30, sha256: SHA256.into() },
             "ack" => Control::Ack { bytes: 1 << 30, ok: true },

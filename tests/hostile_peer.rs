@@ -146,7 +146,14 @@ fn an_unknown_type_with_a_terminal_escape_is_printed_escaped() {
 fn more_data_than_the_header_announced_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
         h.binary(b"0123456789").await;
     });
     run.expect_abort(1, "more bytes than the file header announced", &["x.part"]);
@@ -156,7 +163,14 @@ fn more_data_than_the_header_announced_is_refused() {
 fn less_data_than_the_header_announced_fails_integrity_at_eof() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(10), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(10),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
         h.binary(ABC).await;
         h.control(Control::Eof { bytes: 3, sha256: sha256(ABC) }).await;
     });
@@ -169,7 +183,14 @@ fn less_data_than_the_header_announced_fails_integrity_at_eof() {
 fn a_wrong_digest_at_eof_is_nacked_and_the_part_file_kept() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
         h.binary(ABC).await;
         h.control(Control::Eof { bytes: 3, sha256: sha256(b"abd") }).await;
     });
@@ -195,7 +216,14 @@ fn a_message_after_done_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
         h.control(Control::Done).await;
-        h.control(Control::File { name: Some("late".into()), size: Some(0), resume: false }).await;
+        h.control(Control::File {
+            name: Some("late".into()),
+            size: Some(0),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
     });
     run.expect_abort(1, "a message after done", &[]);
 }
@@ -223,9 +251,23 @@ fn eof_without_a_file_is_refused() {
 fn a_file_header_inside_an_item_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
         h.binary(b"ab").await;
-        h.control(Control::File { name: Some("y".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("y".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
     });
     run.expect_abort(1, "a file header inside an item (no eof)", &["x.part"]);
 }
@@ -234,7 +276,14 @@ fn a_file_header_inside_an_item_is_refused() {
 fn done_inside_an_item_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
         h.control(Control::Done).await;
     });
     run.expect_abort(1, "done inside an item (no eof)", &["x.part"]);
@@ -324,6 +373,9 @@ fn another_protocol_version_is_refused() {
             app: "future/2".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
         })
         .await;
     });
@@ -335,8 +387,14 @@ fn a_size_of_u64_max_after_an_item_neither_panics_nor_preallocates() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
         h.item("first", ABC).await;
-        h.control(Control::File { name: Some("huge".into()), size: Some(u64::MAX), resume: false })
-            .await;
+        h.control(Control::File {
+            name: Some("huge".into()),
+            size: Some(u64::MAX),
+            resume: false,
+            exec: false,
+            mtime: None,
+        })
+        .await;
         h.binary(&[7; 1024]).await;
         h.control(Control::Eof { bytes: 1024, sha256: sha256(&[7; 1024]) }).await;
     });
@@ -503,6 +561,9 @@ fn sender_refuses_another_protocol_version() {
             app: "future/7".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
         })
         .await;
     });

@@ -209,13 +209,14 @@ impl TryFrom<SendArgs> for SendConfig {
                     .into(),
             ));
         }
-        for path in inputs.iter().flatten() {
-            if path.is_dir() {
-                return Err(UsageError(format!(
-                    "{} is a folder; send files (e.g. `tar c DIR | dcsend`)",
-                    path.display()
-                )));
-            }
+        if args.raw
+            && let Some(dir) = inputs.iter().flatten().find(|p| p.is_dir())
+        {
+            return Err(UsageError(format!(
+                "{} is a folder, and --raw sends one plain stream: drop --raw (a dcsend \
+                 receiver takes folders), or send a tar stream (`tar c DIR | dcsend --raw`)",
+                dir.display()
+            )));
         }
         check_distinct_names(inputs.iter().flatten())?;
         let threshold = threshold_mode(args.threshold, args.max_buffer)?;

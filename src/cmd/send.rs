@@ -12,19 +12,15 @@ use crate::cli::config::SendConfig;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
 use crate::transfer::send::{SendOptions, send};
-use crate::transfer::source::Item;
+use crate::transfer::source::{Item, Skipped, Tree};
 
 pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::Result<()> {
-    let items = cfg
-        .inputs
-        .iter()
-        .map(|p| Item::open(p.clone()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("opening the input")?;
-    let total: Option<u64> = items.iter().map(|i| i.size).sum();
+    let items = inputs(&cfg)?;
+    let files = items.iter().filter(|i| i.is_file()).count();
+    let total: Option<u64> = items.iter().filter(|i| i.is_file()).map(|i| i.size).sum();
     let label = match items.as_slice() {
         [one] => one.label(),
-        many => format!("{} files", many.len()),
+        _ => format!("{files} files"),
     };
 
     let conn = connect(&cfg.connect, &cancel).await?;
@@ -36,6 +32,7 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         _ => cfg.chunk_bytes,
     };
     let meter = Arc::new(Meter::new(total));
+    meter.set_files_total(files as u64);
     let reporter = Reporter::start(
         meter.clone(),
         ReportOptions {
@@ -86,4 +83,23 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// The items to send: each FILE, and each folder's tree (saying on stderr what in it is
+/// skipped: links are not followed, devices and FIFOs not read).
+fn inputs(cfg: &SendConfig) -> anyhow::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for input in &cfg.inputs {
+        match input {
+            Some(dir) if dir.is_dir() => {
+                let tree = Tree::walk(dir).context("reading the folder")?;
+                for Skipped { path, what } in &tree.skipped {
+                    eprintln!("dcsend: skipping {}: {what}", path.display());
+                }
+                items.extend(tree.items);
+            }
+            input => items.push(Item::open(input.clone()).context("opening the input")?),
+        }
+    }
+    Ok(items)
 }

@@ -24,7 +24,7 @@ mod resume;
 
 use self::place::{Placed, Placement, Placer};
 use super::session::{self, send_abort};
-use super::sink::{Partial, Sink, SinkTarget};
+use super::sink::{FileMeta, Partial, Sink, SinkTarget};
 use super::wire::{Control, Role};
 use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound, PeerError};
@@ -89,6 +89,8 @@ struct Current {
     placed: Option<Placed>,
     resumed: u64,
     discarded: u64,
+    /// What the stored file keeps of the sender's (tree extension).
+    meta: FileMeta,
 }
 
 /// Where the current item's payload goes.
@@ -120,7 +122,8 @@ pub async fn receive<P: ChannelPort>(
             return Err(e);
         }
     };
-    port.send(session::hello(Role::Recv, resume)).await.map_err(|e| peer_gone(e, 0))?;
+    let says = session::Says { resume, tree: Some(placer.takes_trees()), ..Default::default() };
+    port.send(session::hello(Role::Recv, says)).await.map_err(|e| peer_gone(e, 0))?;
 
     let mut r = Receiver {
         resume,
@@ -129,6 +132,7 @@ pub async fn receive<P: ChannelPort>(
         items: Vec::new(),
         current: None,
         peer_is_dcsend: false,
+        announced_total: false,
         cancel: cancel.clone(),
     };
     let mut done = false;
@@ -150,6 +154,11 @@ pub async fn receive<P: ChannelPort>(
                     Err(TransferError::Protocol("done inside an item (no eof)".into()))
                 }
                 Ok(Control::Done) => {
+                    // A tree's folders get their times once nothing more is written in them.
+                    if let Err(e) = r.placer.finish_folders() {
+                        send_abort(&port, &e.to_string()).await;
+                        return Err(e);
+                    }
                     done = true;
                     linger.as_mut().reset(tokio::time::Instant::now() + opts.linger);
                     Ok(())
@@ -210,6 +219,9 @@ struct Receiver {
     items: Vec<Received>,
     current: Option<Current>,
     peer_is_dcsend: bool,
+    /// The sender's `hello` announced the total size: the live view's total is not set per
+    /// item.
+    announced_total: bool,
 }
 
 impl Receiver {
@@ -235,18 +247,36 @@ impl Receiver {
         msg: Control,
     ) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, .. } => {
+            Control::Hello { v, tree, files, bytes, .. } => {
                 session::check_version(v).map_err(TransferError::Protocol)?;
                 self.peer_is_dcsend = true;
+                if tree == Some(true) && !self.placer.takes_trees() {
+                    let n = files.map_or(String::new(), |n| format!(" ({n} files)"));
+                    return Err(TransferError::Refused(format!(
+                        "the sender sends a folder{n}, and {}",
+                        self.placer.why_no_tree()
+                    )));
+                }
+                if let Some(files) = files {
+                    self.meter.set_files_total(files);
+                }
+                if let Some(bytes) = bytes {
+                    self.meter.set_total(Some(bytes));
+                    self.announced_total = true;
+                }
                 Ok(())
             }
-            Control::File { .. } if self.current.is_some() => {
+            Control::File { .. } | Control::Dir { .. } if self.current.is_some() => {
                 Err(TransferError::Protocol("a file header inside an item (no eof)".into()))
             }
-            Control::File { name, size, resume: true } => {
-                self.open_resuming(port, name.as_deref(), size).await
+            Control::Dir { name, mtime } => self.placer.make_dir(&name, mtime),
+            Control::File { name, size, resume: true, exec, mtime } => {
+                let meta = FileMeta { exec, mtime_ns: mtime };
+                self.open_resuming(port, name.as_deref(), size, meta).await
             }
-            Control::File { name, size, resume: false } => self.open(name.as_deref(), size),
+            Control::File { name, size, resume: false, exec, mtime } => {
+                self.open(name.as_deref(), size, FileMeta { exec, mtime_ns: mtime })
+            }
             Control::Skip { bytes } => self.on_skip(bytes),
             Control::Eof { bytes, sha256 } => self.on_eof(port, bytes, &sha256).await,
             other => {
@@ -256,20 +286,38 @@ impl Receiver {
         }
     }
 
-    fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
+    fn open(
+        &mut self,
+        name: Option<&str>,
+        size: Option<u64>,
+        meta: FileMeta,
+    ) -> Result<(), TransferError> {
         let Placement { target, placed } = self.placer.place(name)?;
         if let Some(placed) = &placed {
             self.say_why_not_resumed(name, size, &placed.part);
         }
         let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.start(Out::Sink(sink), size, placed);
+        self.start(Out::Sink(sink), name, size, placed, meta);
         Ok(())
     }
 
-    fn start(&mut self, out: Out, size: Option<u64>, placed: Option<Placed>) {
-        // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
-        self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
-        self.current = Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0 });
+    fn start(
+        &mut self,
+        out: Out,
+        name: Option<&str>,
+        size: Option<u64>,
+        placed: Option<Placed>,
+        meta: FileMeta,
+    ) {
+        if !self.announced_total {
+            // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
+            self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
+        }
+        if let Some(name) = name {
+            self.meter.set_current(name);
+        }
+        self.current =
+            Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0, meta });
     }
 
     async fn on_data<P: ChannelPort>(
@@ -282,7 +330,7 @@ impl Receiver {
             if self.peer_is_dcsend || !self.items.is_empty() {
                 return Err(TransferError::Protocol("data outside a file (no file header)".into()));
             }
-            self.open(None, None)?;
+            self.open(None, None, FileMeta::default())?;
         }
         let cur = self.current.as_mut().expect("opened above");
         let Out::Sink(sink) = &cur.out else {
@@ -320,7 +368,8 @@ impl Receiver {
         let Out::Sink(sink) = cur.out else {
             return Err(TransferError::Protocol("eof before the sender's skip".into()));
         };
-        let written = stoppable(port, &self.cancel, self.watch_peer(), sink.finish()).await?;
+        let finish = sink.finish_with(cur.meta);
+        let written = stoppable(port, &self.cancel, self.watch_peer(), finish).await?;
         let written = written.map_err(|e| write_error(Some(e)))?;
         let path = cur.placed.as_ref().map(Placed::path);
         let label = path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
@@ -344,6 +393,7 @@ impl Receiver {
             self.placer.commit(placed).await?;
         }
         // Verified and stored: it counts as received even if the ack cannot reach the sender.
+        self.meter.file_done();
         self.items.push(Received {
             path,
             bytes,
@@ -362,7 +412,7 @@ impl Receiver {
     async fn finish_plain(&mut self) -> Result<(), TransferError> {
         let Some(cur) = self.current.take() else {
             // A plain peer that sent nothing: an empty stream.
-            self.open(None, None)?;
+            self.open(None, None, FileMeta::default())?;
             return Box::pin(self.finish_plain()).await;
         };
         let Out::Sink(sink) = cur.out else {

@@ -61,10 +61,17 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
 ) -> Result<SendOutcome, TransferError> {
     let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
-    let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter, cancel.child_token());
-    let mut s = Sender::new(port, opts, notes, pump.threshold_cap(), items.len());
+    let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter.clone(), cancel.child_token());
+    let files = items.iter().filter(|i| i.is_file()).count();
+    let mut s = Sender::new(port, opts, notes, pump.threshold_cap(), files, meter);
     if !opts.raw {
-        feed.send(session::hello(Role::Send, true)).await.ok();
+        let says = session::Says {
+            resume: true,
+            tree: items.iter().any(|i| !i.is_file()).then_some(true),
+            files: Some(files as u64),
+            bytes: items.iter().filter(|i| i.is_file()).map(|i| i.size).sum(),
+        };
+        feed.send(session::hello(Role::Send, says)).await.ok();
     }
     let mut reader =
         source::spawn_linked(items, opts.chunk_bytes, opts.raw, feed, Some(link), cancel.clone());
@@ -108,6 +115,8 @@ struct Sender<'a, P> {
     notes: SyncSender<PeerNote>,
     /// The pump's threshold; a receiver's `hello` may lower it.
     threshold_cap: Arc<AtomicU64>,
+    /// Counts the files acknowledged, for the live view.
+    meter: Arc<Meter>,
     /// One `ack` per item.
     expected_acks: usize,
     acks: usize,
@@ -132,12 +141,14 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
         notes: SyncSender<PeerNote>,
         threshold_cap: Arc<AtomicU64>,
         expected_acks: usize,
+        meter: Arc<Meter>,
     ) -> Self {
         Self {
             port,
             opts,
             notes,
             threshold_cap,
+            meter,
             expected_acks,
             acks: 0,
             confirmed_bytes: 0,
@@ -192,6 +203,10 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             Err(SourceError::NoAnswer(reason)) => {
                 send_abort(&self.port, &reason).await;
                 Err(self.gone(reason))
+            }
+            Err(SourceError::Refused(reason)) => {
+                send_abort(&self.port, &reason).await;
+                Err(TransferError::Refused(reason))
             }
             Err(SourceError::Io(e)) => {
                 send_abort(&self.port, &format!("the sender failed: {e}")).await;
@@ -256,8 +271,8 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
 
     async fn on_control(&mut self, msg: Control) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, resume, threshold, .. } => {
-                self.on_hello(v, resume, threshold).await
+            Control::Hello { v, resume, threshold, tree, app, .. } => {
+                self.on_hello(v, threshold, PeerNote::Hello { resume, tree, app }).await
             }
             Control::Have { bytes, sha256 } => self.forward(PeerNote::Have { bytes, sha256 }).await,
             Control::Ack { bytes, ok } => self.on_ack(bytes, ok).await,
@@ -276,8 +291,8 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
     async fn on_hello(
         &mut self,
         v: u32,
-        resume: bool,
         threshold: Option<u64>,
+        note: PeerNote,
     ) -> Result<(), TransferError> {
         if let Err(reason) = session::check_version(v) {
             send_abort(&self.port, &reason).await;
@@ -289,7 +304,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             self.threshold_cap.fetch_min(wanted, Ordering::Relaxed);
         }
         self.progress_at = Instant::now();
-        self.forward(PeerNote::Hello { resume }).await
+        self.forward(note).await
     }
 
     /// One item delivered (or, `ok: false`, delivered damaged).
@@ -309,6 +324,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             });
         }
         self.acks += 1;
+        self.meter.file_done();
         // Saturating: the count comes from the peer.
         self.confirmed_bytes = self.confirmed_bytes.saturating_add(bytes);
         self.progress_at = Instant::now();

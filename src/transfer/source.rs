@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
@@ -35,6 +35,10 @@ use crate::progress::notice::Notice;
 /// channel opens, so normally already here). A peer silent this long gets no resume.
 pub const PEER_HELLO_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a tree waits for the receiver's `hello` before its first message: a peer that
+/// has not said it can hold a folder gets none of it.
+pub const TREE_HELLO_WAIT: Duration = Duration::from_secs(30);
+
 /// How long the sender waits for `have` after a `file` with `resume: true`: this, plus
 /// [`have_wait`]'s allowance for the receiver hashing its `NAME.part`.
 const HAVE_WAIT_BASE: Duration = Duration::from_secs(30);
@@ -50,6 +54,8 @@ pub enum Input {
     Stdin,
     /// Any other reader, read to its end (`dcsend bench` generates its bytes). Never resumed.
     Reader(Box<dyn Read + Send>),
+    /// A folder of a tree (tree extension): announced with `dir`, no payload, no `ack`.
+    Folder,
 }
 
 impl std::fmt::Debug for Input {
@@ -58,6 +64,7 @@ impl std::fmt::Debug for Input {
             Self::File(path) => f.debug_tuple("File").field(path).finish(),
             Self::Stdin => f.write_str("Stdin"),
             Self::Reader(_) => f.write_str("Reader(..)"),
+            Self::Folder => f.write_str("Folder"),
         }
     }
 }
@@ -71,13 +78,23 @@ pub struct Item {
     pub name: Option<String>,
     /// The size announced to the receiver, when known.
     pub size: Option<u64>,
+    /// Executable (tree extension; announced only when true).
+    pub exec: bool,
+    /// Modification time, nanoseconds since the Unix epoch (tree extension).
+    pub mtime: Option<u64>,
 }
 
 impl Item {
     /// Describes `path` (or stdin), reading its size and name.
     pub fn open(path: Option<PathBuf>) -> io::Result<Self> {
         let Some(path) = path else {
-            return Ok(Self { input: Input::Stdin, name: None, size: None });
+            return Ok(Self {
+                input: Input::Stdin,
+                name: None,
+                size: None,
+                exec: false,
+                mtime: None,
+            });
         };
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let meta = std::fs::metadata(&path).map_err(named)?;
@@ -92,12 +109,138 @@ impl Item {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         // A FIFO or a character device has no meaningful size.
         let size = meta.is_file().then_some(meta.len());
-        Ok(Self { input: Input::File(path), name, size })
+        Ok(Self { input: Input::File(path), name, size, exec: false, mtime: None })
+    }
+
+    /// A file of a tree, sent as `name` (a relative path), with its executable bit and
+    /// modification time; checked readable now, like [`Item::open`].
+    fn in_tree(path: PathBuf, name: String, meta: &std::fs::Metadata) -> io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut item = Self::open(Some(path))?;
+        item.name = Some(name);
+        item.exec = meta.permissions().mode() & 0o111 != 0;
+        item.mtime = mtime_ns(meta);
+        Ok(item)
+    }
+
+    /// Whether this is a file the receiver acknowledges (not a folder of a tree).
+    pub fn is_file(&self) -> bool {
+        !matches!(self.input, Input::Folder)
     }
 
     /// A printable label.
     pub fn label(&self) -> String {
         self.name.clone().unwrap_or_else(|| "stdin".into())
+    }
+}
+
+/// Whether `item` needs the tree extension: a folder, or a file inside one.
+fn is_tree(item: &Item) -> bool {
+    matches!(item.input, Input::Folder) || item.name.as_deref().is_some_and(|n| n.contains('/'))
+}
+
+/// Modification time in nanoseconds since the Unix epoch; `None` before 1970 or unknown.
+fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
+    let since = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_nanos()).ok()
+}
+
+/// A folder argument: its items in the order they are sent, and what was left out.
+#[derive(Debug)]
+pub struct Tree {
+    /// Each folder (before what it holds) and each file, depth first, by name.
+    pub items: Vec<Item>,
+    /// Entries not sent, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An entry of a tree that is not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its path (as the user gave the folder, plus the entry's path in it).
+    pub path: PathBuf,
+    /// What it is: "a symbolic link (not followed)", "a FIFO", ...
+    pub what: &'static str,
+}
+
+impl Tree {
+    /// Walks the folder at `root`, never following a symbolic link inside it: each folder
+    /// becomes a folder item and each regular file a file item, named by its `/`-separated
+    /// path from `root`'s own name (`photos/2024/a.jpg`). Symbolic links, FIFOs, sockets and
+    /// devices are skipped, as are names that are not UTF-8 (the wire carries UTF-8): each is
+    /// listed in [`Tree::skipped`]. Every file is checked readable, as [`Item::open`] does.
+    pub fn walk(root: &Path) -> io::Result<Tree> {
+        let named =
+            |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+        let top = match root.file_name() {
+            Some(name) => name.to_owned(),
+            // `.`, `..`, `dir/..`: the folder's own name.
+            None => std::fs::canonicalize(root)
+                .map_err(|e| named(root, e))?
+                .file_name()
+                .map(|n| n.to_owned())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{}: the root folder has no name to send it under", root.display()),
+                    )
+                })?,
+        };
+        let Some(top) = top.to_str() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: the folder's name is not UTF-8", root.display()),
+            ));
+        };
+        let mut tree = Tree { items: Vec::new(), skipped: Vec::new() };
+        let meta = std::fs::metadata(root).map_err(|e| named(root, e))?;
+        tree.folder(root, top.to_owned(), &meta)?;
+        Ok(tree)
+    }
+
+    /// Adds the folder at `path`, sent as `name`, and what it holds.
+    fn folder(&mut self, path: &Path, name: String, meta: &std::fs::Metadata) -> io::Result<()> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        self.items.push(Item {
+            input: Input::Folder,
+            name: Some(name.clone()),
+            size: None,
+            exec: false,
+            mtime: mtime_ns(meta),
+        });
+        let mut entries = std::fs::read_dir(path)
+            .map_err(named)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(named)?;
+        entries.sort();
+        for entry in entries {
+            let at = path.join(&entry);
+            let meta = std::fs::symlink_metadata(&at)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", at.display())))?;
+            let kind = meta.file_type();
+            let skip = |what| Skipped { path: at.clone(), what };
+            let Some(entry) = entry.to_str() else {
+                self.skipped.push(skip("a name that is not UTF-8"));
+                continue;
+            };
+            let sent_as = format!("{name}/{entry}");
+            if kind.is_dir() {
+                self.folder(&at, sent_as, &meta)?;
+            } else if kind.is_file() {
+                self.items.push(Item::in_tree(at, sent_as, &meta)?);
+            } else if kind.is_symlink() {
+                self.skipped.push(skip("a symbolic link (not followed)"));
+            } else if kind.is_fifo() {
+                self.skipped.push(skip("a FIFO (named pipe)"));
+            } else if kind.is_socket() {
+                self.skipped.push(skip("a socket"));
+            } else {
+                self.skipped.push(skip("a device"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -123,6 +266,10 @@ pub enum PeerNote {
     Hello {
         /// It answers `file` with `resume: true` with `have`.
         resume: bool,
+        /// Tree extension: its output can hold a folder (`None`: it predates trees).
+        tree: Option<bool>,
+        /// Its `app`, for messages.
+        app: String,
     },
     /// The receiver's `have`.
     Have {
@@ -176,6 +323,9 @@ pub enum SourceError {
     /// The receiver did not answer a `file` with `resume: true` in time.
     #[error("{0}")]
     NoAnswer(String),
+    /// The receiver cannot take what we send (a folder to an old dcsend or to stdout).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// How long to wait for `have` for an item of `size` bytes: 30 s plus 1 s per 32 MiB.
@@ -235,9 +385,26 @@ impl Reading {
     /// Sends every item in order, then `done`. Returns the items sent whole.
     fn run(mut self, items: Vec<Item>) -> Result<Vec<ItemSent>, SourceError> {
         let mut sent = Vec::with_capacity(items.len());
+        if !self.raw && items.iter().any(is_tree) {
+            // Nothing of a tree leaves before the receiver said it can hold one.
+            let Some(link) = &mut self.link else {
+                return Err(SourceError::Refused("a folder needs a dcsend receiver".into()));
+            };
+            link.check_takes_trees()?;
+        }
         for item in items {
             if self.cancel.is_cancelled() {
                 return Ok(sent);
+            }
+            if let Input::Folder = item.input {
+                let name = item.name.expect("a folder of a tree has a path");
+                if !self.push(Outbound::Text(Control::Dir { name, mtime: item.mtime }.encode())) {
+                    return Ok(sent);
+                }
+                continue;
+            }
+            if let (Some(link), Some(name)) = (&self.link, &item.name) {
+                link.meter.set_current(name);
             }
             match self.send_item(item)? {
                 Some(item) => sent.push(item),
@@ -259,7 +426,13 @@ impl Reading {
     fn send_item(&mut self, item: Item) -> Result<Option<ItemSent>, SourceError> {
         let resume = self.resumes(&item);
         if !self.raw {
-            let header = Control::File { name: item.name.clone(), size: item.size, resume };
+            let header = Control::File {
+                name: item.name.clone(),
+                size: item.size,
+                resume,
+                exec: item.exec,
+                mtime: item.mtime,
+            };
             if !self.push(Outbound::Text(header.encode())) {
                 return Ok(None);
             }
@@ -280,7 +453,9 @@ impl Reading {
     fn resumes(&mut self, item: &Item) -> bool {
         let Some(link) = &mut self.link else { return false };
         let resume = match item {
-            Item { input: Input::File(_), name: Some(_), size: Some(_) } => link.receiver_resumes(),
+            Item { input: Input::File(_), name: Some(_), size: Some(_), .. } => {
+                link.receiver_resumes()
+            }
             _ => false,
         };
         link.drop_stale();
@@ -311,6 +486,7 @@ impl Reading {
             Input::File(p) => Box::new(open(&p)?),
             Input::Stdin => Box::new(io::stdin()),
             Input::Reader(reader) => reader,
+            Input::Folder => unreachable!("folders are sent as dir"),
         }))
     }
 
@@ -416,6 +592,8 @@ struct Resumer {
     link: PeerLink,
     /// The receiver's `hello` said `resume: true`; `None` until it came (or we gave up).
     resumes: Option<bool>,
+    /// The receiver's `hello`, once it came: its `tree` and `app`.
+    hello: Option<(Option<bool>, String)>,
 }
 
 impl std::ops::Deref for Resumer {
@@ -427,7 +605,50 @@ impl std::ops::Deref for Resumer {
 
 impl Resumer {
     fn new(link: PeerLink) -> Self {
-        Self { link, resumes: None }
+        Self { link, resumes: None, hello: None }
+    }
+
+    /// Before a tree: waits for the receiver's `hello`, at most [`TREE_HELLO_WAIT`], and
+    /// refuses, saying why and what to do, unless it said it can hold a folder.
+    fn check_takes_trees(&mut self) -> Result<(), SourceError> {
+        let deadline = Instant::now() + TREE_HELLO_WAIT;
+        while self.hello.is_none() {
+            match self.link.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(note) => self.take(note),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(SourceError::Refused(format!(
+                        "the receiver did not say hello within {TREE_HELLO_WAIT:?}: a folder \
+                         goes only to a dcsend receiver (`dcsend recv -o DIR/`)"
+                    )));
+                }
+                // The send is over anyway.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        match self.hello.as_ref().expect("waited for above") {
+            (Some(true), _) => Ok(()),
+            (Some(false), _) => Err(SourceError::Refused(
+                "the receiver writes to stdout or to one file, which cannot hold a folder: \
+                 receive with `dcsend recv -o DIR/`"
+                    .into(),
+            )),
+            (None, app) => Err(SourceError::Refused(format!(
+                "the receiver ({}) cannot receive folders (it predates them): upgrade dcsend \
+                 there, or send a tar stream (`tar c DIR | dcsend`)",
+                crate::error::shown_reason(app)
+            ))),
+        }
+    }
+
+    /// Records the receiver's `hello`; a `have` here is one nobody asked for.
+    fn take(&mut self, note: PeerNote) {
+        match note {
+            PeerNote::Hello { resume, tree, app } => {
+                self.resumes = Some(resume);
+                self.hello = Some((tree, app));
+            }
+            PeerNote::Have { .. } => tracing::debug!("ignoring a have nobody asked for"),
+        }
     }
 
     /// Whether the receiver resumes; waits for its `hello` once, at most [`PEER_HELLO_WAIT`].
@@ -435,7 +656,7 @@ impl Resumer {
         let deadline = Instant::now() + PEER_HELLO_WAIT;
         while self.resumes.is_none() {
             match self.link.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(PeerNote::Hello { resume }) => self.resumes = Some(resume),
+                Ok(note @ PeerNote::Hello { .. }) => self.take(note),
                 Ok(PeerNote::Have { .. }) => tracing::debug!("ignoring a have before any file"),
                 Err(RecvTimeoutError::Timeout) => {
                     tracing::info!(
@@ -453,10 +674,7 @@ impl Resumer {
     /// sees only the answer to its own `file`.
     fn drop_stale(&mut self) {
         while let Ok(note) = self.link.notes.try_recv() {
-            match note {
-                PeerNote::Hello { resume } => self.resumes = Some(resume),
-                PeerNote::Have { .. } => tracing::debug!("ignoring a have nobody asked for"),
-            }
+            self.take(note);
         }
     }
 
@@ -637,12 +855,19 @@ mod tests {
         let (feed, mut out) = mpsc::channel(64);
         let link = PeerLink { notes, meter: meter.clone() };
         let task = spawn_linked(vec![item], 4, false, feed, Some(link), CancellationToken::new());
-        notes_tx.send(PeerNote::Hello { resume: true }).unwrap();
+        notes_tx.send(PeerNote::Hello { resume: true, tree: None, app: "t".into() }).unwrap();
         let first = out.recv().await.unwrap();
         assert_eq!(
             first,
             Outbound::Text(
-                Control::File { name: Some("f.bin".into()), size: Some(11), resume: true }.encode()
+                Control::File {
+                    name: Some("f.bin".into()),
+                    size: Some(11),
+                    resume: true,
+                    exec: false,
+                    mtime: None
+                }
+                .encode()
             )
         );
         notes_tx.send(PeerNote::Have { bytes: 6, sha256: Digest::of(b"hello ") }).unwrap();

@@ -119,6 +119,9 @@ impl Hostile {
             app: "hostile/0".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
         })
         .await;
     }
@@ -129,6 +132,8 @@ impl Hostile {
             name: Some(name.into()),
             size: Some(data.len() as u64),
             resume: false,
+            exec: false,
+            mtime: None,
         })
         .await;
         if !data.is_empty() {

@@ -6,6 +6,7 @@
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -57,9 +58,12 @@ pub(super) struct Placer {
     output: Output,
     /// `--force`: replace an existing `NAME` (never one stored in this run).
     force: bool,
-    /// Names this run has stored in the folder: neither is overwritten later in the run,
-    /// by an item of the same name or by another item's `NAME.part`.
-    stored: HashSet<OsString>,
+    /// Paths this run has stored: neither is overwritten later in the run, by an item of the
+    /// same name or by another item's `NAME.part`.
+    stored: HashSet<PathBuf>,
+    /// Folders of a tree (tree extension) with the modification time to give them once every
+    /// item is in (writing into a folder changes its time): relative components.
+    folders: Vec<(Vec<String>, u64)>,
 }
 
 impl Placer {
@@ -83,7 +87,57 @@ impl Placer {
                 Output::File(Folder::open(dir).map_err(refused)?, file.to_owned())
             }
         };
-        Ok(Self { output, force, stored: HashSet::new() })
+        Ok(Self { output, force, stored: HashSet::new(), folders: Vec::new() })
+    }
+
+    /// Whether the output can hold a tree (tree extension): a folder, or nowhere (`--sink`).
+    pub fn takes_trees(&self) -> bool {
+        matches!(self.output, Output::Dir(_) | Output::Stream(SinkTarget::Discard))
+    }
+
+    /// Why the output cannot hold a tree, for the refusal.
+    pub fn why_no_tree(&self) -> &'static str {
+        match self.output {
+            Output::File(..) => "-o names one file, which cannot hold a folder: use -o DIR/",
+            _ => "stdout cannot hold a folder: receive it with `dcsend recv -o DIR/`",
+        }
+    }
+
+    /// The folder `path` of a tree (a `dir` message): checks every component, creates what is
+    /// missing through [`Folder::subfolder`] (never following a link), and remembers `mtime`
+    /// for [`Placer::finish_folders`]. Nothing for `--sink`.
+    pub fn make_dir(&mut self, path: &str, mtime: Option<u64>) -> Result<(), TransferError> {
+        let Output::Dir(base) = &self.output else {
+            if self.takes_trees() {
+                return Ok(());
+            }
+            return Err(TransferError::Refused(format!(
+                "the sender sends a folder, and {}",
+                self.why_no_tree()
+            )));
+        };
+        let parts = names::sanitize_path(path).map_err(refused_name)?;
+        walk(base, &parts)?;
+        if let Some(mtime) = mtime {
+            self.folders.push((parts, mtime));
+        }
+        Ok(())
+    }
+
+    /// Gives the folders of a tree their modification times, deepest first (setting a
+    /// folder's time does not change its parent's). Blocking: once, at the end of a run.
+    pub fn finish_folders(&mut self) -> Result<(), TransferError> {
+        let Output::Dir(base) = &self.output else { return Ok(()) };
+        let mut folders = std::mem::take(&mut self.folders);
+        folders.sort_by_key(|(parts, _)| std::cmp::Reverse(parts.len()));
+        for (parts, mtime) in folders {
+            let mut folder = base.clone();
+            for part in &parts {
+                folder = folder.subfolder(OsStr::new(part), false).map_err(refused)?;
+            }
+            folder.set_mtime(mtime).map_err(refused)?;
+        }
+        Ok(())
     }
 
     /// Where an item named `name` (by the sender; `None`: a nameless stream) goes; see the
@@ -99,26 +153,28 @@ impl Placer {
                     "the sender sends several files but -o names one file; use -o DIR/".into(),
                 ));
             }
-            Output::File(folder, file) => (folder, file.clone()),
-            Output::Dir(folder) => {
-                let name = match name {
-                    Some(n) => names::sanitize(n)
-                        .map_err(|e| TransferError::Protocol(format!("refused file name: {e}")))?,
-                    None => UNNAMED.to_owned(),
-                };
-                (folder, OsString::from(name))
-            }
+            Output::File(folder, file) => (folder.clone(), file.clone()),
+            Output::Dir(base) => match name {
+                // A path of the tree extension: its folders are made on the way.
+                Some(n) => {
+                    let mut parts = names::sanitize_path(n).map_err(refused_name)?;
+                    let file = parts.pop().expect("a checked path has a component");
+                    (walk(base, &parts)?, OsString::from(file))
+                }
+                None => (base.clone(), OsString::from(UNNAMED)),
+            },
         };
+        let folder = &folder;
         let placed = Placed { part: PartFile::of(folder, &file), name: file };
         let path = placed.path();
-        if self.stored.contains(&placed.name) {
+        if self.stored.contains(&path) {
             return Err(TransferError::Refused(format!(
                 "{} was already received in this run: the sender sends two files of that name; \
                  not overwriting it",
                 path.display()
             )));
         }
-        if self.stored.contains(&placed.part.name) {
+        if self.stored.contains(&placed.part.show()) {
             return Err(TransferError::Refused(format!(
                 "{}: its temporary file {} is a file received earlier in this run; not \
                  overwriting it (send these two files in two runs, or to two folders)",
@@ -164,7 +220,25 @@ impl Placer {
             .map_err(std::io::Error::other)
             .and_then(|r| r)
             .map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.stored.insert(placed.name.clone());
+        self.stored.insert(placed.path());
         Ok(())
     }
+}
+
+/// The folder at `parts` under `base`, created component by component where missing, never
+/// through a link ([`Folder::subfolder`]). Blocking, quick.
+fn walk(base: &Folder, parts: &[String]) -> Result<Folder, TransferError> {
+    let mut folder = base.clone();
+    for part in parts {
+        folder = folder.subfolder(OsStr::new(part), true).map_err(refused)?;
+    }
+    Ok(folder)
+}
+
+fn refused(e: std::io::Error) -> TransferError {
+    TransferError::Refused(e.to_string())
+}
+
+fn refused_name(e: names::NameError) -> TransferError {
+    TransferError::Protocol(format!("refused file name: {e}"))
 }

@@ -10,7 +10,7 @@ use super::{Current, Out, Receiver, peer_gone};
 use crate::error::TransferError;
 use crate::peer::{ChannelPort, Outbound};
 use crate::progress::notice::{NotResumed, Notice};
-use crate::transfer::sink::{Entry, PartFile, Partial, Sink};
+use crate::transfer::sink::{Entry, FileMeta, PartFile, Partial, Sink};
 use crate::transfer::wire::{Control, Digest};
 
 impl Receiver {
@@ -54,6 +54,7 @@ impl Receiver {
         port: &P,
         name: Option<&str>,
         size: Option<u64>,
+        meta: FileMeta,
     ) -> Result<(), TransferError> {
         let Placement { target, placed } = self.placer.place(name)?;
         let partial = match (&placed, size) {
@@ -86,7 +87,7 @@ impl Receiver {
         port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode()))
             .await
             .map_err(|e| peer_gone(e, self.confirmed()))?;
-        self.start(Out::AwaitingSkip { target, partial }, size, placed);
+        self.start(Out::AwaitingSkip { target, partial }, name, size, placed, meta);
         Ok(())
     }
 
