@@ -133,6 +133,9 @@ pub async fn receive<P: ChannelPort>(
         current: None,
         peer_is_dcsend: false,
         announced_total: false,
+        unacked: Vec::new(),
+        stored_bytes: 0,
+        last_sync: tokio::time::Instant::now() - ACK_BATCH,
         cancel: cancel.clone(),
     };
     let mut done = false;
@@ -146,6 +149,13 @@ pub async fn receive<P: ChannelPort>(
                 return Err(TransferError::Interrupted);
             }
             () = &mut linger => return Ok(r.outcome(true)),
+            () = sleep_until(r.acks_deadline()) => {
+                if let Err(e) = r.flush_acks(&port).await {
+                    send_abort(&port, &e.to_string()).await;
+                    return Err(e);
+                }
+                continue;
+            }
             ev = events.recv() => ev,
         };
         let step = match ev {
@@ -154,8 +164,13 @@ pub async fn receive<P: ChannelPort>(
                     Err(TransferError::Protocol("done inside an item (no eof)".into()))
                 }
                 Ok(Control::Done) => {
-                    // A tree's folders get their times once nothing more is written in them.
-                    if let Err(e) = r.placer.finish_folders() {
+                    // A tree's folders get their times once nothing more is written in them;
+                    // then the last acks go.
+                    let finished = match r.placer.finish_folders() {
+                        Ok(()) => r.flush_acks(&port).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = finished {
                         send_abort(&port, &e.to_string()).await;
                         return Err(e);
                     }
@@ -191,7 +206,15 @@ pub async fn receive<P: ChannelPort>(
                 Err(TransferError::PeerGone { reason, confirmed_bytes: r.confirmed() })
             }
         };
+        let step = match step {
+            Ok(()) if r.acks_due() => r.flush_acks(&port).await,
+            step => step,
+        };
         if let Err(e) = step {
+            if !matches!(e, TransferError::PeerGone { .. }) {
+                // What was stored before is confirmed before the abort, if it can be.
+                r.flush_acks(&port).await.ok();
+            }
             let reason = match e {
                 // Ctrl-C or SIGTERM while a write waited for the output.
                 TransferError::Interrupted => format!("the receiver was {}", Stop::shown()),
@@ -222,11 +245,34 @@ struct Receiver {
     /// The sender's `hello` announced the total size: the live view's total is not set per
     /// item.
     announced_total: bool,
+    /// Bytes of each file stored but not yet acknowledged: acks go in batches, each after one
+    /// sync of the file system ([`Receiver::flush_acks`]).
+    unacked: Vec<u64>,
+    /// When the last batch was made durable.
+    last_sync: tokio::time::Instant,
+    /// The sum of `items`' bytes.
+    stored_bytes: u64,
 }
 
+/// At most one batch of acks (one sync of the file system) per this long: many small files
+/// share a sync, and a lone file is acknowledged at once.
+const ACK_BATCH: Duration = Duration::from_millis(100);
+
+/// A batch goes as soon as this many files wait, however soon after the last.
+const MAX_UNACKED: usize = 4096;
+
 impl Receiver {
+    /// Bytes of the items stored so far (kept as a sum: it is asked for every message, and
+    /// summing the items each time made a run of many files quadratic).
     fn confirmed(&self) -> u64 {
-        self.items.iter().map(|i| i.bytes).sum()
+        self.stored_bytes
+    }
+
+    /// Records a stored item.
+    fn stored(&mut self, item: Received) {
+        // Saturating: the sizes come from the peer.
+        self.stored_bytes = self.stored_bytes.saturating_add(item.bytes);
+        self.items.push(item);
     }
 
     /// Whether a wait on the output gives up when the connection fails, and the bytes
@@ -385,6 +431,8 @@ impl Receiver {
             None
         };
         if let Some(detail) = mismatch {
+            // The acks of the files before come first.
+            self.flush_acks(port).await?;
             let nack = Control::Ack { bytes: written.bytes, ok: false };
             port.send(Outbound::Text(nack.encode())).await.ok();
             return Err(TransferError::Integrity { name: label, detail });
@@ -394,17 +442,45 @@ impl Receiver {
         }
         // Verified and stored: it counts as received even if the ack cannot reach the sender.
         self.meter.file_done();
-        self.items.push(Received {
+        self.stored(Received {
             path,
             bytes,
             sha256: written.sha256,
             resumed_bytes: cur.resumed,
             discarded_bytes: cur.discarded,
         });
-        let ack = Control::Ack { bytes, ok: true };
-        port.send(Outbound::Text(ack.encode()))
-            .await
-            .map_err(|e| peer_gone(e, self.confirmed()))?;
+        // Acknowledged once durable: with the next batch (see [`Receiver::flush_acks`]).
+        self.unacked.push(bytes);
+        Ok(())
+    }
+
+    /// Whether the acks held back should go now: the first at once, and then at most one
+    /// batch (one sync of the file system) per [`ACK_BATCH`], or when [`MAX_UNACKED`] wait.
+    fn acks_due(&self) -> bool {
+        !self.unacked.is_empty()
+            && (self.unacked.len() >= MAX_UNACKED || self.last_sync.elapsed() >= ACK_BATCH)
+    }
+
+    /// When held-back acks are due at the latest (the loop wakes for them).
+    fn acks_deadline(&self) -> Option<tokio::time::Instant> {
+        (!self.unacked.is_empty()).then(|| self.last_sync + ACK_BATCH)
+    }
+
+    /// Makes the files stored since the last batch durable (one sync for all), then
+    /// acknowledges each, in order. A file counts as received once stored, whether or not
+    /// its ack reaches the sender.
+    async fn flush_acks<P: ChannelPort>(&mut self, port: &P) -> Result<(), TransferError> {
+        if self.unacked.is_empty() {
+            return Ok(());
+        }
+        self.placer.sync().await?;
+        self.last_sync = tokio::time::Instant::now();
+        for bytes in std::mem::take(&mut self.unacked) {
+            let ack = Control::Ack { bytes, ok: true };
+            port.send(Outbound::Text(ack.encode()))
+                .await
+                .map_err(|e| peer_gone(e, self.confirmed()))?;
+        }
         Ok(())
     }
 
@@ -424,7 +500,7 @@ impl Receiver {
         if let Some(placed) = &cur.placed {
             self.placer.commit(placed).await?;
         }
-        self.items.push(Received {
+        self.stored(Received {
             path: cur.placed.as_ref().map(Placed::path),
             bytes: written.bytes,
             sha256: written.sha256,
@@ -464,6 +540,14 @@ async fn stoppable<P: ChannelPort, T>(
             confirmed_bytes,
         }),
         res = work => Ok(res),
+    }
+}
+
+/// Sleeps until `at`; forever when `None`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

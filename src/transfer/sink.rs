@@ -211,8 +211,19 @@ impl Folder {
             .map_err(|e| named(&self.path, e.into()))
     }
 
-    /// Renames `from` to `to` within the folder (a link at `to` is replaced, not followed),
-    /// then syncs the folder so the new name survives a power cut. Blocking.
+    /// Makes everything written in this folder's file system so far durable: on Linux one
+    /// `syncfs(2)` for a whole batch of received files (their data and their new names), the
+    /// group commit that lets many small files go fast; elsewhere each file and rename was
+    /// synced as it happened ([`BATCHED_SYNC`]), and this does nothing. Blocking.
+    pub fn sync_all_written(&self) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        nix::unistd::syncfs(&*self.fd).map_err(|e| named(&self.path, e.into()))?;
+        Ok(())
+    }
+
+    /// Renames `from` to `to` within the folder (a link at `to` is replaced, not followed);
+    /// the new name is made durable by [`Folder::sync_all_written`] before the receiver
+    /// acknowledges the file (where there is no batch, the folder is synced here). Blocking.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         renameat(&*self.fd, from, &*self.fd, to).map_err(|e| {
             io::Error::new(
@@ -224,6 +235,9 @@ impl Folder {
                 ),
             )
         })?;
+        if BATCHED_SYNC {
+            return Ok(());
+        }
         fsync(&*self.fd).map_err(|e| named(&self.path, e.into()))
     }
 
@@ -315,6 +329,12 @@ pub struct Written {
     pub sha256: String,
 }
 
+/// Whether received files are made durable in batches, by one [`Folder::sync_all_written`]
+/// (`syncfs`) before their acks, rather than by two `fsync`s each (the file, then its
+/// folder after the rename). Measured on ext4 (virtio disk): two `fsync`s cost about 6 ms,
+/// which capped 4 KiB files at about 300 per second.
+pub const BATCHED_SYNC: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 /// What a stored file keeps of the sender's (tree extension): set on the `.part` before it is
 /// synced and renamed. Ignored for stdout and discard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -404,11 +424,13 @@ impl Sink {
             match &mut out {
                 Output::Stdout(o) => o.flush()?,
                 Output::Discard => {}
-                // The ack promises the bytes are on disk, not only in the page cache (the
-                // name is synced by `Folder::rename`).
+                // The ack promises the bytes are on disk, not only in the page cache: with
+                // batches, `Folder::sync_all_written` makes them so before the ack.
                 Output::File(f) => {
                     meta.apply(f)?;
-                    f.sync_all()?
+                    if !BATCHED_SYNC {
+                        f.sync_all()?
+                    }
                 }
             }
             Ok(Written { bytes, sha256: digest.finish() })

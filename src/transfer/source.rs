@@ -537,7 +537,11 @@ impl Reading {
             if self.cancel.is_cancelled() {
                 return Ok(false);
             }
-            let mut buf = BytesMut::zeroed(self.chunk_bytes);
+            // No bigger than what is left of a sized file (plus the byte that shows it grew):
+            // a 4 KiB file must not cost two zeroed 64 KiB buffers.
+            let left = size.map_or(u64::MAX, |size| size.saturating_sub(tally.bytes));
+            let mut buf =
+                BytesMut::zeroed(left.saturating_add(1).min(self.chunk_bytes as u64) as usize);
             let n = match reader.read(&mut buf) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,

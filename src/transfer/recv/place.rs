@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::Destination;
 use crate::error::TransferError;
 use crate::transfer::names;
-use crate::transfer::sink::{Entry, Folder, PartFile, SinkTarget};
+use crate::transfer::sink::{BATCHED_SYNC, Entry, Folder, PartFile, SinkTarget};
 
 /// Name used in a folder for a stream that came without one (stdin, a plain peer).
 const UNNAMED: &str = "stream";
@@ -64,6 +64,8 @@ pub(super) struct Placer {
     /// Folders of a tree (tree extension) with the modification time to give them once every
     /// item is in (writing into a folder changes its time): relative components.
     folders: Vec<(Vec<String>, u64)>,
+    /// The folder the last item went to, by its components, kept open.
+    last_folder: Option<(Vec<String>, Folder)>,
 }
 
 impl Placer {
@@ -87,7 +89,7 @@ impl Placer {
                 Output::File(Folder::open(dir).map_err(refused)?, file.to_owned())
             }
         };
-        Ok(Self { output, force, stored: HashSet::new(), folders: Vec::new() })
+        Ok(Self { output, force, stored: HashSet::new(), folders: Vec::new(), last_folder: None })
     }
 
     /// Whether the output can hold a tree (tree extension): a folder, or nowhere (`--sink`).
@@ -142,7 +144,7 @@ impl Placer {
 
     /// Where an item named `name` (by the sender; `None`: a nameless stream) goes; see the
     /// module docs for what is refused. Touches nothing but a look at the folder's entry.
-    pub fn place(&self, name: Option<&str>) -> Result<Placement, TransferError> {
+    pub fn place(&mut self, name: Option<&str>) -> Result<Placement, TransferError> {
         let (folder, file) = match &self.output {
             Output::Stream(target) => {
                 return Ok(Placement { target: target.clone(), placed: None });
@@ -159,7 +161,16 @@ impl Placer {
                 Some(n) => {
                     let mut parts = names::sanitize_path(n).map_err(refused_name)?;
                     let file = parts.pop().expect("a checked path has a component");
-                    (walk(base, &parts)?, OsString::from(file))
+                    let folder = match &self.last_folder {
+                        // Files of one folder follow each other: it is walked once.
+                        Some((at, folder)) if *at == parts => folder.clone(),
+                        _ => {
+                            let folder = walk(base, &parts)?;
+                            self.last_folder = Some((parts, folder.clone()));
+                            folder
+                        }
+                    };
+                    (folder, OsString::from(file))
                 }
                 None => (base.clone(), OsString::from(UNNAMED)),
             },
@@ -210,16 +221,35 @@ impl Placer {
         Ok(Placement { target: SinkTarget::Part(placed.part.clone()), placed: Some(placed) })
     }
 
-    /// Renames the verified `NAME.part` to `NAME` and syncs the folder, off the async
-    /// threads; from then on this run never overwrites `NAME`.
-    pub async fn commit(&mut self, placed: &Placed) -> Result<(), TransferError> {
-        let (folder, from, to) =
-            (placed.part.folder.clone(), placed.part.name.clone(), placed.name.clone());
-        tokio::task::spawn_blocking(move || folder.rename(&from, &to))
+    /// Makes every file committed so far durable (see [`Folder::sync_all_written`]), off the
+    /// async threads. Nothing to do for stdout or discard.
+    pub async fn sync(&self) -> Result<(), TransferError> {
+        let folder = match &self.output {
+            Output::Stream(_) => return Ok(()),
+            Output::Dir(folder) | Output::File(folder, _) => folder.clone(),
+        };
+        tokio::task::spawn_blocking(move || folder.sync_all_written())
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
-            .map_err(|e| TransferError::Refused(e.to_string()))?;
+            .map_err(TransferError::Output)
+    }
+
+    /// Renames the verified `NAME.part` to `NAME` (and, without batched syncs, syncs the
+    /// folder off the async threads); from then on this run never overwrites `NAME`.
+    pub async fn commit(&mut self, placed: &Placed) -> Result<(), TransferError> {
+        let (folder, from, to) =
+            (placed.part.folder.clone(), placed.part.name.clone(), placed.name.clone());
+        let renamed = if BATCHED_SYNC {
+            // A rename without a sync is as quick as the lookups `place` does here.
+            folder.rename(&from, &to)
+        } else {
+            tokio::task::spawn_blocking(move || folder.rename(&from, &to))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+        };
+        renamed.map_err(|e| TransferError::Refused(e.to_string()))?;
         self.stored.insert(placed.path());
         Ok(())
     }
