@@ -173,3 +173,94 @@ fn a_receiver_writing_one_file_refuses_a_tree() {
     assert!(recv.stderr_text().contains("-o names one file"), "{}", recv.stderr_text());
     assert!(!tmp.path().join("copy.bin").exists() && !tmp.path().join("copy.bin.part").exists());
 }
+
+/// The last `--stats` line (the summary) of `path`.
+fn stats_summary(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(v["t"], "summary", "{text}");
+    v
+}
+
+/// A tree broken by killing the sender mid-way, then the same command again with
+/// `recv --resume`: the files already there whole are not sent again, the one cut short
+/// continues from its `.part`, and the rest follows; the result is byte-exact.
+#[test]
+fn a_tree_killed_mid_way_moves_only_what_is_missing_when_run_again() {
+    const FILES: usize = 8;
+    const SIZE: usize = 2 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src/t");
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    for i in 0..FILES {
+        std::fs::write(src.join(format!("sub/f{i}")), random_bytes(SIZE, 100 + i as u64)).unwrap();
+    }
+    std::fs::write(src.join("zero"), b"").unwrap();
+    let total = (FILES * SIZE) as u64;
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    let landed = |i: usize| tmp.path().join(format!("out/t/sub/f{i}"));
+
+    // Run 1: slow enough to catch mid-way (small messages under a small threshold); killed
+    // (SIGKILL: no abort) once three files are whole.
+    let d1 = tmp.path().join("run1");
+    std::fs::create_dir(&d1).unwrap();
+    let t = Tokens::in_dir(&d1);
+    let mut rx = receiver(&t);
+    rx.args(["-o", "out/", "--liveness-timeout", "3s"]).current_dir(tmp.path());
+    let mut recv = Proc::spawn("recv1", rx, &d1);
+    let mut tx = sender(&[&src], &t);
+    tx.args(["--chunk-size", "16K", "--threshold", "64K", "--liveness-timeout", "3s"]);
+    let mut send = Proc::spawn("send1", tx, &d1);
+    wait_until(WAIT, "three whole files", || landed(2).exists());
+    send.child.kill().unwrap();
+    send.wait(WAIT);
+    assert!(!landed(FILES - 1).exists(), "the tree finished before the sender could be killed");
+    assert!(!recv.wait(WAIT).success(), "the receiver must fail: {}", recv.stderr_text());
+
+    // Run 2: the same command, the receiver with --resume.
+    let d2 = tmp.path().join("run2");
+    std::fs::create_dir(&d2).unwrap();
+    let t = Tokens::in_dir(&d2);
+    let (send_stats, recv_stats) = (d2.join("send.ndjson"), d2.join("recv.ndjson"));
+    let mut rx = receiver(&t);
+    rx.args(["--resume", "-o", "out/"]).arg("--stats").arg(&recv_stats).current_dir(tmp.path());
+    let mut recv = Proc::spawn("recv2", rx, &d2);
+    let mut tx = sender(&[&src], &t);
+    tx.arg("--stats").arg(&send_stats);
+    let mut send = Proc::spawn("send2", tx, &d2);
+    send.expect_code(0, WAIT);
+    recv.expect_code(0, WAIT);
+
+    let stats = stats_summary(&send_stats);
+    let (resumed, wire) =
+        (stats["resumed_bytes"].as_u64().unwrap(), stats["bytes"].as_u64().unwrap());
+    assert!(resumed >= 3 * SIZE as u64, "the three whole files were sent again: {stats}");
+    assert_eq!(resumed + wire, total, "only what was missing travelled: {stats}");
+    assert_eq!(stats_summary(&recv_stats)["resumed_bytes"], resumed);
+    assert_eq!(
+        listing(&tmp.path().join("out/t")),
+        listing(&src),
+        "the tree (bytes, modes, times) differs after the second run"
+    );
+}
+
+/// `--resume` keeps a file already there only when the sender's hashes the same: one of the
+/// same size but other bytes is neither kept nor overwritten (without `--force`).
+#[test]
+fn resume_refuses_a_different_file_of_the_same_size_and_leaves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("a.bin");
+    std::fs::write(&src, random_bytes(10_000, 1)).unwrap();
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    let theirs = random_bytes(10_000, 2);
+    std::fs::write(tmp.path().join("out/a.bin"), &theirs).unwrap();
+    let (mut send, mut recv) = run(tmp.path(), &[&src], &["--resume", "-o", "out/"]);
+    recv.expect_code(1, WAIT);
+    let code = send.wait(WAIT).code();
+    assert!(matches!(code, Some(1 | 3)), "sender exit {code:?}");
+    let err = recv.stderr_text();
+    assert!(err.contains("exists and differs from the sender's file (use --force"), "{err}");
+    assert_eq!(std::fs::read(tmp.path().join("out/a.bin")).unwrap(), theirs, "it was changed");
+    assert_eq!(files_in(&tmp.path().join("out")), ["a.bin"]);
+}

@@ -338,7 +338,7 @@ impl Receiver {
         size: Option<u64>,
         meta: FileMeta,
     ) -> Result<(), TransferError> {
-        let Placement { target, placed } = self.placer.place(name)?;
+        let Placement { target, placed } = self.placer.place(name, None)?;
         if let Some(placed) = &placed {
             self.say_why_not_resumed(name, size, &placed.part);
         }

@@ -34,6 +34,9 @@ pub(super) struct Placed {
     pub part: PartFile,
     /// The final name in the folder.
     pub name: OsString,
+    /// A resume found a regular file of the item's size at `name`: it is offered as the whole
+    /// item, and kept as it is (no `.part`, no rename) if the sender's file hashes the same.
+    pub whole: bool,
 }
 
 impl Placed {
@@ -92,6 +95,11 @@ impl Placer {
         Ok(Self { output, force, stored: HashSet::new(), folders: Vec::new(), last_folder: None })
     }
 
+    /// `--force`: an existing file may be replaced.
+    pub fn force(&self) -> bool {
+        self.force
+    }
+
     /// Whether the output can hold a tree (tree extension): a folder, or nowhere (`--sink`).
     pub fn takes_trees(&self) -> bool {
         matches!(self.output, Output::Dir(_) | Output::Stream(SinkTarget::Discard))
@@ -144,7 +152,14 @@ impl Placer {
 
     /// Where an item named `name` (by the sender; `None`: a nameless stream) goes; see the
     /// module docs for what is refused. Touches nothing but a look at the folder's entry.
-    pub fn place(&mut self, name: Option<&str>) -> Result<Placement, TransferError> {
+    ///
+    /// `resuming`: the item's size, for a resume; a regular file of that size at the final
+    /// name is then not refused but offered whole ([`Placed::whole`]).
+    pub fn place(
+        &mut self,
+        name: Option<&str>,
+        resuming: Option<u64>,
+    ) -> Result<Placement, TransferError> {
         let (folder, file) = match &self.output {
             Output::Stream(target) => {
                 return Ok(Placement { target: target.clone(), placed: None });
@@ -176,7 +191,7 @@ impl Placer {
             },
         };
         let folder = &folder;
-        let placed = Placed { part: PartFile::of(folder, &file), name: file };
+        let mut placed = Placed { part: PartFile::of(folder, &file), name: file, whole: false };
         let path = placed.path();
         if self.stored.contains(&path) {
             return Err(TransferError::Refused(format!(
@@ -203,6 +218,7 @@ impl Placer {
                     path.display()
                 )));
             }
+            Entry::File { len } if resuming == Some(len) => placed.whole = true,
             _ if self.force => {}
             Entry::File { .. } => {
                 return Err(TransferError::Refused(format!(
@@ -238,6 +254,11 @@ impl Placer {
     /// Renames the verified `NAME.part` to `NAME` (and, without batched syncs, syncs the
     /// folder off the async threads); from then on this run never overwrites `NAME`.
     pub async fn commit(&mut self, placed: &Placed) -> Result<(), TransferError> {
+        if placed.whole {
+            // Already in place, and verified whole.
+            self.stored.insert(placed.path());
+            return Ok(());
+        }
         let (folder, from, to) =
             (placed.part.folder.clone(), placed.part.name.clone(), placed.name.clone());
         let renamed = if BATCHED_SYNC {

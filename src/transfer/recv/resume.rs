@@ -56,9 +56,15 @@ impl Receiver {
         size: Option<u64>,
         meta: FileMeta,
     ) -> Result<(), TransferError> {
-        let Placement { target, placed } = self.placer.place(name)?;
+        let resuming = size.filter(|_| self.resume);
+        let Placement { target, placed } = self.placer.place(name, resuming)?;
         let partial = match (&placed, size) {
-            (Some(Placed { part, .. }), Some(size)) if self.resume => {
+            (Some(placed @ Placed { part, .. }), Some(size)) if self.resume => {
+                // A file already there whole is offered like a `.part` of all its bytes.
+                let part = match placed.whole {
+                    true => &PartFile { folder: part.folder.clone(), name: placed.name.clone() },
+                    false => part,
+                };
                 let (p, cancel) = (part.clone(), self.cancel.clone());
                 let hashed =
                     tokio::task::spawn_blocking(move || Partial::open(&p, size, &cancel)).await;
@@ -94,7 +100,7 @@ impl Receiver {
     /// The sender's `skip`: keep the prefix we offered, or (0) start over. On a protocol
     /// error the `.part` is left as it was.
     pub(super) fn on_skip(&mut self, skip: u64) -> Result<(), TransferError> {
-        let Some(cur) = self.current.take() else {
+        let Some(mut cur) = self.current.take() else {
             return Err(TransferError::Protocol("a skip without a have".into()));
         };
         let Out::AwaitingSkip { target, partial } = cur.out else {
@@ -107,6 +113,22 @@ impl Receiver {
             )));
         }
         let mut discarded = 0;
+        // (An empty file cannot be offered as a prefix, so an empty one there is rewritten.)
+        let differs = |p: &&mut Placed| p.whole && skip == 0 && cur.size != Some(0);
+        if let Some(placed) = cur.placed.as_mut().filter(differs) {
+            // The file there is not the sender's: it is replaced only with --force, through
+            // a fresh `.part` like any item.
+            if !self.placer.force() {
+                return Err(TransferError::Refused(format!(
+                    "{} exists and differs from the sender's file (use --force to overwrite)",
+                    placed.path().display()
+                )));
+            }
+            placed.whole = false;
+            let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
+            self.current = Some(Current { out: Out::Sink(sink), bytes: 0, ..cur });
+            return Ok(());
+        }
         let opened = match partial {
             Some(p) if skip > 0 => p.keep(),
             Some(p) => {
