@@ -110,7 +110,32 @@ pub fn line(s: &Snapshot, show_buffer: bool) -> String {
     if let Some(path) = &s.path {
         out += &format!("  {}", path.short());
     }
+    if let Some(files) = &s.files {
+        out += &format!("  {}/{} files", files.done, files.total);
+        if let Some(current) = &files.current {
+            // A name from the peer: shown escaped, like every name it sends.
+            out += &format!("  {}", shown_name(current));
+        }
+    }
     out
+}
+
+/// A file name for the live view: control characters escaped (the name may come from the
+/// peer), and a long one cut to its last 40 characters, where the file's own name is.
+fn shown_name(name: &str) -> String {
+    const KEEP: usize = 40;
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect();
+    let count = escaped.chars().count();
+    match count > KEEP {
+        true => format!("…{}", escaped.chars().skip(count - KEEP).collect::<String>()),
+        false => escaped,
+    }
 }
 
 #[cfg(test)]
@@ -135,5 +160,28 @@ mod tests {
         }));
         let snap = stats.tick(std::time::Duration::from_secs(2));
         assert!(line(&snap, false).ends_with("  relay/srflx"), "{}", line(&snap, false));
+    }
+
+    #[test]
+    fn a_transfer_of_several_files_shows_files_done_and_the_current_one() {
+        use crate::progress::stats::Files;
+        let mut stats = Stats::new(Some(4 << 20), 1 << 20);
+        let files = |total, current: &str| {
+            Some(Files { done: 2, total, current: Some(current.to_owned()) })
+        };
+        stats.set_files(files(1, "one.bin"));
+        let snap = stats.tick(std::time::Duration::from_secs(1));
+        assert!(!line(&snap, false).contains("files"), "one file: {}", line(&snap, false));
+        stats.set_files(files(10, "photos/2024/\u{1b}[2J a.jpg"));
+        let snap = stats.tick(std::time::Duration::from_secs(2));
+        assert!(
+            line(&snap, false).ends_with("  2/10 files  photos/2024/\\u{1b}[2J a.jpg"),
+            "{}",
+            line(&snap, false)
+        );
+        let long = format!("{}/end.jpg", "d".repeat(100));
+        stats.set_files(files(10, &long));
+        let snap = stats.tick(std::time::Duration::from_secs(3));
+        assert!(line(&snap, false).ends_with(&format!("  …{}/end.jpg", "d".repeat(32))));
     }
 }
