@@ -74,6 +74,7 @@ mod wire {
                 resume: false,
                 exec: false,
                 mtime: None,
+                zstd: false,
             },
             "eof" => Control::Eof { bytes: 1 << 30, sha256: SHA256.into() },
             "ack" => Control::Ack { bytes: 1 << 30, ok: true },

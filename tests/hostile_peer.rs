@@ -162,6 +162,7 @@ fn more_data_than_the_header_announced_is_refused() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         h.binary(b"0123456789").await;
@@ -179,6 +180,7 @@ fn less_data_than_the_header_announced_fails_integrity_at_eof() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         h.binary(ABC).await;
@@ -199,6 +201,7 @@ fn a_wrong_digest_at_eof_is_nacked_and_the_part_file_kept() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         h.binary(ABC).await;
@@ -232,6 +235,7 @@ fn a_message_after_done_is_refused() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
     });
@@ -267,6 +271,7 @@ fn a_file_header_inside_an_item_is_refused() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         h.binary(b"ab").await;
@@ -276,6 +281,7 @@ fn a_file_header_inside_an_item_is_refused() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
     });
@@ -292,6 +298,7 @@ fn done_inside_an_item_is_refused() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         h.control(Control::Done).await;
@@ -447,6 +454,7 @@ fn a_tree_to_stdout_is_refused_at_the_hello() {
             tree: Some(true),
             files: Some(2),
             bytes: Some(6),
+            zstd: false,
         })
         .await;
     });
@@ -499,6 +507,7 @@ fn another_protocol_version_is_refused() {
             tree: None,
             files: None,
             bytes: None,
+            zstd: false,
         })
         .await;
     });
@@ -516,6 +525,7 @@ fn a_size_of_u64_max_after_an_item_neither_panics_nor_preallocates() {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         h.binary(&[7; 1024]).await;
@@ -642,6 +652,70 @@ fn sender_refuses_a_tree_to_a_receiver_that_predates_trees() {
     assert!(!sent_tree, "the sender sent part of the tree: {controls:?}");
 }
 
+// ---- Compression (docs/protocol.md, "Compression") ----
+
+/// A compressed message that unpacks to more than one message may hold (a decompression
+/// bomb: 16 MiB of zeros in a few hundred bytes) is refused without being unpacked.
+#[test]
+fn a_decompression_bomb_is_refused() {
+    use dcsend::transfer::codec;
+    for framed_size_known in [true, false] {
+        let zeros = vec![0u8; 16 << 20];
+        let frame = match framed_size_known {
+            true => zstd::bulk::compress(&zeros, 19).unwrap(),
+            false => zstd::stream::encode_all(&zeros[..], 19).unwrap(),
+        };
+        let mut msg = vec![codec::ZSTD];
+        msg.extend(frame);
+        assert!(msg.len() < 4096, "{} bytes", msg.len());
+        let run = against_recv(async |h| {
+            h.hello(Role::Send).await;
+            h.control(Control::File {
+                name: Some("bomb".into()),
+                size: Some(16 << 20),
+                resume: false,
+                exec: false,
+                mtime: None,
+                zstd: true,
+            })
+            .await;
+            h.binary(&msg).await;
+        });
+        run.expect_abort(1, "a compressed message holds more than 262144 bytes", &["bomb.part"]);
+        let part = std::fs::metadata(run.out().join("bomb.part")).unwrap();
+        assert_eq!(part.len(), 0, "nothing of it written");
+    }
+}
+
+/// `--compress` to a receiver that does not say it takes compressed items (an older dcsend,
+/// the page): the items go as they are, and the transfer works.
+#[test]
+fn sender_compresses_nothing_for_a_receiver_that_does_not_take_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("log.txt");
+    let data = b"the same line again\n".repeat(10_000);
+    std::fs::write(&src, &data).unwrap();
+    let t = Tokens::in_dir(tmp.path());
+    let mut cmd = sender(&[&src], &t);
+    cmd.arg("--compress");
+    let mut send = Proc::spawn("send", cmd, tmp.path());
+    let (controls, got) = block_on(async {
+        let mut h = Hostile::answer(&t).await;
+        h.hello(Role::Recv).await;
+        let bytes = eof_bytes(&mut h).await;
+        h.control(Control::Ack { bytes, ok: true }).await;
+        h.until_closed().await;
+        let seen = (h.controls(), h.binary_bytes);
+        h.hang_up().await;
+        seen
+    });
+    let code = exit_code(&mut send);
+    assert_eq!(code, Some(0), "stderr:\n{}", send.stderr_text());
+    let file = controls.iter().find(|c| matches!(c, Control::File { .. })).unwrap();
+    assert!(matches!(file, Control::File { zstd: false, .. }), "{file:?}");
+    assert_eq!(got, data.len() as u64, "the payload is not the file's bytes as they are");
+}
+
 /// Waits for the sender's `eof` and returns the bytes it announced.
 async fn eof_bytes(h: &mut Hostile) -> u64 {
     match h.wait_for("eof", |c| matches!(c, Control::Eof { .. })).await {
@@ -718,6 +792,7 @@ fn sender_refuses_another_protocol_version() {
             tree: None,
             files: None,
             bytes: None,
+            zstd: false,
         })
         .await;
     });

@@ -34,6 +34,7 @@ fn encodings() -> Vec<Value> {
         tree: None,
         files: None,
         bytes: None,
+        zstd: false,
     };
     let file = |name: Option<&str>, size| Control::File {
         name: name.map(Into::into),
@@ -41,6 +42,7 @@ fn encodings() -> Vec<Value> {
         resume: false,
         exec: false,
         mtime: None,
+        zstd: false,
     };
     let cases: Vec<(Value, Control)> = vec![
         (json!(["hello", "send", null]), hello(Role::Send, None)),

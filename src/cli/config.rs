@@ -136,6 +136,8 @@ pub struct SendConfig {
     pub inputs: Vec<Option<PathBuf>>,
     /// Plain binary messages only.
     pub raw: bool,
+    /// Compress messages with zstd where it pays (negotiated with the receiver).
+    pub compress: bool,
     /// Low-water threshold: fixed, or adaptive within a bound.
     pub threshold: Threshold,
     /// Message size in bytes (before clamping to the peer's maximum).
@@ -226,6 +228,7 @@ impl TryFrom<SendArgs> for SendConfig {
         Ok(Self {
             inputs,
             raw: args.raw,
+            compress: args.compress,
             threshold,
             chunk_bytes: chunk,
             connect,

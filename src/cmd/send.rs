@@ -48,6 +48,7 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         threshold: cfg.threshold,
         chunk_bytes,
         raw: cfg.raw,
+        compress: cfg.compress,
         // Longer than webrtc-rs's SCTP backoff can stall a live association (its RTO doubles
         // from 1 s up to 60 s): a relay that drops bursts can go quiet for half a minute and
         // then deliver. A peer that is really gone is noticed by the liveness check first.
@@ -72,15 +73,24 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         // A partial copy that did not match was announced when it happened.
         let resumed: u64 = out.items.iter().map(|i| i.resumed_bytes).sum();
         tail += &resume_tail(resumed, "prefix verified");
+        let (payload, wire) = out
+            .items
+            .iter()
+            .fold((0, 0), |(p, w), i| (p + i.bytes - i.resumed_bytes, w + i.wire_bytes));
+        if cfg.compress && payload > 0 {
+            tail += &format!(
+                ", compressed to {:.0}% on the wire",
+                wire as f64 * 100.0 / payload as f64
+            );
+        }
         let verb = if out.items.len() > 1 {
             format!("sent {} files,", out.items.len())
         } else {
             "sent".into()
         };
-        eprintln!(
-            "{}",
-            summary_line(&verb, summary.bytes, summary.seconds, &tail, summary.path.as_ref())
-        );
+        // Payload bytes, not the fewer that travelled compressed.
+        let bytes = if cfg.compress { payload } else { summary.bytes };
+        eprintln!("{}", summary_line(&verb, bytes, summary.seconds, &tail, summary.path.as_ref()));
     }
     Ok(())
 }

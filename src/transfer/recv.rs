@@ -23,6 +23,7 @@ mod place;
 mod resume;
 
 use self::place::{Placed, Placement, Placer};
+use super::codec;
 use super::session::{self, send_abort};
 use super::sink::{FileMeta, Partial, Sink, SinkTarget};
 use super::wire::{Control, Role};
@@ -91,6 +92,8 @@ struct Current {
     discarded: u64,
     /// What the stored file keeps of the sender's (tree extension).
     meta: FileMeta,
+    /// Its binary messages are framed, and may be compressed (compression extension).
+    framed: bool,
 }
 
 /// Where the current item's payload goes.
@@ -122,7 +125,12 @@ pub async fn receive<P: ChannelPort>(
             return Err(e);
         }
     };
-    let says = session::Says { resume, tree: Some(placer.takes_trees()), ..Default::default() };
+    let says = session::Says {
+        resume,
+        tree: Some(placer.takes_trees()),
+        zstd: true,
+        ..Default::default()
+    };
     port.send(session::hello(Role::Recv, says)).await.map_err(|e| peer_gone(e, 0))?;
 
     let mut r = Receiver {
@@ -316,12 +324,16 @@ impl Receiver {
                 Err(TransferError::Protocol("a file header inside an item (no eof)".into()))
             }
             Control::Dir { name, mtime } => self.placer.make_dir(&name, mtime),
-            Control::File { name, size, resume: true, exec, mtime } => {
+            Control::File { name, size, resume: true, exec, mtime, zstd } => {
                 let meta = FileMeta { exec, mtime_ns: mtime };
-                self.open_resuming(port, name.as_deref(), size, meta).await
+                self.open_resuming(port, name.as_deref(), size, meta).await?;
+                self.set_framed(zstd);
+                Ok(())
             }
-            Control::File { name, size, resume: false, exec, mtime } => {
-                self.open(name.as_deref(), size, FileMeta { exec, mtime_ns: mtime })
+            Control::File { name, size, resume: false, exec, mtime, zstd } => {
+                self.open(name.as_deref(), size, FileMeta { exec, mtime_ns: mtime })?;
+                self.set_framed(zstd);
+                Ok(())
             }
             Control::Skip { bytes } => self.on_skip(bytes),
             Control::Eof { bytes, sha256 } => self.on_eof(port, bytes, &sha256).await,
@@ -329,6 +341,13 @@ impl Receiver {
                 tracing::debug!("ignoring {other:?} from the sender");
                 Ok(())
             }
+        }
+    }
+
+    /// The compression extension: this item's messages are framed ([`codec`]).
+    fn set_framed(&mut self, zstd: bool) {
+        if let Some(cur) = self.current.as_mut() {
+            cur.framed = zstd;
         }
     }
 
@@ -362,8 +381,16 @@ impl Receiver {
         if let Some(name) = name {
             self.meter.set_current(name);
         }
-        self.current =
-            Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0, meta });
+        self.current = Some(Current {
+            out,
+            size,
+            bytes: 0,
+            placed,
+            resumed: 0,
+            discarded: 0,
+            meta,
+            framed: false,
+        });
     }
 
     async fn on_data<P: ChannelPort>(
@@ -381,6 +408,11 @@ impl Receiver {
         let cur = self.current.as_mut().expect("opened above");
         let Out::Sink(sink) = &cur.out else {
             return Err(TransferError::Protocol("payload before the sender's skip".into()));
+        };
+        // Bounded: at most `codec::MAX_UNPACKED` bytes come out of one message.
+        let data = match cur.framed {
+            true => codec::unpack(&data).map_err(|e| TransferError::Protocol(e.to_string()))?,
+            false => data,
         };
         let len = data.len() as u64;
         if cur.size.is_some_and(|size| cur.bytes + len > size) {

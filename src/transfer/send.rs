@@ -31,6 +31,8 @@ pub struct SendOptions {
     pub chunk_bytes: usize,
     /// Plain binary messages only.
     pub raw: bool,
+    /// Compress messages with zstd where it pays, for a receiver that takes it.
+    pub compress: bool,
     /// Once everything has been handed to the channel, how long the sender waits for the
     /// receiver's final `ack` (or, raw, for the drain) **without progress**: the deadline moves
     /// on whenever the peer acknowledges bytes (the buffered amount shrinks) or an `ack`
@@ -70,11 +72,13 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
             tree: items.iter().any(|i| !i.is_file()).then_some(true),
             files: Some(files as u64),
             bytes: items.iter().filter(|i| i.is_file()).map(|i| i.size).sum(),
+            zstd: false,
         };
         feed.send(session::hello(Role::Send, says)).await.ok();
     }
-    let mut reader =
-        source::spawn_linked(items, opts.chunk_bytes, opts.raw, feed, Some(link), cancel.clone());
+    let how =
+        source::Reads { chunk_bytes: opts.chunk_bytes, raw: opts.raw, compress: opts.compress };
+    let mut reader = source::spawn_with(items, how, feed, Some(link), cancel.clone());
     let mut pump_task = tokio::spawn(pump.run());
     let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
@@ -271,8 +275,8 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
 
     async fn on_control(&mut self, msg: Control) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, resume, threshold, tree, app, .. } => {
-                self.on_hello(v, threshold, PeerNote::Hello { resume, tree, app }).await
+            Control::Hello { v, resume, threshold, tree, app, zstd, .. } => {
+                self.on_hello(v, threshold, PeerNote::Hello { resume, tree, app, zstd }).await
             }
             Control::Have { bytes, sha256 } => self.forward(PeerNote::Have { bytes, sha256 }).await,
             Control::Ack { bytes, ok } => self.on_ack(bytes, ok).await,

@@ -26,11 +26,13 @@ pub struct Says {
     pub files: Option<u64>,
     /// Sender: their total size, when known.
     pub bytes: Option<u64>,
+    /// Receiver: it takes compressed items.
+    pub zstd: bool,
 }
 
 /// Our `hello`: the protocol version, our `role` and app, and what `says` holds.
 pub fn hello(role: Role, says: Says) -> Outbound {
-    let Says { resume, tree, files, bytes } = says;
+    let Says { resume, tree, files, bytes, zstd } = says;
     let hello = Control::Hello {
         v: PROTOCOL_VERSION,
         role,
@@ -40,6 +42,7 @@ pub fn hello(role: Role, says: Says) -> Outbound {
         tree,
         files,
         bytes,
+        zstd,
     };
     Outbound::Text(hello.encode())
 }
@@ -82,7 +85,8 @@ mod tests {
             app()
         );
         assert_eq!(text, want);
-        let says = Says { resume: true, tree: Some(true), files: Some(3), bytes: Some(7) };
+        let says =
+            Says { resume: true, tree: Some(true), files: Some(3), bytes: Some(7), zstd: false };
         let Outbound::Text(text) = hello(Role::Send, says) else { panic!("hello is text") };
         assert!(text.ends_with(r#""resume":true,"tree":true,"files":3,"bytes":7}"#), "{text}");
     }

@@ -25,6 +25,7 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::codec::Packer;
 use super::prefix::hash_prefix;
 use super::wire::{Control, Digest};
 use crate::peer::Outbound;
@@ -257,6 +258,8 @@ pub struct ItemSent {
     pub resumed_bytes: u64,
     /// A prefix the receiver offered that did not match ours (it started over); 0 if none.
     pub rejected_bytes: u64,
+    /// Bytes of the binary messages sent for it (framing and compression included).
+    pub wire_bytes: u64,
 }
 
 /// What the receiver said that the reading thread needs; the send loop forwards it.
@@ -270,6 +273,8 @@ pub enum PeerNote {
         tree: Option<bool>,
         /// Its `app`, for messages.
         app: String,
+        /// It takes compressed items.
+        zstd: bool,
     },
     /// The receiver's `have`.
     Have {
@@ -355,8 +360,33 @@ pub fn spawn_linked(
     link: Option<PeerLink>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<Vec<ItemSent>, SourceError>> {
+    spawn_with(items, Reads { chunk_bytes, raw, compress: false }, feed, link, cancel)
+}
+
+/// How the reading thread sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Reads {
+    /// Message size.
+    pub chunk_bytes: usize,
+    /// Payload only, no control messages.
+    pub raw: bool,
+    /// Compress where it pays, for a receiver whose `hello` takes it (needs `link`).
+    pub compress: bool,
+}
+
+/// [`spawn_linked`], with compression when `how` asks for it.
+pub fn spawn_with(
+    items: Vec<Item>,
+    how: Reads,
+    feed: mpsc::Sender<Outbound>,
+    link: Option<PeerLink>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<Result<Vec<ItemSent>, SourceError>> {
+    let Reads { chunk_bytes, raw, compress } = how;
     let link = link.filter(|_| !raw).map(Resumer::new);
-    let reading = Reading { chunk_bytes, raw, feed, link, cancel };
+    // A framed message needs room for its tag and at least one byte.
+    let compress = compress && !raw && link.is_some() && chunk_bytes >= 2;
+    let reading = Reading { chunk_bytes, raw, compress, packer: None, feed, link, cancel };
     tokio::task::spawn_blocking(move || reading.run(items))
 }
 
@@ -364,6 +394,10 @@ pub fn spawn_linked(
 struct Reading {
     chunk_bytes: usize,
     raw: bool,
+    /// `--compress`: items go framed and compressed where it pays, if the receiver takes it.
+    compress: bool,
+    /// Made for the first compressed item.
+    packer: Option<Packer>,
     feed: mpsc::Sender<Outbound>,
     link: Option<Resumer>,
     cancel: CancellationToken,
@@ -377,6 +411,10 @@ struct Tally {
     digest: Digest,
     resumed_bytes: u64,
     rejected_bytes: u64,
+    /// Bytes of the binary messages sent.
+    wire_bytes: u64,
+    /// The item's messages are framed (compression extension).
+    framed: bool,
 }
 
 /// Every method that returns `Ok(None)` or `false` means: stop here without error, the send
@@ -425,6 +463,7 @@ impl Reading {
     /// One item: `file`, (resume), the payload, `eof`.
     fn send_item(&mut self, item: Item) -> Result<Option<ItemSent>, SourceError> {
         let resume = self.resumes(&item);
+        let framed = self.compresses()?;
         if !self.raw {
             let header = Control::File {
                 name: item.name.clone(),
@@ -432,13 +471,14 @@ impl Reading {
                 resume,
                 exec: item.exec,
                 mtime: item.mtime,
+                zstd: framed,
             };
             if !self.push(Outbound::Text(header.encode())) {
                 return Ok(None);
             }
         }
         let (label, size) = (item.label(), item.size);
-        let mut tally = Tally::default();
+        let mut tally = Tally { framed, ..Tally::default() };
         let Some(reader) = self.open(item.input, &label, size, resume, &mut tally)? else {
             return Ok(None);
         };
@@ -460,6 +500,20 @@ impl Reading {
         };
         link.drop_stale();
         resume
+    }
+
+    /// Whether this item goes compressed: `--compress`, and a receiver whose `hello` (waited
+    /// for once, like resume's) takes it. Makes the packer the first time.
+    fn compresses(&mut self) -> Result<bool, SourceError> {
+        let Some(link) = self.link.as_mut().filter(|_| self.compress) else { return Ok(false) };
+        link.receiver_resumes();
+        if link.zstd != Some(true) {
+            return Ok(false);
+        }
+        if self.packer.is_none() {
+            self.packer = Some(Packer::new()?);
+        }
+        Ok(true)
     }
 
     /// Opens the item's input; when resuming, positioned after the prefix the receiver keeps.
@@ -527,7 +581,7 @@ impl Reading {
 
     /// Reads, hashes and sends the payload to its end; fails if it grows past `size`.
     fn read_all(
-        &self,
+        &mut self,
         mut reader: Box<dyn Read>,
         label: &str,
         size: Option<u64>,
@@ -540,8 +594,9 @@ impl Reading {
             // No bigger than what is left of a sized file (plus the byte that shows it grew):
             // a 4 KiB file must not cost two zeroed 64 KiB buffers.
             let left = size.map_or(u64::MAX, |size| size.saturating_sub(tally.bytes));
-            let mut buf =
-                BytesMut::zeroed(left.saturating_add(1).min(self.chunk_bytes as u64) as usize);
+            // A framed message has its tag byte too, and must still fit.
+            let chunk = self.chunk_bytes - usize::from(tally.framed);
+            let mut buf = BytesMut::zeroed(left.saturating_add(1).min(chunk as u64) as usize);
             let n = match reader.read(&mut buf) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,
@@ -561,7 +616,18 @@ impl Reading {
                     io::Error::other(format!("{label} grew while it was being sent")).into()
                 );
             }
-            if !self.push(Outbound::Binary(buf.freeze())) {
+            let msg = match (&mut self.packer, tally.framed) {
+                (Some(packer), true) => packer.pack(&buf),
+                _ => buf.freeze(),
+            };
+            // The pump counts what it hands to the channel; the live view counts payload, so
+            // what compression saved is counted here (a raw frame's tag byte is not taken
+            // off: one byte per message).
+            if let Some(link) = self.link.as_ref().filter(|_| msg.len() < n) {
+                link.meter.add_bytes((n - msg.len()) as u64);
+            }
+            tally.wire_bytes += msg.len() as u64;
+            if !self.push(Outbound::Binary(msg)) {
                 return Ok(false);
             }
         }
@@ -574,7 +640,7 @@ impl Reading {
         size: Option<u64>,
         tally: Tally,
     ) -> Result<Option<ItemSent>, SourceError> {
-        let Tally { bytes, digest, resumed_bytes, rejected_bytes } = tally;
+        let Tally { bytes, digest, resumed_bytes, rejected_bytes, wire_bytes, .. } = tally;
         if let Some(size) = size
             && bytes != size
         {
@@ -587,7 +653,7 @@ impl Reading {
         {
             return Ok(None);
         }
-        Ok(Some(ItemSent { label, bytes, sha256, resumed_bytes, rejected_bytes }))
+        Ok(Some(ItemSent { label, bytes, sha256, resumed_bytes, rejected_bytes, wire_bytes }))
     }
 }
 
@@ -598,6 +664,8 @@ struct Resumer {
     resumes: Option<bool>,
     /// The receiver's `hello`, once it came: its `tree` and `app`.
     hello: Option<(Option<bool>, String)>,
+    /// The receiver's `hello` said it takes compressed items; `None` until it came.
+    zstd: Option<bool>,
 }
 
 impl std::ops::Deref for Resumer {
@@ -609,7 +677,7 @@ impl std::ops::Deref for Resumer {
 
 impl Resumer {
     fn new(link: PeerLink) -> Self {
-        Self { link, resumes: None, hello: None }
+        Self { link, resumes: None, hello: None, zstd: None }
     }
 
     /// Before a tree: waits for the receiver's `hello`, at most [`TREE_HELLO_WAIT`], and
@@ -647,8 +715,9 @@ impl Resumer {
     /// Records the receiver's `hello`; a `have` here is one nobody asked for.
     fn take(&mut self, note: PeerNote) {
         match note {
-            PeerNote::Hello { resume, tree, app } => {
+            PeerNote::Hello { resume, tree, app, zstd } => {
                 self.resumes = Some(resume);
+                self.zstd = Some(zstd);
                 self.hello = Some((tree, app));
             }
             PeerNote::Have { .. } => tracing::debug!("ignoring a have nobody asked for"),
@@ -859,7 +928,9 @@ mod tests {
         let (feed, mut out) = mpsc::channel(64);
         let link = PeerLink { notes, meter: meter.clone() };
         let task = spawn_linked(vec![item], 4, false, feed, Some(link), CancellationToken::new());
-        notes_tx.send(PeerNote::Hello { resume: true, tree: None, app: "t".into() }).unwrap();
+        notes_tx
+            .send(PeerNote::Hello { resume: true, tree: None, app: "t".into(), zstd: false })
+            .unwrap();
         let first = out.recv().await.unwrap();
         assert_eq!(
             first,
@@ -869,7 +940,8 @@ mod tests {
                     size: Some(11),
                     resume: true,
                     exec: false,
-                    mtime: None
+                    mtime: None,
+                    zstd: false
                 }
                 .encode()
             )

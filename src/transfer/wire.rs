@@ -42,6 +42,9 @@ pub enum Control {
     /// its items include paths in folders, and `files`/`bytes` announce the whole transfer
     /// (files to come and their total size; `bytes` is `None` when a stream's size is
     /// unknown). Each is written only when set.
+    ///
+    /// The compression extension: `zstd`, from a receiver, says it takes items whose binary
+    /// messages are framed and may be zstd-compressed (see `codec`); written only when true.
     Hello {
         v: u32,
         role: Role,
@@ -56,6 +59,8 @@ pub enum Control {
         files: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bytes: Option<u64>,
+        #[serde(default, deserialize_with = "null_is_false", skip_serializing_if = "is_false")]
+        zstd: bool,
     },
     /// Starts one item. `name`: `None` for a stream (stdin). `size`: `None` when unknown
     /// (stdin). Missing fields decode as `None`. `resume`: the sender waits for a `Have`
@@ -65,6 +70,10 @@ pub enum Control {
     /// whose `hello` said `tree: true`); `exec`: the file is executable (written only when
     /// true); `mtime`: its modification time in nanoseconds since the Unix epoch (written
     /// only when known).
+    ///
+    /// The compression extension: `zstd` (only to a receiver whose `hello` said `zstd`): each
+    /// binary message of this item starts with a one-byte tag, and may be compressed (see
+    /// `codec`); written only when true.
     File {
         name: Option<String>,
         size: Option<u64>,
@@ -74,6 +83,8 @@ pub enum Control {
         exec: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtime: Option<u64>,
+        #[serde(default, deserialize_with = "null_is_false", skip_serializing_if = "is_false")]
+        zstd: bool,
     },
     /// The tree extension, sender → receiver, between items: the folder `name` (a relative
     /// `/`-separated path) exists, with modification time `mtime` (nanoseconds since the Unix
@@ -282,6 +293,7 @@ mod tests {
                     tree: None,
                     files: None,
                     bytes: None,
+                    zstd: false,
                 },
                 r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","resume":true}"#,
             ),
@@ -295,6 +307,7 @@ mod tests {
                     tree: None,
                     files: None,
                     bytes: None,
+                    zstd: false,
                 },
                 r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":false}"#,
             ),
@@ -305,11 +318,19 @@ mod tests {
                     resume: false,
                     exec: false,
                     mtime: None,
+                    zstd: false,
                 },
                 r#"{"t":"file","name":"report.pdf","size":1048576,"resume":false}"#,
             ),
             (
-                Control::File { name: None, size: None, resume: false, exec: false, mtime: None },
+                Control::File {
+                    name: None,
+                    size: None,
+                    resume: false,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
+                },
                 r#"{"t":"file","name":null,"size":null,"resume":false}"#,
             ),
             (
@@ -319,6 +340,7 @@ mod tests {
                     resume: true,
                     exec: false,
                     mtime: None,
+                    zstd: false,
                 },
                 r#"{"t":"file","name":"big.iso","size":33554432,"resume":true}"#,
             ),
@@ -351,6 +373,7 @@ mod tests {
                     resume: false,
                     exec: true,
                     mtime: Some(1),
+                    zstd: false,
                 },
                 r#"{"t":"file","name":"photos/run.sh","size":17,"resume":false,"exec":true,"mtime":1}"#,
             ),
@@ -364,6 +387,7 @@ mod tests {
                     tree: Some(true),
                     files: Some(10_000),
                     bytes: Some(40_960_000),
+                    zstd: false,
                 },
                 r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","resume":true,"tree":true,"files":10000,"bytes":40960000}"#,
             ),
@@ -377,6 +401,7 @@ mod tests {
                     tree: Some(false),
                     files: None,
                     bytes: None,
+                    zstd: false,
                 },
                 r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":false,"tree":false}"#,
             ),
@@ -403,6 +428,7 @@ mod tests {
                 resume: true,
                 exec: false,
                 mtime: None,
+                zstd: false,
             },
             Control::File {
                 name: None,
@@ -410,6 +436,7 @@ mod tests {
                 resume: false,
                 exec: false,
                 mtime: None,
+                zstd: false,
             },
             Control::Eof { bytes: u64::MAX, sha256: EMPTY_SHA256.into() },
             Control::Have { bytes: u64::MAX, sha256: ABC_SHA256.into() },
@@ -423,6 +450,7 @@ mod tests {
                 tree: None,
                 files: None,
                 bytes: None,
+                zstd: false,
             },
             Control::Abort { reason: "line\nbreak\ttab\u{0}nul".into() },
         ];
@@ -459,6 +487,7 @@ mod tests {
                     tree: None,
                     files: None,
                     bytes: None,
+                    zstd: false,
                 },
             ),
             (r#"{"t":"skip","bytes":5,"why":"verified"}"#, Control::Skip { bytes: 5 }),
@@ -472,7 +501,14 @@ mod tests {
     fn missing_optional_fields_are_none() {
         assert_eq!(
             Control::decode(r#"{"t":"file"}"#).unwrap(),
-            Control::File { name: None, size: None, resume: false, exec: false, mtime: None }
+            Control::File {
+                name: None,
+                size: None,
+                resume: false,
+                exec: false,
+                mtime: None,
+                zstd: false
+            }
         );
         assert_eq!(
             Control::decode(r#"{"t":"file","name":"a"}"#).unwrap(),
@@ -481,7 +517,8 @@ mod tests {
                 size: None,
                 resume: false,
                 exec: false,
-                mtime: None
+                mtime: None,
+                zstd: false
             }
         );
     }
@@ -501,6 +538,7 @@ mod tests {
                     tree: None,
                     files: None,
                     bytes: None,
+                    zstd: false,
                 },
             ),
             (
@@ -514,6 +552,7 @@ mod tests {
                     tree: None,
                     files: None,
                     bytes: None,
+                    zstd: false,
                 },
             ),
             (
@@ -524,6 +563,7 @@ mod tests {
                     resume: false,
                     exec: false,
                     mtime: None,
+                    zstd: false,
                 },
             ),
             (
@@ -534,6 +574,7 @@ mod tests {
                     resume: false,
                     exec: false,
                     mtime: None,
+                    zstd: false,
                 },
             ),
             (
@@ -544,6 +585,7 @@ mod tests {
                     resume: true,
                     exec: false,
                     mtime: None,
+                    zstd: false,
                 },
             ),
         ];
@@ -791,6 +833,7 @@ mod tests {
             tree: None,
             files: None,
             bytes: None,
+            zstd: false,
         };
         assert!(!ours.encode().contains("threshold"), "{}", ours.encode());
         let null = r#"{"t":"hello","v":1,"role":"recv","app":"x","threshold":null}"#;

@@ -122,6 +122,7 @@ impl Hostile {
             tree: None,
             files: None,
             bytes: None,
+            zstd: false,
         })
         .await;
     }
@@ -134,6 +135,7 @@ impl Hostile {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         })
         .await;
         if !data.is_empty() {

@@ -40,6 +40,7 @@ fn hello() -> ChannelEvent {
         tree: None,
         files: None,
         bytes: None,
+        zstd: false,
     })
 }
 
@@ -53,6 +54,7 @@ fn item(name: &str, size: u64, data: &'static [u8]) -> Vec<ChannelEvent> {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         }),
         ChannelEvent::Binary(Bytes::from_static(data)),
     ]
@@ -134,6 +136,7 @@ fn resumed(size: u64, events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
         resume: true,
         exec: false,
         mtime: None,
+        zstd: false,
     };
     [vec![hello(), text(file)], events].concat()
 }
@@ -277,6 +280,7 @@ fn whole(name: &str, data: &'static [u8]) -> Vec<ChannelEvent> {
             resume: false,
             exec: false,
             mtime: None,
+            zstd: false,
         }),
         data_of(data),
         text(Control::Eof { bytes: data.len() as u64, sha256: Digest::of(data) }),
@@ -355,6 +359,7 @@ async fn a_size_of_u64_max_after_an_item_does_not_overflow() {
         resume: false,
         exec: false,
         mtime: None,
+        zstd: false,
     }));
     script.push(text(Control::Eof { bytes: 0, sha256: sha(b"") }));
     let (err, _, entries) = run_script(script).await;
