@@ -142,6 +142,7 @@ pub async fn receive<P: ChannelPort>(
         peer_is_dcsend: false,
         announced_total: false,
         unacked: Vec::new(),
+        unacked_bytes: 0,
         stored_bytes: 0,
         last_sync: tokio::time::Instant::now() - ACK_BATCH,
         cancel: cancel.clone(),
@@ -256,6 +257,8 @@ struct Receiver {
     /// Bytes of each file stored but not yet acknowledged: acks go in batches, each after one
     /// sync of the file system ([`Receiver::flush_acks`]).
     unacked: Vec<u64>,
+    /// Their sum.
+    unacked_bytes: u64,
     /// When the last batch was made durable.
     last_sync: tokio::time::Instant,
     /// The sum of `items`' bytes.
@@ -268,6 +271,10 @@ const ACK_BATCH: Duration = Duration::from_millis(100);
 
 /// A batch goes as soon as this many files wait, however soon after the last.
 const MAX_UNACKED: usize = 4096;
+
+/// ... or as soon as the files waiting hold this many bytes: batching is for small files;
+/// a larger one is synced and acknowledged at once, as a lone file is.
+const MAX_UNACKED_BYTES: u64 = 1 << 20;
 
 impl Receiver {
     /// Bytes of the items stored so far (kept as a sum: it is asked for every message, and
@@ -483,14 +490,18 @@ impl Receiver {
         });
         // Acknowledged once durable: with the next batch (see [`Receiver::flush_acks`]).
         self.unacked.push(bytes);
+        self.unacked_bytes = self.unacked_bytes.saturating_add(bytes);
         Ok(())
     }
 
     /// Whether the acks held back should go now: the first at once, and then at most one
-    /// batch (one sync of the file system) per [`ACK_BATCH`], or when [`MAX_UNACKED`] wait.
+    /// batch (one sync of the file system) per [`ACK_BATCH`], or when [`MAX_UNACKED`] files
+    /// or [`MAX_UNACKED_BYTES`] wait (a file that large is acknowledged on its own, at once).
     fn acks_due(&self) -> bool {
         !self.unacked.is_empty()
-            && (self.unacked.len() >= MAX_UNACKED || self.last_sync.elapsed() >= ACK_BATCH)
+            && (self.unacked.len() >= MAX_UNACKED
+                || self.unacked_bytes >= MAX_UNACKED_BYTES
+                || self.last_sync.elapsed() >= ACK_BATCH)
     }
 
     /// When held-back acks are due at the latest (the loop wakes for them).
@@ -507,6 +518,7 @@ impl Receiver {
         }
         self.placer.sync().await?;
         self.last_sync = tokio::time::Instant::now();
+        self.unacked_bytes = 0;
         for bytes in std::mem::take(&mut self.unacked) {
             let ack = Control::Ack { bytes, ok: true };
             port.send(Outbound::Text(ack.encode()))
