@@ -108,6 +108,28 @@ impl Packer {
         msg
     }
 
+    /// [`Packer::pack`] for bytes read after one byte of room for the tag (`framed[1..]`):
+    /// sent as they are, the buffer becomes the message without a copy.
+    pub fn pack_framed(&mut self, mut framed: BytesMut) -> Bytes {
+        let chunk = &framed[1..];
+        debug_assert!(chunk.len() <= MAX_UNPACKED);
+        let len = chunk.len() as u64;
+        let packed = match self.skip {
+            0 => self.try_compress(chunk),
+            _ => {
+                self.skip -= 1;
+                None
+            }
+        };
+        let msg = packed.unwrap_or_else(|| {
+            framed[0] = RAW;
+            framed.freeze()
+        });
+        self.payload_bytes += len;
+        self.wire_bytes += msg.len() as u64;
+        msg
+    }
+
     fn try_compress(&mut self, chunk: &[u8]) -> Option<Bytes> {
         let enough = chunk.len() - chunk.len() / MIN_SAVING;
         // Room for the tag, and a frame up to the size worth sending: larger fails.
@@ -205,6 +227,17 @@ mod tests {
             assert_eq!(p.pack(&text(1000))[0], RAW);
         }
         assert_eq!(p.pack(&text(64 * 1024))[0], ZSTD);
+    }
+
+    #[test]
+    fn packing_in_place_gives_the_same_messages() {
+        for chunk in [text(64 * 1024), noise(64 * 1024), b"ab".to_vec()] {
+            let (mut a, mut b) = (Packer::new().unwrap(), Packer::new().unwrap());
+            let mut framed = BytesMut::zeroed(1);
+            framed.extend_from_slice(&chunk);
+            assert_eq!(a.pack(&chunk), b.pack_framed(framed));
+            assert_eq!((a.payload_bytes, a.wire_bytes), (b.payload_bytes, b.wire_bytes));
+        }
     }
 
     #[test]

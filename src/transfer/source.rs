@@ -595,9 +595,12 @@ impl Reading {
             // a 4 KiB file must not cost two zeroed 64 KiB buffers.
             let left = size.map_or(u64::MAX, |size| size.saturating_sub(tally.bytes));
             // A framed message has its tag byte too, and must still fit.
-            let chunk = self.chunk_bytes - usize::from(tally.framed);
-            let mut buf = BytesMut::zeroed(left.saturating_add(1).min(chunk as u64) as usize);
-            let n = match reader.read(&mut buf) {
+            let tag = usize::from(tally.framed);
+            let chunk = self.chunk_bytes - tag;
+            // Read after the tag's room, so a message sent as it is needs no copy.
+            let len = left.saturating_add(1).min(chunk as u64) as usize;
+            let mut buf = BytesMut::zeroed(tag + len);
+            let n = match reader.read(&mut buf[tag..]) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -606,8 +609,8 @@ impl Reading {
                     return Err(io::Error::new(e.kind(), what).into());
                 }
             };
-            buf.truncate(n);
-            tally.digest.update(&buf);
+            buf.truncate(tag + n);
+            tally.digest.update(&buf[tag..]);
             tally.bytes += n as u64;
             if let Some(size) = size
                 && tally.bytes > size
@@ -617,7 +620,7 @@ impl Reading {
                 );
             }
             let msg = match (&mut self.packer, tally.framed) {
-                (Some(packer), true) => packer.pack(&buf),
+                (Some(packer), true) => packer.pack_framed(buf),
                 _ => buf.freeze(),
             };
             // The pump counts what it hands to the channel; the live view counts payload, so
