@@ -645,7 +645,7 @@ fn sender_refuses_a_tree_to_a_receiver_that_predates_trees() {
     assert_eq!(code, Some(1), "stderr:\n{stderr}");
     let [reason] = aborts.as_slice() else { panic!("aborts: {aborts:?}") };
     assert!(reason.contains("(hostile/0) cannot receive folders"), "{reason}");
-    assert!(reason.contains("upgrade dcsend"), "{reason}");
+    assert!(reason.contains("up-to-date `dcsend recv -o DIR/`"), "{reason}");
     assert!(stderr.contains("cannot receive folders"), "{stderr}");
     let sent_tree =
         controls.iter().any(|c| matches!(c, Control::File { .. } | Control::Dir { .. }));

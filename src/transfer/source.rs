@@ -708,8 +708,9 @@ impl Resumer {
                     .into(),
             )),
             (None, app) => Err(SourceError::Refused(format!(
-                "the receiver ({}) cannot receive folders (it predates them): upgrade dcsend \
-                 there, or send a tar stream (`tar c DIR | dcsend`)",
+                "the receiver ({}) cannot receive folders (a dcsend that predates them, or the \
+                 page): receive with an up-to-date `dcsend recv -o DIR/`, or send a tar stream \
+                 (`tar c DIR | dcsend`)",
                 crate::error::shown_reason(app)
             ))),
         }
