@@ -65,7 +65,7 @@ _dcsend() {
 
     case "${cmd}" in
         dcsend)
-            opts="-q -v -h -V --raw --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
+            opts="-q -v -h -V --raw --compress --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,7 +439,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__send)
-            opts="-q -v -h --raw --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
+            opts="-q -v -h --raw --compress --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dcsend_global_optspecs
-    string join \n raw threshold= max-buffer= chunk-size= peer= qr= join-timeout= offer answer sdp-out= sdp-in= long-token stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
+    string join \n raw compress threshold= max-buffer= chunk-size= peer= qr= join-timeout= offer answer sdp-out= sdp-in= long-token stun= turn= turn-user= turn-password-file= relay-only connect-timeout= bind= socket-buffer= liveness-timeout= q/quiet v/verbose progress= stats= h/help V/version
 end
 
 function __fish_dcsend_needs_command
@@ -46,6 +46,7 @@ always\t'Always, into whatever stderr is (a file or pipe gets the frames too); n
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_needs_command" -l stats -d 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)' -r -F
 complete -c dcsend -n "__fish_dcsend_needs_command" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
+complete -c dcsend -n "__fish_dcsend_needs_command" -l compress -d 'Compress each message with zstd when that makes it at least 1/16 smaller (text, logs, source trees); a receiver that does not take compressed data gets it as it is'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
 complete -c dcsend -n "__fish_dcsend_needs_command" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'
@@ -83,6 +84,7 @@ always\t'Always, into whatever stderr is (a file or pipe gets the frames too); n
 never\t'Never'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l stats -d 'Write progress and a final summary as NDJSON to PATH ("-" = stderr)' -r -F
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l raw -d 'Send only plain binary messages, then close the channel, for receivers that are not dcsend (a browser, a Pion example)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l compress -d 'Compress each message with zstd when that makes it at least 1/16 smaller (text, logs, source trees); a receiver that does not take compressed data gets it as it is'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l offer -d 'Make the offer (the sender\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l answer -d 'Wait for the peer\'s offer and answer it (the receiver\'s default)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand send" -l long-token -d 'Print our token in Pion\'s long form, for a peer that is not dcsend'

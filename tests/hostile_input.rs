@@ -102,8 +102,8 @@ proptest! {
         resume in any::<bool>(),
     ) {
         for msg in [
-            Control::Hello { v: 1, role: Role::Send, app: "dcsend/0".into(), resume, threshold: None },
-            Control::File { name: name.clone(), size, resume },
+            Control::Hello { v: 1, role: Role::Send, app: "dcsend/0".into(), resume, threshold: None, tree: None, files: None, bytes: None, zstd: false },
+            Control::File { name: name.clone(), size, resume, exec: false, mtime: None, zstd: false },
             Control::Have { bytes, sha256: sha.clone() },
             Control::Skip { bytes },
             Control::Eof { bytes, sha256: sha.clone() },

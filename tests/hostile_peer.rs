@@ -36,10 +36,20 @@ fn against_recv(script: impl AsyncFnOnce(&mut Hostile)) -> RecvRun {
 
 /// [`against_recv`] with `args` (`-o` relative to `TMP/work`) instead of `-o out`.
 fn against_recv_with(args: &[&str], script: impl AsyncFnOnce(&mut Hostile)) -> RecvRun {
+    against_recv_in(args, |_| {}, script)
+}
+
+/// [`against_recv_with`], first running `prepare` on `TMP/work/out`.
+fn against_recv_in(
+    args: &[&str],
+    prepare: impl FnOnce(&Path),
+    script: impl AsyncFnOnce(&mut Hostile),
+) -> RecvRun {
     let tmp = tempfile::tempdir().unwrap();
     let (logs, work) = (tmp.path().join("logs"), tmp.path().join("work"));
     std::fs::create_dir_all(work.join("out")).unwrap();
     std::fs::create_dir(&logs).unwrap();
+    prepare(&work.join("out"));
     let t = Tokens::in_dir(&logs);
     let mut cmd = receiver(&t);
     cmd.args(args).current_dir(&work);
@@ -146,7 +156,15 @@ fn an_unknown_type_with_a_terminal_escape_is_printed_escaped() {
 fn more_data_than_the_header_announced_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
         h.binary(b"0123456789").await;
     });
     run.expect_abort(1, "more bytes than the file header announced", &["x.part"]);
@@ -156,7 +174,15 @@ fn more_data_than_the_header_announced_is_refused() {
 fn less_data_than_the_header_announced_fails_integrity_at_eof() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(10), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(10),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
         h.binary(ABC).await;
         h.control(Control::Eof { bytes: 3, sha256: sha256(ABC) }).await;
     });
@@ -169,7 +195,15 @@ fn less_data_than_the_header_announced_fails_integrity_at_eof() {
 fn a_wrong_digest_at_eof_is_nacked_and_the_part_file_kept() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
         h.binary(ABC).await;
         h.control(Control::Eof { bytes: 3, sha256: sha256(b"abd") }).await;
     });
@@ -195,7 +229,15 @@ fn a_message_after_done_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
         h.control(Control::Done).await;
-        h.control(Control::File { name: Some("late".into()), size: Some(0), resume: false }).await;
+        h.control(Control::File {
+            name: Some("late".into()),
+            size: Some(0),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
     });
     run.expect_abort(1, "a message after done", &[]);
 }
@@ -223,9 +265,25 @@ fn eof_without_a_file_is_refused() {
 fn a_file_header_inside_an_item_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
         h.binary(b"ab").await;
-        h.control(Control::File { name: Some("y".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("y".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
     });
     run.expect_abort(1, "a file header inside an item (no eof)", &["x.part"]);
 }
@@ -234,7 +292,15 @@ fn a_file_header_inside_an_item_is_refused() {
 fn done_inside_an_item_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File { name: Some("x".into()), size: Some(3), resume: false }).await;
+        h.control(Control::File {
+            name: Some("x".into()),
+            size: Some(3),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
         h.control(Control::Done).await;
     });
     run.expect_abort(1, "done inside an item (no eof)", &["x.part"]);
@@ -265,12 +331,12 @@ fn refuses_name(name: &str, why: &str) -> RecvRun {
 
 #[test]
 fn name_dot_dot_slash_is_refused() {
-    refuses_name("../evil", "path separator");
+    refuses_name("../evil", "names a directory");
 }
 
 #[test]
 fn an_absolute_name_is_refused() {
-    refuses_name("/etc/evil", "path separator");
+    refuses_name("/etc/evil", "it is absolute");
     assert!(!Path::new("/etc/evil").exists());
 }
 
@@ -278,18 +344,132 @@ fn an_absolute_name_is_refused() {
 fn an_absolute_name_under_the_temp_dir_is_refused() {
     // An absolute path where the process could write, were it followed.
     let target = std::env::temp_dir().join(format!("dcsend-hostile-evil-{}", std::process::id()));
-    refuses_name(target.to_str().unwrap(), "path separator");
+    refuses_name(target.to_str().unwrap(), "it is absolute");
     assert!(!target.exists());
 }
 
 #[test]
 fn a_name_climbing_out_through_a_folder_is_refused() {
-    refuses_name("a/../../evil", "path separator");
+    refuses_name("a/../../evil", "names a directory");
 }
 
 #[test]
 fn a_backslash_name_is_refused() {
     refuses_name("..\\evil", "path separator");
+}
+
+// ---- Trees (docs/protocol.md, "Trees"): paths, every component checked ----
+
+#[test]
+fn a_path_with_a_dot_dot_component_is_refused() {
+    refuses_name("a/..", "names a directory");
+}
+
+#[test]
+fn a_path_with_an_empty_component_is_refused() {
+    refuses_name("a//b", "it is empty");
+    refuses_name("a/", "it is empty");
+}
+
+#[test]
+fn a_path_with_backslashes_is_refused() {
+    refuses_name("a/..\\..\\evil", "path separator");
+}
+
+#[test]
+fn a_path_with_nul_in_a_folder_is_refused() {
+    refuses_name("a\0b/evil", "control character");
+}
+
+/// A `dir` that climbs out is refused before anything is created.
+#[test]
+fn a_folder_climbing_out_is_refused() {
+    for name in ["../evil", "a/../../evil", "/tmp/evil", "a/./b", "a\\..\\..\\evil"] {
+        let run = against_recv(async |h| {
+            h.hello(Role::Send).await;
+            h.control(Control::Dir { name: name.into(), mtime: None }).await;
+        });
+        run.expect_abort(1, "refused file name", &[]);
+    }
+}
+
+/// A link in the output folder is never walked through: a path whose folder is a symlink
+/// (here to the folder above) is refused, and nothing is written where it points.
+#[test]
+fn a_path_through_a_symlinked_folder_is_refused() {
+    let run = against_recv_in(
+        &["-o", "out"],
+        |out| std::os::unix::fs::symlink("..", out.join("up")).unwrap(),
+        async |h| {
+            h.hello(Role::Send).await;
+            h.item("up/evil", ABC).await;
+        },
+    );
+    run.expect_abort(1, "is a symbolic link, not a folder", &["up"]);
+    assert!(!run.tmp.path().join("work/evil").exists());
+}
+
+/// The same through a `dir`: the receiver does not set times or create folders through it.
+#[test]
+fn a_folder_through_a_symlink_is_refused() {
+    let run = against_recv_in(
+        &["-o", "out"],
+        |out| std::os::unix::fs::symlink("..", out.join("up")).unwrap(),
+        async |h| {
+            h.hello(Role::Send).await;
+            h.control(Control::Dir { name: "up/made".into(), mtime: Some(0) }).await;
+        },
+    );
+    run.expect_abort(1, "is a symbolic link, not a folder", &["up"]);
+    assert!(!run.tmp.path().join("work/made").exists());
+}
+
+/// A nested path is made folder by folder inside `-o`, and nowhere else.
+#[test]
+fn a_nested_path_lands_inside_the_folder() {
+    let run = against_recv(async |h| {
+        h.hello(Role::Send).await;
+        h.control(Control::Dir { name: "t".into(), mtime: None }).await;
+        h.control(Control::Dir { name: "t/empty".into(), mtime: None }).await;
+        h.item("t/a/b/c.txt", ABC).await;
+        h.control(Control::Done).await;
+        h.wait_for("the ack", |c| matches!(c, Control::Ack { ok: true, .. })).await;
+        h.close_channel().await;
+    });
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    run.expect_only(&["t/", "t/a/", "t/a/b/", "t/a/b/c.txt", "t/empty/"]);
+}
+
+/// A sender that says it sends a tree, to `dcsend recv` writing to stdout: refused at its
+/// hello, with what to do.
+#[test]
+fn a_tree_to_stdout_is_refused_at_the_hello() {
+    let run = against_recv_with(&[], async |h| {
+        h.control(Control::Hello {
+            v: 1,
+            role: Role::Send,
+            app: "dcsend/9".into(),
+            resume: false,
+            threshold: None,
+            tree: Some(true),
+            files: Some(2),
+            bytes: Some(6),
+            zstd: false,
+        })
+        .await;
+    });
+    run.expect_abort(1, "stdout cannot hold a folder", &[]);
+    assert!(run.aborts[0].contains("-o DIR/"), "{:?}", run.aborts);
+}
+
+/// A `dir` to a receiver writing to stdout (a sender that did not announce its tree).
+#[test]
+fn a_folder_to_stdout_is_refused() {
+    let run = against_recv_with(&[], async |h| {
+        h.hello(Role::Send).await;
+        h.control(Control::Dir { name: "t".into(), mtime: None }).await;
+    });
+    run.expect_abort(1, "stdout cannot hold a folder", &[]);
 }
 
 #[test]
@@ -324,6 +504,10 @@ fn another_protocol_version_is_refused() {
             app: "future/2".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
+            zstd: false,
         })
         .await;
     });
@@ -335,8 +519,15 @@ fn a_size_of_u64_max_after_an_item_neither_panics_nor_preallocates() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
         h.item("first", ABC).await;
-        h.control(Control::File { name: Some("huge".into()), size: Some(u64::MAX), resume: false })
-            .await;
+        h.control(Control::File {
+            name: Some("huge".into()),
+            size: Some(u64::MAX),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        })
+        .await;
         h.binary(&[7; 1024]).await;
         h.control(Control::Eof { bytes: 1024, sha256: sha256(&[7; 1024]) }).await;
     });
@@ -430,6 +621,101 @@ fn against_send_with(len: usize, args: &[&str], script: impl AsyncFnOnce(&mut Ho
     SendRun { code, stderr, aborts }
 }
 
+/// `dcsend DIR` (a folder holding one file) against a receiver that says `hello` without the
+/// tree extension, as a dcsend that predates trees does: the sender refuses before it sends
+/// anything of the tree, saying what to do.
+#[test]
+fn sender_refuses_a_tree_to_a_receiver_that_predates_trees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.jpg"), ABC).unwrap();
+    let t = Tokens::in_dir(tmp.path());
+    let mut send = Proc::spawn("send", sender(&[&dir], &t), tmp.path());
+    let (aborts, controls) = block_on(async {
+        let mut h = Hostile::answer(&t).await;
+        h.hello(Role::Recv).await;
+        h.until_closed().await;
+        let seen = (h.aborts(), h.controls());
+        h.hang_up().await;
+        seen
+    });
+    let code = exit_code(&mut send);
+    let stderr = send.stderr_text();
+    assert_eq!(code, Some(1), "stderr:\n{stderr}");
+    let [reason] = aborts.as_slice() else { panic!("aborts: {aborts:?}") };
+    assert!(reason.contains("(hostile/0) cannot receive folders"), "{reason}");
+    assert!(reason.contains("up-to-date `dcsend recv -o DIR/`"), "{reason}");
+    assert!(stderr.contains("cannot receive folders"), "{stderr}");
+    let sent_tree =
+        controls.iter().any(|c| matches!(c, Control::File { .. } | Control::Dir { .. }));
+    assert!(!sent_tree, "the sender sent part of the tree: {controls:?}");
+}
+
+// ---- Compression (docs/protocol.md, "Compression") ----
+
+/// A compressed message that unpacks to more than one message may hold (a decompression
+/// bomb: 16 MiB of zeros in a few hundred bytes) is refused without being unpacked.
+#[test]
+fn a_decompression_bomb_is_refused() {
+    use dcsend::transfer::codec;
+    for framed_size_known in [true, false] {
+        let zeros = vec![0u8; 16 << 20];
+        let frame = match framed_size_known {
+            true => zstd::bulk::compress(&zeros, 19).unwrap(),
+            false => zstd::stream::encode_all(&zeros[..], 19).unwrap(),
+        };
+        let mut msg = vec![codec::ZSTD];
+        msg.extend(frame);
+        assert!(msg.len() < 4096, "{} bytes", msg.len());
+        let run = against_recv(async |h| {
+            h.hello(Role::Send).await;
+            h.control(Control::File {
+                name: Some("bomb".into()),
+                size: Some(16 << 20),
+                resume: false,
+                exec: false,
+                mtime: None,
+                zstd: true,
+            })
+            .await;
+            h.binary(&msg).await;
+        });
+        run.expect_abort(1, "a compressed message holds more than 262144 bytes", &["bomb.part"]);
+        let part = std::fs::metadata(run.out().join("bomb.part")).unwrap();
+        assert_eq!(part.len(), 0, "nothing of it written");
+    }
+}
+
+/// `--compress` to a receiver that does not say it takes compressed items (an older dcsend,
+/// the page): the items go as they are, and the transfer works.
+#[test]
+fn sender_compresses_nothing_for_a_receiver_that_does_not_take_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("log.txt");
+    let data = b"the same line again\n".repeat(10_000);
+    std::fs::write(&src, &data).unwrap();
+    let t = Tokens::in_dir(tmp.path());
+    let mut cmd = sender(&[&src], &t);
+    cmd.arg("--compress");
+    let mut send = Proc::spawn("send", cmd, tmp.path());
+    let (controls, got) = block_on(async {
+        let mut h = Hostile::answer(&t).await;
+        h.hello(Role::Recv).await;
+        let bytes = eof_bytes(&mut h).await;
+        h.control(Control::Ack { bytes, ok: true }).await;
+        h.until_closed().await;
+        let seen = (h.controls(), h.binary_bytes);
+        h.hang_up().await;
+        seen
+    });
+    let code = exit_code(&mut send);
+    assert_eq!(code, Some(0), "stderr:\n{}", send.stderr_text());
+    let file = controls.iter().find(|c| matches!(c, Control::File { .. })).unwrap();
+    assert!(matches!(file, Control::File { zstd: false, .. }), "{file:?}");
+    assert_eq!(got, data.len() as u64, "the payload is not the file's bytes as they are");
+}
+
 /// Waits for the sender's `eof` and returns the bytes it announced.
 async fn eof_bytes(h: &mut Hostile) -> u64 {
     match h.wait_for("eof", |c| matches!(c, Control::Eof { .. })).await {
@@ -503,6 +789,10 @@ fn sender_refuses_another_protocol_version() {
             app: "future/7".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
+            zstd: false,
         })
         .await;
     });

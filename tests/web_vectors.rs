@@ -31,11 +31,18 @@ fn encodings() -> Vec<Value> {
         app: app.into(),
         resume: false,
         threshold,
+        tree: None,
+        files: None,
+        bytes: None,
+        zstd: false,
     };
     let file = |name: Option<&str>, size| Control::File {
         name: name.map(Into::into),
         size,
         resume: false,
+        exec: false,
+        mtime: None,
+        zstd: false,
     };
     let cases: Vec<(Value, Control)> = vec![
         (json!(["hello", "send", null]), hello(Role::Send, None)),

@@ -19,6 +19,8 @@ pub fn item(name: &str, bytes: u64, deadline: Option<Instant>) -> Item {
         input: Input::Reader(Box::new(Generated::new(bytes, deadline))),
         name: Some(name.to_owned()),
         size: deadline.is_none().then_some(bytes),
+        exec: false,
+        mtime: None,
     }
 }
 

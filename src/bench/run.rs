@@ -231,6 +231,7 @@ async fn webrtc_send(
         threshold: setup.case.threshold,
         chunk_bytes: setup.case.chunk_bytes,
         raw: false,
+        compress: false,
         finish_timeout: FINISH_TIMEOUT,
     };
     let cpu0 = cpu_now(&clocks);

@@ -191,6 +191,8 @@ pub struct SendConfig {
     pub inputs: Vec<Option<PathBuf>>,
     /// Plain binary messages only.
     pub raw: bool,
+    /// Compress messages with zstd where it pays (negotiated with the receiver).
+    pub compress: bool,
     /// Low-water threshold: fixed, or adaptive within a bound.
     pub threshold: Threshold,
     /// Message size in bytes (before clamping to the peer's maximum).
@@ -268,13 +270,14 @@ impl TryFrom<SendArgs> for SendConfig {
                     .into(),
             ));
         }
-        for path in inputs.iter().flatten() {
-            if path.is_dir() {
-                return Err(UsageError(format!(
-                    "{} is a folder; send files (e.g. `tar c DIR | dcsend`)",
-                    path.display()
-                )));
-            }
+        if args.raw
+            && let Some(dir) = inputs.iter().flatten().find(|p| p.is_dir())
+        {
+            return Err(UsageError(format!(
+                "{} is a folder, and --raw sends one plain stream: drop --raw (a dcsend \
+                 receiver takes folders), or send a tar stream (`tar c DIR | dcsend --raw`)",
+                dir.display()
+            )));
         }
         check_distinct_names(inputs.iter().flatten())?;
         let threshold = threshold_mode(args.threshold, args.max_buffer)?;
@@ -285,6 +288,7 @@ impl TryFrom<SendArgs> for SendConfig {
         Ok(Self {
             inputs,
             raw: args.raw,
+            compress: args.compress,
             threshold,
             chunk_bytes: chunk,
             connect,

@@ -260,6 +260,14 @@ pub struct SendArgs {
     #[arg(long)]
     pub raw: bool,
 
+    /// Compress each message with zstd when that makes it at least 1/16 smaller (text, logs,
+    /// source trees); a receiver that does not take compressed data gets it as it is.
+    ///
+    /// The SHA-256 stays over the original bytes. Off by default: on loopback it costs time,
+    /// and data that does not compress (media, archives) gains nothing; see BENCHMARKS.md.
+    #[arg(long, env = "DCSEND_COMPRESS")]
+    pub compress: bool,
+
     /// Low-water threshold of the threshold-based sender: auto or a size [default: auto].
     ///
     /// dcsend hands data to the channel while its buffered amount (bytes not yet

@@ -12,19 +12,15 @@ use crate::cli::config::SendConfig;
 use crate::progress::meter::Meter;
 use crate::progress::{ReportOptions, Reporter, summary_line};
 use crate::transfer::send::{SendOptions, send};
-use crate::transfer::source::Item;
+use crate::transfer::source::{Item, Skipped, Tree};
 
 pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::Result<()> {
-    let items = cfg
-        .inputs
-        .iter()
-        .map(|p| Item::open(p.clone()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("opening the input")?;
-    let total: Option<u64> = items.iter().map(|i| i.size).sum();
+    let items = inputs(&cfg)?;
+    let files = items.iter().filter(|i| i.is_file()).count();
+    let total: Option<u64> = items.iter().filter(|i| i.is_file()).map(|i| i.size).sum();
     let label = match items.as_slice() {
         [one] => one.label(),
-        many => format!("{} files", many.len()),
+        _ => format!("{files} files"),
     };
 
     let conn = connect(&cfg.connect, &cancel).await?;
@@ -36,6 +32,7 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         _ => cfg.chunk_bytes,
     };
     let meter = Arc::new(Meter::new(total));
+    meter.set_files_total(files as u64);
     let reporter = Reporter::start(
         meter.clone(),
         ReportOptions {
@@ -51,6 +48,7 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         threshold: cfg.threshold,
         chunk_bytes,
         raw: cfg.raw,
+        compress: cfg.compress,
         // Longer than webrtc-rs's SCTP backoff can stall a live association (its RTO doubles
         // from 1 s up to 60 s): a relay that drops bursts can go quiet for half a minute and
         // then deliver. A peer that is really gone is noticed by the liveness check first.
@@ -75,15 +73,43 @@ pub(super) async fn run(cfg: SendConfig, cancel: CancellationToken) -> anyhow::R
         // A partial copy that did not match was announced when it happened.
         let resumed: u64 = out.items.iter().map(|i| i.resumed_bytes).sum();
         tail += &resume_tail(resumed, "prefix verified");
+        let (payload, wire) = out
+            .items
+            .iter()
+            .fold((0, 0), |(p, w), i| (p + i.bytes - i.resumed_bytes, w + i.wire_bytes));
+        if cfg.compress && payload > 0 {
+            tail += &format!(
+                ", compressed to {:.0}% on the wire",
+                wire as f64 * 100.0 / payload as f64
+            );
+        }
         let verb = if out.items.len() > 1 {
             format!("sent {} files,", out.items.len())
         } else {
             "sent".into()
         };
-        eprintln!(
-            "{}",
-            summary_line(&verb, summary.bytes, summary.seconds, &tail, summary.path.as_ref())
-        );
+        // Payload bytes, not the fewer that travelled compressed.
+        let bytes = if cfg.compress { payload } else { summary.bytes };
+        eprintln!("{}", summary_line(&verb, bytes, summary.seconds, &tail, summary.path.as_ref()));
     }
     Ok(())
+}
+
+/// The items to send: each FILE, and each folder's tree (saying on stderr what in it is
+/// skipped: links are not followed, devices and FIFOs not read).
+fn inputs(cfg: &SendConfig) -> anyhow::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for input in &cfg.inputs {
+        match input {
+            Some(dir) if dir.is_dir() => {
+                let tree = Tree::walk(dir).context("reading the folder")?;
+                for Skipped { path, what } in &tree.skipped {
+                    eprintln!("dcsend: skipping {}: {what}", path.display());
+                }
+                items.extend(tree.items);
+            }
+            input => items.push(Item::open(input.clone()).context("opening the input")?),
+        }
+    }
+    Ok(items)
 }

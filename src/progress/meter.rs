@@ -23,6 +23,12 @@ pub struct Meter {
     resumed: AtomicU64,
     notices: Mutex<Vec<Notice>>,
     label: Mutex<Option<String>>,
+    /// Files of the transfer (announced by the sender), [`UNKNOWN`] until known.
+    files_total: AtomicU64,
+    /// Files delivered and verified.
+    files_done: AtomicU64,
+    /// The file being transferred, as labelled (a path in a tree).
+    current: Mutex<Option<String>>,
 }
 
 impl Meter {
@@ -37,6 +43,9 @@ impl Meter {
             resumed: AtomicU64::new(0),
             notices: Mutex::new(Vec::new()),
             label: Mutex::new(None),
+            files_total: AtomicU64::new(UNKNOWN),
+            files_done: AtomicU64::new(0),
+            current: Mutex::new(None),
         }
     }
 
@@ -121,6 +130,36 @@ impl Meter {
         self.buffered.load(Relaxed)
     }
 
+    /// Sets how many files the transfer has.
+    pub fn set_files_total(&self, n: u64) {
+        self.files_total.store(n, Relaxed);
+    }
+
+    /// How many files the transfer has, if known.
+    pub fn files_total(&self) -> Option<u64> {
+        Some(self.files_total.load(Relaxed)).filter(|&t| t != UNKNOWN)
+    }
+
+    /// Counts one more file delivered and verified.
+    pub fn file_done(&self) {
+        self.files_done.fetch_add(1, Relaxed);
+    }
+
+    /// Files delivered and verified so far.
+    pub fn files_done(&self) -> u64 {
+        self.files_done.load(Relaxed)
+    }
+
+    /// Records the file now being transferred (once per file: off the hot path).
+    pub fn set_current(&self, label: &str) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(label.to_owned());
+    }
+
+    /// The file now being transferred, if any was recorded.
+    pub fn current(&self) -> Option<String> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The largest buffered amount recorded.
     pub fn peak_buffered(&self) -> u64 {
         self.peak_buffered.load(Relaxed)
@@ -146,6 +185,19 @@ mod tests {
         assert_eq!(
             (m.bytes(), m.buffered(), m.peak_buffered(), m.total()),
             (12, 30, 100, Some(12))
+        );
+    }
+
+    #[test]
+    fn files_are_counted_and_the_current_one_named() {
+        let m = Meter::new(None);
+        assert_eq!((m.files_total(), m.files_done(), m.current()), (None, 0, None));
+        m.set_files_total(3);
+        m.set_current("photos/a b.jpg");
+        m.file_done();
+        assert_eq!(
+            (m.files_total(), m.files_done(), m.current().as_deref()),
+            (Some(3), 1, Some("photos/a b.jpg"))
         );
     }
 

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::peer::path::Path;
 use meter::Meter;
 use render::Live;
-use stats::{Stats, Summary};
+use stats::{Files, Stats, Summary};
 
 /// How often the view and the NDJSON stream are refreshed.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -90,6 +90,11 @@ impl Reporter {
                 stats.on_bytes(bytes - last_bytes);
                 last_bytes = bytes;
                 stats.set_total(m.total());
+                stats.set_files(m.files_total().map(|total| Files {
+                    done: m.files_done(),
+                    total,
+                    current: m.current(),
+                }));
                 stats.on_buffered(m.buffered());
                 if m.threshold() > 0 {
                     stats.set_threshold(m.threshold());

@@ -104,13 +104,15 @@ impl Live {
 /// The parts of a frame, in the order they are given up when the terminal is too narrow:
 /// the first goes first. The rate and `buf X/Y` (the buffered amount against the threshold:
 /// what a threshold sender is about) are the headline and go last; the ETA and the bytes
-/// answer "how long, how far"; the label and the path say what and how; the average only
-/// repeats the rate over a longer time. The bar is not in the list: it comes after all of
+/// answer "how long, how far"; the label, the files done/total with the current file (several
+/// files only) and the path say what and how; the average only repeats the rate over a longer
+/// time. The bar is not in the list: it comes after all of
 /// them, drawn only when every part fits and at least [`BAR_MIN_INNER`] columns are left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Part {
     Average,
     Path,
+    Files,
     Label,
     Bytes,
     Eta,
@@ -121,7 +123,7 @@ enum Part {
 impl Part {
     /// A figure, whose width changes from frame to frame (see [`Widest`]).
     fn is_figure(self) -> bool {
-        !matches!(self, Part::Label | Part::Path)
+        !matches!(self, Part::Label | Part::Path | Part::Files)
     }
 }
 
@@ -130,7 +132,7 @@ impl Part {
 /// frame as "7.1 MiB" becomes "7 MiB": it changes only when a figure is wider than ever
 /// before, which settles within the first frames. The text itself is not padded.
 #[derive(Debug, Default, Clone)]
-pub struct Widest([usize; 7]);
+pub struct Widest([usize; 8]);
 
 impl Widest {
     /// Records `text` as `part`'s; returns the columns to reserve for it.
@@ -183,8 +185,17 @@ pub fn frame(
     if let Some(path) = &s.path {
         parts.push((Part::Path, path.short()));
     }
+    if let Some(files) = &s.files {
+        let mut text = format!("{}/{} files", files.done, files.total);
+        if let Some(current) = &files.current {
+            // A name from the peer: shown escaped, like every name it sends.
+            text += "  ";
+            text += &shown_name(current);
+        }
+        parts.push((Part::Files, text));
+    }
     // Columns each part may grow to beyond its text (see `Widest`).
-    let mut slack = [0; 7];
+    let mut slack = [0; 8];
     for (part, text) in &parts {
         if part.is_figure() {
             slack[*part as usize] = widest.note(*part, text) - columns(text);
@@ -231,7 +242,7 @@ fn join(parts: &[(Part, String)], bar: Option<String>) -> String {
     if let Some(bytes) = get(Part::Bytes) {
         pieces.push((if bar.is_some() { " " } else { "  " }, bytes));
     }
-    for part in [Part::Rate, Part::Average, Part::Eta, Part::Buffer, Part::Path] {
+    for part in [Part::Rate, Part::Average, Part::Eta, Part::Buffer, Part::Path, Part::Files] {
         if let Some(text) = get(part) {
             pieces.push((if part == Part::Average { " " } else { "  " }, text));
         }
@@ -302,6 +313,24 @@ fn eta(seconds: f64) -> String {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// A file name for the live view: control characters escaped (the name may come from the
+/// peer), and a long one cut to its last 40 characters, where the file's own name is.
+fn shown_name(name: &str) -> String {
+    const KEEP: usize = 40;
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect();
+    let count = escaped.chars().count();
+    match count > KEEP {
+        true => format!("…{}", escaped.chars().skip(count - KEEP).collect::<String>()),
+        false => escaped,
     }
 }
 
@@ -377,6 +406,7 @@ mod tests {
                 remote: CandidateKind::Relay,
                 protocol: Protocol::Udp,
             }),
+            files: None,
         }
     }
 
@@ -500,5 +530,30 @@ mod tests {
         assert_eq!(bar(100, 100, 10), "[==========]");
         assert_eq!(bar(500, 100, 4), "[====]", "clamped");
         assert_eq!(bar(0, 0, 4), "[====]", "an empty file is complete");
+    }
+
+    #[test]
+    fn a_transfer_of_several_files_shows_files_done_and_the_current_one() {
+        use crate::progress::stats::{Files, Stats};
+        let line =
+            |snap: &Snapshot, buffer| frame("many", snap, buffer, 200, &mut Widest::default());
+        let mut stats = Stats::new(Some(4 << 20), 1 << 20);
+        let files = |total, current: &str| {
+            Some(Files { done: 2, total, current: Some(current.to_owned()) })
+        };
+        stats.set_files(files(1, "one.bin"));
+        let snap = stats.tick(std::time::Duration::from_secs(1));
+        assert!(!line(&snap, false).contains("files"), "one file: {}", line(&snap, false));
+        stats.set_files(files(10, "photos/2024/\u{1b}[2J a.jpg"));
+        let snap = stats.tick(std::time::Duration::from_secs(2));
+        assert!(
+            line(&snap, false).ends_with("  2/10 files  photos/2024/\\u{1b}[2J a.jpg"),
+            "{}",
+            line(&snap, false)
+        );
+        let long = format!("{}/end.jpg", "d".repeat(100));
+        stats.set_files(files(10, &long));
+        let snap = stats.tick(std::time::Duration::from_secs(3));
+        assert!(line(&snap, false).ends_with(&format!("  …{}/end.jpg", "d".repeat(32))));
     }
 }

@@ -33,6 +33,8 @@ pub struct Stats {
     rate_bps: Option<f64>,
     /// The selected candidate pair, once known.
     path: Option<Path>,
+    /// Progress in files, for a transfer of several.
+    files: Option<Files>,
 }
 
 /// The state of a transfer at one tick. Serialises as one `--stats` NDJSON line.
@@ -62,6 +64,21 @@ pub struct Snapshot {
     /// The selected ICE candidate pair (`{"local":"host","remote":"relay","protocol":"udp"}`),
     /// `null` when unknown.
     pub path: Option<Path>,
+    /// Files verified, of how many, and the current one: only for a transfer of several
+    /// files (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Files>,
+}
+
+/// Progress in files, for a transfer of several (a tree).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Files {
+    /// Files delivered and verified.
+    pub done: u64,
+    /// Files in the transfer.
+    pub total: u64,
+    /// The file being transferred (its path in a tree), when known.
+    pub current: Option<String>,
 }
 
 /// The end-of-transfer report. Serialises as the last `--stats` NDJSON line.
@@ -103,7 +120,13 @@ impl Stats {
             last_tick: (Duration::ZERO, 0),
             rate_bps: None,
             path: None,
+            files: None,
         }
+    }
+
+    /// Records progress in files (only a transfer of several files shows it).
+    pub fn set_files(&mut self, files: Option<Files>) {
+        self.files = files.filter(|f| f.total > 1);
     }
 
     /// Records the sender's threshold now (the adaptive mode moves it).
@@ -173,6 +196,7 @@ impl Stats {
             threshold_bytes: self.threshold_bytes,
             peak_buffered_bytes: self.peak_buffered_bytes,
             path: self.path,
+            files: self.files.clone(),
         }
     }
 

@@ -85,6 +85,45 @@ pub enum NameError {
     /// (Windows) Ends in `.` or ` `, which Windows strips, so the file would get another name.
     #[error("refusing file name {:?}: it ends in '.' or ' '", shown(.0))]
     TrailingDotOrSpace(String),
+    /// A path (tree extension) starting with `/`: it would leave the output folder.
+    #[error("refusing path {:?}: it is absolute", shown(.0))]
+    Absolute(String),
+    /// A path (tree extension) with more than [`MAX_PATH_DEPTH`] components.
+    #[error("refusing path {:?}: it is over {MAX_PATH_DEPTH} folders deep", shown(.0))]
+    TooDeep(String),
+    /// A path (tree extension) one of whose components breaks the rules above.
+    #[error("refusing path {:?}: {component}", shown(.path))]
+    InPath { path: String, component: Box<NameError> },
+}
+
+/// Deepest path accepted from a sender (tree extension): a folder nested deeper is refused,
+/// so a hostile sender cannot have the receiver create folders without bound within one
+/// 16 KiB control message.
+pub const MAX_PATH_DEPTH: usize = 64;
+
+/// Splits a relative `/`-separated path sent by a remote peer (tree extension) into its
+/// components, each checked by [`sanitize`]: no component may be empty, `.` or `..`, hold a
+/// `\` or a control character, and so on, so the path stays inside the output folder.
+/// Never repaired: `a//b`, `a/` and `./a` are refused like `../a`.
+pub fn sanitize_path(remote: &str) -> Result<Vec<String>, NameError> {
+    sanitize_path_for(remote, Rules::HERE)
+}
+
+/// [`sanitize_path`] under the given system's rules.
+pub fn sanitize_path_for(remote: &str, rules: Rules) -> Result<Vec<String>, NameError> {
+    if remote.starts_with('/') {
+        return Err(NameError::Absolute(remote.to_owned()));
+    }
+    if remote.split('/').count() > MAX_PATH_DEPTH {
+        return Err(NameError::TooDeep(remote.to_owned()));
+    }
+    let checked: Result<Vec<String>, NameError> =
+        remote.split('/').map(|c| sanitize_for(c, rules)).collect();
+    checked.map_err(|e| match remote.contains('/') {
+        // A single component is a plain name: its own error says it all.
+        false => e,
+        true => NameError::InPath { path: remote.to_owned(), component: Box::new(e) },
+    })
 }
 
 /// Returns `remote` unchanged if it is safe to use as one file name inside the output
@@ -159,6 +198,56 @@ fn shown(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_split_and_every_component_checked() {
+        let ok = [
+            ("a", vec!["a"]),
+            ("photos/2024/img 1.jpg", vec!["photos", "2024", "img 1.jpg"]),
+            ("ünï/cödé 😀.txt", vec!["ünï", "cödé 😀.txt"]),
+            ("..x/x..", vec!["..x", "x.."]),
+        ];
+        for (path, want) in ok {
+            assert_eq!(sanitize_path_for(path, Rules::Unix).unwrap(), want, "{path}");
+        }
+        let bad = [
+            "../x",
+            "a/../../x",
+            "a/..",
+            "..",
+            "./a",
+            "a/./b",
+            "a//b",
+            "a/",
+            "/etc/passwd",
+            "/",
+            "",
+            "a\\..\\x",
+            "a/b\\c",
+            "a/\u{0}/b",
+            "a/b\nc",
+        ];
+        for path in bad {
+            assert!(sanitize_path_for(path, Rules::Unix).is_err(), "{path:?} accepted");
+        }
+        let deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
+        assert_eq!(sanitize_path(&deep), Err(NameError::TooDeep(deep.clone())));
+        assert_eq!(sanitize_path(&deep[2..]).unwrap().len(), MAX_PATH_DEPTH);
+    }
+
+    #[test]
+    fn a_path_error_names_the_path_and_the_component() {
+        let err = sanitize_path_for("a/../../x", Rules::Unix).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"refusing path "a/../../x": refusing file name "..": it names a directory"#
+        );
+        let err = sanitize_path_for("/etc/passwd", Rules::Unix).unwrap_err().to_string();
+        assert_eq!(err, r#"refusing path "/etc/passwd": it is absolute"#);
+        // A lone component keeps the plain-name message.
+        assert_eq!(sanitize_path_for("..", Rules::Unix), Err(NameError::Dots("..".into())));
+        assert!(sanitize_path_for("x/con.txt", Rules::Windows).is_err());
+    }
 
     /// Valid under both rule sets.
     const GOOD_EVERYWHERE: &[&str] = &[

@@ -23,8 +23,9 @@ mod place;
 mod resume;
 
 use self::place::{Placed, Placement, Placer};
+use super::codec;
 use super::session::{self, send_abort};
-use super::sink::{Partial, Sink, SinkTarget};
+use super::sink::{FileMeta, Partial, Sink, SinkTarget};
 use super::wire::{Control, Role};
 use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound, PeerError};
@@ -93,6 +94,10 @@ struct Current {
     placed: Option<Placed>,
     resumed: u64,
     discarded: u64,
+    /// What the stored file keeps of the sender's (tree extension).
+    meta: FileMeta,
+    /// Its binary messages are framed, and may be compressed (compression extension).
+    framed: bool,
 }
 
 /// Where the current item's payload goes.
@@ -124,7 +129,13 @@ pub async fn receive<P: ChannelPort>(
             return Err(e);
         }
     };
-    port.send(session::hello(Role::Recv, resume)).await.map_err(|e| peer_gone(e, 0))?;
+    let says = session::Says {
+        resume,
+        tree: Some(placer.takes_trees()),
+        zstd: true,
+        ..Default::default()
+    };
+    port.send(session::hello(Role::Recv, says)).await.map_err(|e| peer_gone(e, 0))?;
 
     let mut r = Receiver {
         resume,
@@ -133,6 +144,11 @@ pub async fn receive<P: ChannelPort>(
         items: Vec::new(),
         current: None,
         peer_is_dcsend: false,
+        announced_total: false,
+        unacked: Vec::new(),
+        unacked_bytes: 0,
+        stored_bytes: 0,
+        last_sync: tokio::time::Instant::now() - ACK_BATCH,
         cancel: cancel.clone(),
     };
     let mut done = false;
@@ -146,6 +162,13 @@ pub async fn receive<P: ChannelPort>(
                 return Err(TransferError::Interrupted);
             }
             () = &mut linger => return Ok(r.outcome(true)),
+            () = sleep_until(r.acks_deadline()) => {
+                if let Err(e) = r.flush_acks(&port).await {
+                    send_abort(&port, &e.to_string()).await;
+                    return Err(e);
+                }
+                continue;
+            }
             ev = events.recv() => ev,
         };
         let step = match ev {
@@ -154,6 +177,16 @@ pub async fn receive<P: ChannelPort>(
                     Err(TransferError::Protocol("done inside an item (no eof)".into()))
                 }
                 Ok(Control::Done) => {
+                    // A tree's folders get their times once nothing more is written in them;
+                    // then the last acks go.
+                    let finished = match r.placer.finish_folders() {
+                        Ok(()) => r.flush_acks(&port).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = finished {
+                        send_abort(&port, &e.to_string()).await;
+                        return Err(e);
+                    }
                     done = true;
                     linger.as_mut().reset(tokio::time::Instant::now() + opts.linger);
                     Ok(())
@@ -186,7 +219,15 @@ pub async fn receive<P: ChannelPort>(
                 Err(TransferError::PeerGone { reason, confirmed_bytes: r.confirmed() })
             }
         };
+        let step = match step {
+            Ok(()) if r.acks_due() => r.flush_acks(&port).await,
+            step => step,
+        };
         if let Err(e) = step {
+            if !matches!(e, TransferError::PeerGone { .. }) {
+                // What was stored before is confirmed before the abort, if it can be.
+                r.flush_acks(&port).await.ok();
+            }
             let reason = match e {
                 // Ctrl-C or SIGTERM while a write waited for the output.
                 TransferError::Interrupted => format!("the receiver was {}", Stop::shown()),
@@ -214,11 +255,43 @@ struct Receiver {
     items: Vec<Received>,
     current: Option<Current>,
     peer_is_dcsend: bool,
+    /// The sender's `hello` announced the total size: the live view's total is not set per
+    /// item.
+    announced_total: bool,
+    /// Bytes of each file stored but not yet acknowledged: acks go in batches, each after one
+    /// sync of the file system ([`Receiver::flush_acks`]).
+    unacked: Vec<u64>,
+    /// Their sum.
+    unacked_bytes: u64,
+    /// When the last batch was made durable.
+    last_sync: tokio::time::Instant,
+    /// The sum of `items`' bytes.
+    stored_bytes: u64,
 }
 
+/// At most one batch of acks (one sync of the file system) per this long: many small files
+/// share a sync, and a lone file is acknowledged at once.
+const ACK_BATCH: Duration = Duration::from_millis(100);
+
+/// A batch goes as soon as this many files wait, however soon after the last.
+const MAX_UNACKED: usize = 4096;
+
+/// ... or as soon as the files waiting hold this many bytes: batching is for small files;
+/// a larger one is synced and acknowledged at once, as a lone file is.
+const MAX_UNACKED_BYTES: u64 = 1 << 20;
+
 impl Receiver {
+    /// Bytes of the items stored so far (kept as a sum: it is asked for every message, and
+    /// summing the items each time made a run of many files quadratic).
     fn confirmed(&self) -> u64 {
-        self.items.iter().map(|i| i.bytes).sum()
+        self.stored_bytes
+    }
+
+    /// Records a stored item.
+    fn stored(&mut self, item: Received) {
+        // Saturating: the sizes come from the peer.
+        self.stored_bytes = self.stored_bytes.saturating_add(item.bytes);
+        self.items.push(item);
     }
 
     /// Whether a wait on the output gives up when the connection fails, and the bytes
@@ -239,18 +312,40 @@ impl Receiver {
         msg: Control,
     ) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, .. } => {
+            Control::Hello { v, tree, files, bytes, .. } => {
                 session::check_version(v).map_err(TransferError::Protocol)?;
                 self.peer_is_dcsend = true;
+                if tree == Some(true) && !self.placer.takes_trees() {
+                    let n = files.map_or(String::new(), |n| format!(" ({n} files)"));
+                    return Err(TransferError::Refused(format!(
+                        "the sender sends a folder{n}, and {}",
+                        self.placer.why_no_tree()
+                    )));
+                }
+                if let Some(files) = files {
+                    self.meter.set_files_total(files);
+                }
+                if let Some(bytes) = bytes {
+                    self.meter.set_total(Some(bytes));
+                    self.announced_total = true;
+                }
                 Ok(())
             }
-            Control::File { .. } if self.current.is_some() => {
+            Control::File { .. } | Control::Dir { .. } if self.current.is_some() => {
                 Err(TransferError::Protocol("a file header inside an item (no eof)".into()))
             }
-            Control::File { name, size, resume: true } => {
-                self.open_resuming(port, name.as_deref(), size).await
+            Control::Dir { name, mtime } => self.placer.make_dir(&name, mtime),
+            Control::File { name, size, resume: true, exec, mtime, zstd } => {
+                let meta = FileMeta { exec, mtime_ns: mtime };
+                self.open_resuming(port, name.as_deref(), size, meta).await?;
+                self.set_framed(zstd);
+                Ok(())
             }
-            Control::File { name, size, resume: false } => self.open(name.as_deref(), size),
+            Control::File { name, size, resume: false, exec, mtime, zstd } => {
+                self.open(name.as_deref(), size, FileMeta { exec, mtime_ns: mtime })?;
+                self.set_framed(zstd);
+                Ok(())
+            }
             Control::Skip { bytes } => self.on_skip(bytes),
             Control::Eof { bytes, sha256 } => self.on_eof(port, bytes, &sha256).await,
             other => {
@@ -260,28 +355,63 @@ impl Receiver {
         }
     }
 
-    fn open(&mut self, name: Option<&str>, size: Option<u64>) -> Result<(), TransferError> {
-        let Placement { target, placed } = self.placer.place(name)?;
+    /// The compression extension: this item's messages are framed ([`codec`]).
+    fn set_framed(&mut self, zstd: bool) {
+        if let Some(cur) = self.current.as_mut() {
+            cur.framed = zstd;
+        }
+    }
+
+    fn open(
+        &mut self,
+        name: Option<&str>,
+        size: Option<u64>,
+        meta: FileMeta,
+    ) -> Result<(), TransferError> {
+        let Placement { target, placed } = self.placer.place(name, None)?;
         if let Some(placed) = &placed {
             self.say_why_not_resumed(name, size, &placed.part);
         }
         let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.start(Out::Sink(sink), name, size, placed);
+        self.start(Out::Sink(sink), name, size, placed, meta);
         Ok(())
     }
 
     /// Starts item `name` (the sender's name for it), stored as `placed`.
-    fn start(&mut self, out: Out, name: Option<&str>, size: Option<u64>, placed: Option<Placed>) {
+    fn start(
+        &mut self,
+        out: Out,
+        name: Option<&str>,
+        size: Option<u64>,
+        placed: Option<Placed>,
+        meta: FileMeta,
+    ) {
         // The live view shows the name it is saved under, else the sender's; a nameless
-        // item keeps the label the view started with (where the data goes).
-        match (&placed, name) {
-            (Some(p), _) => self.meter.set_label(p.name.to_string_lossy().into_owned()),
-            (None, Some(name)) => self.meter.set_label(name.to_owned()),
-            (None, None) => {}
+        // item keeps the label the view started with (where the data goes). Several files
+        // announced together keep that label too: the view names the current one beside
+        // the files done/total.
+        if !self.announced_total {
+            match (&placed, name) {
+                (Some(p), _) => self.meter.set_label(p.name.to_string_lossy().into_owned()),
+                (None, Some(name)) => self.meter.set_label(name.to_owned()),
+                (None, None) => {}
+            }
+            // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
+            self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
         }
-        // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
-        self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
-        self.current = Some(Current { out, size, bytes: 0, placed, resumed: 0, discarded: 0 });
+        if let Some(name) = name {
+            self.meter.set_current(name);
+        }
+        self.current = Some(Current {
+            out,
+            size,
+            bytes: 0,
+            placed,
+            resumed: 0,
+            discarded: 0,
+            meta,
+            framed: false,
+        });
     }
 
     async fn on_data<P: ChannelPort>(
@@ -294,11 +424,16 @@ impl Receiver {
             if self.peer_is_dcsend || !self.items.is_empty() {
                 return Err(TransferError::Protocol("data outside a file (no file header)".into()));
             }
-            self.open(None, None)?;
+            self.open(None, None, FileMeta::default())?;
         }
         let cur = self.current.as_mut().expect("opened above");
         let Out::Sink(sink) = &cur.out else {
             return Err(TransferError::Protocol("payload before the sender's skip".into()));
+        };
+        // Bounded: at most `codec::MAX_UNPACKED` bytes come out of one message.
+        let data = match cur.framed {
+            true => codec::unpack(&data).map_err(|e| TransferError::Protocol(e.to_string()))?,
+            false => data,
         };
         let len = data.len() as u64;
         if cur.size.is_some_and(|size| cur.bytes + len > size) {
@@ -332,7 +467,8 @@ impl Receiver {
         let Out::Sink(sink) = cur.out else {
             return Err(TransferError::Protocol("eof before the sender's skip".into()));
         };
-        let written = stoppable(port, &self.cancel, self.watch_peer(), sink.finish()).await?;
+        let finish = sink.finish_with(cur.meta);
+        let written = stoppable(port, &self.cancel, self.watch_peer(), finish).await?;
         let written = written.map_err(|e| write_error(Some(e)))?;
         let path = cur.placed.as_ref().map(Placed::path);
         let label = path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
@@ -348,6 +484,8 @@ impl Receiver {
             None
         };
         if let Some(detail) = mismatch {
+            // The acks of the files before come first.
+            self.flush_acks(port).await?;
             let nack = Control::Ack { bytes: written.bytes, ok: false };
             port.send(Outbound::Text(nack.encode())).await.ok();
             return Err(TransferError::Integrity { name: label, detail });
@@ -356,17 +494,51 @@ impl Receiver {
             self.placer.commit(placed).await?;
         }
         // Verified and stored: it counts as received even if the ack cannot reach the sender.
-        self.items.push(Received {
+        self.meter.file_done();
+        self.stored(Received {
             path,
             bytes,
             sha256: written.sha256,
             resumed_bytes: cur.resumed,
             discarded_bytes: cur.discarded,
         });
-        let ack = Control::Ack { bytes, ok: true };
-        port.send(Outbound::Text(ack.encode()))
-            .await
-            .map_err(|e| peer_gone(e, self.confirmed()))?;
+        // Acknowledged once durable: with the next batch (see [`Receiver::flush_acks`]).
+        self.unacked.push(bytes);
+        self.unacked_bytes = self.unacked_bytes.saturating_add(bytes);
+        Ok(())
+    }
+
+    /// Whether the acks held back should go now: the first at once, and then at most one
+    /// batch (one sync of the file system) per [`ACK_BATCH`], or when [`MAX_UNACKED`] files
+    /// or [`MAX_UNACKED_BYTES`] wait (a file that large is acknowledged on its own, at once).
+    fn acks_due(&self) -> bool {
+        !self.unacked.is_empty()
+            && (self.unacked.len() >= MAX_UNACKED
+                || self.unacked_bytes >= MAX_UNACKED_BYTES
+                || self.last_sync.elapsed() >= ACK_BATCH)
+    }
+
+    /// When held-back acks are due at the latest (the loop wakes for them).
+    fn acks_deadline(&self) -> Option<tokio::time::Instant> {
+        (!self.unacked.is_empty()).then(|| self.last_sync + ACK_BATCH)
+    }
+
+    /// Makes the files stored since the last batch durable (one sync for all), then
+    /// acknowledges each, in order. A file counts as received once stored, whether or not
+    /// its ack reaches the sender.
+    async fn flush_acks<P: ChannelPort>(&mut self, port: &P) -> Result<(), TransferError> {
+        if self.unacked.is_empty() {
+            return Ok(());
+        }
+        self.placer.sync().await?;
+        self.last_sync = tokio::time::Instant::now();
+        self.unacked_bytes = 0;
+        for bytes in std::mem::take(&mut self.unacked) {
+            let ack = Control::Ack { bytes, ok: true };
+            port.send(Outbound::Text(ack.encode()))
+                .await
+                .map_err(|e| peer_gone(e, self.confirmed()))?;
+        }
         Ok(())
     }
 
@@ -374,7 +546,7 @@ impl Receiver {
     async fn finish_plain(&mut self) -> Result<(), TransferError> {
         let Some(cur) = self.current.take() else {
             // A plain peer that sent nothing: an empty stream.
-            self.open(None, None)?;
+            self.open(None, None, FileMeta::default())?;
             return Box::pin(self.finish_plain()).await;
         };
         let Out::Sink(sink) = cur.out else {
@@ -386,7 +558,7 @@ impl Receiver {
         if let Some(placed) = &cur.placed {
             self.placer.commit(placed).await?;
         }
-        self.items.push(Received {
+        self.stored(Received {
             path: cur.placed.as_ref().map(Placed::path),
             bytes: written.bytes,
             sha256: written.sha256,
@@ -426,6 +598,14 @@ async fn stoppable<P: ChannelPort, T>(
             confirmed_bytes,
         }),
         res = work => Ok(res),
+    }
+}
+
+/// Sleeps until `at`; forever when `None`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct SendOptions {
     pub chunk_bytes: usize,
     /// Plain binary messages only.
     pub raw: bool,
+    /// Compress messages with zstd where it pays, for a receiver that takes it.
+    pub compress: bool,
     /// Once everything has been handed to the channel, how long the sender waits for the
     /// receiver's final `ack` (or, raw, for the drain) **without progress**: the deadline moves
     /// on whenever the peer acknowledges bytes (the buffered amount shrinks) or an `ack`
@@ -61,13 +63,22 @@ pub async fn send<P: ChannelPort + Clone + 'static>(
 ) -> Result<SendOutcome, TransferError> {
     let (notes, link) = std::sync::mpsc::sync_channel(source::PEER_NOTES);
     let link = PeerLink { notes: link, meter: meter.clone() };
-    let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter, cancel.child_token());
-    let mut s = Sender::new(port, opts, notes, pump.threshold_cap(), items.len());
+    let (pump, feed) = Pump::new(port.clone(), opts.threshold, meter.clone(), cancel.child_token());
+    let files = items.iter().filter(|i| i.is_file()).count();
+    let mut s = Sender::new(port, opts, notes, pump.threshold_cap(), files, meter);
     if !opts.raw {
-        feed.send(session::hello(Role::Send, true)).await.ok();
+        let says = session::Says {
+            resume: true,
+            tree: items.iter().any(|i| !i.is_file()).then_some(true),
+            files: Some(files as u64),
+            bytes: items.iter().filter(|i| i.is_file()).map(|i| i.size).sum(),
+            zstd: false,
+        };
+        feed.send(session::hello(Role::Send, says)).await.ok();
     }
-    let mut reader =
-        source::spawn_linked(items, opts.chunk_bytes, opts.raw, feed, Some(link), cancel.clone());
+    let how =
+        source::Reads { chunk_bytes: opts.chunk_bytes, raw: opts.raw, compress: opts.compress };
+    let mut reader = source::spawn_with(items, how, feed, Some(link), cancel.clone());
     let mut pump_task = tokio::spawn(pump.run());
     let mut drain_tick = tokio::time::interval(DRAIN_POLL);
 
@@ -108,6 +119,8 @@ struct Sender<'a, P> {
     notes: SyncSender<PeerNote>,
     /// The pump's threshold; a receiver's `hello` may lower it.
     threshold_cap: Arc<AtomicU64>,
+    /// Counts the files acknowledged, for the live view.
+    meter: Arc<Meter>,
     /// One `ack` per item.
     expected_acks: usize,
     acks: usize,
@@ -132,12 +145,14 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
         notes: SyncSender<PeerNote>,
         threshold_cap: Arc<AtomicU64>,
         expected_acks: usize,
+        meter: Arc<Meter>,
     ) -> Self {
         Self {
             port,
             opts,
             notes,
             threshold_cap,
+            meter,
             expected_acks,
             acks: 0,
             confirmed_bytes: 0,
@@ -192,6 +207,10 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             Err(SourceError::NoAnswer(reason)) => {
                 send_abort(&self.port, &reason).await;
                 Err(self.gone(reason))
+            }
+            Err(SourceError::Refused(reason)) => {
+                send_abort(&self.port, &reason).await;
+                Err(TransferError::Refused(reason))
             }
             Err(SourceError::Io(e)) => {
                 send_abort(&self.port, &format!("the sender failed: {e}")).await;
@@ -256,8 +275,8 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
 
     async fn on_control(&mut self, msg: Control) -> Result<(), TransferError> {
         match msg {
-            Control::Hello { v, resume, threshold, .. } => {
-                self.on_hello(v, resume, threshold).await
+            Control::Hello { v, resume, threshold, tree, app, zstd, .. } => {
+                self.on_hello(v, threshold, PeerNote::Hello { resume, tree, app, zstd }).await
             }
             Control::Have { bytes, sha256 } => self.forward(PeerNote::Have { bytes, sha256 }).await,
             Control::Ack { bytes, ok } => self.on_ack(bytes, ok).await,
@@ -276,8 +295,8 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
     async fn on_hello(
         &mut self,
         v: u32,
-        resume: bool,
         threshold: Option<u64>,
+        note: PeerNote,
     ) -> Result<(), TransferError> {
         if let Err(reason) = session::check_version(v) {
             send_abort(&self.port, &reason).await;
@@ -289,7 +308,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             self.threshold_cap.fetch_min(wanted, Ordering::Relaxed);
         }
         self.progress_at = Instant::now();
-        self.forward(PeerNote::Hello { resume }).await
+        self.forward(note).await
     }
 
     /// One item delivered (or, `ok: false`, delivered damaged).
@@ -309,6 +328,7 @@ impl<'a, P: ChannelPort> Sender<'a, P> {
             });
         }
         self.acks += 1;
+        self.meter.file_done();
         // Saturating: the count comes from the peer.
         self.confirmed_bytes = self.confirmed_bytes.saturating_add(bytes);
         self.progress_at = Instant::now();

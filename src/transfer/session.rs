@@ -14,10 +14,36 @@ pub fn app() -> String {
     format!("dcsend/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Our `hello`: the protocol version, our `role` and app, and whether we resume (the
-/// receiver asks for it; a dcsend sender always can).
-pub fn hello(role: Role, resume: bool) -> Outbound {
-    let hello = Control::Hello { v: PROTOCOL_VERSION, role, app: app(), resume, threshold: None };
+/// What a `hello` says beyond who we are (see [`Control::Hello`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Says {
+    /// We take part in resuming (the receiver asks for it; a dcsend sender always can).
+    pub resume: bool,
+    /// Tree extension. Receiver: whether its output can hold a folder. Sender: `Some(true)`
+    /// when it sends one.
+    pub tree: Option<bool>,
+    /// Sender: the files to come.
+    pub files: Option<u64>,
+    /// Sender: their total size, when known.
+    pub bytes: Option<u64>,
+    /// Receiver: it takes compressed items.
+    pub zstd: bool,
+}
+
+/// Our `hello`: the protocol version, our `role` and app, and what `says` holds.
+pub fn hello(role: Role, says: Says) -> Outbound {
+    let Says { resume, tree, files, bytes, zstd } = says;
+    let hello = Control::Hello {
+        v: PROTOCOL_VERSION,
+        role,
+        app: app(),
+        resume,
+        threshold: None,
+        tree,
+        files,
+        bytes,
+        zstd,
+    };
     Outbound::Text(hello.encode())
 }
 
@@ -52,12 +78,17 @@ mod tests {
 
     #[test]
     fn hello_says_who_we_are() {
-        let Outbound::Text(text) = hello(Role::Recv, true) else { panic!("hello is text") };
+        let says = Says { resume: true, ..Says::default() };
+        let Outbound::Text(text) = hello(Role::Recv, says) else { panic!("hello is text") };
         let want = format!(
             r#"{{"t":"hello","v":{PROTOCOL_VERSION},"role":"recv","app":"{}","resume":true}}"#,
             app()
         );
         assert_eq!(text, want);
+        let says =
+            Says { resume: true, tree: Some(true), files: Some(3), bytes: Some(7), zstd: false };
+        let Outbound::Text(text) = hello(Role::Send, says) else { panic!("hello is text") };
+        assert!(text.ends_with(r#""resume":true,"tree":true,"files":3,"bytes":7}"#), "{text}");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::codec::Packer;
 use super::prefix::hash_prefix;
 use super::wire::{Control, Digest};
 use crate::peer::Outbound;
@@ -34,6 +35,10 @@ use crate::progress::notice::Notice;
 /// How long the first resumable item waits for the receiver's `hello` (sent as soon as its
 /// channel opens, so normally already here). A peer silent this long gets no resume.
 pub const PEER_HELLO_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a tree waits for the receiver's `hello` before its first message: a peer that
+/// has not said it can hold a folder gets none of it.
+pub const TREE_HELLO_WAIT: Duration = Duration::from_secs(30);
 
 /// How long the sender waits for `have` after a `file` with `resume: true`: this, plus
 /// [`have_wait`]'s allowance for the receiver hashing its `NAME.part`.
@@ -50,6 +55,8 @@ pub enum Input {
     Stdin,
     /// Any other reader, read to its end (`dcsend bench` generates its bytes). Never resumed.
     Reader(Box<dyn Read + Send>),
+    /// A folder of a tree (tree extension): announced with `dir`, no payload, no `ack`.
+    Folder,
 }
 
 impl std::fmt::Debug for Input {
@@ -58,6 +65,7 @@ impl std::fmt::Debug for Input {
             Self::File(path) => f.debug_tuple("File").field(path).finish(),
             Self::Stdin => f.write_str("Stdin"),
             Self::Reader(_) => f.write_str("Reader(..)"),
+            Self::Folder => f.write_str("Folder"),
         }
     }
 }
@@ -71,13 +79,23 @@ pub struct Item {
     pub name: Option<String>,
     /// The size announced to the receiver, when known.
     pub size: Option<u64>,
+    /// Executable (tree extension; announced only when true).
+    pub exec: bool,
+    /// Modification time, nanoseconds since the Unix epoch (tree extension).
+    pub mtime: Option<u64>,
 }
 
 impl Item {
     /// Describes `path` (or stdin), reading its size and name.
     pub fn open(path: Option<PathBuf>) -> io::Result<Self> {
         let Some(path) = path else {
-            return Ok(Self { input: Input::Stdin, name: None, size: None });
+            return Ok(Self {
+                input: Input::Stdin,
+                name: None,
+                size: None,
+                exec: false,
+                mtime: None,
+            });
         };
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let meta = std::fs::metadata(&path).map_err(named)?;
@@ -92,12 +110,138 @@ impl Item {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         // A FIFO or a character device has no meaningful size.
         let size = meta.is_file().then_some(meta.len());
-        Ok(Self { input: Input::File(path), name, size })
+        Ok(Self { input: Input::File(path), name, size, exec: false, mtime: None })
+    }
+
+    /// A file of a tree, sent as `name` (a relative path), with its executable bit and
+    /// modification time; checked readable now, like [`Item::open`].
+    fn in_tree(path: PathBuf, name: String, meta: &std::fs::Metadata) -> io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut item = Self::open(Some(path))?;
+        item.name = Some(name);
+        item.exec = meta.permissions().mode() & 0o111 != 0;
+        item.mtime = mtime_ns(meta);
+        Ok(item)
+    }
+
+    /// Whether this is a file the receiver acknowledges (not a folder of a tree).
+    pub fn is_file(&self) -> bool {
+        !matches!(self.input, Input::Folder)
     }
 
     /// A printable label.
     pub fn label(&self) -> String {
         self.name.clone().unwrap_or_else(|| "stdin".into())
+    }
+}
+
+/// Whether `item` needs the tree extension: a folder, or a file inside one.
+fn is_tree(item: &Item) -> bool {
+    matches!(item.input, Input::Folder) || item.name.as_deref().is_some_and(|n| n.contains('/'))
+}
+
+/// Modification time in nanoseconds since the Unix epoch; `None` before 1970 or unknown.
+fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
+    let since = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_nanos()).ok()
+}
+
+/// A folder argument: its items in the order they are sent, and what was left out.
+#[derive(Debug)]
+pub struct Tree {
+    /// Each folder (before what it holds) and each file, depth first, by name.
+    pub items: Vec<Item>,
+    /// Entries not sent, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An entry of a tree that is not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its path (as the user gave the folder, plus the entry's path in it).
+    pub path: PathBuf,
+    /// What it is: "a symbolic link (not followed)", "a FIFO", ...
+    pub what: &'static str,
+}
+
+impl Tree {
+    /// Walks the folder at `root`, never following a symbolic link inside it: each folder
+    /// becomes a folder item and each regular file a file item, named by its `/`-separated
+    /// path from `root`'s own name (`photos/2024/a.jpg`). Symbolic links, FIFOs, sockets and
+    /// devices are skipped, as are names that are not UTF-8 (the wire carries UTF-8): each is
+    /// listed in [`Tree::skipped`]. Every file is checked readable, as [`Item::open`] does.
+    pub fn walk(root: &Path) -> io::Result<Tree> {
+        let named =
+            |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+        let top = match root.file_name() {
+            Some(name) => name.to_owned(),
+            // `.`, `..`, `dir/..`: the folder's own name.
+            None => std::fs::canonicalize(root)
+                .map_err(|e| named(root, e))?
+                .file_name()
+                .map(|n| n.to_owned())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{}: the root folder has no name to send it under", root.display()),
+                    )
+                })?,
+        };
+        let Some(top) = top.to_str() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: the folder's name is not UTF-8", root.display()),
+            ));
+        };
+        let mut tree = Tree { items: Vec::new(), skipped: Vec::new() };
+        let meta = std::fs::metadata(root).map_err(|e| named(root, e))?;
+        tree.folder(root, top.to_owned(), &meta)?;
+        Ok(tree)
+    }
+
+    /// Adds the folder at `path`, sent as `name`, and what it holds.
+    fn folder(&mut self, path: &Path, name: String, meta: &std::fs::Metadata) -> io::Result<()> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        self.items.push(Item {
+            input: Input::Folder,
+            name: Some(name.clone()),
+            size: None,
+            exec: false,
+            mtime: mtime_ns(meta),
+        });
+        let mut entries = std::fs::read_dir(path)
+            .map_err(named)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(named)?;
+        entries.sort();
+        for entry in entries {
+            let at = path.join(&entry);
+            let meta = std::fs::symlink_metadata(&at)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", at.display())))?;
+            let kind = meta.file_type();
+            let skip = |what| Skipped { path: at.clone(), what };
+            let Some(entry) = entry.to_str() else {
+                self.skipped.push(skip("a name that is not UTF-8"));
+                continue;
+            };
+            let sent_as = format!("{name}/{entry}");
+            if kind.is_dir() {
+                self.folder(&at, sent_as, &meta)?;
+            } else if kind.is_file() {
+                self.items.push(Item::in_tree(at, sent_as, &meta)?);
+            } else if kind.is_symlink() {
+                self.skipped.push(skip("a symbolic link (not followed)"));
+            } else if kind.is_fifo() {
+                self.skipped.push(skip("a FIFO (named pipe)"));
+            } else if kind.is_socket() {
+                self.skipped.push(skip("a socket"));
+            } else {
+                self.skipped.push(skip("a device"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -114,6 +258,8 @@ pub struct ItemSent {
     pub resumed_bytes: u64,
     /// A prefix the receiver offered that did not match ours (it started over); 0 if none.
     pub rejected_bytes: u64,
+    /// Bytes of the binary messages sent for it (framing and compression included).
+    pub wire_bytes: u64,
 }
 
 /// What the receiver said that the reading thread needs; the send loop forwards it.
@@ -123,6 +269,12 @@ pub enum PeerNote {
     Hello {
         /// It answers `file` with `resume: true` with `have`.
         resume: bool,
+        /// Tree extension: its output can hold a folder (`None`: it predates trees).
+        tree: Option<bool>,
+        /// Its `app`, for messages.
+        app: String,
+        /// It takes compressed items.
+        zstd: bool,
     },
     /// The receiver's `have`.
     Have {
@@ -176,6 +328,9 @@ pub enum SourceError {
     /// The receiver did not answer a `file` with `resume: true` in time.
     #[error("{0}")]
     NoAnswer(String),
+    /// The receiver cannot take what we send (a folder to an old dcsend or to stdout).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// How long to wait for `have` for an item of `size` bytes: 30 s plus 1 s per 32 MiB.
@@ -205,8 +360,33 @@ pub fn spawn_linked(
     link: Option<PeerLink>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<Vec<ItemSent>, SourceError>> {
+    spawn_with(items, Reads { chunk_bytes, raw, compress: false }, feed, link, cancel)
+}
+
+/// How the reading thread sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Reads {
+    /// Message size.
+    pub chunk_bytes: usize,
+    /// Payload only, no control messages.
+    pub raw: bool,
+    /// Compress where it pays, for a receiver whose `hello` takes it (needs `link`).
+    pub compress: bool,
+}
+
+/// [`spawn_linked`], with compression when `how` asks for it.
+pub fn spawn_with(
+    items: Vec<Item>,
+    how: Reads,
+    feed: mpsc::Sender<Outbound>,
+    link: Option<PeerLink>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<Result<Vec<ItemSent>, SourceError>> {
+    let Reads { chunk_bytes, raw, compress } = how;
     let link = link.filter(|_| !raw).map(Resumer::new);
-    let reading = Reading { chunk_bytes, raw, feed, link, cancel };
+    // A framed message needs room for its tag and at least one byte.
+    let compress = compress && !raw && link.is_some() && chunk_bytes >= 2;
+    let reading = Reading { chunk_bytes, raw, compress, packer: None, feed, link, cancel };
     tokio::task::spawn_blocking(move || reading.run(items))
 }
 
@@ -214,6 +394,10 @@ pub fn spawn_linked(
 struct Reading {
     chunk_bytes: usize,
     raw: bool,
+    /// `--compress`: items go framed and compressed where it pays, if the receiver takes it.
+    compress: bool,
+    /// Made for the first compressed item.
+    packer: Option<Packer>,
     feed: mpsc::Sender<Outbound>,
     link: Option<Resumer>,
     cancel: CancellationToken,
@@ -227,6 +411,10 @@ struct Tally {
     digest: Digest,
     resumed_bytes: u64,
     rejected_bytes: u64,
+    /// Bytes of the binary messages sent.
+    wire_bytes: u64,
+    /// The item's messages are framed (compression extension).
+    framed: bool,
 }
 
 /// Every method that returns `Ok(None)` or `false` means: stop here without error, the send
@@ -235,9 +423,26 @@ impl Reading {
     /// Sends every item in order, then `done`. Returns the items sent whole.
     fn run(mut self, items: Vec<Item>) -> Result<Vec<ItemSent>, SourceError> {
         let mut sent = Vec::with_capacity(items.len());
+        if !self.raw && items.iter().any(is_tree) {
+            // Nothing of a tree leaves before the receiver said it can hold one.
+            let Some(link) = &mut self.link else {
+                return Err(SourceError::Refused("a folder needs a dcsend receiver".into()));
+            };
+            link.check_takes_trees()?;
+        }
         for item in items {
             if self.cancel.is_cancelled() {
                 return Ok(sent);
+            }
+            if let Input::Folder = item.input {
+                let name = item.name.expect("a folder of a tree has a path");
+                if !self.push(Outbound::Text(Control::Dir { name, mtime: item.mtime }.encode())) {
+                    return Ok(sent);
+                }
+                continue;
+            }
+            if let (Some(link), Some(name)) = (&self.link, &item.name) {
+                link.meter.set_current(name);
             }
             match self.send_item(item)? {
                 Some(item) => sent.push(item),
@@ -258,14 +463,22 @@ impl Reading {
     /// One item: `file`, (resume), the payload, `eof`.
     fn send_item(&mut self, item: Item) -> Result<Option<ItemSent>, SourceError> {
         let resume = self.resumes(&item);
+        let framed = self.compresses()?;
         if !self.raw {
-            let header = Control::File { name: item.name.clone(), size: item.size, resume };
+            let header = Control::File {
+                name: item.name.clone(),
+                size: item.size,
+                resume,
+                exec: item.exec,
+                mtime: item.mtime,
+                zstd: framed,
+            };
             if !self.push(Outbound::Text(header.encode())) {
                 return Ok(None);
             }
         }
         let (label, size) = (item.label(), item.size);
-        let mut tally = Tally::default();
+        let mut tally = Tally { framed, ..Tally::default() };
         let Some(reader) = self.open(item.input, &label, size, resume, &mut tally)? else {
             return Ok(None);
         };
@@ -280,11 +493,27 @@ impl Reading {
     fn resumes(&mut self, item: &Item) -> bool {
         let Some(link) = &mut self.link else { return false };
         let resume = match item {
-            Item { input: Input::File(_), name: Some(_), size: Some(_) } => link.receiver_resumes(),
+            Item { input: Input::File(_), name: Some(_), size: Some(_), .. } => {
+                link.receiver_resumes()
+            }
             _ => false,
         };
         link.drop_stale();
         resume
+    }
+
+    /// Whether this item goes compressed: `--compress`, and a receiver whose `hello` (waited
+    /// for once, like resume's) takes it. Makes the packer the first time.
+    fn compresses(&mut self) -> Result<bool, SourceError> {
+        let Some(link) = self.link.as_mut().filter(|_| self.compress) else { return Ok(false) };
+        link.receiver_resumes();
+        if link.zstd != Some(true) {
+            return Ok(false);
+        }
+        if self.packer.is_none() {
+            self.packer = Some(Packer::new()?);
+        }
+        Ok(true)
     }
 
     /// Opens the item's input; when resuming, positioned after the prefix the receiver keeps.
@@ -311,6 +540,7 @@ impl Reading {
             Input::File(p) => Box::new(open(&p)?),
             Input::Stdin => Box::new(io::stdin()),
             Input::Reader(reader) => reader,
+            Input::Folder => unreachable!("folders are sent as dir"),
         }))
     }
 
@@ -351,7 +581,7 @@ impl Reading {
 
     /// Reads, hashes and sends the payload to its end; fails if it grows past `size`.
     fn read_all(
-        &self,
+        &mut self,
         mut reader: Box<dyn Read>,
         label: &str,
         size: Option<u64>,
@@ -361,8 +591,16 @@ impl Reading {
             if self.cancel.is_cancelled() {
                 return Ok(false);
             }
-            let mut buf = BytesMut::zeroed(self.chunk_bytes);
-            let n = match reader.read(&mut buf) {
+            // No bigger than what is left of a sized file (plus the byte that shows it grew):
+            // a 4 KiB file must not cost two zeroed 64 KiB buffers.
+            let left = size.map_or(u64::MAX, |size| size.saturating_sub(tally.bytes));
+            // A framed message has its tag byte too, and must still fit.
+            let tag = usize::from(tally.framed);
+            let chunk = self.chunk_bytes - tag;
+            // Read after the tag's room, so a message sent as it is needs no copy.
+            let len = left.saturating_add(1).min(chunk as u64) as usize;
+            let mut buf = BytesMut::zeroed(tag + len);
+            let n = match reader.read(&mut buf[tag..]) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -371,8 +609,8 @@ impl Reading {
                     return Err(io::Error::new(e.kind(), what).into());
                 }
             };
-            buf.truncate(n);
-            tally.digest.update(&buf);
+            buf.truncate(tag + n);
+            tally.digest.update(&buf[tag..]);
             tally.bytes += n as u64;
             if let Some(size) = size
                 && tally.bytes > size
@@ -381,7 +619,18 @@ impl Reading {
                     io::Error::other(format!("{label} grew while it was being sent")).into()
                 );
             }
-            if !self.push(Outbound::Binary(buf.freeze())) {
+            let msg = match (&mut self.packer, tally.framed) {
+                (Some(packer), true) => packer.pack_framed(buf),
+                _ => buf.freeze(),
+            };
+            // The pump counts what it hands to the channel; the live view counts payload, so
+            // what compression saved is counted here (a raw frame's tag byte is not taken
+            // off: one byte per message).
+            if let Some(link) = self.link.as_ref().filter(|_| msg.len() < n) {
+                link.meter.add_bytes((n - msg.len()) as u64);
+            }
+            tally.wire_bytes += msg.len() as u64;
+            if !self.push(Outbound::Binary(msg)) {
                 return Ok(false);
             }
         }
@@ -394,7 +643,7 @@ impl Reading {
         size: Option<u64>,
         tally: Tally,
     ) -> Result<Option<ItemSent>, SourceError> {
-        let Tally { bytes, digest, resumed_bytes, rejected_bytes } = tally;
+        let Tally { bytes, digest, resumed_bytes, rejected_bytes, wire_bytes, .. } = tally;
         if let Some(size) = size
             && bytes != size
         {
@@ -407,7 +656,7 @@ impl Reading {
         {
             return Ok(None);
         }
-        Ok(Some(ItemSent { label, bytes, sha256, resumed_bytes, rejected_bytes }))
+        Ok(Some(ItemSent { label, bytes, sha256, resumed_bytes, rejected_bytes, wire_bytes }))
     }
 }
 
@@ -416,6 +665,10 @@ struct Resumer {
     link: PeerLink,
     /// The receiver's `hello` said `resume: true`; `None` until it came (or we gave up).
     resumes: Option<bool>,
+    /// The receiver's `hello`, once it came: its `tree` and `app`.
+    hello: Option<(Option<bool>, String)>,
+    /// The receiver's `hello` said it takes compressed items; `None` until it came.
+    zstd: Option<bool>,
 }
 
 impl std::ops::Deref for Resumer {
@@ -427,7 +680,52 @@ impl std::ops::Deref for Resumer {
 
 impl Resumer {
     fn new(link: PeerLink) -> Self {
-        Self { link, resumes: None }
+        Self { link, resumes: None, hello: None, zstd: None }
+    }
+
+    /// Before a tree: waits for the receiver's `hello`, at most [`TREE_HELLO_WAIT`], and
+    /// refuses, saying why and what to do, unless it said it can hold a folder.
+    fn check_takes_trees(&mut self) -> Result<(), SourceError> {
+        let deadline = Instant::now() + TREE_HELLO_WAIT;
+        while self.hello.is_none() {
+            match self.link.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(note) => self.take(note),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(SourceError::Refused(format!(
+                        "the receiver did not say hello within {TREE_HELLO_WAIT:?}: a folder \
+                         goes only to a dcsend receiver (`dcsend recv -o DIR/`)"
+                    )));
+                }
+                // The send is over anyway.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        match self.hello.as_ref().expect("waited for above") {
+            (Some(true), _) => Ok(()),
+            (Some(false), _) => Err(SourceError::Refused(
+                "the receiver writes to stdout or to one file, which cannot hold a folder: \
+                 receive with `dcsend recv -o DIR/`"
+                    .into(),
+            )),
+            (None, app) => Err(SourceError::Refused(format!(
+                "the receiver ({}) cannot receive folders (a dcsend that predates them, or the \
+                 page): receive with an up-to-date `dcsend recv -o DIR/`, or send a tar stream \
+                 (`tar c DIR | dcsend`)",
+                crate::error::shown_reason(app)
+            ))),
+        }
+    }
+
+    /// Records the receiver's `hello`; a `have` here is one nobody asked for.
+    fn take(&mut self, note: PeerNote) {
+        match note {
+            PeerNote::Hello { resume, tree, app, zstd } => {
+                self.resumes = Some(resume);
+                self.zstd = Some(zstd);
+                self.hello = Some((tree, app));
+            }
+            PeerNote::Have { .. } => tracing::debug!("ignoring a have nobody asked for"),
+        }
     }
 
     /// Whether the receiver resumes; waits for its `hello` once, at most [`PEER_HELLO_WAIT`].
@@ -435,7 +733,7 @@ impl Resumer {
         let deadline = Instant::now() + PEER_HELLO_WAIT;
         while self.resumes.is_none() {
             match self.link.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(PeerNote::Hello { resume }) => self.resumes = Some(resume),
+                Ok(note @ PeerNote::Hello { .. }) => self.take(note),
                 Ok(PeerNote::Have { .. }) => tracing::debug!("ignoring a have before any file"),
                 Err(RecvTimeoutError::Timeout) => {
                     tracing::info!(
@@ -453,10 +751,7 @@ impl Resumer {
     /// sees only the answer to its own `file`.
     fn drop_stale(&mut self) {
         while let Ok(note) = self.link.notes.try_recv() {
-            match note {
-                PeerNote::Hello { resume } => self.resumes = Some(resume),
-                PeerNote::Have { .. } => tracing::debug!("ignoring a have nobody asked for"),
-            }
+            self.take(note);
         }
     }
 
@@ -637,12 +932,22 @@ mod tests {
         let (feed, mut out) = mpsc::channel(64);
         let link = PeerLink { notes, meter: meter.clone() };
         let task = spawn_linked(vec![item], 4, false, feed, Some(link), CancellationToken::new());
-        notes_tx.send(PeerNote::Hello { resume: true }).unwrap();
+        notes_tx
+            .send(PeerNote::Hello { resume: true, tree: None, app: "t".into(), zstd: false })
+            .unwrap();
         let first = out.recv().await.unwrap();
         assert_eq!(
             first,
             Outbound::Text(
-                Control::File { name: Some("f.bin".into()), size: Some(11), resume: true }.encode()
+                Control::File {
+                    name: Some("f.bin".into()),
+                    size: Some(11),
+                    resume: true,
+                    exec: false,
+                    mtime: None,
+                    zstd: false
+                }
+                .encode()
             )
         );
         notes_tx.send(PeerNote::Have { bytes: 6, sha256: Digest::of(b"hello ") }).unwrap();

@@ -35,6 +35,16 @@ pub enum Control {
     /// answers `File { resume: true }` with `Have`). `resume` absent or null is `false`.
     /// `threshold`, from a receiver: the largest threshold it wants the sender to use (a
     /// browser, whose UDP receive path drops bursts); dcsend never sends it (not even as null).
+    ///
+    /// The tree extension (`docs/protocol.md`, "Trees"): from a receiver, `tree` says whether
+    /// its output can hold a folder (`Some(true)`: `-o DIR/`; `Some(false)`: stdout or one
+    /// file; `None`: a peer that predates trees). From a sender, `tree: Some(true)` says that
+    /// its items include paths in folders, and `files`/`bytes` announce the whole transfer
+    /// (files to come and their total size; `bytes` is `None` when a stream's size is
+    /// unknown). Each is written only when set.
+    ///
+    /// The compression extension: `zstd`, from a receiver, says it takes items whose binary
+    /// messages are framed and may be zstd-compressed (see `codec`); written only when true.
     Hello {
         v: u32,
         role: Role,
@@ -43,15 +53,47 @@ pub enum Control {
         resume: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         threshold: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tree: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+        #[serde(default, deserialize_with = "null_is_false", skip_serializing_if = "is_false")]
+        zstd: bool,
     },
     /// Starts one item. `name`: `None` for a stream (stdin). `size`: `None` when unknown
     /// (stdin). Missing fields decode as `None`. `resume`: the sender waits for a `Have`
     /// and starts the payload with a `Skip` (absent or null is `false`).
+    ///
+    /// The tree extension: `name` may be a relative `/`-separated path (only to a receiver
+    /// whose `hello` said `tree: true`); `exec`: the file is executable (written only when
+    /// true); `mtime`: its modification time in nanoseconds since the Unix epoch (written
+    /// only when known).
+    ///
+    /// The compression extension: `zstd` (only to a receiver whose `hello` said `zstd`): each
+    /// binary message of this item starts with a one-byte tag, and may be compressed (see
+    /// `codec`); written only when true.
     File {
         name: Option<String>,
         size: Option<u64>,
         #[serde(default, deserialize_with = "null_is_false")]
         resume: bool,
+        #[serde(default, deserialize_with = "null_is_false", skip_serializing_if = "is_false")]
+        exec: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<u64>,
+        #[serde(default, deserialize_with = "null_is_false", skip_serializing_if = "is_false")]
+        zstd: bool,
+    },
+    /// The tree extension, sender → receiver, between items: the folder `name` (a relative
+    /// `/`-separated path) exists, with modification time `mtime` (nanoseconds since the Unix
+    /// epoch, when known). Sent for every folder of a tree before the items in it, so an
+    /// empty folder arrives too. Not acknowledged.
+    Dir {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<u64>,
     },
     /// Receiver → sender, answering `File { resume: true }`: it holds the item's first
     /// `bytes` bytes (0: none), whose hex SHA-256 is `sha256`.
@@ -142,6 +184,11 @@ impl Control {
 /// every optional field.
 fn null_is_false<'de, D: serde::Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
     Ok(Option::<bool>::deserialize(de)?.unwrap_or(false))
+}
+
+/// `skip_serializing_if` for flags written only when set.
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Names a JSON value's type for error messages.
@@ -243,6 +290,10 @@ mod tests {
                     app: "dcsend/0.1.0".into(),
                     resume: true,
                     threshold: None,
+                    tree: None,
+                    files: None,
+                    bytes: None,
+                    zstd: false,
                 },
                 r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","resume":true}"#,
             ),
@@ -253,6 +304,10 @@ mod tests {
                     app: "dcsend/0.1.0".into(),
                     resume: false,
                     threshold: None,
+                    tree: None,
+                    files: None,
+                    bytes: None,
+                    zstd: false,
                 },
                 r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":false}"#,
             ),
@@ -261,11 +316,21 @@ mod tests {
                     name: Some("report.pdf".into()),
                     size: Some(1_048_576),
                     resume: false,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
                 },
                 r#"{"t":"file","name":"report.pdf","size":1048576,"resume":false}"#,
             ),
             (
-                Control::File { name: None, size: None, resume: false },
+                Control::File {
+                    name: None,
+                    size: None,
+                    resume: false,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
+                },
                 r#"{"t":"file","name":null,"size":null,"resume":false}"#,
             ),
             (
@@ -273,6 +338,9 @@ mod tests {
                     name: Some("big.iso".into()),
                     size: Some(33_554_432),
                     resume: true,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
                 },
                 r#"{"t":"file","name":"big.iso","size":33554432,"resume":true}"#,
             ),
@@ -294,6 +362,50 @@ mod tests {
             (Control::Ack { bytes: 0, ok: false }, r#"{"t":"ack","bytes":0,"ok":false}"#),
             (Control::Done, r#"{"t":"done"}"#),
             (
+                Control::Dir { name: "photos/empty".into(), mtime: Some(981_173_106_123_456_789) },
+                r#"{"t":"dir","name":"photos/empty","mtime":981173106123456789}"#,
+            ),
+            (Control::Dir { name: "a".into(), mtime: None }, r#"{"t":"dir","name":"a"}"#),
+            (
+                Control::File {
+                    name: Some("photos/run.sh".into()),
+                    size: Some(17),
+                    resume: false,
+                    exec: true,
+                    mtime: Some(1),
+                    zstd: false,
+                },
+                r#"{"t":"file","name":"photos/run.sh","size":17,"resume":false,"exec":true,"mtime":1}"#,
+            ),
+            (
+                Control::Hello {
+                    v: 1,
+                    role: Role::Send,
+                    app: "dcsend/0.1.0".into(),
+                    resume: true,
+                    threshold: None,
+                    tree: Some(true),
+                    files: Some(10_000),
+                    bytes: Some(40_960_000),
+                    zstd: false,
+                },
+                r#"{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","resume":true,"tree":true,"files":10000,"bytes":40960000}"#,
+            ),
+            (
+                Control::Hello {
+                    v: 1,
+                    role: Role::Recv,
+                    app: "dcsend/0.1.0".into(),
+                    resume: false,
+                    threshold: None,
+                    tree: Some(false),
+                    files: None,
+                    bytes: None,
+                    zstd: false,
+                },
+                r#"{"t":"hello","v":1,"role":"recv","app":"dcsend/0.1.0","resume":false,"tree":false}"#,
+            ),
+            (
                 Control::Abort { reason: "digest mismatch".into() },
                 r#"{"t":"abort","reason":"digest mismatch"}"#,
             ),
@@ -314,8 +426,18 @@ mod tests {
                 name: Some("ünïcödé \"quoted\" \u{1F600}.txt".into()),
                 size: Some(0),
                 resume: true,
+                exec: false,
+                mtime: None,
+                zstd: false,
             },
-            Control::File { name: None, size: Some(u64::MAX), resume: false },
+            Control::File {
+                name: None,
+                size: Some(u64::MAX),
+                resume: false,
+                exec: false,
+                mtime: None,
+                zstd: false,
+            },
             Control::Eof { bytes: u64::MAX, sha256: EMPTY_SHA256.into() },
             Control::Have { bytes: u64::MAX, sha256: ABC_SHA256.into() },
             Control::Skip { bytes: u64::MAX },
@@ -325,6 +447,10 @@ mod tests {
                 app: String::new(),
                 resume: true,
                 threshold: None,
+                tree: None,
+                files: None,
+                bytes: None,
+                zstd: false,
             },
             Control::Abort { reason: "line\nbreak\ttab\u{0}nul".into() },
         ];
@@ -358,6 +484,10 @@ mod tests {
                     app: "dcsend/9".into(),
                     resume: false,
                     threshold: None,
+                    tree: None,
+                    files: None,
+                    bytes: None,
+                    zstd: false,
                 },
             ),
             (r#"{"t":"skip","bytes":5,"why":"verified"}"#, Control::Skip { bytes: 5 }),
@@ -371,11 +501,25 @@ mod tests {
     fn missing_optional_fields_are_none() {
         assert_eq!(
             Control::decode(r#"{"t":"file"}"#).unwrap(),
-            Control::File { name: None, size: None, resume: false }
+            Control::File {
+                name: None,
+                size: None,
+                resume: false,
+                exec: false,
+                mtime: None,
+                zstd: false
+            }
         );
         assert_eq!(
             Control::decode(r#"{"t":"file","name":"a"}"#).unwrap(),
-            Control::File { name: Some("a".into()), size: None, resume: false }
+            Control::File {
+                name: Some("a".into()),
+                size: None,
+                resume: false,
+                exec: false,
+                mtime: None,
+                zstd: false
+            }
         );
     }
 
@@ -391,6 +535,10 @@ mod tests {
                     app: "dcsend/0.1.0".into(),
                     resume: false,
                     threshold: None,
+                    tree: None,
+                    files: None,
+                    bytes: None,
+                    zstd: false,
                 },
             ),
             (
@@ -401,19 +549,44 @@ mod tests {
                     app: "x".into(),
                     resume: false,
                     threshold: None,
+                    tree: None,
+                    files: None,
+                    bytes: None,
+                    zstd: false,
                 },
             ),
             (
                 r#"{"t":"file","name":"a","size":1}"#,
-                Control::File { name: Some("a".into()), size: Some(1), resume: false },
+                Control::File {
+                    name: Some("a".into()),
+                    size: Some(1),
+                    resume: false,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
+                },
             ),
             (
                 r#"{"t":"file","name":"a","size":1,"resume":null}"#,
-                Control::File { name: Some("a".into()), size: Some(1), resume: false },
+                Control::File {
+                    name: Some("a".into()),
+                    size: Some(1),
+                    resume: false,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
+                },
             ),
             (
                 r#"{"t":"file","resume":true,"size":1,"name":"a"}"#,
-                Control::File { name: Some("a".into()), size: Some(1), resume: true },
+                Control::File {
+                    name: Some("a".into()),
+                    size: Some(1),
+                    resume: true,
+                    exec: false,
+                    mtime: None,
+                    zstd: false,
+                },
             ),
         ];
         for (json, want) in cases {
@@ -657,6 +830,10 @@ mod tests {
             app: "dcsend/0.1.0".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
+            zstd: false,
         };
         assert!(!ours.encode().contains("threshold"), "{}", ours.encode());
         let null = r#"{"t":"hello","v":1,"role":"recv","app":"x","threshold":null}"#;

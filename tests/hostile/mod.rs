@@ -119,6 +119,10 @@ impl Hostile {
             app: "hostile/0".into(),
             resume: false,
             threshold: None,
+            tree: None,
+            files: None,
+            bytes: None,
+            zstd: false,
         })
         .await;
     }
@@ -129,6 +133,9 @@ impl Hostile {
             name: Some(name.into()),
             size: Some(data.len() as u64),
             resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
         })
         .await;
         if !data.is_empty() {

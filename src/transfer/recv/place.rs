@@ -7,13 +7,14 @@
 //! Must not import: webrtc, indicatif, `cli`.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::Destination;
 use crate::error::TransferError;
 use crate::transfer::names;
-use crate::transfer::sink::{Entry, Folder, PartFile, SinkTarget};
+use crate::transfer::sink::{BATCHED_SYNC, Entry, Folder, PartFile, SinkTarget};
 
 /// Name used in a folder for a stream that came without one (stdin, a plain peer).
 const UNNAMED: &str = "stream";
@@ -42,6 +43,9 @@ pub(super) struct Placed {
     pub part: PartFile,
     /// The final name in the folder.
     pub name: OsString,
+    /// A resume found a regular file of the item's size at `name`: it is offered as the whole
+    /// item, and kept as it is (no `.part`, no rename) if the sender's file hashes the same.
+    pub whole: bool,
 }
 
 impl Placed {
@@ -72,9 +76,14 @@ pub(super) struct Placer {
     output: Output,
     /// `--force`: replace an existing `NAME` (never one stored in this run).
     force: bool,
-    /// Names this run has stored in the folder: neither is overwritten later in the run,
-    /// by an item of the same name or by another item's `NAME.part`.
-    stored: HashSet<OsString>,
+    /// Paths this run has stored: neither is overwritten later in the run, by an item of the
+    /// same name or by another item's `NAME.part`.
+    stored: HashSet<PathBuf>,
+    /// Folders of a tree (tree extension) with the modification time to give them once every
+    /// item is in (writing into a folder changes its time): relative components.
+    folders: Vec<(Vec<String>, u64)>,
+    /// The folder the last item went to, by its components, kept open.
+    last_folder: Option<(Vec<String>, Folder)>,
 }
 
 impl Placer {
@@ -103,12 +112,74 @@ impl Placer {
                 Output::File(Folder::open(dir).map_err(refused)?, file.to_owned())
             }
         };
-        Ok(Self { output, force, stored: HashSet::new() })
+        Ok(Self { output, force, stored: HashSet::new(), folders: Vec::new(), last_folder: None })
+    }
+
+    /// `--force`: an existing file may be replaced.
+    pub fn force(&self) -> bool {
+        self.force
+    }
+
+    /// Whether the output can hold a tree (tree extension): a folder, or nowhere (`--sink`).
+    pub fn takes_trees(&self) -> bool {
+        matches!(self.output, Output::Dir { .. } | Output::Stream(SinkTarget::Discard))
+    }
+
+    /// Why the output cannot hold a tree, for the refusal.
+    pub fn why_no_tree(&self) -> &'static str {
+        match self.output {
+            Output::File(..) => "-o names one file, which cannot hold a folder: use -o DIR/",
+            _ => "stdout cannot hold a folder: receive it with `dcsend recv -o DIR/`",
+        }
+    }
+
+    /// The folder `path` of a tree (a `dir` message): checks every component, creates what is
+    /// missing through [`Folder::subfolder`] (never following a link), and remembers `mtime`
+    /// for [`Placer::finish_folders`]. Nothing for `--sink`.
+    pub fn make_dir(&mut self, path: &str, mtime: Option<u64>) -> Result<(), TransferError> {
+        let Output::Dir { folder: base, .. } = &self.output else {
+            if self.takes_trees() {
+                return Ok(());
+            }
+            return Err(TransferError::Refused(format!(
+                "the sender sends a folder, and {}",
+                self.why_no_tree()
+            )));
+        };
+        let parts = names::sanitize_path(path).map_err(refused_name)?;
+        walk(base, &parts)?;
+        if let Some(mtime) = mtime {
+            self.folders.push((parts, mtime));
+        }
+        Ok(())
+    }
+
+    /// Gives the folders of a tree their modification times, deepest first (setting a
+    /// folder's time does not change its parent's). Blocking: once, at the end of a run.
+    pub fn finish_folders(&mut self) -> Result<(), TransferError> {
+        let Output::Dir { folder: base, .. } = &self.output else { return Ok(()) };
+        let mut folders = std::mem::take(&mut self.folders);
+        folders.sort_by_key(|(parts, _)| std::cmp::Reverse(parts.len()));
+        for (parts, mtime) in folders {
+            let mut folder = base.clone();
+            for part in &parts {
+                folder = folder.subfolder(OsStr::new(part), false).map_err(refused)?;
+            }
+            folder.set_mtime(mtime).map_err(refused)?;
+        }
+        Ok(())
     }
 
     /// Where an item named `name` (by the sender; `None`: a nameless stream) goes; see the
     /// module docs for what is refused. Touches nothing but a look at the folder's entry.
-    pub fn place(&self, name: Option<&str>) -> Result<Placement, TransferError> {
+    ///
+    /// `resuming`: the item's size, for a resume; a regular file of that size at the final
+    /// name is then not refused but offered whole ([`Placed::whole`]).
+    pub fn place(
+        &mut self,
+        name: Option<&str>,
+        resuming: Option<u64>,
+    ) -> Result<Placement, TransferError> {
         let (folder, file) = match &self.output {
             Output::Stream(target) => {
                 return Ok(Placement { target: target.clone(), placed: None });
@@ -119,29 +190,40 @@ impl Placer {
                     "the sender sends several files but -o names one file; use -o DIR/".into(),
                 ));
             }
-            Output::File(folder, file) => (folder, file.clone()),
-            Output::Dir { folder, named_only } => {
-                let name = match name {
-                    Some(n) => names::sanitize(n)
-                        .map_err(|e| TransferError::Protocol(format!("refused file name: {e}")))?,
-                    None if *named_only => {
-                        return Err(TransferError::Refused(NAMELESS_ON_A_TERMINAL.into()));
-                    }
-                    None => UNNAMED.to_owned(),
-                };
-                (folder, OsString::from(name))
-            }
+            Output::File(folder, file) => (folder.clone(), file.clone()),
+            Output::Dir { folder: base, named_only } => match name {
+                // A path of the tree extension: its folders are made on the way.
+                Some(n) => {
+                    let mut parts = names::sanitize_path(n).map_err(refused_name)?;
+                    let file = parts.pop().expect("a checked path has a component");
+                    let folder = match &self.last_folder {
+                        // Files of one folder follow each other: it is walked once.
+                        Some((at, folder)) if *at == parts => folder.clone(),
+                        _ => {
+                            let folder = walk(base, &parts)?;
+                            self.last_folder = Some((parts, folder.clone()));
+                            folder
+                        }
+                    };
+                    (folder, OsString::from(file))
+                }
+                None if *named_only => {
+                    return Err(TransferError::Refused(NAMELESS_ON_A_TERMINAL.into()));
+                }
+                None => (base.clone(), OsString::from(UNNAMED)),
+            },
         };
-        let placed = Placed { part: PartFile::of(folder, &file), name: file };
+        let folder = &folder;
+        let mut placed = Placed { part: PartFile::of(folder, &file), name: file, whole: false };
         let path = placed.path();
-        if self.stored.contains(&placed.name) {
+        if self.stored.contains(&path) {
             return Err(TransferError::Refused(format!(
                 "{} was already received in this run: the sender sends two files of that name; \
                  not overwriting it",
                 path.display()
             )));
         }
-        if self.stored.contains(&placed.part.name) {
+        if self.stored.contains(&placed.part.show()) {
             return Err(TransferError::Refused(format!(
                 "{}: its temporary file {} is a file received earlier in this run; not \
                  overwriting it (send these two files in two runs, or to two folders)",
@@ -159,6 +241,7 @@ impl Placer {
                     path.display()
                 )));
             }
+            Entry::File { len } if resuming == Some(len) => placed.whole = true,
             _ if self.force => {}
             Entry::File { .. } => {
                 return Err(TransferError::Refused(format!(
@@ -177,19 +260,61 @@ impl Placer {
         Ok(Placement { target: SinkTarget::Part(placed.part.clone()), placed: Some(placed) })
     }
 
-    /// Renames the verified `NAME.part` to `NAME` and syncs the folder, off the async
-    /// threads; from then on this run never overwrites `NAME`.
-    pub async fn commit(&mut self, placed: &Placed) -> Result<(), TransferError> {
-        let (folder, from, to) =
-            (placed.part.folder.clone(), placed.part.name.clone(), placed.name.clone());
-        tokio::task::spawn_blocking(move || folder.rename(&from, &to))
+    /// Makes every file committed so far durable (see [`Folder::sync_all_written`]), off the
+    /// async threads. Nothing to do for stdout or discard.
+    pub async fn sync(&self) -> Result<(), TransferError> {
+        let folder = match &self.output {
+            Output::Stream(_) => return Ok(()),
+            Output::Dir { folder, .. } | Output::File(folder, _) => folder.clone(),
+        };
+        tokio::task::spawn_blocking(move || folder.sync_all_written())
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
-            .map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.stored.insert(placed.name.clone());
+            .map_err(TransferError::Output)
+    }
+
+    /// Renames the verified `NAME.part` to `NAME` (and, without batched syncs, syncs the
+    /// folder off the async threads); from then on this run never overwrites `NAME`.
+    pub async fn commit(&mut self, placed: &Placed) -> Result<(), TransferError> {
+        if placed.whole {
+            // Already in place, and verified whole.
+            self.stored.insert(placed.path());
+            return Ok(());
+        }
+        let (folder, from, to) =
+            (placed.part.folder.clone(), placed.part.name.clone(), placed.name.clone());
+        let renamed = if BATCHED_SYNC {
+            // A rename without a sync is as quick as the lookups `place` does here.
+            folder.rename(&from, &to)
+        } else {
+            tokio::task::spawn_blocking(move || folder.rename(&from, &to))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+        };
+        renamed.map_err(|e| TransferError::Refused(e.to_string()))?;
+        self.stored.insert(placed.path());
         Ok(())
     }
+}
+
+/// The folder at `parts` under `base`, created component by component where missing, never
+/// through a link ([`Folder::subfolder`]). Blocking, quick.
+fn walk(base: &Folder, parts: &[String]) -> Result<Folder, TransferError> {
+    let mut folder = base.clone();
+    for part in parts {
+        folder = folder.subfolder(OsStr::new(part), true).map_err(refused)?;
+    }
+    Ok(folder)
+}
+
+fn refused(e: std::io::Error) -> TransferError {
+    TransferError::Refused(e.to_string())
+}
+
+fn refused_name(e: names::NameError) -> TransferError {
+    TransferError::Protocol(format!("refused file name: {e}"))
 }
 
 #[cfg(test)]
@@ -201,15 +326,16 @@ mod tests {
     #[test]
     fn nameless_data_is_refused_only_where_names_are_required() {
         let dir = tempfile::tempdir().unwrap();
-        let named_only = Placer::open(&Destination::NamedOnly(dir.path().into()), false).unwrap();
-        let err = named_only.place(None).unwrap_err();
+        let mut named_only =
+            Placer::open(&Destination::NamedOnly(dir.path().into()), false).unwrap();
+        let err = named_only.place(None, None).unwrap_err();
         assert!(matches!(err, TransferError::Refused(_)), "{err:?}");
         assert!(err.to_string().contains("`dcsend recv -o FILE`"), "{err}");
-        let placed = named_only.place(Some("photo.jpg")).unwrap().placed.unwrap();
+        let placed = named_only.place(Some("photo.jpg"), None).unwrap().placed.unwrap();
         assert_eq!(placed.path(), dir.path().join("photo.jpg"));
 
-        let dir_output = Placer::open(&Destination::Dir(dir.path().into()), false).unwrap();
-        let placed = dir_output.place(None).unwrap().placed.unwrap();
+        let mut dir_output = Placer::open(&Destination::Dir(dir.path().into()), false).unwrap();
+        let placed = dir_output.place(None, None).unwrap().placed.unwrap();
         assert_eq!(placed.name, UNNAMED);
     }
 }

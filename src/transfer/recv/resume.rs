@@ -10,7 +10,7 @@ use super::{Current, Out, Receiver, peer_gone};
 use crate::error::TransferError;
 use crate::peer::{ChannelPort, Outbound};
 use crate::progress::notice::{NotResumed, Notice};
-use crate::transfer::sink::{Entry, PartFile, Partial, Sink};
+use crate::transfer::sink::{Entry, FileMeta, PartFile, Partial, Sink};
 use crate::transfer::wire::{Control, Digest};
 
 impl Receiver {
@@ -54,10 +54,17 @@ impl Receiver {
         port: &P,
         name: Option<&str>,
         size: Option<u64>,
+        meta: FileMeta,
     ) -> Result<(), TransferError> {
-        let Placement { target, placed } = self.placer.place(name)?;
+        let resuming = size.filter(|_| self.resume);
+        let Placement { target, placed } = self.placer.place(name, resuming)?;
         let partial = match (&placed, size) {
-            (Some(Placed { part, .. }), Some(size)) if self.resume => {
+            (Some(placed @ Placed { part, .. }), Some(size)) if self.resume => {
+                // A file already there whole is offered like a `.part` of all its bytes.
+                let part = match placed.whole {
+                    true => &PartFile { folder: part.folder.clone(), name: placed.name.clone() },
+                    false => part,
+                };
                 let (p, cancel) = (part.clone(), self.cancel.clone());
                 let hashed =
                     tokio::task::spawn_blocking(move || Partial::open(&p, size, &cancel)).await;
@@ -86,14 +93,14 @@ impl Receiver {
         port.send(Outbound::Text(Control::Have { bytes, sha256 }.encode()))
             .await
             .map_err(|e| peer_gone(e, self.confirmed()))?;
-        self.start(Out::AwaitingSkip { target, partial }, name, size, placed);
+        self.start(Out::AwaitingSkip { target, partial }, name, size, placed, meta);
         Ok(())
     }
 
     /// The sender's `skip`: keep the prefix we offered, or (0) start over. On a protocol
     /// error the `.part` is left as it was.
     pub(super) fn on_skip(&mut self, skip: u64) -> Result<(), TransferError> {
-        let Some(cur) = self.current.take() else {
+        let Some(mut cur) = self.current.take() else {
             return Err(TransferError::Protocol("a skip without a have".into()));
         };
         let Out::AwaitingSkip { target, partial } = cur.out else {
@@ -106,6 +113,22 @@ impl Receiver {
             )));
         }
         let mut discarded = 0;
+        // (An empty file cannot be offered as a prefix, so an empty one there is rewritten.)
+        let differs = |p: &&mut Placed| p.whole && skip == 0 && cur.size != Some(0);
+        if let Some(placed) = cur.placed.as_mut().filter(differs) {
+            // The file there is not the sender's: it is replaced only with --force, through
+            // a fresh `.part` like any item.
+            if !self.placer.force() {
+                return Err(TransferError::Refused(format!(
+                    "{} exists and differs from the sender's file (use --force to overwrite)",
+                    placed.path().display()
+                )));
+            }
+            placed.whole = false;
+            let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
+            self.current = Some(Current { out: Out::Sink(sink), bytes: 0, ..cur });
+            return Ok(());
+        }
         let opened = match partial {
             Some(p) if skip > 0 => p.keep(),
             Some(p) => {

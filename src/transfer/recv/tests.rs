@@ -37,6 +37,10 @@ fn hello() -> ChannelEvent {
         app: "test".into(),
         resume: true,
         threshold: None,
+        tree: None,
+        files: None,
+        bytes: None,
+        zstd: false,
     })
 }
 
@@ -44,7 +48,14 @@ fn hello() -> ChannelEvent {
 fn item(name: &str, size: u64, data: &'static [u8]) -> Vec<ChannelEvent> {
     vec![
         hello(),
-        text(Control::File { name: Some(name.into()), size: Some(size), resume: false }),
+        text(Control::File {
+            name: Some(name.into()),
+            size: Some(size),
+            resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
+        }),
         ChannelEvent::Binary(Bytes::from_static(data)),
     ]
 }
@@ -119,7 +130,14 @@ async fn run_with(
 
 /// A resuming sender's `file` for `f` (`size` bytes), then `events`.
 fn resumed(size: u64, events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
-    let file = Control::File { name: Some("f".into()), size: Some(size), resume: true };
+    let file = Control::File {
+        name: Some("f".into()),
+        size: Some(size),
+        resume: true,
+        exec: false,
+        mtime: None,
+        zstd: false,
+    };
     [vec![hello(), text(file)], events].concat()
 }
 
@@ -243,7 +261,9 @@ fn aborted_with(sent: &[Outbound], needle: &str) -> bool {
 
 #[tokio::test]
 async fn traversal_names_are_refused_with_an_abort() {
-    for name in ["../evil", "/etc/passwd", "a/b", "..", "C:\\x", "x\0y"] {
+    let names =
+        ["../evil", "/etc/passwd", "a/../../b", "a//b", "a/", "a\\b", "..", "C:\\x", "x\0y"];
+    for name in names {
         let (err, sent, entries) = run_script(item(name, 1, b"x")).await;
         assert!(err.contains("refused file name"), "{name:?}: {err}");
         assert!(aborted_with(&sent, "refus"), "{name:?}: no abort sent: {sent:?}");
@@ -258,6 +278,9 @@ fn whole(name: &str, data: &'static [u8]) -> Vec<ChannelEvent> {
             name: Some(name.into()),
             size: Some(data.len() as u64),
             resume: false,
+            exec: false,
+            mtime: None,
+            zstd: false,
         }),
         data_of(data),
         text(Control::Eof { bytes: data.len() as u64, sha256: Digest::of(data) }),
@@ -334,6 +357,9 @@ async fn a_size_of_u64_max_after_an_item_does_not_overflow() {
         name: Some("b".into()),
         size: Some(u64::MAX),
         resume: false,
+        exec: false,
+        mtime: None,
+        zstd: false,
     }));
     script.push(text(Control::Eof { bytes: 0, sha256: sha(b"") }));
     let (err, _, entries) = run_script(script).await;
