@@ -390,12 +390,14 @@ impl Receiver {
         // item keeps the label the view started with (where the data goes). Several files
         // announced together keep that label too: the view names the current one beside
         // the files done/total.
-        if !self.announced_total {
+        if self.meter.files_total().is_none_or(|n| n <= 1) {
             match (&placed, name) {
                 (Some(p), _) => self.meter.set_label(p.name.to_string_lossy().into_owned()),
                 (None, Some(name)) => self.meter.set_label(name.to_owned()),
                 (None, None) => {}
             }
+        }
+        if !self.announced_total {
             // Saturating: the size comes from the peer and may be u64::MAX (= unknown total).
             self.meter.set_total(size.map(|s| s.saturating_add(self.meter.bytes())));
         }
