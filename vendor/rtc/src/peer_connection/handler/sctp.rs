@@ -714,7 +714,7 @@ impl<'a>
                     &mut self.ctx.sctp_transport.sctp_associations,
                 );
 
-                debug!("sctp endpoint initiates connection for dtls client role");
+                debug!("sctp endpoint initiates the association (both dtls roles do)");
                 let (ch, conn) = sctp_endpoint
                     .connect(
                         now,

@@ -187,6 +187,15 @@ impl SctpTransport {
         }
         //TODO: add remote_port support
 
+        // Both DTLS roles initiate (`sctp_transport_config` makes the handler `connect` once
+        // DTLS is up): an SCTP simultaneous open, as usrsctp, dcSCTP and Pion do. Which end
+        // sends the INIT is not negotiated, and peers pick it by different rules: werift
+        // (0.25) initiates only from the ICE-controlling end, so with the DTLS server alone
+        // waiting, an offer answered `a=setup:active` had neither end send an INIT. The
+        // endpoint hands a colliding INIT to the association it initiated (RFC 9260 §5.2.1),
+        // so both ends still form one association. The DTLS server also accepts, for a
+        // peer's INIT that arrives before its own association exists.
+        self.sctp_transport_config = Some(sctp_transport_config.clone());
         if dtls_role == RTCDtlsRole::Client {
             self.sctp_endpoint = Some(sctp::Endpoint::new(
                 TransportContext::default().local_addr, // placeholder; rewritten per-transmit by the ICE handler
@@ -194,7 +203,6 @@ impl SctpTransport {
                 sctp_endpoint_config.into(),
                 None,
             ));
-            self.sctp_transport_config = Some(sctp_transport_config);
         } else {
             self.sctp_endpoint = Some(::sctp::Endpoint::new(
                 TransportContext::default().local_addr, // placeholder; rewritten per-transmit by the ICE handler
@@ -383,6 +391,36 @@ mod tests {
                 .max_receive_buffer_size(),
             1024 * 1024
         );
+    }
+
+    // Both DTLS roles initiate the association (the handler connects when a transport config
+    // is set): a peer that waits for an INIT whatever the DTLS role (werift as the ICE-controlled
+    // end) gets one. Upstream only the DTLS client kept the config, so the server never sent one.
+    #[test]
+    fn both_dtls_roles_initiate_the_association() {
+        for role in [RTCDtlsRole::Client, RTCDtlsRole::Server] {
+            let mut transport = SctpTransport::new(
+                SctpMaxMessageSize::default(),
+                None,
+                None,
+                test_transport_id(TransportKind::Sctp),
+                test_transport_id(TransportKind::Dtls),
+            );
+            transport
+                .start(
+                    role,
+                    SCTPTransportCapabilities {
+                        max_message_size: 0,
+                    },
+                    5000,
+                    5000,
+                )
+                .expect("start");
+            assert!(
+                transport.sctp_transport_config.is_some(),
+                "{role} does not initiate"
+            );
+        }
     }
 
     // Starting a Client transport builds the endpoint from an `EndpointConfig`, so we can
