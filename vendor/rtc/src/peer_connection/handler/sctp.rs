@@ -702,8 +702,13 @@ impl<'a>
         if dtls_complete {
             debug!("sctp recv dtls handshake complete");
 
-            if let Some(sctp_transport_config) =
-                self.ctx.sctp_transport.sctp_transport_config.clone()
+            // Unless the peer's INIT already made the association (read before this event).
+            if let Some(sctp_transport_config) = self
+                .ctx
+                .sctp_transport
+                .sctp_transport_config
+                .clone()
+                .filter(|_| self.ctx.sctp_transport.sctp_associations.is_empty())
             {
                 let (sctp_endpoint, sctp_associations) = (
                     self.ctx

@@ -141,7 +141,7 @@ impl SctpTransport {
     /// a connection over SCTP.
     pub(crate) fn start(
         &mut self,
-        dtls_role: RTCDtlsRole,
+        _dtls_role: RTCDtlsRole,
         remote_caps: SCTPTransportCapabilities,
         local_port: u16,
         _remote_port: u16,
@@ -193,25 +193,17 @@ impl SctpTransport {
         // (0.25) initiates only from the ICE-controlling end, so with the DTLS server alone
         // waiting, an offer answered `a=setup:active` had neither end send an INIT. The
         // endpoint hands a colliding INIT to the association it initiated (RFC 9260 §5.2.1),
-        // so both ends still form one association. The DTLS server also accepts, for a
-        // peer's INIT that arrives before its own association exists.
+        // so both ends still form one association. Both roles also accept: the peer's INIT can
+        // be read before this end's handshake-complete event reaches the SCTP handler (it
+        // follows the peer's last flight at once), and refusing it cost the peer's INIT
+        // retransmission timeout (3 s for werift); the handler then does not `connect`.
         self.sctp_transport_config = Some(sctp_transport_config.clone());
-        if dtls_role == RTCDtlsRole::Client {
-            self.sctp_endpoint = Some(sctp::Endpoint::new(
-                TransportContext::default().local_addr, // placeholder; rewritten per-transmit by the ICE handler
-                TransportProtocol::UDP, // placeholder; rewritten per-transmit by the ICE handler
-                sctp_endpoint_config.into(),
-                None,
-            ));
-        } else {
-            self.sctp_endpoint = Some(::sctp::Endpoint::new(
-                TransportContext::default().local_addr, // placeholder; rewritten per-transmit by the ICE handler
-                TransportProtocol::UDP, // placeholder; rewritten per-transmit by the ICE handler
-                sctp_endpoint_config.into(),
-                Some(::sctp::ServerConfig::new(sctp_transport_config).into()),
-            ));
-        }
-
+        self.sctp_endpoint = Some(::sctp::Endpoint::new(
+            TransportContext::default().local_addr, // placeholder; rewritten per-transmit by the ICE handler
+            TransportProtocol::UDP, // placeholder; rewritten per-transmit by the ICE handler
+            sctp_endpoint_config.into(),
+            Some(::sctp::ServerConfig::new(sctp_transport_config).into()),
+        ));
         Ok(())
     }
 }
