@@ -111,6 +111,19 @@ const EVENT_QUEUE: usize = 64;
 /// event then comes with the next release, but the bound costs nothing and rules out a stall.
 const DRAIN_RECHECK: Duration = Duration::from_millis(20);
 
+/// How long the channel keeps delivering messages after its close event, counted from the
+/// close event or the last message after it.
+///
+/// webrtc 0.21's driver hands the application the core's events (`OnClose`) before the
+/// data-channel messages the same step produced, and leaves messages in the core while the
+/// channel's event queue is full: a peer that closes right after its last message (werift,
+/// aiortc, a browser; the close is a plain sender's end of stream) had its last messages
+/// overtaken by the close and dropped (16 KiB short in 3 of 16 werift runs on a loaded
+/// machine). The messages are already in the core when `OnClose` comes out, so they follow
+/// within a driver iteration, or the next one when the queue was full: the driver wakes for
+/// its next timer at the latest (ICE's 200 ms tick once connected).
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
+
 /// How long [`Channel::close`] waits.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -128,15 +141,34 @@ impl Channel {
         let drain = Arc::new(Drain { low: Notify::new(), level: AtomicU32::new(0) });
         let on_low = drain.clone();
         tokio::spawn(async move {
+            // Set by `OnClose`: the channel is closed, but messages that arrived before the
+            // close may still come (see `CLOSE_GRACE`). `Closed` is reported when it passes.
+            let mut closed_at: Option<tokio::time::Instant> = None;
+            let mut late = 0usize;
             loop {
+                let grace = async {
+                    match closed_at {
+                        Some(at) => tokio::time::sleep_until(at + CLOSE_GRACE).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let event = tokio::select! {
                     biased;
                     ev = poll_dc.poll() => match ev {
-                        Some(DataChannelEvent::OnMessage(msg)) if msg.is_string => {
-                            ChannelEvent::Text(String::from_utf8_lossy(&msg.data).into_owned())
-                        }
                         Some(DataChannelEvent::OnMessage(msg)) => {
-                            ChannelEvent::Binary(msg.data.freeze())
+                            if closed_at.is_some() {
+                                late += 1;
+                                closed_at = Some(tokio::time::Instant::now());
+                            }
+                            if msg.is_string {
+                                ChannelEvent::Text(String::from_utf8_lossy(&msg.data).into_owned())
+                            } else {
+                                ChannelEvent::Binary(msg.data.freeze())
+                            }
+                        }
+                        Some(DataChannelEvent::OnClose) if closed_at.is_none() => {
+                            closed_at = Some(tokio::time::Instant::now());
+                            continue;
                         }
                         Some(DataChannelEvent::OnClose) | None => ChannelEvent::Closed,
                         Some(DataChannelEvent::OnBufferedAmountLow) => {
@@ -148,7 +180,15 @@ impl Channel {
                             continue;
                         }
                     },
-                    changed = state.changed() => {
+                    () = grace => {
+                        if late > 0 {
+                            tracing::debug!("{late} messages arrived after the channel's close event");
+                        }
+                        ChannelEvent::Closed
+                    }
+                    // Once the channel has closed, the connection ending too (the peer closes
+                    // it next) changes nothing: the grace still lets the last messages through.
+                    changed = state.changed(), if closed_at.is_none() => {
                         let now = *state.borrow_and_update();
                         match (changed, now) {
                             (Err(_), _) => ChannelEvent::PeerGone("the connection was dropped".into()),
