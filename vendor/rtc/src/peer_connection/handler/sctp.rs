@@ -621,14 +621,13 @@ impl<'a>
                             );
                             let mut stream = conn.stream(message.stream_id)?;
                             stream.close(now)?;
-
-                            self.ctx.event_outs.push_back(TaggedRTCEventInternal {
-                                now,
-                                event: RTCEventInternal::SCTPStreamClosed(
-                                    message.association_handle,
-                                    message.stream_id,
-                                ),
-                            });
+                            // Not closed yet: RFC 8831 §6.7 closes a data channel once both
+                            // ends have reset their outgoing stream. The association reports
+                            // the stream lost when the peer's reset comes (`AssociationLost`,
+                            // above), and that closes the channel. Announcing it now let the
+                            // application close the connection before the peer could reset
+                            // its stream, which a peer that does so at once (Pion) reports as
+                            // an error.
                         }
                         Message::DataChannelThreshold(data_channel_threshold) => {
                             is_dcep_internal_control_message = true;
