@@ -82,7 +82,12 @@ async def send(dc, path):
 async def main(role, mode, path, offer_path, answer_path):
     log_sctp_close()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.on("connectionstatechange", lambda: log(f"connection {pc.connectionState}"))
+    @pc.on("connectionstatechange")
+    def on_state():
+        log(f"connection {pc.connectionState}")
+        if pc.connectionState == "failed":
+            os._exit(1)
+
     opened = asyncio.get_running_loop().create_future()
     closed = asyncio.Event()
     parts = []

@@ -82,7 +82,10 @@ function receive(dc, done) {
 }
 
 const pc = new RTCPeerConnection({ iceServers: [] });
-pc.connectionStateChange.subscribe((s) => log(`connection ${s}`));
+pc.connectionStateChange.subscribe((s) => {
+  log(`connection ${s}`);
+  if (s === "failed") process.exit(1);
+});
 pc.sctpTransport?.sctp?.stateChanged?.connected?.subscribe?.(() => log("sctp connected"));
 
 const finished = new Promise((resolve) => {
