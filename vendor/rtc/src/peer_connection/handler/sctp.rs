@@ -173,9 +173,22 @@ impl<'a> SctpHandler<'a> {
                 ctx_pending.insert((ch, id));
                 return Ok(());
             }
-            let Some(chunks) = stream.read_sctp()? else {
-                ctx_pending.remove(&(ch, id));
-                return Ok(());
+            let chunks = match stream.read_sctp() {
+                Ok(Some(chunks)) => chunks,
+                Ok(None) => {
+                    ctx_pending.remove(&(ch, id));
+                    return Ok(());
+                }
+                // Reading a stream's last message can complete a reset the peer asked for
+                // (the association defers it until the stream is drained), which removes the
+                // stream. The messages read so far are kept: returning the error made the
+                // caller drop them, and with them the tail of a peer's data that closed its
+                // channel right after sending it. The stream's end follows as an event.
+                Err(Error::ErrStreamClosed) => {
+                    ctx_pending.remove(&(ch, id));
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             };
             // Reassemble straight into the delivered buffer: one copy instead of the
             // scratch-buffer round-trip (`max_len` preserves the max-message-size bound
