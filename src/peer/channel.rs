@@ -83,6 +83,9 @@ pub struct Channel {
     dc: Arc<dyn DataChannel>,
     state: watch::Receiver<PeerState>,
     drain: Arc<Drain>,
+    /// Set by the forwarder when the channel's close event comes: both ends have reset
+    /// their outgoing stream.
+    closed: watch::Receiver<bool>,
 }
 
 /// The channel's buffered-amount-low event as [`ChannelPort::drained_to`] uses it.
@@ -111,13 +114,28 @@ const EVENT_QUEUE: usize = 64;
 /// event then comes with the next release, but the bound costs nothing and rules out a stall.
 const DRAIN_RECHECK: Duration = Duration::from_millis(20);
 
-/// How long [`Channel::close`] waits.
-const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long the channel keeps delivering messages after its close event, counted from the
+/// close event or the last message after it.
+///
+/// webrtc 0.21's driver hands the application the core's events (`OnClose`) before the
+/// data-channel messages the same step produced, and leaves messages in the core while the
+/// channel's event queue is full: a peer that closes right after its last message (werift,
+/// aiortc, a browser; the close is a plain sender's end of stream) had its last messages
+/// overtaken by the close and dropped (16 KiB short in 3 of 16 werift runs on a loaded
+/// machine). The messages are already in the core when `OnClose` comes out, so they follow
+/// within a driver iteration, or the next one when the queue was full: the driver wakes for
+/// its next timer at the latest (ICE's 200 ms tick once connected).
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
+
+/// How long [`Channel::close`] waits for the channel to close: for our stream reset to be
+/// answered by the peer's (a round trip once the data is acknowledged), at most.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Channel {
     /// Starts forwarding the channel's events; returns the port and the event stream.
     ///
-    /// The forwarder ends after `Closed`/`PeerGone`, or when the receiver is dropped.
+    /// The forwarder ends after `Closed`/`PeerGone`. Once the event receiver is dropped it
+    /// drops the events, and keeps watching for the close that [`Channel::close`] waits for.
     pub(super) fn start(
         dc: Arc<dyn DataChannel>,
         mut state: watch::Receiver<PeerState>,
@@ -127,16 +145,37 @@ impl Channel {
         let poll_dc = dc.clone();
         let drain = Arc::new(Drain { low: Notify::new(), level: AtomicU32::new(0) });
         let on_low = drain.clone();
+        let (closed_tx, closed) = watch::channel(false);
         tokio::spawn(async move {
+            // Set by `OnClose`: the channel is closed, but messages that arrived before the
+            // close may still come (see `CLOSE_GRACE`). `Closed` is reported when it passes.
+            let mut closed_at: Option<tokio::time::Instant> = None;
+            let mut late = 0usize;
             loop {
+                let grace = async {
+                    match closed_at {
+                        Some(at) => tokio::time::sleep_until(at + CLOSE_GRACE).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let event = tokio::select! {
                     biased;
                     ev = poll_dc.poll() => match ev {
-                        Some(DataChannelEvent::OnMessage(msg)) if msg.is_string => {
-                            ChannelEvent::Text(String::from_utf8_lossy(&msg.data).into_owned())
-                        }
                         Some(DataChannelEvent::OnMessage(msg)) => {
-                            ChannelEvent::Binary(msg.data.freeze())
+                            if closed_at.is_some() {
+                                late += 1;
+                                closed_at = Some(tokio::time::Instant::now());
+                            }
+                            if msg.is_string {
+                                ChannelEvent::Text(String::from_utf8_lossy(&msg.data).into_owned())
+                            } else {
+                                ChannelEvent::Binary(msg.data.freeze())
+                            }
+                        }
+                        Some(DataChannelEvent::OnClose) if closed_at.is_none() => {
+                            closed_at = Some(tokio::time::Instant::now());
+                            closed_tx.send_replace(true);
+                            continue;
                         }
                         Some(DataChannelEvent::OnClose) | None => ChannelEvent::Closed,
                         Some(DataChannelEvent::OnBufferedAmountLow) => {
@@ -148,7 +187,15 @@ impl Channel {
                             continue;
                         }
                     },
-                    changed = state.changed() => {
+                    () = grace => {
+                        if late > 0 {
+                            tracing::debug!("{late} messages arrived after the channel's close event");
+                        }
+                        ChannelEvent::Closed
+                    }
+                    // Once the channel has closed, the connection ending too (the peer closes
+                    // it next) changes nothing: the grace still lets the last messages through.
+                    changed = state.changed(), if closed_at.is_none() => {
                         let now = *state.borrow_and_update();
                         match (changed, now) {
                             (Err(_), _) => ChannelEvent::PeerGone("the connection was dropped".into()),
@@ -166,24 +213,45 @@ impl Channel {
                     }
                 };
                 let last = matches!(event, ChannelEvent::Closed | ChannelEvent::PeerGone(_));
-                if tx.send(event).await.is_err() || last {
+                // A dropped receiver (the transfer is over) drops the event.
+                let _ = tx.send(event).await;
+                if last {
+                    closed_tx.send_replace(true);
                     break;
                 }
             }
         });
-        (Self { dc, state: state_for_port, drain }, rx)
+        (Self { dc, state: state_for_port, drain, closed }, rx)
     }
 
-    /// Closes the channel (best effort; the connection close that follows ends it anyway).
+    /// Closes the channel the way RFC 8831 §6.7 has it: resets our outgoing stream, then waits
+    /// until the peer has reset its own (the channel's close event, which the vendored rtc
+    /// reports only then), so that the connection close that follows does not cut the exchange
+    /// short. Before, the association was torn down within microseconds of our reset request,
+    /// and a peer answering it with its own found it gone (Pion: "sending reset packet in
+    /// non-established state").
     ///
-    /// Bounded: when the peer has vanished (killed, unplugged), webrtc-rs's close can wait
-    /// forever on a connection that will never answer, and the process would hang instead of
-    /// reporting the failure.
+    /// Bounded by [`CLOSE_TIMEOUT`], and over at once when the connection has failed or
+    /// closed: a peer that vanished (killed, unplugged) never answers, and the process would
+    /// hang instead of reporting the failure.
     pub async fn close(&self) {
-        match tokio::time::timeout(CLOSE_TIMEOUT, self.dc.close()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!("closing the data channel: {e}"),
-            Err(_) => tracing::debug!("closing the data channel timed out"),
+        let mut closed = self.closed.clone();
+        let mut state = self.state.clone();
+        let close = async {
+            if let Err(e) = self.dc.close().await {
+                tracing::debug!("closing the data channel: {e}");
+            }
+            tokio::select! {
+                _ = closed.wait_for(|c| *c) => tracing::debug!("the data channel closed"),
+                _ = state.wait_for(|s| matches!(s, PeerState::Failed | PeerState::Closed)) => {
+                    tracing::debug!("the connection ended before the data channel closed");
+                }
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+            tracing::debug!(
+                "the peer did not close its side of the data channel within {CLOSE_TIMEOUT:?}"
+            );
         }
     }
 }

@@ -335,7 +335,9 @@ fn test_assoc_create_new_stream() -> Result<()> {
     Ok(())
 }
 
-fn handle_init_test(name: &str, initial_state: AssociationState, expect_err: bool) {
+/// `expect_discard`: an INIT in a state past the handshake is discarded (no reply, state
+/// unchanged); upstream it was an error, which closes the association (patch 4).
+fn handle_init_test(name: &str, initial_state: AssociationState, expect_discard: bool) {
     let mut a = create_association(TransportConfig::default());
     a.set_state(initial_state);
     let pkt = Packet {
@@ -357,8 +359,11 @@ fn handle_init_test(name: &str, initial_state: AssociationState, expect_err: boo
     init.set_supported_extensions();
 
     let result = a.handle_init(&pkt, &init);
-    if expect_err {
-        assert!(result.is_err(), "{} should fail", name);
+    if expect_discard {
+        let reply =
+            result.unwrap_or_else(|e| panic!("{name}: an error closes the association: {e}"));
+        assert!(reply.is_empty(), "{} should be discarded", name);
+        assert_eq!(a.state(), initial_state, "{} changed the state", name);
         return;
     } else {
         assert!(result.is_ok(), "{} should be ok", name);

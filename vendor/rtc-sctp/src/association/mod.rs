@@ -1080,7 +1080,11 @@ impl Association {
         {
             // 5.2.2.  Unexpected INIT in States Other than CLOSED, COOKIE-ECHOED,
             //        COOKIE-WAIT, and SHUTDOWN-ACK-SENT
-            return Err(Error::ErrHandleInitState);
+            // A restart is not supported; the INIT (a late copy of the peer's colliding INIT,
+            // now that an initiating endpoint routes those here) is discarded. An error would
+            // close the association.
+            debug!("[{}] discarding an INIT in state '{}'", self.side, state);
+            return Ok(vec![]);
         }
 
         // Should we be setting any of these permanently until we've ACKed further?

@@ -3779,3 +3779,92 @@ fn test_abort_closes_both_sides() -> Result<()> {
     pair.client_conn_mut(client_ch).abort()?;
     Ok(())
 }
+
+/// Two endpoints that both initiate (`connect`) towards each other, as both ends of a WebRTC
+/// data channel may (usrsctp, dcSCTP and Pion always do): an endpoint given `server_config`
+/// also accepts, as an endpoint of WebRTC's DTLS server role does.
+fn simultaneous_open(
+    server_config: Option<ServerConfig>,
+) -> (Pair, AssociationHandle, AssociationHandle) {
+    let endpoint_config = Arc::new(EndpointConfig::default());
+    let a_addr = SocketAddr::new(
+        Ipv6Addr::LOCALHOST.into(),
+        CLIENT_PORTS.lock().unwrap().next().unwrap(),
+    );
+    let b_addr = SocketAddr::new(
+        Ipv6Addr::LOCALHOST.into(),
+        SERVER_PORTS.lock().unwrap().next().unwrap(),
+    );
+    let a = Endpoint::new(
+        a_addr,
+        TransportProtocol::UDP,
+        endpoint_config.clone(),
+        None,
+    );
+    let b = Endpoint::new(
+        b_addr,
+        TransportProtocol::UDP,
+        endpoint_config,
+        server_config.map(Arc::new),
+    );
+    let mut pair = Pair::new_from_endpoint(a, b, a_addr, b_addr);
+    let a_ch = pair.begin_connect(client_config());
+    let (b_ch, b_conn) = pair
+        .server
+        .connect(pair.time, client_config(), a_addr)
+        .unwrap();
+    pair.server.associations.insert(b_ch, b_conn);
+    pair.drive();
+    (pair, a_ch, b_ch)
+}
+
+fn assert_one_established_association(
+    pair: &mut Pair,
+    a_ch: AssociationHandle,
+    b_ch: AssociationHandle,
+) {
+    assert_eq!(
+        pair.client.associations.len(),
+        1,
+        "one association on the first endpoint"
+    );
+    assert_eq!(
+        pair.server.associations.len(),
+        1,
+        "one association on the second endpoint"
+    );
+    assert!(
+        pair.server.accepted.is_none(),
+        "the colliding INIT made a second association"
+    );
+    assert_matches!(pair.client_conn_mut(a_ch).poll(), Some(Event::Connected));
+    assert_matches!(pair.server_conn_mut(b_ch).poll(), Some(Event::Connected));
+    assert_eq!(
+        pair.client_conn_mut(a_ch).state(),
+        AssociationState::Established
+    );
+    assert_eq!(
+        pair.server_conn_mut(b_ch).state(),
+        AssociationState::Established
+    );
+}
+
+/// RFC 9260 §5.2.1: an INIT that arrives while the endpoint's own INIT is out goes to that
+/// association, which answers with an INIT ACK. Upstream an endpoint without a server config
+/// refused it, so two initiating endpoints never formed an association (werift and aiortc
+/// initiate from one side only, by a rule of their own, and met webrtc-rs initiating too).
+#[test]
+fn an_init_collision_forms_one_association() -> Result<()> {
+    let (mut pair, a_ch, b_ch) = simultaneous_open(None);
+    assert_one_established_association(&mut pair, a_ch, b_ch);
+    establish_session_pair(&mut pair, a_ch, b_ch, 0)
+}
+
+/// The same with an endpoint that also accepts: upstream it took the peer's INIT for a second
+/// association beside the one it initiated.
+#[test]
+fn an_init_collision_on_an_accepting_endpoint_forms_one_association() -> Result<()> {
+    let (mut pair, a_ch, b_ch) = simultaneous_open(Some(server_config()));
+    assert_one_established_association(&mut pair, a_ch, b_ch);
+    establish_session_pair(&mut pair, a_ch, b_ch, 0)
+}

@@ -136,7 +136,10 @@ impl Endpoint {
             //TODO: improve INIT handling for DoS attack
             if partial_decode.first_chunk_type == CT_INIT {
                 if let Some(dst_cid) = partial_decode.initiate_tag {
-                    self.association_ids.get(&dst_cid).cloned()
+                    self.association_ids
+                        .get(&dst_cid)
+                        .cloned()
+                        .or_else(|| self.initiated_association_with(remote))
                 } else {
                     None
                 }
@@ -189,7 +192,22 @@ impl Endpoint {
 
         let (ch, conn) =
             self.add_association(remote_aid, local_aid, remote, now, None, config.transport);
+        self.associations[ch].initiated = true;
         Ok((ch, conn))
+    }
+
+    /// The association this endpoint initiated (`connect`) towards `remote`, if any.
+    ///
+    /// An INIT from `remote` while it exists is an INIT collision (both ends initiated at
+    /// once, as WebRTC peers do): RFC 9260 §5.2.1 has the association that sent its own INIT
+    /// answer it with an INIT ACK carrying its own tag, so both ends end up in one association.
+    /// Without this the INIT was taken for a new association: refused by an endpoint without a
+    /// server config, or accepted as a second association by one with it.
+    fn initiated_association_with(&self, remote: SocketAddr) -> Option<AssociationHandle> {
+        self.associations
+            .iter()
+            .find(|(_, meta)| meta.initiated && meta.initial_remote == remote)
+            .map(|(id, _)| AssociationHandle(id))
     }
 
     fn new_aid(&mut self) -> AssociationId {
@@ -288,6 +306,7 @@ impl Endpoint {
             cids_issued: 0,
             loc_cids: iter::once((0, local_aid)).collect(),
             initial_remote: remote_addr,
+            initiated: false,
         });
 
         let ch = AssociationHandle(id);
@@ -323,6 +342,8 @@ pub(crate) struct AssociationMeta {
     /// Only needed to support associations with zero-length AIDs, which cannot migrate, so we don't
     /// bother keeping it up to date.
     initial_remote: SocketAddr,
+    /// Whether this endpoint sent the INIT (`connect`) rather than answered one.
+    initiated: bool,
 }
 
 /// Internal identifier for an `Association` currently associated with an endpoint
