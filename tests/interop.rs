@@ -108,7 +108,9 @@ fn transfer(stack: Stack, roles: Roles) -> Option<String> {
     }
     ours.args(LOOPBACK);
     let (ours_in, ours_out) = if roles.dcsend_offers {
-        ours.arg("--offer");
+        // A plain peer reads Pion's token form, not dcsend's compact one (docs/tokens.md);
+        // answering, dcsend answers in the form the offer came in, with no flag.
+        ours.arg("--offer").arg("--long-token");
         (&tokens.answer, &tokens.offer)
     } else {
         ours.arg("--answer");
