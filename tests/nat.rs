@@ -368,6 +368,16 @@ fn symmetric_symmetric_turn_relayed() {
     assert!(is_relay(&o.path), "a relayed path was expected, got {:?}", o.path);
 }
 
+/// Two cone NATs with `--turn` alone: coturn also answers STUN Binding requests on its
+/// port, so the TURN server doubles as a STUN server and the pair goes direct, not through
+/// the relay.
+fn cone_cone_turn_alone_direct() {
+    let Some(lab) = lab("cone-cone turn", [Nat::Cone; 2], Routes::Default) else { return };
+    let o = transfer(&lab, &turn_flags(), true);
+    report("cone-cone --turn", &o);
+    assert!(!is_relay(&o.path), "a direct path was expected, got {:?}", o.path);
+}
+
 /// Homes that cannot route to each other's private address: ICE's checks to the peer's host
 /// candidate fail with ENETUNREACH on every try, which is normal and must not reach the
 /// terminal at the default verbosity (webrtc-rs logs each one at ERROR); the transfer goes
@@ -387,6 +397,7 @@ fn unroutable_pairs_stay_quiet() {
 
 skippable_tests!(
     cone_cone_stun_direct,
+    cone_cone_turn_alone_direct,
     symmetric_cone_turn_relayed,
     symmetric_symmetric_turn_relayed,
     unroutable_pairs_stay_quiet,

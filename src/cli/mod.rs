@@ -575,7 +575,10 @@ pub struct ConnectArgs {
     /// TURN server, e.g. turn:turn.example.org:3478 (repeatable).
     ///
     /// Credentials come from --turn-user (or DCSEND_TURN_USER) and DCSEND_TURN_PASSWORD or
-    /// --turn-password-file, never from a command-line password.
+    /// --turn-password-file, never from a command-line password. The server of a turn: URL
+    /// over UDP is also asked for the public address (as a STUN server, which every TURN
+    /// server is), so peers behind ordinary NATs still get a direct path; the relay is for
+    /// when none works (or always, with --relay-only).
     #[arg(long, value_name = "URL", env = "DCSEND_TURN", value_delimiter = ',')]
     pub turn: Vec<String>,
 
