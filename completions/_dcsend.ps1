@@ -145,6 +145,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
         }
         'dcsend;signal' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 = any free port)')
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'Also answer STUN Binding requests on this UDP address (repeatable)')
             [CompletionResult]::new('--room-ttl', '--room-ttl', [CompletionResultType]::ParameterName, 'A room with no request from either peer for this long expires')
             [CompletionResult]::new('--max-rooms', '--max-rooms', [CompletionResultType]::ParameterName, 'Rooms open at once, over all clients')
             [CompletionResult]::new('--max-rooms-per-client', '--max-rooms-per-client', [CompletionResultType]::ParameterName, 'Rooms open at once that one client network created')

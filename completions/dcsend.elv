@@ -138,6 +138,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         }
         &'dcsend;signal'= {
             cand --listen 'Address to listen on (port 0 = any free port)'
+            cand --stun 'Also answer STUN Binding requests on this UDP address (repeatable)'
             cand --room-ttl 'A room with no request from either peer for this long expires'
             cand --max-rooms 'Rooms open at once, over all clients'
             cand --max-rooms-per-client 'Rooms open at once that one client network created'

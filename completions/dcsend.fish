@@ -129,6 +129,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s q -l quiet -d 'S
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Address to listen on (port 0 = any free port)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l stun -d 'Also answer STUN Binding requests on this UDP address (repeatable)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client network created' -r

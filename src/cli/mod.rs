@@ -450,6 +450,15 @@ pub struct SignalArgs {
     )]
     pub listen: std::net::SocketAddr,
 
+    /// Also answer STUN Binding requests on this UDP address (repeatable).
+    ///
+    /// Peers behind a NAT learn their public address from it (`--stun stun:HOST:PORT` on
+    /// their side). Each source IP gets at most 20 answers a second. Two ports let
+    /// `dcsend doctor --stun stun:HOST:P1 --stun stun:HOST:P2` see whether a NAT keeps one
+    /// public port for two destinations.
+    #[arg(long, value_name = "ADDR", env = "DCSEND_SIGNAL_STUN", value_delimiter = ',')]
+    pub stun: Vec<std::net::SocketAddr>,
+
     /// A room with no request from either peer for this long expires.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = config::parse_duration_arg)]
     pub room_ttl: std::time::Duration,

@@ -6,6 +6,7 @@
 //!   sealing, `rendezvous` the authenticated exchange over any [`rendezvous::Mailbox`],
 //!   `client` the HTTP mailbox, `rooms` the server's pure room table and `server` the axum app
 //!   around it (`dcsend signal`). The protocol is in `docs/signaling.md`.
+//! - `stun`: the server's STUN Binding responder (`dcsend signal --stun ADDR`).
 
 pub mod client;
 pub mod codec;
@@ -15,4 +16,5 @@ pub mod rendezvous;
 pub mod rooms;
 pub mod seal;
 pub mod server;
+pub mod stun;
 pub mod url;
