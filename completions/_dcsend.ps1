@@ -54,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
             [CompletionResult]::new('signal', 'signal', [CompletionResultType]::ParameterValue, 'Run the signaling server that `--peer URL` connects through')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what this machine''s network allows: public address, NAT type, TURN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -165,6 +166,17 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'dcsend;doctor' {
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server to ask for this machine''s public address (repeatable)')
+            [CompletionResult]::new('--turn', '--turn', [CompletionResultType]::ParameterName, 'TURN server to ask for an allocation (repeatable); credentials as for sending')
+            [CompletionResult]::new('--turn-user', '--turn-user', [CompletionResultType]::ParameterName, 'TURN user name')
+            [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to probe from [default: 0.0.0.0:0]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the findings as one JSON object on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'dcsend;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -180,6 +192,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
             [CompletionResult]::new('signal', 'signal', [CompletionResultType]::ParameterValue, 'Run the signaling server that `--peer URL` connects through')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what this machine''s network allows: public address, NAT type, TURN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -195,6 +208,9 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;help;signal' {
+            break
+        }
+        'dcsend;help;doctor' {
             break
         }
         'dcsend;help;completions' {

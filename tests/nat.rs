@@ -395,7 +395,66 @@ fn unroutable_pairs_stay_quiet() {
     }
 }
 
+/// `dcsend signal` in the public namespace answering STUN on two ports (3479, 3480).
+fn stun_responder(lab: &Lab) -> Proc {
+    let mut cmd = in_ns(&lab.ns[PUB], env!("CARGO_BIN_EXE_dcsend"));
+    scrub_env(&mut cmd);
+    cmd.args(["signal", "--listen", "10.0.0.1:0", "--stun", "10.0.0.1:3479"]);
+    cmd.args(["--stun", "10.0.0.1:3480"]).stdin(Stdio::null());
+    let proc = Proc::spawn("signal", cmd, lab.dir.path());
+    wait_until(Duration::from_secs(15), "dcsend signal listening", || {
+        proc.stderr_text().contains("listening on http://")
+    });
+    proc
+}
+
+/// `dcsend doctor --json` in home a, asking the responder on both ports and coturn for an
+/// allocation; its report.
+fn doctor(lab: &Lab) -> serde_json::Value {
+    let mut cmd = in_ns(&lab.ns[HA], env!("CARGO_BIN_EXE_dcsend"));
+    scrub_env(&mut cmd);
+    cmd.args(["doctor", "--stun", "stun:10.0.0.1:3479", "--stun", "stun:10.0.0.1:3480"]);
+    cmd.args(turn_flags()).arg("--json");
+    cmd.env("DCSEND_TURN_PASSWORD", TURN_PASSWORD).stdin(Stdio::null());
+    let mut proc = Proc::spawn("doctor", cmd, lab.dir.path());
+    proc.expect_code(0, Duration::from_secs(30));
+    let text = proc.stdout_text();
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("doctor's JSON: {e}: {text}"));
+    eprintln!("nat doctor: {report}");
+    for s in report["stun"].as_array().unwrap() {
+        // The home's router's public address, whatever the port.
+        assert!(s["mapped"].as_str().unwrap().starts_with("10.0.0.2:"), "{s}");
+        assert!(s["rtt_ms"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    assert_eq!(report["turn"][0]["allocates"], true, "coturn allocates: {report}");
+    let candidates = report["candidates"].as_array().unwrap();
+    assert!(candidates.iter().any(|c| c.as_str().unwrap().starts_with("host 192.168.1.2:")));
+    report
+}
+
+/// Behind a cone NAT the two ports see one public port: "direct connections are likely".
+fn doctor_behind_a_cone_nat_expects_direct() {
+    let Some(lab) = lab("doctor cone", [Nat::Cone; 2], Routes::Default) else { return };
+    let _signal = stun_responder(&lab);
+    let report = doctor(&lab);
+    assert_eq!(report["mapping"], "endpoint-independent", "{report}");
+    assert_eq!(report["verdict"], "direct connections are likely", "{report}");
+}
+
+/// Behind a symmetric NAT each port sees another public port: a relay will be needed.
+fn doctor_behind_a_symmetric_nat_expects_a_relay() {
+    let Some(lab) = lab("doctor symmetric", [Nat::Symmetric; 2], Routes::Default) else { return };
+    let _signal = stun_responder(&lab);
+    let report = doctor(&lab);
+    assert_eq!(report["mapping"], "endpoint-dependent", "{report}");
+    assert_eq!(report["outlook"], "relay-needed", "{report}");
+    assert!(report["verdict"].as_str().unwrap().starts_with("a relay will be needed"));
+}
+
 skippable_tests!(
+    doctor_behind_a_cone_nat_expects_direct,
+    doctor_behind_a_symmetric_nat_expects_a_relay,
     cone_cone_stun_direct,
     cone_cone_turn_alone_direct,
     symmetric_cone_turn_relayed,

@@ -131,7 +131,9 @@ impl Cli {
                 };
                 (filter, a.log_format == LogFormat::Json)
             }
-            Some(Command::Completions(_) | Command::Man(_)) => (transfer(0), false),
+            Some(Command::Completions(_) | Command::Man(_) | Command::Doctor(_)) => {
+                (transfer(0), false)
+            }
         }
     }
 }
@@ -148,6 +150,7 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
         Some("recv") => Some(RECV_EXAMPLES),
         Some("bench") => Some(BENCH_EXAMPLES),
         Some("signal") => Some(SIGNAL_EXAMPLES),
+        Some("doctor") => Some(DOCTOR_EXAMPLES),
         Some("completions") => Some(COMPLETIONS_EXAMPLES),
         _ => None,
     }
@@ -200,12 +203,22 @@ pub enum Command {
     /// Run the signaling server that `--peer URL` connects through.
     #[command(after_long_help = long_help(Some("signal")))]
     Signal(SignalArgs),
+    /// Check what this machine's network allows: public address, NAT type, TURN.
+    #[command(after_long_help = long_help(Some("doctor")))]
+    Doctor(DoctorArgs),
     /// Print a shell completion script to stdout.
     #[command(after_long_help = long_help(Some("completions")))]
     Completions(CompletionsArgs),
     /// Write man pages (dcsend.1 and one per subcommand) into a folder.
     Man(ManArgs),
 }
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  dcsend doctor --stun stun:stun.example.org:3478 --stun stun:stun.example.org:3479
+  dcsend doctor --stun stun:a.example.org --stun stun:b.example.org --json
+  DCSEND_TURN_PASSWORD=... dcsend doctor --stun stun:a.example.org \\
+      --turn turn:relay.example.org:3478 --turn-user alice";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
@@ -405,6 +418,38 @@ pub struct BenchArgs {
 pub enum Baseline {
     /// A TCP connection over 127.0.0.1.
     Tcp,
+}
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// STUN server to ask for this machine's public address (repeatable).
+    ///
+    /// Two servers, or one server on two ports (`dcsend signal --stun 0.0.0.0:3478 --stun 0.0.0.0:3479`),
+    /// show whether the NAT keeps one public port for two destinations, which is what
+    /// decides whether two peers behind NATs can connect directly.
+    #[arg(long, value_name = "URL", env = "DCSEND_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+
+    /// TURN server to ask for an allocation (repeatable); credentials as for sending.
+    #[arg(long, value_name = "URL", env = "DCSEND_TURN", value_delimiter = ',')]
+    pub turn: Vec<String>,
+
+    /// TURN user name.
+    #[arg(long, value_name = "USER", env = "DCSEND_TURN_USER")]
+    pub turn_user: Option<String>,
+
+    /// File holding the TURN password (else DCSEND_TURN_PASSWORD is used).
+    #[arg(long, value_name = "PATH", env = "DCSEND_TURN_PASSWORD_FILE")]
+    pub turn_password_file: Option<PathBuf>,
+
+    /// Local UDP address to probe from [default: 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
+
+    /// Print the findings as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `completions`.

@@ -6,6 +6,7 @@
 //! [`SessionDesc`], the channel as [`Channel`] + [`ChannelEvent`].
 
 mod channel;
+pub mod doctor;
 pub mod path;
 mod runtime;
 pub mod turn_probe;
