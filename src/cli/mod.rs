@@ -106,12 +106,10 @@ impl Cli {
     /// The default log filter of whichever subcommand runs (`RUST_LOG` replaces it), and
     /// whether log lines are JSON.
     pub fn log_settings(&self) -> (&'static str, bool) {
-        // webrtc-rs's peer-connection driver logs every failed send at ERROR ("Failed to write
-        // packet ... Network is unreachable", one line per unroutable candidate pair per
-        // check): ICE failing single pairs is normal, and dcsend reports a connection that
-        // fails as a whole itself. Those lines show from -v on (or with RUST_LOG).
+        // At the default, other crates log errors only, and `logging::init` also hides the
+        // ICE errors that are no error (`peer::QUIET_LOG_DIRECTIVES`).
         let transfer = |verbose: u8| match verbose {
-            0 => "dcsend=warn,webrtc::peer_connection::driver=off,error",
+            0 => "dcsend=warn,error",
             1 => "dcsend=info,warn",
             2 => "dcsend=debug,info",
             _ => "trace",

@@ -15,11 +15,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter, Message, Setter, TransactionId};
-use rtc_stun::xoraddr::XorMappedAddress;
 use serde::Serialize;
 use tokio::net::UdpSocket;
 
+use super::stun::{binding_request, mapped_address};
 use super::turn_probe::{self, Credentials, Verdict as TurnVerdict};
 use super::{IceConfig, Peer, PeerOptions};
 
@@ -164,27 +163,20 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 
 /// One Binding request from `sock` to `server`, retransmitted; the mapped address and RTT.
 async fn binding(sock: &UdpSocket, server: SocketAddr) -> Option<(SocketAddr, Duration)> {
-    let mut req = Message::new();
-    let setters: [Box<dyn Setter>; 2] = [Box::new(TransactionId::new()), Box::new(BINDING_REQUEST)];
-    req.build(&setters).ok()?;
+    let (id, req) = binding_request();
     let start = tokio::time::Instant::now();
     let mut buf = vec![0u8; 1500];
     for i in 0..RETRANSMIT_AT.len() - 1 {
         tokio::time::sleep_until(start + RETRANSMIT_AT[i]).await;
         let sent = tokio::time::Instant::now();
-        sock.send_to(&req.raw, server).await.ok()?;
+        sock.send_to(&req, server).await.ok()?;
         let until = start + RETRANSMIT_AT[i + 1];
         while let Ok(Ok((n, from))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await
         {
-            let mut resp = Message::new();
-            resp.raw = buf[..n].to_vec();
-            if from != server || resp.decode().is_err() {
-                continue;
-            }
-            if resp.transaction_id == req.transaction_id && resp.typ == BINDING_SUCCESS {
-                let mut mapped = XorMappedAddress::default();
-                mapped.get_from(&resp).ok()?;
-                return Some((SocketAddr::new(mapped.ip, mapped.port), sent.elapsed()));
+            if from == server
+                && let Some(mapped) = mapped_address(&buf[..n], id)
+            {
+                return Some((mapped, sent.elapsed()));
             }
         }
     }

@@ -9,6 +9,7 @@ mod channel;
 pub mod doctor;
 pub mod path;
 mod runtime;
+pub mod stun;
 pub mod turn_probe;
 
 use std::net::SocketAddr;
@@ -194,6 +195,13 @@ fn hint_capped_window(asked: usize, granted: usize, window: usize) {
         );
     });
 }
+
+/// Log filter directives for webrtc-rs messages that are no error to a user, added to the
+/// default filter (`logging::init`; -v and RUST_LOG show them). The peer-connection driver
+/// logs every failed send at ERROR ("Failed to write packet ... Network is unreachable"),
+/// one line per unroutable candidate pair per check: ICE failing single pairs is normal, and
+/// a connection that fails as a whole is reported by dcsend itself.
+pub const QUIET_LOG_DIRECTIVES: &[&str] = &["webrtc::peer_connection::driver=off"];
 
 /// How long ICE gathering may take. Host candidates take milliseconds; STUN/TURN may
 /// need a round trip or two.

@@ -3,47 +3,25 @@
 //! peer behind a NAT learns its public mapping (a server-reflexive candidate). Nothing else:
 //! no authentication, no TURN, no state beyond the rate limit.
 //!
-//! [`answer`] is pure (request bytes and source in, response bytes out); [`RateLimit`] is a
-//! pure token bucket per source IP; [`serve`] is the loop around UDP sockets. Messages are
-//! built and parsed with `rtc-stun`, the STUN code webrtc-rs itself runs.
+//! The message is `peer::stun::answer` (pure, built with `rtc-stun`, which only `peer`
+//! imports); [`RateLimit`] is a pure token bucket per source IP; [`serve`] is the loop around
+//! UDP sockets.
 //!
 //! A response is barely larger than its request (32 + 8 bytes of FINGERPRINT against at
 //! least 20), and each source IP gets at most [`RateLimit::per_second`] answers a second, so
 //! a spoofed source cannot turn the responder into much of an amplifier.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use rtc_stun::fingerprint::FINGERPRINT;
-use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
-use rtc_stun::xoraddr::XorMappedAddress;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
+use crate::peer::stun::answer;
+
 /// The largest datagram read; a Binding request is 20 bytes plus a few attributes.
 const MAX_DATAGRAM: usize = 1500;
-
-/// The response to `request` from `from`, or `None` when `request` is not a well-formed
-/// STUN Binding request (responses, indications, other methods and noise get no answer).
-pub fn answer(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-    let mut req = Message::new();
-    req.raw = request.to_vec();
-    req.decode().ok()?;
-    if req.typ != BINDING_REQUEST {
-        return None;
-    }
-    let mapped = XorMappedAddress { ip: from.ip(), port: from.port() };
-    let setters: [Box<dyn Setter>; 4] = [
-        Box::new(req.transaction_id),
-        Box::new(BINDING_SUCCESS),
-        Box::new(mapped),
-        Box::new(FINGERPRINT),
-    ];
-    let mut resp = Message::new();
-    resp.build(&setters).ok()?;
-    Some(resp.raw)
-}
 
 /// At most `per_second` answers a second to each source IP, in bursts of up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,57 +128,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc_stun::message::{Getter, TransactionId};
-
-    fn binding_request() -> Message {
-        let mut m = Message::new();
-        let setters: [Box<dyn Setter>; 2] =
-            [Box::new(TransactionId::new()), Box::new(BINDING_REQUEST)];
-        m.build(&setters).unwrap();
-        m
-    }
-
-    fn decode(raw: &[u8]) -> Message {
-        let mut m = Message::new();
-        m.raw = raw.to_vec();
-        m.decode().unwrap();
-        m
-    }
-
-    #[test]
-    fn a_binding_request_is_answered_with_the_source_address() {
-        for from in ["203.0.113.7:40000", "[2001:db8::1]:3478"] {
-            let from: SocketAddr = from.parse().unwrap();
-            let req = binding_request();
-            let resp = decode(&answer(&req.raw, from).unwrap());
-            assert_eq!(resp.typ, BINDING_SUCCESS);
-            assert_eq!(resp.transaction_id, req.transaction_id);
-            let mut mapped = XorMappedAddress::default();
-            mapped.get_from(&resp).unwrap();
-            assert_eq!(SocketAddr::new(mapped.ip, mapped.port), from);
-            FINGERPRINT.check(&resp).unwrap();
-        }
-    }
-
-    #[test]
-    fn anything_else_gets_no_answer() {
-        let from: SocketAddr = "192.0.2.1:1".parse().unwrap();
-        let req = binding_request();
-        let resp = answer(&req.raw, from).unwrap();
-        assert_eq!(answer(&resp, from), None, "a response is not answered (no loops)");
-        assert_eq!(answer(b"", from), None);
-        assert_eq!(answer(&[0u8; 19], from), None);
-        assert_eq!(answer(&req.raw[..19], from), None);
-        assert_eq!(answer(b"GET / HTTP/1.1\r\n\r\n", from), None);
-        let mut other = Message::new();
-        let alloc = rtc_stun::message::MessageType::new(
-            rtc_stun::message::METHOD_ALLOCATE,
-            rtc_stun::message::CLASS_REQUEST,
-        );
-        let setters: [Box<dyn Setter>; 2] = [Box::new(TransactionId::new()), Box::new(alloc)];
-        other.build(&setters).unwrap();
-        assert_eq!(answer(&other.raw, from), None, "not a TURN server");
-    }
+    use crate::peer::stun::{binding_request, mapped_address};
 
     #[test]
     fn each_source_gets_its_burst_then_its_rate() {
@@ -229,35 +157,31 @@ mod tests {
         let task = tokio::spawn(serve(vec![server], config, cancel.clone()));
 
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let me = client.local_addr().unwrap();
         // Ten requests at once: the burst (3) is answered, the rest dropped.
         let mut ids = Vec::new();
         for _ in 0..10 {
-            let req = binding_request();
-            client.send_to(&req.raw, addr).await.unwrap();
-            ids.push(req.transaction_id);
+            let (id, req) = binding_request();
+            client.send_to(&req, addr).await.unwrap();
+            ids.push(id);
         }
         let mut buf = [0u8; 1500];
-        let mut answered = Vec::new();
+        let mut answered = 0;
         while let Ok(Ok((n, from))) = tokio::time::timeout(WAIT, client.recv_from(&mut buf)).await {
             assert_eq!(from, addr);
-            let resp = decode(&buf[..n]);
-            assert!(ids.contains(&resp.transaction_id), "an answer to a request we sent");
-            let mut mapped = XorMappedAddress::default();
-            mapped.get_from(&resp).unwrap();
-            assert_eq!(SocketAddr::new(mapped.ip, mapped.port), client.local_addr().unwrap());
-            answered.push(resp.transaction_id);
+            let mapped = ids.iter().find_map(|id| mapped_address(&buf[..n], *id));
+            assert_eq!(mapped, Some(me), "an answer to one of our requests, with our address");
+            answered += 1;
         }
         // A token more if sending the ten took a second on a loaded machine.
-        assert!((3..=4).contains(&answered.len()), "{} of 10 answered", answered.len());
+        assert!((3..=4).contains(&answered), "{answered} of 10 answered");
         // A second later there is a token again.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let req = binding_request();
-        client.send_to(&req.raw, addr).await.unwrap();
-        let (n, _) = tokio::time::timeout(WAIT, client.recv_from(&mut buf))
-            .await
-            .expect("answered after a second")
-            .unwrap();
-        assert_eq!(decode(&buf[..n]).transaction_id, req.transaction_id);
+        let (id, req) = binding_request();
+        client.send_to(&req, addr).await.unwrap();
+        let got = tokio::time::timeout(WAIT, client.recv_from(&mut buf)).await;
+        let (n, _) = got.expect("answered after a second").unwrap();
+        assert_eq!(mapped_address(&buf[..n], id), Some(me));
         cancel.cancel();
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
     }
