@@ -35,6 +35,8 @@
 //! one coturn's first send to a peer's private address fails (ENETUNREACH) and coturn then
 //! relays nothing more on that allocation.
 //!
+//! One case needs none of this: `dcsend signal --stun` and `dcsend doctor` on loopback.
+//!
 //! Needs root, `ip`, `nft` (Debian: iproute2, nftables) and `turnserver` (coturn). Where any
 //! is missing each test counts as ignored, with the reason; `DCSEND_TEST_REQUIRE_NAT=1`
 //! turns that skip into a failure.
@@ -461,7 +463,50 @@ fn doctor_behind_a_symmetric_nat_expects_a_relay() {
     assert!(report["verdict"].as_str().unwrap().starts_with("a relay will be needed"));
 }
 
+/// On loopback, no root needed: `dcsend signal --stun` on two ports answers a real UDP client
+/// with its address, and `dcsend doctor --json` bound to 127.0.0.1 finds no NAT.
+fn signal_answers_stun_and_doctor_sees_no_nat_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcsend();
+    cmd.args(["signal", "--listen", "127.0.0.1:0", "--stun", "127.0.0.1:0"]);
+    cmd.args(["--stun", "127.0.0.1:0"]).stdin(Stdio::null());
+    let signal = Proc::spawn("signal", cmd, dir.path());
+    wait_until(Duration::from_secs(15), "dcsend signal listening", || {
+        signal.stderr_text().contains("listening on http://")
+    });
+    let ports: Vec<std::net::SocketAddr> = signal
+        .stderr_lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("answering STUN on udp://"))
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 2, "{}", signal.stderr_text());
+
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let (id, req) = dcsend::peer::stun::binding_request();
+    client.send_to(&req, ports[0]).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = client.recv_from(&mut buf).expect("an answer");
+    assert_eq!(from, ports[0]);
+    let mapped = dcsend::peer::stun::mapped_address(&buf[..n], id);
+    assert_eq!(mapped, Some(client.local_addr().unwrap()));
+
+    let mut cmd = dcsend();
+    cmd.args(["doctor", "--bind", "127.0.0.1:0", "--json"]);
+    for p in &ports {
+        cmd.arg("--stun").arg(format!("stun:{p}"));
+    }
+    let mut doctor = Proc::spawn("doctor", cmd, dir.path());
+    doctor.expect_code(0, Duration::from_secs(30));
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout_text()).unwrap();
+    assert_eq!(report["mapping"], "no-nat", "{report}");
+    assert_eq!(report["verdict"], "direct connections are likely", "{report}");
+    assert!(report["stun"].as_array().unwrap().iter().all(|s| s["rtt_ms"].as_f64().is_some()));
+}
+
 skippable_tests!(
+    signal_answers_stun_and_doctor_sees_no_nat_on_loopback,
     doctor_behind_a_cone_nat_expects_direct,
     doctor_behind_a_symmetric_nat_expects_a_relay,
     cone_cone_stun_direct,
