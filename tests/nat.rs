@@ -503,6 +503,22 @@ fn signal_answers_stun_and_doctor_sees_no_nat_on_loopback() {
     assert_eq!(report["mapping"], "no-nat", "{report}");
     assert_eq!(report["verdict"], "direct connections are likely", "{report}");
     assert!(report["stun"].as_array().unwrap().iter().all(|s| s["rtt_ms"].as_f64().is_some()));
+    assert_eq!(report["gathering_error"], serde_json::Value::Null);
+
+    // A STUN server that never answers (a port nobody listens on) makes webrtc-rs give up
+    // gathering after 10 s: doctor still reports, naming it, with the host candidates.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent = format!("stun:{}", silent.local_addr().unwrap());
+    let mut cmd = dcsend();
+    cmd.args(["doctor", "--bind", "127.0.0.1:0", "--json", "--stun", &silent]);
+    cmd.arg("--stun").arg(format!("stun:{}", ports[0]));
+    let mut doctor = Proc::spawn("doctor-silent", cmd, dir.path());
+    doctor.expect_code(0, Duration::from_secs(60));
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout_text()).unwrap();
+    assert!(report["stun"][0]["error"].is_string(), "{report}");
+    assert!(report["stun"][1]["mapped"].is_string(), "{report}");
+    assert!(report["gathering_error"].as_str().unwrap().contains(&silent), "{report}");
+    assert!(report["candidates"][0].as_str().unwrap().starts_with("host 127.0.0.1:"));
 }
 
 skippable_tests!(

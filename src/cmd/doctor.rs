@@ -43,7 +43,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         socket_buffer_bytes: 0,
         liveness_timeout: Duration::from_secs(10),
     };
-    let report = doctor::examine(&opts).await.context("gathering local candidates")?;
+    let report = doctor::examine(&opts).await.context("gathering host candidates")?;
     if args.json {
         println!("{}", serde_json::to_string(&report).context("encoding the report")?);
     } else {
@@ -61,6 +61,11 @@ fn render(r: &Report) -> String {
     }
     for c in &r.candidates {
         out.push_str(&format!("  {c}\n"));
+    }
+    if let Some(e) = &r.gathering_error {
+        out.push_str(&format!(
+            "  (host candidates only: gathering with the servers failed: {e})\n"
+        ));
     }
     for s in &r.stun {
         match (s.mapped, s.rtt_ms) {

@@ -103,8 +103,11 @@ impl Outlook {
 /// Everything doctor found; serialises as its `--json` output.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Candidates ICE would offer, as `kind address` (`host 192.168.1.2:40000`).
+    /// Candidates ICE would offer, as `kind address` (`host 192.168.1.2:40000`); only the
+    /// host ones when gathering with the servers failed.
     pub candidates: Vec<String>,
+    /// Why gathering with the servers failed, when it did.
+    pub gathering_error: Option<String>,
     /// The STUN answers, in the order given.
     pub stun: Vec<StunAnswer>,
     /// The NAT's mapping behaviour.
@@ -288,8 +291,18 @@ pub async fn examine(opts: &PeerOptions) -> Result<Report, super::PeerError> {
         tokio::join!(ask_stun(bind, &opts.ice), ask_turn(&opts.ice), candidates(opts));
     let mapping = mapping(local, &stun);
     let outlook = verdict(mapping, &turn);
+    // A server that does not answer stops the gathering (webrtc-rs gives up on all of it):
+    // the probes above say which; list at least the host candidates.
+    let (candidates, gathering_error) = match candidates {
+        Ok(found) => (found, None),
+        Err(e) => {
+            let bare = PeerOptions { ice: IceConfig::default(), ..opts.clone() };
+            (self::candidates(&bare).await?, Some(e.to_string()))
+        }
+    };
     Ok(Report {
-        candidates: candidates?,
+        candidates,
+        gathering_error,
         stun,
         mapping,
         turn,
