@@ -57,6 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
             [CompletionResult]::new('signal', 'signal', [CompletionResultType]::ParameterValue, 'Run the signaling server that `--peer URL` connects through')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what this machine''s network allows: public address, NAT type, TURN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -154,6 +155,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
         'dcsend;signal' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 = any free port)')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep rooms in Redis (redis://HOST:PORT/DB) instead of this process''s memory')
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'Also answer STUN Binding requests on this UDP address (repeatable)')
             [CompletionResult]::new('--room-ttl', '--room-ttl', [CompletionResultType]::ParameterName, 'A room with no request from either peer for this long expires')
             [CompletionResult]::new('--max-rooms', '--max-rooms', [CompletionResultType]::ParameterName, 'Rooms open at once, over all clients')
             [CompletionResult]::new('--max-rooms-per-client', '--max-rooms-per-client', [CompletionResultType]::ParameterName, 'Rooms open at once that one client network created')
@@ -173,6 +175,17 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'dcsend;doctor' {
+            [CompletionResult]::new('--stun', '--stun', [CompletionResultType]::ParameterName, 'STUN server to ask for this machine''s public address (repeatable)')
+            [CompletionResult]::new('--turn', '--turn', [CompletionResultType]::ParameterName, 'TURN server to ask for an allocation (repeatable); credentials as for sending')
+            [CompletionResult]::new('--turn-user', '--turn-user', [CompletionResultType]::ParameterName, 'TURN user name')
+            [CompletionResult]::new('--turn-password-file', '--turn-password-file', [CompletionResultType]::ParameterName, 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Local UDP address to probe from [default: 0.0.0.0:0]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the findings as one JSON object on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'dcsend;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -188,6 +201,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive into stdout, a file or a folder')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes')
             [CompletionResult]::new('signal', 'signal', [CompletionResultType]::ParameterValue, 'Run the signaling server that `--peer URL` connects through')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what this machine''s network allows: public address, NAT type, TURN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (dcsend.1 and one per subcommand) into a folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -203,6 +217,9 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             break
         }
         'dcsend;help;signal' {
+            break
+        }
+        'dcsend;help;doctor' {
             break
         }
         'dcsend;help;completions' {

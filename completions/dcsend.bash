@@ -22,6 +22,9 @@ _dcsend() {
             dcsend,completions)
                 cmd="dcsend__subcmd__completions"
                 ;;
+            dcsend,doctor)
+                cmd="dcsend__subcmd__doctor"
+                ;;
             dcsend,help)
                 cmd="dcsend__subcmd__help"
                 ;;
@@ -42,6 +45,9 @@ _dcsend() {
                 ;;
             dcsend__subcmd__help,completions)
                 cmd="dcsend__subcmd__help__subcmd__completions"
+                ;;
+            dcsend__subcmd__help,doctor)
+                cmd="dcsend__subcmd__help__subcmd__doctor"
                 ;;
             dcsend__subcmd__help,help)
                 cmd="dcsend__subcmd__help__subcmd__help"
@@ -65,7 +71,7 @@ _dcsend() {
 
     case "${cmd}" in
         dcsend)
-            opts="-q -v -h -V --raw --compress --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal completions man help"
+            opts="-q -v -h -V --raw --compress --threshold --max-buffer --chunk-size --peer --qr --join-timeout --offer --answer --sdp-out --sdp-in --long-token --stun --turn --turn-user --turn-password-file --relay-only --connect-timeout --bind --socket-buffer --liveness-timeout --quiet --verbose --progress --stats --help --version send recv bench signal doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,8 +236,42 @@ _dcsend() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dcsend__subcmd__doctor)
+            opts="-h --stun --turn --turn-user --turn-password-file --bind --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --stun)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --turn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --turn-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --turn-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dcsend__subcmd__help)
-            opts="send recv bench signal completions man help"
+            opts="send recv bench signal doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +299,20 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dcsend__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -525,7 +579,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__signal)
-            opts="-q -v -h --listen --store --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
+            opts="-q -v -h --listen --store --stun --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -536,6 +590,10 @@ _dcsend() {
                     return 0
                     ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stun)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -54,6 +54,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand recv 'Receive into stdout, a file or a folder'
             cand bench 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
             cand signal 'Run the signaling server that `--peer URL` connects through'
+            cand doctor 'Check what this machine''s network allows: public address, NAT type, TURN'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Write man pages (dcsend.1 and one per subcommand) into a folder'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -147,6 +148,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         &'dcsend;signal'= {
             cand --listen 'Address to listen on (port 0 = any free port)'
             cand --store 'Keep rooms in Redis (redis://HOST:PORT/DB) instead of this process''s memory'
+            cand --stun 'Also answer STUN Binding requests on this UDP address (repeatable)'
             cand --room-ttl 'A room with no request from either peer for this long expires'
             cand --max-rooms 'Rooms open at once, over all clients'
             cand --max-rooms-per-client 'Rooms open at once that one client network created'
@@ -165,6 +167,16 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'dcsend;doctor'= {
+            cand --stun 'STUN server to ask for this machine''s public address (repeatable)'
+            cand --turn 'TURN server to ask for an allocation (repeatable); credentials as for sending'
+            cand --turn-user 'TURN user name'
+            cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
+            cand --bind 'Local UDP address to probe from [default: 0.0.0.0:0]'
+            cand --json 'Print the findings as one JSON object on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'dcsend;completions'= {
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -178,6 +190,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand recv 'Receive into stdout, a file or a folder'
             cand bench 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
             cand signal 'Run the signaling server that `--peer URL` connects through'
+            cand doctor 'Check what this machine''s network allows: public address, NAT type, TURN'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Write man pages (dcsend.1 and one per subcommand) into a folder'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -189,6 +202,8 @@ set edit:completion:arg-completer[dcsend] = {|@words|
         &'dcsend;help;bench'= {
         }
         &'dcsend;help;signal'= {
+        }
+        &'dcsend;help;doctor'= {
         }
         &'dcsend;help;completions'= {
         }

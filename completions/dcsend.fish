@@ -59,6 +59,7 @@ complete -c dcsend -n "__fish_dcsend_needs_command" -a "send" -d 'Send files or 
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "recv" -d 'Receive into stdout, a file or a folder'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "bench" -d 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "signal" -d 'Run the signaling server that `--peer URL` connects through'
+complete -c dcsend -n "__fish_dcsend_needs_command" -a "doctor" -d 'Check what this machine\'s network allows: public address, NAT type, TURN'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
 complete -c dcsend -n "__fish_dcsend_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -141,6 +142,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s v -l verbose -d 
 complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Address to listen on (port 0 = any free port)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l store -d 'Keep rooms in Redis (redis://HOST:PORT/DB) instead of this process\'s memory' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l stun -d 'Also answer STUN Binding requests on this UDP address (repeatable)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client network created' -r
@@ -156,12 +158,20 @@ json\t'One JSON object per line'"
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s q -l quiet -d 'Log less (warnings and errors only)'
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s v -l verbose -d 'Log more (-v debug, -vv trace). RUST_LOG also works'
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l stun -d 'STUN server to ask for this machine\'s public address (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn -d 'TURN server to ask for an allocation (repeatable); credentials as for sending' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn-user -d 'TURN user name' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l bind -d 'Local UDP address to probe from [default: 0.0.0.0:0]' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l json -d 'Print the findings as one JSON object on stdout'
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dcsend -n "__fish_dcsend_using_subcommand man" -s h -l help -d 'Print help'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "send" -d 'Send files or stdin (the default action)'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "recv" -d 'Receive into stdout, a file or a folder'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "bench" -d 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "signal" -d 'Run the signaling server that `--peer URL` connects through'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
-complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "send" -d 'Send files or stdin (the default action)'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "recv" -d 'Receive into stdout, a file or a folder'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "bench" -d 'Measure throughput over a loopback pair for a sweep of thresholds and message sizes'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "signal" -d 'Run the signaling server that `--peer URL` connects through'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "doctor" -d 'Check what this machine\'s network allows: public address, NAT type, TURN'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "man" -d 'Write man pages (dcsend.1 and one per subcommand) into a folder'
+complete -c dcsend -n "__fish_dcsend_using_subcommand help; and not __fish_seen_subcommand_from send recv bench signal doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

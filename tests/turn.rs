@@ -133,9 +133,15 @@ fn binding_answered(sock: &UdpSocket, to: SocketAddr) -> bool {
         std::thread::sleep(Duration::from_millis(100));
         return false;
     }
+    // Read until the socket's timeout: on a loaded machine the answer to an earlier request
+    // may arrive first, and stopping at it would leave every later answer one behind.
     let mut buf = [0u8; 1500];
-    matches!(sock.recv_from(&mut buf), Ok((n, from))
-        if from == to && n >= 20 && buf[..2] == [0x01, 0x01] && buf[8..20] == req[8..20])
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        if from == to && n >= 20 && buf[..2] == [0x01, 0x01] && buf[8..20] == req[8..20] {
+            return true;
+        }
+    }
+    false
 }
 
 /// `dcsend [recv]` through `turn` with `password`, relayed candidates only, loopback bind.

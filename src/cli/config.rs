@@ -718,6 +718,8 @@ mod tests {
 pub struct SignalConfig {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Where to answer STUN Binding requests (UDP).
+    pub stun: Vec<SocketAddr>,
     /// Room limits.
     pub limits: Limits,
     /// Connection limits.
@@ -764,6 +766,7 @@ impl TryFrom<SignalArgs> for SignalConfig {
         Ok(Self {
             store: args.store,
             listen: args.listen,
+            stun: args.stun,
             limits: Limits {
                 max_rooms: args.max_rooms,
                 max_rooms_per_client: args.max_rooms_per_client,

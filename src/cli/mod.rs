@@ -106,6 +106,8 @@ impl Cli {
     /// The default log filter of whichever subcommand runs (`RUST_LOG` replaces it), and
     /// whether log lines are JSON.
     pub fn log_settings(&self) -> (&'static str, bool) {
+        // At the default, other crates log errors only, and `logging::init` also hides the
+        // ICE errors that are no error (`peer::QUIET_LOG_DIRECTIVES`).
         let transfer = |verbose: u8| match verbose {
             0 => "dcsend=warn,error",
             1 => "dcsend=info,warn",
@@ -127,7 +129,9 @@ impl Cli {
                 };
                 (filter, a.log_format == LogFormat::Json)
             }
-            Some(Command::Completions(_) | Command::Man(_)) => (transfer(0), false),
+            Some(Command::Completions(_) | Command::Man(_) | Command::Doctor(_)) => {
+                (transfer(0), false)
+            }
         }
     }
 }
@@ -144,6 +148,7 @@ pub fn examples(subcommand: Option<&str>) -> Option<&'static str> {
         Some("recv") => Some(RECV_EXAMPLES),
         Some("bench") => Some(BENCH_EXAMPLES),
         Some("signal") => Some(SIGNAL_EXAMPLES),
+        Some("doctor") => Some(DOCTOR_EXAMPLES),
         Some("completions") => Some(COMPLETIONS_EXAMPLES),
         _ => None,
     }
@@ -196,12 +201,22 @@ pub enum Command {
     /// Run the signaling server that `--peer URL` connects through.
     #[command(after_long_help = long_help(Some("signal")))]
     Signal(SignalArgs),
+    /// Check what this machine's network allows: public address, NAT type, TURN.
+    #[command(after_long_help = long_help(Some("doctor")))]
+    Doctor(DoctorArgs),
     /// Print a shell completion script to stdout.
     #[command(after_long_help = long_help(Some("completions")))]
     Completions(CompletionsArgs),
     /// Write man pages (dcsend.1 and one per subcommand) into a folder.
     Man(ManArgs),
 }
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  dcsend doctor --stun stun:stun.example.org:3478 --stun stun:stun.example.org:3479
+  dcsend doctor --stun stun:a.example.org --stun stun:b.example.org --json
+  DCSEND_TURN_PASSWORD=... dcsend doctor --stun stun:a.example.org \\
+      --turn turn:relay.example.org:3478 --turn-user alice";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
@@ -413,6 +428,38 @@ pub enum Baseline {
     Tcp,
 }
 
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// STUN server to ask for this machine's public address (repeatable).
+    ///
+    /// Two servers, or one server on two ports (`dcsend signal --stun 0.0.0.0:3478 --stun 0.0.0.0:3479`),
+    /// show whether the NAT keeps one public port for two destinations, which is what
+    /// decides whether two peers behind NATs can connect directly.
+    #[arg(long, value_name = "URL", env = "DCSEND_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+
+    /// TURN server to ask for an allocation (repeatable); credentials as for sending.
+    #[arg(long, value_name = "URL", env = "DCSEND_TURN", value_delimiter = ',')]
+    pub turn: Vec<String>,
+
+    /// TURN user name.
+    #[arg(long, value_name = "USER", env = "DCSEND_TURN_USER")]
+    pub turn_user: Option<String>,
+
+    /// File holding the TURN password (else DCSEND_TURN_PASSWORD is used).
+    #[arg(long, value_name = "PATH", env = "DCSEND_TURN_PASSWORD_FILE")]
+    pub turn_password_file: Option<PathBuf>,
+
+    /// Local UDP address to probe from [default: 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
+
+    /// Print the findings as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -463,6 +510,15 @@ pub struct SignalArgs {
     /// room. While Redis is unreachable requests are answered 503 (Retry-After: 1).
     #[arg(long, value_name = "URL", env = "DCSEND_SIGNAL_STORE")]
     pub store: Option<String>,
+
+    /// Also answer STUN Binding requests on this UDP address (repeatable).
+    ///
+    /// Peers behind a NAT learn their public address from it (`--stun stun:HOST:PORT` on
+    /// their side). Each source IP gets at most 20 answers a second. Two ports let
+    /// `dcsend doctor --stun stun:HOST:P1 --stun stun:HOST:P2` see whether a NAT keeps one
+    /// public port for two destinations.
+    #[arg(long, value_name = "ADDR", env = "DCSEND_SIGNAL_STUN", value_delimiter = ',')]
+    pub stun: Vec<std::net::SocketAddr>,
 
     /// A room with no request from either peer for this long expires.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = config::parse_duration_arg)]
@@ -606,7 +662,10 @@ pub struct ConnectArgs {
     /// TURN server, e.g. turn:turn.example.org:3478 (repeatable).
     ///
     /// Credentials come from --turn-user (or DCSEND_TURN_USER) and DCSEND_TURN_PASSWORD or
-    /// --turn-password-file, never from a command-line password.
+    /// --turn-password-file, never from a command-line password. The server of a turn: URL
+    /// over UDP is also asked for the public address (as a STUN server, which every TURN
+    /// server is), so peers behind ordinary NATs still get a direct path; the relay is for
+    /// when none works (or always, with --relay-only).
     #[arg(long, value_name = "URL", env = "DCSEND_TURN", value_delimiter = ',')]
     pub turn: Vec<String>,
 

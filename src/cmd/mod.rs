@@ -4,6 +4,7 @@
 mod bench;
 mod connect;
 mod docs;
+mod doctor;
 mod recv;
 mod send;
 mod signal;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(Command::Send(args)) => send::run(args.try_into()?, cancel).await,
             Some(Command::Bench(args)) => bench::run(args.try_into()?, cancel).await,
             Some(Command::Signal(args)) => signal::run(args.try_into()?, cancel).await,
+            Some(Command::Doctor(args)) => doctor::run(args).await,
             Some(Command::Completions(args)) => docs::completions(args.shell),
             Some(Command::Man(args)) => docs::man(&args.dir),
             None => send::run(cli.send.try_into()?, cancel).await,

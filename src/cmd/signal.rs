@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::cli::config::SignalConfig;
-use crate::signal::server;
 use crate::signal::store::Store;
 use crate::signal::store::memory::MemoryStore;
 use crate::signal::store::redis::RedisStore;
+use crate::signal::{server, stun};
 
 /// Descriptors kept for everything that is not a client connection: the listener, the log,
 /// the runtime's epoll and wakers, a connection being turned away. Generous on purpose.
@@ -64,9 +64,28 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
             Arc::new(store)
         }
     };
+    let mut stun_sockets = Vec::new();
+    for want in &cfg.stun {
+        let sock = tokio::net::UdpSocket::bind(want)
+            .await
+            .with_context(|| format!("answering STUN on {want} (--stun)"))?;
+        let bound = sock.local_addr().context("reading the bound STUN address")?;
+        tracing::info!(%bound, "answering STUN Binding requests");
+        eprintln!("answering STUN on udp://{bound}");
+        stun_sockets.push(sock);
+    }
+    let stun = (!stun_sockets.is_empty()).then(|| {
+        tokio::spawn(stun::serve(stun_sockets, stun::RateLimitConfig::default(), cancel.clone()))
+    });
     // The last line on stderr until a client comes: scripts wait for it (port 0 works).
     eprintln!("listening on http://{addr}");
-    server::serve_with(listener, store, conns, cancel).await.context("serving")?;
+    let served =
+        server::serve_with(listener, store, conns, cancel.clone()).await.context("serving");
+    cancel.cancel();
+    if let Some(stun) = stun {
+        stun.await.context("the STUN responder")?.context("answering STUN")?;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

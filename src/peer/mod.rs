@@ -6,8 +6,10 @@
 //! [`SessionDesc`], the channel as [`Channel`] + [`ChannelEvent`].
 
 mod channel;
+pub mod doctor;
 pub mod path;
 mod runtime;
+pub mod stun;
 pub mod turn_probe;
 
 use std::net::SocketAddr;
@@ -194,6 +196,13 @@ fn hint_capped_window(asked: usize, granted: usize, window: usize) {
     });
 }
 
+/// Log filter directives for webrtc-rs messages that are no error to a user, added to the
+/// default filter (`logging::init`; -v and RUST_LOG show them). The peer-connection driver
+/// logs every failed send at ERROR ("Failed to write packet ... Network is unreachable"),
+/// one line per unroutable candidate pair per check: ICE failing single pairs is normal, and
+/// a connection that fails as a whole is reported by dcsend itself.
+pub const QUIET_LOG_DIRECTIVES: &[&str] = &["webrtc::peer_connection::driver=off"];
+
 /// How long ICE gathering may take. Host candidates take milliseconds; STUN/TURN may
 /// need a round trip or two.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -244,6 +253,34 @@ fn mdns_mode() -> MulticastDnsMode {
     }
 }
 
+/// The STUN servers to ask: `ice.stun`, then (unless relay-only) a `stun:` URL for each UDP
+/// `turn:` URL not already among them. A TURN server answers Binding requests on its port
+/// (RFC 8656 §2: a TURN server is a STUN server), and webrtc-rs does not make a server-
+/// reflexive candidate out of the mapped address of the TURN Allocate response (browsers do):
+/// without this `--turn` alone has only host and relay candidates, and two peers behind
+/// cone NATs pair relay/relay where a direct path exists.
+pub fn stun_urls(ice: &IceConfig) -> Vec<String> {
+    let mut urls = ice.stun.clone();
+    if ice.relay_only {
+        return urls;
+    }
+    for derived in ice.turn.iter().filter_map(|t| stun_for_turn(t)) {
+        if !urls.contains(&derived) {
+            urls.push(derived);
+        }
+    }
+    urls
+}
+
+/// `turn:HOST[:PORT][?transport=udp]` -> `stun:HOST[:PORT]`; `None` for `turns:` and for
+/// TURN over TCP (whose port may not answer UDP at all).
+fn stun_for_turn(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("turn:")?;
+    let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let udp = query.split('&').all(|kv| !kv.starts_with("transport=") || kv == "transport=udp");
+    (udp && !hostport.is_empty()).then(|| format!("stun:{hostport}"))
+}
+
 impl Peer {
     /// Builds a peer connection bound to `opts.bind`.
     pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
@@ -252,8 +289,9 @@ impl Peer {
         let (channels_tx, remote_channels) = mpsc::channel(4);
 
         let mut servers = Vec::new();
-        if !opts.ice.stun.is_empty() {
-            servers.push(RTCIceServer { urls: opts.ice.stun.clone(), ..Default::default() });
+        let stun = stun_urls(&opts.ice);
+        if !stun.is_empty() {
+            servers.push(RTCIceServer { urls: stun, ..Default::default() });
         }
         if !opts.ice.turn.is_empty() {
             servers.push(RTCIceServer {
@@ -551,6 +589,25 @@ fn to_rtc(desc: &SessionDesc) -> Result<RTCSessionDescription, PeerError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_udp_turn_server_is_also_asked_for_stun() {
+        let ice = |stun: &[&str], turn: &[&str], relay_only| IceConfig {
+            stun: stun.iter().map(|s| s.to_string()).collect(),
+            turn: turn.iter().map(|s| s.to_string()).collect(),
+            relay_only,
+            ..Default::default()
+        };
+        let turn = ["turn:relay.example:3478", "turn:10.0.0.1?transport=udp"];
+        assert_eq!(
+            super::stun_urls(&ice(&["stun:s.example"], &turn, false)),
+            ["stun:s.example", "stun:relay.example:3478", "stun:10.0.0.1"]
+        );
+        // Not twice, not for TCP or TLS, not when only the relay may be used.
+        let tcp = ["turn:a:3478", "turn:b:3478?transport=tcp", "turns:c:5349"];
+        assert_eq!(super::stun_urls(&ice(&["stun:a:3478"], &tcp, false)), ["stun:a:3478"]);
+        assert!(super::stun_urls(&ice(&[], &turn, true)).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -9,6 +9,7 @@
 //!   server's pure room table, `store` where the server keeps it (in memory, or in Redis shared
 //!   by several instances) and `server` the axum app around it (`dcsend signal`). The protocol
 //!   is in `docs/signaling.md`.
+//! - `stun`: the server's STUN Binding responder (`dcsend signal --stun ADDR`).
 
 pub mod client;
 pub mod codec;
@@ -21,4 +22,5 @@ pub mod rooms;
 pub mod seal;
 pub mod server;
 pub mod store;
+pub mod stun;
 pub mod url;
