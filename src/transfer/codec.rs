@@ -90,13 +90,7 @@ impl Packer {
     /// enough, else raw; tagged either way.
     pub fn pack(&mut self, chunk: &[u8]) -> Bytes {
         debug_assert!(chunk.len() <= MAX_UNPACKED);
-        let packed = match self.skip {
-            0 => self.try_compress(chunk),
-            _ => {
-                self.skip -= 1;
-                None
-            }
-        };
+        let packed = self.attempt(chunk);
         let msg = packed.unwrap_or_else(|| {
             let mut msg = BytesMut::with_capacity(chunk.len() + 1);
             msg.put_u8(RAW);
@@ -108,19 +102,22 @@ impl Packer {
         msg
     }
 
+    /// `chunk` compressed, unless compression rests after misses or does not pay here.
+    fn attempt(&mut self, chunk: &[u8]) -> Option<Bytes> {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return None;
+        }
+        self.try_compress(chunk)
+    }
+
     /// [`Packer::pack`] for bytes read after one byte of room for the tag (`framed[1..]`):
     /// sent as they are, the buffer becomes the message without a copy.
     pub fn pack_framed(&mut self, mut framed: BytesMut) -> Bytes {
         let chunk = &framed[1..];
         debug_assert!(chunk.len() <= MAX_UNPACKED);
         let len = chunk.len() as u64;
-        let packed = match self.skip {
-            0 => self.try_compress(chunk),
-            _ => {
-                self.skip -= 1;
-                None
-            }
-        };
+        let packed = self.attempt(chunk);
         let msg = packed.unwrap_or_else(|| {
             framed[0] = RAW;
             framed.freeze()
