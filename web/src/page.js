@@ -11,22 +11,32 @@
 
 import { PeerUrl } from './signal.js';
 import { connect } from './connect.js';
-import { Session, Inbox, Progress } from './session.js';
-import { MemorySink, FolderSink, MovableSink, MEMORY_CAP } from './sinks.js';
+import { Session, Inbox, Progress, NO_FOLDER_HERE } from './session.js';
+import { MemorySink, FolderSink, MovableSink, MEMORY_CAP, folderAt } from './sinks.js';
 import { size } from './format.js';
 import * as view from './view.js';
+
+/**
+ * How long the page waits for the person to pick a folder when a sender announces one: a dcsend
+ * sender waits 30 s for the receiver's hello.
+ */
+const TREE_FOLDER_WAIT_MS = 25_000;
+
+/** @typedef {import('./session.js').Chosen} Chosen */
 
 /** What the person chose: files to send, a folder to save into. */
 class Choices {
   constructor() {
-    /** @type {File[]} */ this.files = [];
-    /** @type {((files: File[]) => void) | null} */ this.waiting = null;
+    /** @type {Chosen[]} */ this.files = [];
+    /** @type {((files: Chosen[]) => void) | null} */ this.waiting = null;
+    /** @type {((picked: boolean) => void) | null} a sender's folder waits for a folder */
+    this.folderWaiting = null;
     /** @type {FileSystemDirectoryHandle | null} */ this.folder = null;
     /** @type {MovableSink | null} the item being received into memory, while no folder is chosen */
     this.inMemory = null;
   }
 
-  /** @param {File[]} files */
+  /** @param {Chosen[]} files */
   choose(files) {
     if (files.length === 0 || !view.canChoose()) return;
     if (view.phase() === 'sending' || view.phase() === 'done') return;
@@ -41,10 +51,11 @@ class Choices {
    */
   async chooseFolder(folder) {
     this.folder = folder;
+    this.folderWaiting?.(true);
     await this.inMemory?.moveTo(folder);
   }
 
-  /** The files to send: those already chosen, or the next choice. @returns {Promise<File[]>} */
+  /** The files to send: those already chosen, or the next choice. @returns {Promise<Chosen[]>} */
   next() {
     if (this.files.length > 0) return Promise.resolve(this.files);
     return new Promise((resolve) => {
@@ -57,6 +68,7 @@ class Choices {
     return {
       open: async (name, bytes) => {
         if (this.folder !== null) return FolderSink.open(this.folder, name);
+        if (name.includes('/')) throw new Error('no folder was chosen to save the sent folder into');
         if (!view.canSaveToFolder()) {
           if (bytes !== null && bytes > MEMORY_CAP) {
             throw new Error(
@@ -73,6 +85,31 @@ class Choices {
       },
       stream: () => new MemorySink(),
       inFolder: () => this.folder !== null,
+      forTree: async (files) => {
+        if (this.folder !== null) return true;
+        if (!view.canSaveToFolder()) {
+          view.cannotSaveTree();
+          return NO_FOLDER_HERE;
+        }
+        view.askForTreeFolder(files);
+        /** @type {ReturnType<typeof setTimeout> | undefined} */
+        let timer;
+        const picked = await new Promise((resolve) => {
+          this.folderWaiting = resolve;
+          timer = setTimeout(() => resolve(false), TREE_FOLDER_WAIT_MS);
+        });
+        clearTimeout(timer);
+        this.folderWaiting = null;
+        return (
+          picked ||
+          `no folder was chosen to save it into within ${TREE_FOLDER_WAIT_MS / 1000} s: choose one sooner, ` +
+            'or receive with `dcsend recv -o DIR/`'
+        );
+      },
+      makeDir: async (path) => {
+        if (this.folder === null) throw new Error('no folder was chosen to save the sent folder into');
+        await folderAt(this.folder, path.split('/'));
+      },
     };
   }
 }

@@ -109,14 +109,56 @@ export class Progress {
  *   a sink for one item (rejects when it cannot be kept: too large, or the name is taken)
  * @property {() => import('./sinks.js').MemorySink} stream a sink for a plain peer's stream
  * @property {() => boolean} inFolder whether items are saved into a folder (no links to save)
+ * @property {(files: number | null) => Promise<true | string>} [forTree] a sender announced a
+ *   folder (`files` files): `true` when the items can now go into a folder (one is chosen, or
+ *   the person chose one when asked), else why not (absent: `NO_FOLDER_HERE`)
+ * @property {(path: string) => Promise<void>} [makeDir] makes a folder of a tree (a `dir`)
  */
 
 /**
  * The files to send.
  * @typedef {object} Choice
- * @property {() => File[]} now those chosen so far (empty: none yet)
- * @property {() => Promise<File[]>} next those chosen so far, or else the next choice
+ * @property {() => Chosen[]} now those chosen so far (empty: none yet)
+ * @property {() => Promise<Chosen[]>} next those chosen so far, or else the next choice
  */
+
+/**
+ * One thing chosen to send: a `File` (named by its `webkitRelativePath` when it came from a
+ * folder input, else by its name), or an `Entry` of a dropped folder.
+ * @typedef {File | Entry} Chosen
+ */
+
+/**
+ * An item of a tree, by its relative path (`/` between components): a file (`blob`) or a
+ * folder (`blob` null), which is sent as a `dir` so that empty folders arrive too.
+ * @typedef {{ path: string, blob: Blob | null }} Entry
+ */
+
+/** What goes on the wire for one chosen thing. @typedef {{ name: string, size: number, blob: Blob | null }} Item */
+
+/** @param {Chosen} c @returns {Item} */
+export function itemOf(c) {
+  if ('path' in c) return { name: c.path, size: c.blob?.size ?? 0, blob: c.blob };
+  return { name: c.webkitRelativePath || c.name, size: c.size, blob: c };
+}
+
+/**
+ * The sender's `hello` fields for `chosen` (docs/protocol.md, "Trees"): `tree` when it holds a
+ * folder (a `dir`, or a file with a path), and always how many files and bytes follow.
+ * @param {Chosen[]} chosen
+ */
+export function announce(chosen) {
+  const items = chosen.map(itemOf);
+  const files = items.filter((i) => i.blob !== null);
+  return {
+    tree: items.some((i) => i.blob === null || i.name.includes('/')) ? true : null,
+    files: files.length,
+    bytes: files.reduce((n, i) => n + i.size, 0),
+  };
+}
+
+/** What the page says when it cannot receive a folder. */
+export const NO_FOLDER_HERE = 'this browser cannot save a folder; receive with `dcsend recv -o DIR/`';
 
 // ---------------------------------------------------------------------------------------------
 // The channel's messages.
@@ -259,11 +301,15 @@ export class Session {
     }
   }
 
-  /** @private @param {'send' | 'recv'} role */
-  speak(role) {
+  /**
+   * @private @param {'send' | 'recv'} role
+   * @param {{ tree?: boolean | null, files?: number | null, bytes?: number | null }} [extension]
+   */
+  speak(role, extension = {}) {
     this.role = role;
     this.ui.role(role);
-    this.dc.send(wire.encode(wire.hello(role, role === 'recv' ? RECEIVE_THRESHOLD : null)));
+    const fields = role === 'send' && this.choice.now().length > 0 ? announce(this.choice.now()) : extension;
+    this.dc.send(wire.encode(wire.hello(role, role === 'recv' ? RECEIVE_THRESHOLD : null, fields)));
   }
 
   /** @private */
@@ -290,11 +336,21 @@ export class Session {
       if (this.role === null) this.speak('send');
       const chosen = this.choice.now().length > 0;
       this.ui.phase('ready', chosen ? 'Connected.' : 'Connected to a receiver: choose the files to send.');
-      return this.send(await this.choice.next());
+      return this.send(await this.choice.next(), hello.tree === true);
     }
     if (this.role === 'send') throw new wire.ProtocolError('both ends want to send');
-    this.speak('recv');
-    return this.receive();
+    // A folder goes only into a folder the person chose (tree: true), else it is refused, here
+    // and by a dcsend sender, which sees tree: false.
+    /** @type {true | string} */
+    let why = 'no folder was announced';
+    if (hello.tree === true) why = this.sinks.forTree ? await this.sinks.forTree(hello.files) : NO_FOLDER_HERE;
+    const tree = why === true;
+    this.speak('recv', { tree });
+    if (hello.tree === true && !tree) {
+      const n = hello.files === null ? '' : ` (${plural(hello.files, 'file')})`;
+      throw new Error(`the sender sends a folder${n}, and ${why}`);
+    }
+    return this.receive(tree);
   }
 
   /**
@@ -319,11 +375,19 @@ export class Session {
   // Sending.
 
   /**
-   * Sends `files` (hello already exchanged), then waits for an `ack` of each.
-   * @private @param {File[]} files
+   * Sends what was chosen (hello already exchanged), then waits for an `ack` of each file.
+   * @private @param {Chosen[]} chosen @param {boolean} peerTakesTrees the receiver said `tree: true`
    */
-  async send(files) {
+  async send(chosen, peerTakesTrees) {
     const { dc, inbox, progress } = this;
+    const items = chosen.map(itemOf);
+    const files = items.filter((i) => i.blob !== null);
+    if (announce(chosen).tree && !peerTakesTrees) {
+      throw new Error(
+        'the receiver cannot hold a folder (a dcsend writing to stdout or one file, or an older one, or a page ' +
+          'without a folder to save into): receive with `dcsend recv -o DIR/`, or choose files instead of a folder',
+      );
+    }
     const chunk = chunkSize(DEFAULT_CHUNK, this.maxMessageSize());
     const threshold = clampThreshold(this.threshold(), chunk);
     const total = files.reduce((n, f) => n + f.size, 0);
@@ -342,6 +406,7 @@ export class Session {
     let finishing = false;
     // The receiver's messages, read while we send: one `ack` per `eof`, in order.
     const acks = (async () => {
+      if (files.length === 0) return; // only empty folders
       for (;;) {
         const m = await inbox.next(1000);
         if (m === null) {
@@ -387,13 +452,20 @@ export class Session {
     })();
 
     const payload = (async () => {
-      for (const [i, f] of files.entries()) {
-        progress.label = files.length > 1 ? `file ${i + 1} of ${files.length}: ${f.name}` : f.name;
+      let i = 0;
+      for (const f of items) {
+        if (f.blob === null) {
+          await sender.enqueue(wire.encode(wire.dir(f.name)));
+          continue;
+        }
+        const blob = f.blob;
+        i += 1;
+        progress.label = files.length > 1 ? `file ${i} of ${files.length}: ${f.name}` : f.name;
         await sender.enqueue(wire.encode(wire.file(f.name, f.size)));
         const digest = new wire.Digest();
         let offset = 0;
         while (offset < f.size) {
-          const block = new Uint8Array(await f.slice(offset, offset + READ_BLOCK).arrayBuffer());
+          const block = new Uint8Array(await blob.slice(offset, offset + READ_BLOCK).arrayBuffer());
           if (block.length === 0) throw new Error(`${f.name} got shorter while it was being read`);
           digest.update(block);
           for (let at = 0; at < block.length; at += chunk) {
@@ -426,8 +498,11 @@ export class Session {
   // -------------------------------------------------------------------------------------------
   // Receiving.
 
-  /** Receives items until `done` (hello already exchanged). @private */
-  async receive() {
+  /**
+   * Receives items until `done` (hello already exchanged).
+   * @private @param {boolean} tree whether we said `tree: true` (paths and `dir` are accepted)
+   */
+  async receive(tree) {
     const { dc, inbox, progress } = this;
     this.ui.phase('receiving', 'Connected; receiving…');
     progress.start({ total: null, threshold: null, probe: null });
@@ -460,7 +535,7 @@ export class Session {
           case 'file': {
             if (item !== null) throw new wire.ProtocolError('a file header inside an item');
             if (msg.resume) throw new wire.ProtocolError('a file to resume, which this receiver did not ask for');
-            const name = msg.name === null ? 'stream' : wire.checkName(msg.name);
+            const name = msg.name === null ? 'stream' : this.checkedName(msg.name, tree);
             const sink = await this.sinks.open(name, msg.size);
             item = { name, size: msg.size, bytes: 0, digest: new wire.Digest(), sink };
             // The session's bytes so far, and where they will be at the end of this item.
@@ -493,6 +568,13 @@ export class Session {
             progress.stop();
             return receivedSummary(count, this.sinks.inFolder());
           }
+          case 'dir': {
+            if (item !== null) throw new wire.ProtocolError('a file header inside an item (no eof)');
+            const name = this.checkedName(msg.name, tree, true);
+            if (!this.sinks.makeDir) throw new Error(`the sender sends a folder, and ${NO_FOLDER_HERE}`);
+            await this.sinks.makeDir(name);
+            break;
+          }
           case 'abort':
             throw new PeerAborted(msg.reason);
           case 'hello':
@@ -505,6 +587,24 @@ export class Session {
       if (item !== null) await item.sink.abort();
       throw e;
     }
+  }
+
+  /**
+   * `name` checked as a file name, or, when we said `tree: true`, as a path whose every component
+   * is a valid name; a folder we cannot hold is refused with what to do.
+   * @private @param {string} name @param {boolean} tree @param {boolean} [isDir]
+   */
+  checkedName(name, tree, isDir = false) {
+    if (!tree && (isDir || name.includes('/'))) {
+      // An invalid path is refused as a name (the name rules' words); a valid one as a folder.
+      try {
+        wire.checkPath(name);
+      } catch {
+        wire.checkName(name);
+      }
+      throw new Error(`the sender sends a folder, and ${NO_FOLDER_HERE}`);
+    }
+    return tree ? wire.checkPath(name).join('/') : wire.checkName(name);
   }
 
   /**

@@ -92,10 +92,26 @@ export class MovableSink {
   }
 }
 
+/**
+ * The folder at `parts` under `top`, made where missing (a tree's `dir`, or a file's folders).
+ * @param {FileSystemDirectoryHandle} top @param {string[]} parts checked names
+ */
+export async function folderAt(top, parts) {
+  let dir = top;
+  for (const part of parts) dir = await dir.getDirectoryHandle(part, { create: true });
+  return dir;
+}
+
 /** Writes an item into the chosen folder; the browser makes it appear only on `finish`. */
 export class FolderSink {
-  /** @param {FileSystemDirectoryHandle} dir @param {string} name */
-  static async open(dir, name) {
+  /**
+   * @param {FileSystemDirectoryHandle} top @param {string} path a name, or a checked tree path
+   *   (`/` between components), whose folders are made as needed
+   */
+  static async open(top, path) {
+    const parts = path.split('/');
+    const name = /** @type {string} */ (parts.pop());
+    const dir = await folderAt(top, parts);
     const exists = await dir.getFileHandle(name).then(
       () => true,
       (e) => (e instanceof DOMException && e.name === 'NotFoundError' ? false : Promise.reject(e)),

@@ -9,6 +9,7 @@
 
 import { size, rate, plural, message } from './format.js';
 import { MEMORY_CAP } from './sinks.js';
+import { announce, NO_FOLDER_HERE } from './session.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -30,7 +31,10 @@ const QUIET_PEER_MS = 1500;
 export function setPhase(next, text) {
   document.body.dataset.phase = next;
   if (text !== undefined) say(text);
-  if (next === 'sending') /** @type {HTMLInputElement} */ ($('pick')).disabled = true;
+  if (next === 'sending') {
+    /** @type {HTMLInputElement} */ ($('pick')).disabled = true;
+    /** @type {HTMLInputElement} */ ($('pick-folder')).disabled = true;
+  }
   if (next === 'done' || next === 'failed') {
     $('folder-box').hidden = true;
     if (role() !== 'send') $('send-box').hidden = true;
@@ -63,9 +67,10 @@ export function showRole(r) {
 /** Whether files can be chosen now (the box is shown: this page sends, or may). */
 export const canChoose = () => !$('send-box').hidden;
 
-/** @param {File[]} files */
-export function showChosen(files) {
-  say(`${plural(files.length, 'file')} chosen (${size(files.reduce((n, f) => n + f.size, 0))}).`);
+/** @param {import('./session.js').Chosen[]} chosen */
+export function showChosen(chosen) {
+  const { tree, files, bytes } = announce(chosen);
+  say(`${plural(files, 'file')}${tree ? ' in a folder' : ''} chosen (${size(bytes)}).`);
 }
 
 /** The send threshold chosen in the settings, in bytes. */
@@ -139,12 +144,17 @@ function render(p) {
 // The controls.
 
 /**
- * Calls `onFiles` with the files chosen in the file input or dropped on the page.
- * @param {(files: File[]) => void} onFiles
+ * Calls `onFiles` with what was chosen in the file inputs or dropped on the page: files, or a
+ * folder's files named by their relative paths.
+ * @param {(files: import('./session.js').Chosen[]) => void} onFiles
  */
 export function watchChoices(onFiles) {
   const pick = /** @type {HTMLInputElement} */ ($('pick'));
   pick.addEventListener('change', () => onFiles(Array.from(pick.files ?? [])));
+  // A folder input gives its files with `webkitRelativePath` ("photos/2024/a.jpg"), but not its
+  // empty folders: those arrive only from a dropped folder (below).
+  const pickFolder = /** @type {HTMLInputElement} */ ($('pick-folder'));
+  pickFolder.addEventListener('change', () => onFiles(Array.from(pickFolder.files ?? [])));
   document.addEventListener('dragover', (e) => {
     e.preventDefault();
     document.body.classList.add('dragging');
@@ -153,8 +163,57 @@ export function watchChoices(onFiles) {
   document.addEventListener('drop', (e) => {
     e.preventDefault();
     document.body.classList.remove('dragging');
-    onFiles(Array.from(e.dataTransfer?.files ?? []));
+    const items = Array.from(e.dataTransfer?.items ?? []);
+    // The entries must be taken during the event; the folders are read afterwards.
+    const entries = items.map((i) => i.webkitGetAsEntry?.() ?? null);
+    if (!entries.some((en) => en?.isDirectory)) {
+      onFiles(Array.from(e.dataTransfer?.files ?? []));
+      return;
+    }
+    walk(/** @type {FileSystemEntry[]} */ (entries.filter((en) => en !== null))).then(onFiles, (err) => {
+      say(`Could not read the dropped folder: ${message(err)}`);
+    });
   });
+}
+
+/** Byte order of UTF-8, as dcsend sorts a tree. @param {string} a @param {string} b */
+function byteOrder(a, b) {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i += 1) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+const utf8 = new TextEncoder();
+
+/**
+ * The dropped entries as a tree: each folder (empty ones too) before what it holds, then its
+ * files, depth first in byte order of names, as dcsend sends a folder.
+ * @param {FileSystemEntry[]} entries @param {string} [prefix]
+ * @returns {Promise<import('./session.js').Chosen[]>}
+ */
+async function walk(entries, prefix = '') {
+  /** @type {import('./session.js').Chosen[]} */
+  const out = [];
+  for (const en of [...entries].sort((a, b) => byteOrder(a.name, b.name))) {
+    const path = `${prefix}${en.name}`;
+    if (en.isDirectory) {
+      out.push({ path, blob: null });
+      const reader = /** @type {FileSystemDirectoryEntry} */ (en).createReader();
+      /** @type {FileSystemEntry[]} */
+      const inside = [];
+      for (;;) {
+        // readEntries gives a batch at a time (100 in Chromium), then an empty one.
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (batch.length === 0) break;
+        inside.push(...batch);
+      }
+      out.push(...(await walk(inside, `${path}/`)));
+    } else if (en.isFile) {
+      const blob = await new Promise((resolve, reject) => /** @type {FileSystemFileEntry} */ (en).file(resolve, reject));
+      out.push({ path, blob });
+    }
+  }
+  return out;
 }
 
 /**
@@ -175,6 +234,22 @@ export function offerFolder(onFolder) {
       if (!(e instanceof DOMException && e.name === 'AbortError')) $('folder-name').textContent = message(e);
     }
   });
+}
+
+/**
+ * A sender announced a folder: asks for a folder to save it into.
+ * @param {number | null} files
+ */
+export function askForTreeFolder(files) {
+  $('folder-box').hidden = false;
+  const n = files === null ? '' : ` (${plural(files, 'file')})`;
+  $('folder-name').textContent = `The sender sends a folder${n}: choose a folder to save it into.`;
+  say(`The sender sends a folder${n}: choose a folder to save it into.`);
+}
+
+/** A sender announced a folder, and this browser cannot save one. */
+export function cannotSaveTree() {
+  say(`The sender sends a folder, and ${NO_FOLDER_HERE}.`);
 }
 
 /** Says that `name` (`bytes`) is too large for memory and asks for a folder. @param {string} name @param {number} bytes */

@@ -45,19 +45,37 @@ export class Digest {
 
 /**
  * `threshold`: a receiver's request that the sender keep at most this much buffered (the
- * sender uses the lower of it and its own threshold); left out when `null`.
+ * sender uses the lower of it and its own threshold); left out when `null`. The tree extension
+ * (docs/protocol.md, "Trees"): `tree`, from a receiver whether it can hold a folder, from a
+ * sender whether its items include folders; `files` and `bytes`, from a sender, what follows.
+ * Each is left out when `null`.
  * @param {'send' | 'recv'} role @param {number | null} [threshold]
+ * @param {{ tree?: boolean | null, files?: number | null, bytes?: number | null }} [extension]
  */
-export const hello = (role, threshold = null) => ({
+export const hello = (role, threshold = null, { tree = null, files = null, bytes = null } = {}) => ({
   t: 'hello',
   v: VERSION,
   role,
   app: APP,
   resume: false,
   ...(threshold === null ? {} : { threshold }),
+  ...(tree === null ? {} : { tree }),
+  ...(files === null ? {} : { files }),
+  ...(bytes === null ? {} : { bytes }),
 });
-/** @param {string | null} name @param {number | null} size */
-export const file = (name, size) => ({ t: 'file', name, size, resume: false });
+/**
+ * `mtime`: nanoseconds since the Unix epoch, left out when `null`.
+ * @param {string | null} name @param {number | null} size @param {number | null} [mtime]
+ */
+export const file = (name, size, mtime = null) => ({
+  t: 'file',
+  name,
+  size,
+  resume: false,
+  ...(mtime === null ? {} : { mtime }),
+});
+/** A folder of a tree. @param {string} name @param {number | null} [mtime] */
+export const dir = (name, mtime = null) => ({ t: 'dir', name, ...(mtime === null ? {} : { mtime }) });
 /** @param {number} bytes @param {string} sha256hex */
 export const eof = (bytes, sha256hex) => ({ t: 'eof', bytes, sha256: sha256hex });
 /** @param {number} bytes @param {boolean} ok */
@@ -162,6 +180,9 @@ export function decode(text) {
         app: field(m, 'app', str, 'a string'),
         resume: field(m, 'resume', bool, 'a bool', true) ?? false,
         threshold: field(m, 'threshold', isU64, 'a u64', true),
+        tree: field(m, 'tree', bool, 'a bool', true),
+        files: field(m, 'files', isU64, 'a u64', true),
+        bytes: field(m, 'bytes', isU64, 'a u64', true),
       };
     case 'file':
       return {
@@ -169,7 +190,11 @@ export function decode(text) {
         name: field(m, 'name', str, 'a string', true),
         size: field(m, 'size', isU64, 'a u64', true),
         resume: field(m, 'resume', bool, 'a bool', true) ?? false,
+        exec: field(m, 'exec', bool, 'a bool', true),
+        mtime: field(m, 'mtime', isU64, 'a u64', true),
       };
+    case 'dir':
+      return { t: 'dir', name: field(m, 'name', str, 'a string'), mtime: field(m, 'mtime', isU64, 'a u64', true) };
     case 'eof':
       return {
         t: 'eof',
@@ -275,4 +300,26 @@ export function checkName(name) {
   if (RESERVED.has(stem.replace(/[a-z]/g, (c) => c.toUpperCase()))) throw refuse('it is a reserved Windows device name');
   if (/[. ]$/.test(name)) throw refuse("it ends in '.' or ' '");
   return name;
+}
+
+/** Deepest path the receiver accepts, in components (src/transfer/names.rs). */
+export const MAX_PATH_DEPTH = 64;
+
+/**
+ * The components of a tree path (`file.name` or `dir.name`, `/` between components), each
+ * checked by `checkName`; a `ProtocolError` for an empty component (`a//b`, `a/`, a leading
+ * `/`), `.`, `..`, a backslash, or a path over `MAX_PATH_DEPTH` components.
+ * @param {string} path @returns {string[]}
+ */
+export function checkPath(path) {
+  const parts = path.split('/');
+  if (parts.length > MAX_PATH_DEPTH) {
+    throw new ProtocolError(
+      `refused file name: refusing path ${quoted(cut(path, 64))}: over ${MAX_PATH_DEPTH} folders deep`,
+    );
+  }
+  if (parts.length > 1 && parts.some((c) => c === '')) {
+    throw new ProtocolError(`refused file name: refusing path ${quoted(cut(path, 64))}: it has an empty component`);
+  }
+  return parts.map(checkName);
 }

@@ -11,7 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { resolveObjectURL } from 'node:buffer';
 import * as wire from '../src/wire.js';
 import { Session, Inbox, Progress, PeerAborted } from '../src/session.js';
-import { MemorySink } from '../src/sinks.js';
+import { MemorySink, FolderSink, folderAt } from '../src/sinks.js';
+import { fakeFolder, listing } from './fake-folder.mjs';
 
 const sha256 = (/** @type {Uint8Array} */ b) => createHash('sha256').update(b).digest('hex');
 const tick = () => new Promise((r) => setImmediate(r));
@@ -78,10 +79,19 @@ function pair() {
 }
 
 /** A session on `dc` with a recording ui; `files` chosen before the channel opened. */
-function page(dc, { files = [], threshold = 64 * 1024, maxMessageSize = null, helloTimeoutMs } = {}) {
+function page(dc, { files = [], threshold = 64 * 1024, maxMessageSize = null, helloTimeoutMs, folder = null } = {}) {
   const shown = { phases: [], roles: [], received: [], lines: [] };
   const progress = new Progress();
-  const sinks = { open: async () => new MemorySink(), stream: () => new MemorySink(), inFolder: () => false };
+  const sinks = folder
+    ? {
+        // A folder chosen (the File System Access API): items and trees go into it.
+        open: async (name) => FolderSink.open(folder, name),
+        stream: () => new MemorySink(),
+        inFolder: () => true,
+        forTree: async () => /** @type {true} */ (true),
+        makeDir: async (path) => void (await folderAt(folder, path.split('/'))),
+      }
+    : { open: async () => new MemorySink(), stream: () => new MemorySink(), inFolder: () => false };
   const session = new Session(dc, {
     inbox: new Inbox(dc),
     ui: {
@@ -221,6 +231,96 @@ await test("a refused name stops the transfer with the name rules' words", async
   await assert.rejects(run, wire.ProtocolError);
   const abort = await them.hear();
   assert.equal(abort.reason, `refused file name: refusing file name "../x": it contains a path separator ('/' or '\\')`);
+});
+
+/** A dropped folder's entries: folders before what they hold, an empty one too. */
+const tree = () => [
+  { path: 'photos', blob: null },
+  { path: 'photos/2024', blob: null },
+  { path: 'photos/2024/a b.txt', blob: new Blob(['abc']) },
+  { path: 'photos/empty', blob: null },
+  { path: 'photos/ü.txt', blob: new Blob(['x'.repeat(70_000)]) },
+  { path: 'notes.txt', blob: new Blob([]) },
+];
+
+await test('a folder from one page to another with a folder chosen: paths, empty folders, every byte', async () => {
+  const [a, b] = pair();
+  const out = fakeFolder('out');
+  const sender = page(a, { files: tree() });
+  const receiver = page(b, { folder: out });
+  const [sent, received] = await Promise.all([sender.session.run(), receiver.session.run()]);
+  assert.equal(sent, "Done: 3 files (68.4 KiB) delivered, and the receiver confirmed each one's SHA-256.");
+  assert.equal(received, 'Done: received 3 files, each SHA-256 verified.');
+  const hello = a.controls()[0];
+  assert.deepEqual([hello.tree, hello.files, hello.bytes], [true, 3, 70_003]);
+  assert.equal(b.controls()[0].tree, true);
+  assert.deepEqual(
+    a.controls().filter((m) => m.t === 'dir' || m.t === 'file').map((m) => m.name),
+    ['photos', 'photos/2024', 'photos/2024/a b.txt', 'photos/empty', 'photos/ü.txt', 'notes.txt'],
+  );
+  assert.deepEqual(listing(out), {
+    'notes.txt': '',
+    'photos/': '',
+    'photos/2024/': '',
+    'photos/2024/a b.txt': 'abc',
+    'photos/empty/': '',
+    'photos/ü.txt': 'x'.repeat(70_000),
+  });
+});
+
+await test('a folder to a page that cannot hold one: tree false, and both sides say what to do', async () => {
+  const [a, b] = pair();
+  const sender = page(a, { files: tree() });
+  const receiver = page(b);
+  const [sent, received] = await Promise.allSettled([sender.session.run(), receiver.session.run()]);
+  assert.equal(b.controls()[0].tree, false);
+  assert.match(
+    received.reason.message,
+    /^the sender sends a folder \(3 files\), and this browser cannot save a folder; receive with `dcsend recv -o DIR\/`$/,
+  );
+  // The sender refuses on its side too, or reports the receiver's abort: either says why.
+  assert.match(sent.reason.message, /cannot (hold|save) a folder/);
+});
+
+await test('a page sending a folder refuses a receiver without tree: true before sending any of it', async () => {
+  const [dc, other] = pair();
+  const me = page(dc, { files: tree() });
+  const them = peer(other);
+  const run = me.session.run();
+  assert.equal((await them.hear()).tree, true);
+  them.say(wire.hello('recv'));
+  await assert.rejects(run, /the receiver cannot hold a folder .*receive with `dcsend recv -o DIR\/`/);
+  const next = await them.hear();
+  assert.equal(next.t, 'abort', 'no dir or file before the refusal');
+});
+
+await test('a dir or a path from a sender that did not announce a tree, to a page without a folder: refused', async () => {
+  for (const msg of [wire.dir('photos'), wire.file('photos/a.txt', 1)]) {
+    const [dc, other] = pair();
+    const me = page(dc);
+    const them = peer(other);
+    const run = me.session.run();
+    them.say(wire.hello('send'));
+    assert.equal((await them.hear()).tree, false);
+    them.say(msg);
+    await assert.rejects(run, /the sender sends a folder, and this browser cannot save a folder/);
+    assert.equal((await them.hear()).t, 'abort');
+  }
+});
+
+await test('a hostile path into a chosen folder is refused, and nothing is made for it', async () => {
+  for (const bad of ['../x', 'a/../../x', '/abs', 'a\\b/c', 'a//b']) {
+    const [dc, other] = pair();
+    const out = fakeFolder('out');
+    const me = page(dc, { folder: out });
+    const them = peer(other);
+    const run = me.session.run();
+    them.say(wire.hello('send', null, { tree: true, files: 1, bytes: 1 }));
+    assert.equal((await them.hear()).tree, true);
+    them.say(wire.file(bad, 1));
+    await assert.rejects(run, (e) => e instanceof wire.ProtocolError && /^refused file name/.test(e.message), bad);
+    assert.deepEqual(listing(out), {}, bad);
+  }
 });
 
 await test('two senders: both ends want to send', async () => {

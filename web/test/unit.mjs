@@ -8,7 +8,8 @@ import * as wire from '../src/wire.js';
 import { Fifo } from '../src/fifo.js';
 import { ThresholdSender, clampThreshold, chunkSize, BROWSER_QUEUE_LIMIT } from '../src/sender.js';
 import { size, rate, sentSummary, receivedSummary } from '../src/format.js';
-import { MovableSink } from '../src/sinks.js';
+import { MovableSink, FolderSink } from '../src/sinks.js';
+import { fakeFolder, listing } from './fake-folder.mjs';
 
 let checks = 0;
 function check(name, fn) {
@@ -30,7 +31,54 @@ check('messages encode as dcsend writes them', () => {
   );
   assert.equal(wire.encode(wire.file('a.txt', 3)), '{"t":"file","name":"a.txt","size":3,"resume":false}');
   assert.equal(wire.encode(wire.ack(3, true)), '{"t":"ack","bytes":3,"ok":true}');
+  assert.equal(wire.encode(wire.dir('photos/empty')), '{"t":"dir","name":"photos/empty"}');
   assert.equal(wire.encode(wire.done()), '{"t":"done"}');
+});
+
+check('the tree extension: hello fields written only when set, dir and file fields read', () => {
+  assert.equal(
+    wire.encode(wire.hello('send', null, { tree: true, files: 2, bytes: 1048579 })),
+    '{"t":"hello","v":1,"role":"send","app":"dcsend-web/0.1.0","resume":false,"tree":true,"files":2,"bytes":1048579}',
+  );
+  assert.equal(
+    wire.encode(wire.hello('recv', 32768, { tree: false })),
+    '{"t":"hello","v":1,"role":"recv","app":"dcsend-web/0.1.0","resume":false,"threshold":32768,"tree":false}',
+  );
+  const hello = wire.decode('{"t":"hello","v":1,"role":"send","app":"dcsend/0.1.0","tree":true,"files":2,"bytes":9}');
+  assert.deepEqual([hello.tree, hello.files, hello.bytes], [true, 2, 9]);
+  assert.deepEqual(wire.decode('{"t":"dir","name":"photos/empty","mtime":981173106123456789}'), {
+    t: 'dir',
+    name: 'photos/empty',
+    mtime: 981173106123456789,
+  });
+  const f = wire.decode('{"t":"file","name":"photos/run.sh","size":17,"resume":false,"exec":true,"mtime":5}');
+  assert.deepEqual([f.name, f.exec, f.mtime], ['photos/run.sh', true, 5]);
+  assert.throws(() => wire.decode('{"t":"dir"}'), /missing field `name` in dir/);
+  assert.throws(() => wire.decode('{"t":"hello","v":1,"role":"send","app":"","tree":1}'), /`tree` of hello is not a bool/);
+});
+
+check('tree paths: every component by the name rules, no empty component, at most 64 deep', () => {
+  assert.deepEqual(wire.checkPath('photos/2024/a b.jpg'), ['photos', '2024', 'a b.jpg']);
+  assert.deepEqual(wire.checkPath('notes.txt'), ['notes.txt']);
+  assert.deepEqual(wire.checkPath('фото/ü.txt'), ['фото', 'ü.txt']);
+  const refused = [
+    ['../x', /"\.\.": it names a directory/],
+    ['a/../../x', /"\.\.": it names a directory/],
+    ['a/./b', /"\.": it names a directory/],
+    ['/etc/passwd', /empty component/],
+    ['a//b', /empty component/],
+    ['a/', /empty component/],
+    ['a\\b/c', /path separator/],
+    ['a/b\u0000', /control character/],
+    ['C:/x', /drive prefix|Windows does not allow ':'/],
+    ['a/CON/b', /reserved Windows device name/],
+    ['a/b./c', /ends in '\.' or ' '/],
+    [Array(65).fill('d').join('/'), /over 64 folders deep/],
+  ];
+  for (const [path, why] of refused) {
+    assert.throws(() => wire.checkPath(path), (e) => e instanceof wire.ProtocolError && why.test(e.message), path);
+  }
+  assert.equal(wire.checkPath(Array(64).fill('d').join('/')).length, 64);
 });
 
 check('the digest is SHA-256 in lowercase hex, across updates', () => {
@@ -49,8 +97,18 @@ check('dcsend messages decode; unknown fields are ignored, absent optionals are 
     app: 'dcsend/0.1.0',
     resume: true,
     threshold: null,
+    tree: null,
+    files: null,
+    bytes: null,
   });
-  assert.deepEqual(wire.decode('{"t":"file","name":null}'), { t: 'file', name: null, size: null, resume: false });
+  assert.deepEqual(wire.decode('{"t":"file","name":null}'), {
+    t: 'file',
+    name: null,
+    size: null,
+    resume: false,
+    exec: null,
+    mtime: null,
+  });
   const eof = '{"t":"eof","bytes":3,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}';
   assert.equal(wire.decode(eof).bytes, 3);
 });
@@ -236,31 +294,6 @@ check('the closing lines read right for one file and for several', () => {
 
 // ---- sinks ----------------------------------------------------------------------------------
 
-/** A folder as the File System Access API gives it, in memory: name -> written parts. */
-function fakeFolder() {
-  const files = new Map();
-  return {
-    files,
-    name: 'fake',
-    async getFileHandle(name, { create = false } = {}) {
-      if (!files.has(name)) {
-        if (!create) throw new DOMException('no such file', 'NotFoundError');
-        files.set(name, []);
-      }
-      return {
-        createWritable: async () => ({
-          write: async (part) => files.get(name).push(new Uint8Array(await new Blob([part]).arrayBuffer())),
-          close: async () => {},
-          abort: async () => {},
-        }),
-      };
-    },
-    async removeEntry(name) {
-      files.delete(name);
-    },
-  };
-}
-
 await (async () => {
   // A folder chosen while an item is under way takes what arrived so far, then the rest.
   const dir = fakeFolder();
@@ -279,6 +312,20 @@ await (async () => {
   assert.match(await kept.finish(), /^blob:/);
   checks += 1;
   console.log('ok a folder chosen mid-item takes the bytes so far and the rest, in order');
+})();
+
+await (async () => {
+  // A tree path makes its folders (as getDirectoryHandle({create: true}) does) and the file in the last.
+  const top = fakeFolder('out');
+  const sink = await FolderSink.open(top, 'photos/2024/a.txt');
+  sink.write(new TextEncoder().encode('abc'));
+  assert.equal(await sink.finish(), null);
+  const again = await FolderSink.open(top, 'photos/b.txt');
+  await again.finish();
+  assert.deepEqual(listing(top), { 'photos/': '', 'photos/b.txt': '', 'photos/2024/': '', 'photos/2024/a.txt': 'abc' });
+  await assert.rejects(FolderSink.open(top, 'photos/2024/a.txt'), /a\.txt already exists in the folder "2024"/);
+  checks += 1;
+  console.log('ok a tree path is saved into its folders, made as needed; an existing file is kept');
 })();
 
 console.log(`${checks} checks passed`);
