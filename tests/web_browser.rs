@@ -19,6 +19,12 @@
 //!   address makes the page the sender: then the picker shows (the folder box does not), and
 //!   two files arrive. The closing lines read right for one file and for two, and rates are in
 //!   MiB/s. A screenshot of the page before anyone joined is left in `target/web-e2e/`.
+//! - Folders (the tree extension): a folder set on the page's folder input (webkitdirectory, as
+//!   CDP's `DOM.setFileInputFiles` sets it) reaches `dcsend recv -o DIR/` byte-exact with its
+//!   relative paths; `dcsend DIR` to the page, whose `showDirectoryPicker` answers the origin
+//!   private file system's root (headless Chromium has no picker a script can fill), lands there
+//!   with its paths and its empty folder, each file's SHA-256 read back in the page; and to a
+//!   page without `showDirectoryPicker` it is refused, in words, on both sides.
 //!
 //! Chromium runs with the flags a CI machine needs (headless, no sandbox as root, no GPU, no
 //! background traffic, WebRTC allowed on loopback) and otherwise as a user's: it hides its host
@@ -414,7 +420,129 @@ fn a_wrong_secret_in_the_address_fails_the_page_and_dcsend_exits_3() {
     eprintln!("wrong secret: failed on both sides in {:.1?}", start.elapsed());
 }
 
+/// The small tree of the folder tests: `photos/` holding a file and `2024/`, which holds two
+/// (one with a space and a non-ASCII name). Returns its (path, bytes) files.
+fn small_tree(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let files = vec![
+        ("photos/2024/a b.bin", random_bytes(150_000, 95)),
+        ("photos/2024/ü.txt", b"gr\xc3\xbc\xc3\x9fe\n".to_vec()),
+        ("photos/notes.txt", random_bytes(1000, 96)),
+    ];
+    for (path, data) in &files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    files
+}
+
+fn a_folder_picked_in_the_page_arrives_at_dcsend_recv_with_its_paths() {
+    let Some(b) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let files = small_tree(&src);
+    let out = dir.path().join("out");
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let mut recv = Proc::spawn(
+        "recv",
+        peer(&["recv", "-o", &format!("{}/", out.display())], &base),
+        dir.path(),
+    );
+    let url = invite(&recv);
+    let folder = src.join("photos");
+    let mut driver = drive(&b, &[Path::new("sendfolder"), Path::new(&url), &folder], dir.path());
+
+    let log = driver_log(&mut driver, &recv);
+    recv.expect_code(0, WAIT);
+    assert_has(&log, "role send");
+    assert_has(
+        &log,
+        "status Done: 3 files (147.5 KiB) delivered, and the receiver confirmed each one's SHA-256.",
+    );
+    // The folder input kept the relative paths (webkitRelativePath), the picked folder's name
+    // first.
+    assert_eq!(files_in(&out), ["photos"]);
+    assert_eq!(files_in(&out.join("photos")), ["2024", "notes.txt"]);
+    for (path, data) in &files {
+        let got = std::fs::read(out.join(path)).unwrap_or_else(|e| panic!("{path}: {e}\n{log}"));
+        assert!(got == *data, "{path}: the bytes differ");
+    }
+}
+
+fn a_folder_from_dcsend_is_saved_into_the_folder_picked_in_the_page() {
+    let Some(b) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let files = small_tree(&src);
+    std::fs::create_dir(src.join("photos/empty")).unwrap();
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let folder = src.join("photos");
+    let mut send = Proc::spawn("send", peer(&[folder.to_str().unwrap()], &base), dir.path());
+    let url = invite(&send);
+    let mut driver = drive(&b, &[Path::new("recvtree"), Path::new(&url)], dir.path());
+
+    let log = driver_log(&mut driver, &send);
+    // dcsend exits 0 only once the page acked every file with a matching SHA-256.
+    send.expect_code(0, WAIT);
+    assert_has(&log, "role recv");
+    assert_has(&log, "status Done: received 3 files, each SHA-256 verified.");
+    let listed: Vec<&str> = log.lines().filter(|l| l.starts_with("tree-")).collect();
+    let mut want = vec![
+        "tree-dir photos".to_owned(),
+        "tree-dir photos/2024".to_owned(),
+        "tree-dir photos/empty".to_owned(),
+    ];
+    for (path, data) in &files {
+        want.push(format!("tree-file {path} {} {}", data.len(), sha256_hex(data)));
+    }
+    want.sort_by(|a, b| {
+        let key = |l: &str| l.split_once(' ').unwrap().1.split(' ').next().unwrap().to_owned();
+        key(a).cmp(&key(b))
+    });
+    assert_eq!(listed, want, "{log}");
+}
+
+fn a_folder_to_a_browser_that_cannot_save_one_is_refused_in_words() {
+    let Some(b) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    small_tree(&src);
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let folder = src.join("photos");
+    let mut send = Proc::spawn("send", peer(&[folder.to_str().unwrap()], &base), dir.path());
+    let url = invite(&send);
+    let mut driver = drive(&b, &[Path::new("recvnofolder"), Path::new(&url)], dir.path());
+
+    let log = driver_log(&mut driver, &send);
+    let status = send.wait(WAIT);
+    assert!(!status.success(), "dcsend sent a folder to a page that cannot hold one");
+    assert_has(&log, "phase failed");
+    let error = log.lines().find_map(|l| l.strip_prefix("error ")).unwrap_or_default();
+    assert_eq!(
+        error,
+        "the sender sends a folder (3 files), and this browser cannot save a folder; \
+         receive with `dcsend recv -o DIR/`",
+        "{log}"
+    );
+    let err = send.stderr_text();
+    // The refusals cross (docs/protocol.md, Trees): dcsend reports its own or the page's.
+    let says = ["the browser page cannot save a folder", "this browser cannot save a folder"];
+    assert!(
+        says.iter().any(|s| err.contains(s)) && err.contains("dcsend recv -o DIR/"),
+        "dcsend does not say what to do: {err}"
+    );
+}
+
 crate::skippable_tests!(
+    a_folder_picked_in_the_page_arrives_at_dcsend_recv_with_its_paths,
+    a_folder_from_dcsend_is_saved_into_the_folder_picked_in_the_page,
+    a_folder_to_a_browser_that_cannot_save_one_is_refused_in_words,
     a_file_picked_in_the_page_arrives_at_dcsend_recv_byte_exact,
     a_file_from_dcsend_downloads_from_the_page_byte_exact,
     a_wrong_secret_in_the_address_fails_the_page_and_dcsend_exits_3,

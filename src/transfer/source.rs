@@ -702,6 +702,12 @@ impl Resumer {
         }
         match self.hello.as_ref().expect("waited for above") {
             (Some(true), _) => Ok(()),
+            // The page (web/src/wire.js `APP`) says `tree: false` until a folder is picked.
+            (Some(false), app) if app.starts_with("dcsend-web/") => Err(SourceError::Refused(
+                "the browser page cannot save a folder (no folder picked in time, or a browser \
+                 without the File System Access API): receive with `dcsend recv -o DIR/`"
+                    .into(),
+            )),
             (Some(false), _) => Err(SourceError::Refused(
                 "the receiver writes to stdout or to one file, which cannot hold a folder: \
                  receive with `dcsend recv -o DIR/`"

@@ -12,6 +12,19 @@
 //       activates every `#received a[download]` with the keyboard (Tab, Enter) and saves each
 //       download as OUTDIR/data-name.
 //       Saves SCREENSHOT while the transfer is under way.
+//   node test/browser.mjs sendfolder URL DIR
+//       Opens URL (a room a `dcsend recv -o OUT/ --peer BASE` made), waits for the page to know
+//       it sends, sets DIR on the folder input `#pick-folder` (webkitdirectory; what CDP's
+//       DOM.setFileInputFiles does) and waits for phase `done`.
+//   node test/browser.mjs recvtree URL
+//       Opens URL (a room a `dcsend DIR --peer BASE` made) with `showDirectoryPicker` answering
+//       the origin private file system's root (headless Chromium has no picker a script can
+//       fill), waits for the page to ask for a folder, clicks "Save into a folder…", waits for
+//       phase `done`, then prints what the folder holds: `tree-dir PATH` and
+//       `tree-file PATH BYTES SHA256`, in byte order of paths.
+//   node test/browser.mjs recvnofolder URL
+//       Opens URL (a room a `dcsend DIR --peer BASE` made) in a browser without
+//       `showDirectoryPicker` (removed before the page loads) and waits for phase `failed`.
 //   node test/browser.mjs fail URL
 //       Opens URL and waits for phase `failed` (a wrong secret, say); reaching `done` is a
 //       failure.
@@ -262,6 +275,41 @@ async function open(page, shot, files) {
   await printClosing(page);
 }
 
+async function sendFolder(page, dir) {
+  await roleKnown(page);
+  await page.setInputFiles('#pick-folder', dir, { timeout: STEP_MS });
+  await follow(page, 'done', null);
+  await printClosing(page);
+}
+
+async function recvTree(page) {
+  // The page asks for a folder before it says hello (and so before its role is known).
+  await page.locator('#folder-box:not([hidden])').waitFor({ timeout: STEP_MS });
+  await page.click('#folder', { timeout: STEP_MS });
+  await follow(page, 'done', null);
+  await printClosing(page);
+  const listed = await page.evaluate(async () => {
+    const hex = (/** @type {ArrayBuffer} */ b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');
+    const out = [];
+    async function walk(dir, prefix) {
+      for await (const [name, h] of dir.entries()) {
+        const path = `${prefix}${name}`;
+        if (h.kind === 'directory') {
+          out.push(`tree-dir ${path}`);
+          await walk(h, `${path}/`);
+        } else {
+          const f = await h.getFile();
+          out.push(`tree-file ${path} ${f.size} ${hex(await crypto.subtle.digest('SHA-256', await f.arrayBuffer()))}`);
+        }
+      }
+    }
+    await walk(await navigator.storage.getDirectory(), '');
+    return out;
+  });
+  const bytes = (s) => Buffer.from(s.replace(/^tree-(dir|file) /, ''));
+  for (const line of listed.sort((a, b) => Buffer.compare(bytes(a), bytes(b)))) console.log(line);
+}
+
 async function expectFailure(page) {
   await follow(page, 'failed', null);
   const n = await page.locator('#received a[download]').count();
@@ -270,8 +318,9 @@ async function expectFailure(page) {
 
 async function main() {
   const usage =
-    'usage: browser.mjs send URL FILE SCREENSHOT | recv URL OUTDIR SCREENSHOT | fail URL | open BASE SCREENSHOT FILE...';
-  const arity = { send: 2, recv: 2, fail: 0 }[mode];
+    'usage: browser.mjs send URL FILE SCREENSHOT | recv URL OUTDIR SCREENSHOT | fail URL | open BASE SCREENSHOT FILE... ' +
+    '| sendfolder URL DIR | recvtree URL | recvnofolder URL';
+  const arity = { send: 2, recv: 2, fail: 0, sendfolder: 1, recvtree: 0, recvnofolder: 0 }[mode];
   const ok = mode === 'open' ? rest.length >= 2 : arity !== undefined && rest.length === arity;
   if (!url || !ok) fail(usage);
 
@@ -313,12 +362,24 @@ async function main() {
       attributeFilter: ['data-phase', 'data-role'],
     });
   });
+  if (mode === 'recvtree') {
+    await page.addInitScript(() => {
+      window.showDirectoryPicker = async () => navigator.storage.getDirectory();
+    });
+  } else if (mode === 'recvnofolder') {
+    await page.addInitScript(() => {
+      delete window.showDirectoryPicker;
+      delete Window.prototype.showDirectoryPicker;
+    });
+  }
   const response = await page.goto(url, { timeout: STEP_MS });
   if (!response || !response.ok()) fail(`GET ${url} answered ${response?.status()}`);
 
   if (mode === 'send') await send(page, rest[0], rest[1]);
   else if (mode === 'recv') await recv(page, rest[0], rest[1]);
   else if (mode === 'open') await open(page, rest[0], rest.slice(1));
+  else if (mode === 'sendfolder') await sendFolder(page, rest[0]);
+  else if (mode === 'recvtree') await recvTree(page);
   else await expectFailure(page);
 }
 
