@@ -10,6 +10,7 @@
 import { size, rate, plural, message } from './format.js';
 import { MEMORY_CAP } from './sinks.js';
 import { announce, NO_FOLDER_HERE } from './session.js';
+import { walk } from './tree.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -174,46 +175,6 @@ export function watchChoices(onFiles) {
       say(`Could not read the dropped folder: ${message(err)}`);
     });
   });
-}
-
-/** Byte order of UTF-8, as dcsend sorts a tree. @param {string} a @param {string} b */
-function byteOrder(a, b) {
-  const x = utf8.encode(a);
-  const y = utf8.encode(b);
-  for (let i = 0; i < Math.min(x.length, y.length); i += 1) if (x[i] !== y[i]) return x[i] - y[i];
-  return x.length - y.length;
-}
-const utf8 = new TextEncoder();
-
-/**
- * The dropped entries as a tree: each folder (empty ones too) before what it holds, then its
- * files, depth first in byte order of names, as dcsend sends a folder.
- * @param {FileSystemEntry[]} entries @param {string} [prefix]
- * @returns {Promise<import('./session.js').Chosen[]>}
- */
-async function walk(entries, prefix = '') {
-  /** @type {import('./session.js').Chosen[]} */
-  const out = [];
-  for (const en of [...entries].sort((a, b) => byteOrder(a.name, b.name))) {
-    const path = `${prefix}${en.name}`;
-    if (en.isDirectory) {
-      out.push({ path, blob: null });
-      const reader = /** @type {FileSystemDirectoryEntry} */ (en).createReader();
-      /** @type {FileSystemEntry[]} */
-      const inside = [];
-      for (;;) {
-        // readEntries gives a batch at a time (100 in Chromium), then an empty one.
-        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-        if (batch.length === 0) break;
-        inside.push(...batch);
-      }
-      out.push(...(await walk(inside, `${path}/`)));
-    } else if (en.isFile) {
-      const blob = await new Promise((resolve, reject) => /** @type {FileSystemFileEntry} */ (en).file(resolve, reject));
-      out.push({ path, blob });
-    }
-  }
-  return out;
 }
 
 /**

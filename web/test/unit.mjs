@@ -10,6 +10,8 @@ import { ThresholdSender, clampThreshold, chunkSize, BROWSER_QUEUE_LIMIT } from 
 import { size, rate, sentSummary, receivedSummary } from '../src/format.js';
 import { MovableSink, FolderSink } from '../src/sinks.js';
 import { fakeFolder, listing } from './fake-folder.mjs';
+import { walk, byteOrder } from '../src/tree.js';
+import { announce, itemOf } from '../src/session.js';
 
 let checks = 0;
 function check(name, fn) {
@@ -326,6 +328,54 @@ await (async () => {
   await assert.rejects(FolderSink.open(top, 'photos/2024/a.txt'), /a\.txt already exists in the folder "2024"/);
   checks += 1;
   console.log('ok a tree path is saved into its folders, made as needed; an existing file is kept');
+})();
+
+// ---- a dropped folder -------------------------------------------------------------------------
+
+/** A FileSystemEntry of the Entries API: a folder (`children`) or a file (`text`). */
+function entry(name, children, text) {
+  if (children === undefined) return { name, isFile: true, isDirectory: false, file: (ok) => ok(new Blob([text])) };
+  return {
+    name,
+    isFile: false,
+    isDirectory: true,
+    createReader() {
+      // Chromium hands out at most 100 entries per readEntries call, then an empty batch.
+      let at = 0;
+      return {
+        readEntries(ok) {
+          const batch = children.slice(at, at + 100);
+          at += batch.length;
+          setTimeout(() => ok(batch), 0);
+        },
+      };
+    },
+  };
+}
+
+await (async () => {
+  const many = Array.from({ length: 150 }, (_, i) => entry(`f${String(i).padStart(3, '0')}`, undefined, 'x'));
+  const dropped = [
+    entry('photos', [entry('ü.txt', undefined, 'ü'), entry('empty', []), entry('Z', undefined, 'z'), entry('2024', [entry('a b.jpg', undefined, 'abc')])]),
+    entry('notes.txt', undefined, ''),
+    entry('many', many),
+  ];
+  const items = await walk(dropped);
+  const paths = items.map((i) => `${i.path}${i.blob === null ? '/' : ''}`);
+  assert.deepEqual(paths.slice(0, 3), ['many/', 'many/f000', 'many/f001'], 'every batch of a big folder is read');
+  assert.equal(paths.filter((p) => p.startsWith('many/f')).length, 150);
+  assert.deepEqual(paths.slice(151), ['notes.txt', 'photos/', 'photos/2024/', 'photos/2024/a b.jpg', 'photos/Z', 'photos/empty/', 'photos/ü.txt']);
+  assert.equal(await items.find((i) => i.path === 'photos/2024/a b.jpg').blob.text(), 'abc');
+  assert.ok(byteOrder('Z', 'a') < 0 && byteOrder('z', 'ü') < 0 && byteOrder('a', 'ab') < 0);
+  // The sender's hello counts files, not folders; a File from a folder input goes by its path.
+  assert.deepEqual(announce(items), { tree: true, files: 154, bytes: 150 + 2 + 3 + 1 });
+  assert.deepEqual(announce([new File(['ab'], 'a.txt')]), { tree: null, files: 1, bytes: 2 });
+  const fromInput = new File(['x'], 'a.txt');
+  Object.defineProperty(fromInput, 'webkitRelativePath', { value: 'photos/a.txt' });
+  assert.equal(itemOf(fromInput).name, 'photos/a.txt');
+  assert.equal(announce([fromInput]).tree, true);
+  checks += 1;
+  console.log('ok a dropped folder: every entry read, folders first, byte order, counts for the hello');
 })();
 
 console.log(`${checks} checks passed`);
