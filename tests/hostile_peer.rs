@@ -156,15 +156,7 @@ fn an_unknown_type_with_a_terminal_escape_is_printed_escaped() {
 fn more_data_than_the_header_announced_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File {
-            name: Some("x".into()),
-            size: Some(3),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("x", 3).await;
         h.binary(b"0123456789").await;
     });
     run.expect_abort(1, "more bytes than the file header announced", &["x.part"]);
@@ -174,15 +166,7 @@ fn more_data_than_the_header_announced_is_refused() {
 fn less_data_than_the_header_announced_fails_integrity_at_eof() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File {
-            name: Some("x".into()),
-            size: Some(10),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("x", 10).await;
         h.binary(ABC).await;
         h.control(Control::Eof { bytes: 3, sha256: sha256(ABC) }).await;
     });
@@ -195,15 +179,7 @@ fn less_data_than_the_header_announced_fails_integrity_at_eof() {
 fn a_wrong_digest_at_eof_is_nacked_and_the_part_file_kept() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File {
-            name: Some("x".into()),
-            size: Some(3),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("x", 3).await;
         h.binary(ABC).await;
         h.control(Control::Eof { bytes: 3, sha256: sha256(b"abd") }).await;
     });
@@ -229,15 +205,7 @@ fn a_message_after_done_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
         h.control(Control::Done).await;
-        h.control(Control::File {
-            name: Some("late".into()),
-            size: Some(0),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("late", 0).await;
     });
     run.expect_abort(1, "a message after done", &[]);
 }
@@ -265,25 +233,9 @@ fn eof_without_a_file_is_refused() {
 fn a_file_header_inside_an_item_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File {
-            name: Some("x".into()),
-            size: Some(3),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("x", 3).await;
         h.binary(b"ab").await;
-        h.control(Control::File {
-            name: Some("y".into()),
-            size: Some(3),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("y", 3).await;
     });
     run.expect_abort(1, "a file header inside an item (no eof)", &["x.part"]);
 }
@@ -292,15 +244,7 @@ fn a_file_header_inside_an_item_is_refused() {
 fn done_inside_an_item_is_refused() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
-        h.control(Control::File {
-            name: Some("x".into()),
-            size: Some(3),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("x", 3).await;
         h.control(Control::Done).await;
     });
     run.expect_abort(1, "done inside an item (no eof)", &["x.part"]);
@@ -519,15 +463,7 @@ fn a_size_of_u64_max_after_an_item_neither_panics_nor_preallocates() {
     let run = against_recv(async |h| {
         h.hello(Role::Send).await;
         h.item("first", ABC).await;
-        h.control(Control::File {
-            name: Some("huge".into()),
-            size: Some(u64::MAX),
-            resume: false,
-            exec: false,
-            mtime: None,
-            zstd: false,
-        })
-        .await;
+        h.header("huge", u64::MAX).await;
         h.binary(&[7; 1024]).await;
         h.control(Control::Eof { bytes: 1024, sha256: sha256(&[7; 1024]) }).await;
     });

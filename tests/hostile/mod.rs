@@ -127,17 +127,22 @@ impl Hostile {
         .await;
     }
 
-    /// A complete, honest item: `file`, the data, `eof`.
-    pub async fn item(&self, name: &str, data: &[u8]) {
+    /// A plain `file` header: `name`, `size`, nothing else set.
+    pub async fn header(&self, name: &str, size: u64) {
         self.control(Control::File {
             name: Some(name.into()),
-            size: Some(data.len() as u64),
+            size: Some(size),
             resume: false,
             exec: false,
             mtime: None,
             zstd: false,
         })
         .await;
+    }
+
+    /// A complete, honest item: `file`, the data, `eof`.
+    pub async fn item(&self, name: &str, data: &[u8]) {
+        self.header(name, data.len() as u64).await;
         if !data.is_empty() {
             self.binary(data).await;
         }
