@@ -106,8 +106,8 @@ impl Live {
 /// what a threshold sender is about) are the headline and go last; the ETA and the bytes
 /// answer "how long, how far"; the label, the files done/total with the current file (several
 /// files only) and the path say what and how; the average only repeats the rate over a longer
-/// time. The bar is not in the list: it comes after all of
-/// them, drawn only when every part fits and at least [`BAR_MIN_INNER`] columns are left.
+/// time. The bar is not in the list: it comes after all of them, drawn only when every part
+/// fits and at least [`BAR_MIN_INNER`] columns are left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Part {
     Average,
@@ -121,6 +121,9 @@ enum Part {
 }
 
 impl Part {
+    /// How many parts there are (`Rate` is the last), the size of per-part tables.
+    const COUNT: usize = Part::Rate as usize + 1;
+
     /// A figure, whose width changes from frame to frame (see [`Widest`]).
     fn is_figure(self) -> bool {
         !matches!(self, Part::Label | Part::Path | Part::Files)
@@ -132,7 +135,7 @@ impl Part {
 /// frame as "7.1 MiB" becomes "7 MiB": it changes only when a figure is wider than ever
 /// before, which settles within the first frames. The text itself is not padded.
 #[derive(Debug, Default, Clone)]
-pub struct Widest([usize; 8]);
+pub struct Widest([usize; Part::COUNT]);
 
 impl Widest {
     /// Records `text` as `part`'s; returns the columns to reserve for it.
@@ -195,7 +198,7 @@ pub fn frame(
         parts.push((Part::Files, text));
     }
     // Columns each part may grow to beyond its text (see `Widest`).
-    let mut slack = [0; 8];
+    let mut slack = [0; Part::COUNT];
     for (part, text) in &parts {
         if part.is_figure() {
             slack[*part as usize] = widest.note(*part, text) - columns(text);
