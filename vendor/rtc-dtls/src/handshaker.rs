@@ -192,14 +192,28 @@ impl DTLSConn {
                 srv_cli_str(self.state.is_client),
                 self.current_flight
             );
-            self.current_retransmit_timer = None;
             let result = self.current_flight.parse(
                 /*&mut self.handle_queue_tx,*/ &mut self.state,
                 &self.cache,
                 &self.handshake_config,
             );
             match result {
+                // Not the peer's whole next flight yet: part of it was lost, or this is a
+                // retransmission of the flight before it, which means the peer has not seen all
+                // of ours. Either way the flight we sent may be what is missing, so its
+                // retransmission timer keeps running (RFC 6347 4.2.4: only the receipt of the
+                // next flight leaves WAITING). Cancelling it here left both sides waiting for
+                // each other whenever the peer retransmitted first: the side that sent last
+                // never sent again, and the peer spent its budget and failed the handshake.
+                Err((None, None)) => {
+                    debug!(
+                        "[handshake:{}] {} still waiting for the rest of the peer's flight",
+                        srv_cli_str(self.state.is_client),
+                        self.current_flight,
+                    );
+                }
                 Err((alert, err)) => {
+                    self.current_retransmit_timer = None;
                     debug!(
                         "[handshake:{}] {} result alert:{:?}, err:{:?}",
                         srv_cli_str(self.state.is_client),
@@ -216,6 +230,7 @@ impl DTLSConn {
                     }
                 }
                 Ok(next_flight) => {
+                    self.current_retransmit_timer = None;
                     debug!(
                         "[handshake:{}] {} -> {}",
                         srv_cli_str(self.state.is_client),

@@ -93,6 +93,8 @@ pub mod flight;
 pub mod fragment_buffer;
 /// The handshake message types and the cache that hashes them for `Finished`.
 pub mod handshake;
+#[cfg(test)]
+mod handshake_loss_test;
 /// Handshake orchestration: state, roles and the verification callbacks.
 pub mod handshaker;
 /// The pseudo-random function that expands the master secret into keys.
