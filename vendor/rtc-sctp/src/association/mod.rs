@@ -915,7 +915,10 @@ impl Association {
                 common_header: CommonHeader {
                     source_port: self.source_port,
                     destination_port: self.destination_port,
-                    verification_tag: self.peer_verification_tag,
+                    // RFC 9260 §8.5.1: always 0 on an INIT, retransmissions included. After an
+                    // INIT collision `peer_verification_tag` holds the peer's tag, and an INIT
+                    // carrying it is discarded by the peer.
+                    verification_tag: 0,
                 },
                 chunks: vec![Box::new(stored_init.clone())],
             };

@@ -3868,3 +3868,58 @@ fn an_init_collision_on_an_accepting_endpoint_forms_one_association() -> Result<
     assert_one_established_association(&mut pair, a_ch, b_ch);
     establish_session_pair(&mut pair, a_ch, b_ch, 0)
 }
+
+/// RFC 9260 §8.5.1: an INIT is sent with verification tag 0, retransmissions included. Here
+/// both ends initiate, each answers the other's INIT with an INIT ACK, and both INIT ACKs are
+/// lost: each end then retransmits its INIT on its T1-init timer. Answering the peer's INIT had
+/// set the peer's tag as this end's `peer_verification_tag`, and the retransmitted INIT went out
+/// with that tag in its common header, so the peer discarded every one ("init chunk expects a
+/// verification tag of 0 on the packet when out-of-the-blue") and the association never formed.
+/// dcsend saw it as a data channel that did not open within 30 s over a lossy link, with both
+/// peers connected.
+#[test]
+fn an_init_collision_recovers_when_both_init_acks_are_lost() -> Result<()> {
+    let endpoint_config = Arc::new(EndpointConfig::default());
+    let a_addr = SocketAddr::new(
+        Ipv6Addr::LOCALHOST.into(),
+        CLIENT_PORTS.lock().unwrap().next().unwrap(),
+    );
+    let b_addr = SocketAddr::new(
+        Ipv6Addr::LOCALHOST.into(),
+        SERVER_PORTS.lock().unwrap().next().unwrap(),
+    );
+    let a = Endpoint::new(
+        a_addr,
+        TransportProtocol::UDP,
+        endpoint_config.clone(),
+        None,
+    );
+    let b = Endpoint::new(b_addr, TransportProtocol::UDP, endpoint_config, None);
+    let mut pair = Pair::new_from_endpoint(a, b, a_addr, b_addr);
+    pair.latency = Duration::from_millis(10);
+    let a_ch = pair.begin_connect(client_config());
+    let (b_ch, b_conn) = pair
+        .server
+        .connect(pair.time, client_config(), a_addr)
+        .unwrap();
+    pair.server.associations.insert(b_ch, b_conn);
+
+    // Both INITs go out, and cross.
+    pair.drive_client();
+    pair.drive_server();
+    pair.time += pair.latency;
+    // Each end answers the other's INIT with an INIT ACK...
+    pair.drive_client();
+    pair.drive_server();
+    // ...and both INIT ACKs are lost.
+    assert!(
+        !pair.client.inbound.is_empty() && !pair.server.inbound.is_empty(),
+        "each end answered the other's INIT"
+    );
+    pair.client.inbound.clear();
+    pair.server.inbound.clear();
+
+    pair.drive();
+    assert_one_established_association(&mut pair, a_ch, b_ch);
+    establish_session_pair(&mut pair, a_ch, b_ch, 0)
+}
