@@ -329,22 +329,24 @@ fn five_percent_loss() {
     transfer(Case { name: "loss5", loss_percent: 5, rate: None, size: SIZE, limit });
 }
 
-/// Setting up a session on a link that loses 15% of the packets each way, [`SESSIONS`] times
+/// Setting up a session on a link that loses 10% of the packets each way, [`SESSIONS`] times
 /// in a row: every one must connect and deliver. Each session only sends a few bytes, so what
 /// is tested is the setup: ICE checks, the DTLS handshake and the SCTP association, all under
-/// loss. The published rtc-dtls 0.21.1 failed about one setup in four here (its handshake
+/// loss. The published rtc-dtls 0.21.1 failed about one setup in five here (its handshake
 /// stopped retransmitting a lost flight once the peer repeated its own; see
 /// vendor/rtc-dtls/PATCHES.md), so it failed this test most of the time; TCP, and browsers,
-/// connect at this loss. Each session is bounded by `--connect-timeout`; prints the setup
+/// connect at this loss. (At 15% the published crate fails more often still, but a session
+/// then also risks its last acknowledgement outliving the receiver's 5 s linger, which is not
+/// what this test is about.) Each session is bounded by `--connect-timeout`; prints the setup
 /// times (`-- --nocapture`).
 fn sessions_set_up_under_heavy_loss() {
     /// Sessions set up, one after the other.
-    const SESSIONS: usize = 8;
-    const LOSS_PERCENT: u32 = 15;
-    /// Bound on one session, both processes started to both exited: well above the slowest
-    /// setup measured at this loss (DTLS alone: 7 s in 1000 simulated handshakes).
+    const SESSIONS: usize = 12;
+    const LOSS_PERCENT: u32 = 10;
+    /// Bound on one session's setup: well above the slowest measured at this loss (12 s in 140
+    /// sessions; DTLS alone: 6 s in 1000 simulated handshakes).
     const CONNECT_TIMEOUT: &str = "20s";
-    let limit = Duration::from_secs(25);
+    let limit = Duration::from_secs(30);
 
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let link = match Link::new() {
