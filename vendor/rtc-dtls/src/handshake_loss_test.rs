@@ -222,6 +222,32 @@ fn a_server_keeps_retransmitting_its_lost_flight_when_the_client_repeats_its_hel
     );
 }
 
+/// The same with the roles swapped: the client's whole Flight 5 is lost, the server's timer
+/// fires first and it repeats Flight 4, which reaches the client while it waits for Flight 6.
+/// The client must keep its own timer and send Flight 5 again. Upstream the repeated Flight 4
+/// cancelled it, and the server failed after eight tries.
+#[test]
+fn a_client_keeps_retransmitting_its_lost_flight_when_the_server_repeats_its_flight_4() {
+    const CERTIFICATE: u8 = 11;
+    let mut lost_at = None;
+    let mut lose = |now, direction, datagram: &[u8]| {
+        // The client's Flight 5 opens with its Certificate (WebRTC requires one).
+        if direction == Direction::ToServer
+            && lost_at.is_none()
+            && first_handshake_type(datagram) == Some(CERTIFICATE)
+        {
+            lost_at = Some(now);
+        }
+        direction == Direction::ToServer && lost_at == Some(now)
+    };
+    let time = handshake_over(&mut lose).expect("the handshake completes");
+    assert!(lost_at.is_some(), "a Flight 5 was sent and lost");
+    assert!(
+        time < Duration::from_secs(2),
+        "the handshake took {time:?} after one lost flight"
+    );
+}
+
 /// Random loss each way, 100 handshakes at each rate: every one completes. Upstream, 9% of them
 /// failed at 5% loss, 18% at 10%, 24% at 15% and 30% at 20% (1000 seeds each, [`figures`]), all
 /// with `ErrInvalidFsmTransition` when one side's budget ran out while the other had stopped
