@@ -143,6 +143,10 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Pr
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Address to listen on (port 0 = any free port)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l store -d 'Keep rooms in Redis (redis://HOST:PORT/DB) instead of this process\'s memory' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l stun -d 'Also answer STUN Binding requests on this UDP address (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l stun-url -d 'The STUN server handed to peers, instead of this server\'s own --stun (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l turn -d 'A TURN server handed to peers with short-lived credentials (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l turn-secret-file -d 'File holding the TURN servers\' shared secret (coturn\'s static-auth-secret)' -r -F
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l turn-ttl -d 'How long the TURN credentials of a join answer are valid' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client network created' -r

@@ -39,6 +39,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             turn_user: args.turn_user,
             turn_password,
             relay_only: false,
+            servers: Vec::new(),
         },
         socket_buffer_bytes: 0,
         liveness_timeout: Duration::from_secs(10),

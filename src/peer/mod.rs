@@ -33,6 +33,7 @@ pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
 pub use path::{CandidateKind, Path, Protocol};
 
 use crate::signal::codec::{SdpKind, SessionDesc};
+use crate::signal::ice::IceServer;
 
 /// The label of the one data channel dcsend opens.
 pub const CHANNEL_LABEL: &str = "dcsend";
@@ -50,6 +51,42 @@ pub struct IceConfig {
     pub turn_password: Option<String>,
     /// Use only relayed candidates.
     pub relay_only: bool,
+    /// Servers handed out by a signaling server, each with its own credentials; used
+    /// besides the ones above.
+    pub servers: Vec<IceServer>,
+}
+
+impl IceConfig {
+    /// Every TURN server with the credentials to use it: `turn` with `turn_user`, then the
+    /// `turn:`/`turns:` URLs of `servers` with theirs.
+    pub fn turn_servers(&self) -> Vec<TurnServer> {
+        let ours = self.turn.iter().map(|url| TurnServer {
+            url: url.clone(),
+            user: self.turn_user.clone().unwrap_or_default(),
+            password: self.turn_password.clone().unwrap_or_default(),
+        });
+        let given = self.servers.iter().flat_map(|s| {
+            s.urls.iter().filter(|u| u.starts_with("turn:") || u.starts_with("turns:")).map(|url| {
+                TurnServer {
+                    url: url.clone(),
+                    user: s.username.clone().unwrap_or_default(),
+                    password: s.credential.clone().unwrap_or_default(),
+                }
+            })
+        });
+        ours.chain(given).collect()
+    }
+}
+
+/// A TURN server and the credentials to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnServer {
+    /// `turn:HOST:PORT` (or `turns:`).
+    pub url: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
 }
 
 /// Everything needed to build a peer.
@@ -259,14 +296,20 @@ fn mdns_mode() -> MulticastDnsMode {
 /// reflexive candidate out of the mapped address of the TURN Allocate response (browsers do):
 /// without this `--turn` alone has only host and relay candidates, and two peers behind
 /// cone NATs pair relay/relay where a direct path exists.
+///
+/// The `stun:` URLs a signaling server handed out (`ice.servers`) come after `ice.stun`.
 pub fn stun_urls(ice: &IceConfig) -> Vec<String> {
     let mut urls = ice.stun.clone();
-    if ice.relay_only {
-        return urls;
-    }
-    for derived in ice.turn.iter().filter_map(|t| stun_for_turn(t)) {
-        if !urls.contains(&derived) {
-            urls.push(derived);
+    let given = ice.servers.iter().flat_map(|s| &s.urls).filter(|u| u.starts_with("stun"));
+    let derived = ice.turn_servers().into_iter().filter_map(|t| stun_for_turn(&t.url));
+    let more: Vec<String> = if ice.relay_only {
+        given.cloned().collect()
+    } else {
+        given.cloned().chain(derived).collect()
+    };
+    for url in more {
+        if !urls.contains(&url) {
+            urls.push(url);
         }
     }
     urls
@@ -293,11 +336,11 @@ impl Peer {
         if !stun.is_empty() {
             servers.push(RTCIceServer { urls: stun, ..Default::default() });
         }
-        if !opts.ice.turn.is_empty() {
+        for turn in opts.ice.turn_servers() {
             servers.push(RTCIceServer {
-                urls: opts.ice.turn.clone(),
-                username: opts.ice.turn_user.clone().unwrap_or_default(),
-                credential: opts.ice.turn_password.clone().unwrap_or_default(),
+                urls: vec![turn.url],
+                username: turn.user,
+                credential: turn.password,
             });
         }
         let mut config = RTCConfigurationBuilder::new().with_ice_servers(servers);
@@ -384,8 +427,8 @@ impl Peer {
             .await
             .is_ok_and(|r| r.is_ok());
         if !gathered {
-            let servers: Vec<&str> =
-                self.ice.stun.iter().chain(&self.ice.turn).map(String::as_str).collect();
+            let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
+            let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
             return Err(if servers.is_empty() {
                 PeerError::Setup(format!(
                     "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
@@ -417,13 +460,10 @@ impl Peer {
     /// allocation ourselves ([`turn_probe`]), since webrtc only logs why its own failed.
     /// Names servers and the user, never the password.
     async fn why_no_relay(&self) -> String {
-        let user = self.ice.turn_user.as_deref().unwrap_or_default();
-        let creds = turn_probe::Credentials {
-            user,
-            password: self.ice.turn_password.as_deref().unwrap_or_default(),
-        };
         let mut reasons = Vec::new();
-        for url in &self.ice.turn {
+        for turn in self.ice.turn_servers() {
+            let (url, user) = (&turn.url, &turn.user);
+            let creds = turn_probe::Credentials { user, password: &turn.password };
             let Some((host, port)) = turn_probe::udp_server(url) else {
                 reasons
                     .push(format!("{url} is not supported (TURN over UDP only: turn:HOST:PORT)"));
@@ -609,6 +649,41 @@ mod tests {
     }
 
     use super::*;
+
+    /// A signaling server's servers come after the flags' own, each TURN URL with its own
+    /// credentials; its TURN server is asked for STUN too, unless relay-only.
+    #[test]
+    fn servers_from_a_signaling_server_add_to_the_flags() {
+        let mut ice = IceConfig {
+            stun: vec!["stun:mine:3478".into()],
+            turn: vec!["turn:mine:3478".into()],
+            turn_user: Some("me".into()),
+            turn_password: Some("pw".into()),
+            servers: vec![
+                IceServer { urls: vec!["stun:sig:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["turn:relay:3478".into(), "turns:relay:5349".into()],
+                    username: Some("1700000000:ab".into()),
+                    credential: Some("mac=".into()),
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(stun_urls(&ice), ["stun:mine:3478", "stun:sig:3478", "stun:relay:3478"]);
+        let turn = ice.turn_servers();
+        let urls: Vec<_> = turn.iter().map(|t| (t.url.as_str(), t.user.as_str())).collect();
+        assert_eq!(
+            urls,
+            [
+                ("turn:mine:3478", "me"),
+                ("turn:relay:3478", "1700000000:ab"),
+                ("turns:relay:5349", "1700000000:ab")
+            ]
+        );
+        assert_eq!(turn[2].password, "mac=");
+        ice.relay_only = true;
+        assert_eq!(stun_urls(&ice), ["stun:mine:3478", "stun:sig:3478"]);
+    }
 
     #[test]
     fn the_window_follows_the_granted_buffer_within_bounds() {
