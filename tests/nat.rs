@@ -35,6 +35,11 @@
 //! one coturn's first send to a peer's private address fails (ENETUNREACH) and coturn then
 //! relays nothing more on that allocation.
 //!
+//! Three cases run the promise, "no flags beyond `--peer`": `dcsend signal` in the
+//! public namespace hands out its own STUN port and coturn (in `use-auth-secret` mode) with
+//! credentials, and the peers meet through it: two cone NATs go direct, a symmetric NAT on
+//! either side goes through the relay.
+//!
 //! One case needs none of this: `dcsend signal --stun` and `dcsend doctor` on loopback.
 //!
 //! Needs root, `ip`, `nft` (Debian: iproute2, nftables) and `turnserver` (coturn). Where any
@@ -61,6 +66,8 @@ const TURN_USER: &str = "dcsend-nat";
 const TURN_PASSWORD: &str = "nat test password";
 const STUN_URL: &str = "stun:10.0.0.1:3478";
 const TURN_URL: &str = "turn:10.0.0.1:3478";
+/// coturn's `static-auth-secret` in the cases where `dcsend signal` hands out credentials.
+const TURN_SECRET: &str = "nat test secret";
 
 /// Numbers the labs made by this process, for unique namespace names.
 static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
@@ -178,17 +185,23 @@ impl Lab {
         self.dir.path().join(name)
     }
 
-    /// Starts coturn on 10.0.0.1:3478 in the public namespace (a long-term user; it answers
-    /// STUN Binding requests on the same port) and waits until it listens.
-    fn start_coturn(&mut self) {
+    /// Starts coturn on 10.0.0.1:3478 in the public namespace (it answers STUN Binding
+    /// requests on the same port) and waits until it listens. `secret`: coturn's
+    /// `use-auth-secret` mode with [`TURN_SECRET`] (credentials from `dcsend signal`), else
+    /// the long-term user [`TURN_USER`].
+    fn start_coturn(&mut self, secret: bool) {
         let log = self.path("turnserver.log");
         let mut cmd = in_ns(&self.ns[PUB], "turnserver");
         cmd.arg("-n")
             .args(["--listening-ip", "10.0.0.1", "--relay-ip", "10.0.0.1"])
             .args(["--listening-port", "3478"])
-            .args(["--lt-cred-mech", "--realm", "dcsend.test"])
-            .args(["--user", &format!("{TURN_USER}:{TURN_PASSWORD}")])
-            .args(["--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780"])
+            .args(["--realm", "dcsend.test"]);
+        if secret {
+            cmd.args(["--use-auth-secret", "--static-auth-secret", TURN_SECRET]);
+        } else {
+            cmd.args(["--lt-cred-mech", "--user", &format!("{TURN_USER}:{TURN_PASSWORD}")]);
+        }
+        cmd.args(["--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780"])
             .args(["--min-port", "49152", "--max-port", "65535"])
             .arg("--log-file")
             .arg(&log)
@@ -206,6 +219,24 @@ impl Lab {
             read(&log).contains(ready)
         });
         self.coturn = Some(proc);
+    }
+
+    /// `dcsend signal` on 10.0.0.1:8080 in the public namespace, handing out its own STUN
+    /// port (10.0.0.1:3479) and coturn with credentials made with [`TURN_SECRET`], as the
+    /// issue's "what a user does" runs it. Returns it and its base URL.
+    fn start_signal(&self) -> (Proc, String) {
+        let secret = self.path("turn.secret");
+        std::fs::write(&secret, format!("{TURN_SECRET}\n")).unwrap();
+        let mut cmd = in_ns(&self.ns[PUB], env!("CARGO_BIN_EXE_dcsend"));
+        scrub_env(&mut cmd);
+        cmd.args(["signal", "--listen", "10.0.0.1:8080", "--stun", "10.0.0.1:3479"]);
+        cmd.args(["--turn", TURN_URL, "--turn-secret-file"]).arg(&secret);
+        cmd.stdin(Stdio::null());
+        let proc = Proc::spawn("signal", cmd, self.dir.path());
+        wait_until(Duration::from_secs(15), "dcsend signal listening", || {
+            proc.stderr_text().contains("listening on http://")
+        });
+        (proc, "http://10.0.0.1:8080/".into())
     }
 
     /// `dcsend [SUBCOMMAND]` in home `side` (0 = a, 1 = b), bound to its address.
@@ -264,6 +295,12 @@ struct Outcome {
 /// Sends 16 MiB from home a to home b by copy-paste tokens, both sides with `flags`;
 /// `verbose` adds `-v` (for the setup time). Panics unless both exit 0 with the same bytes.
 fn transfer(lab: &Lab, flags: &[&str], verbose: bool) -> Outcome {
+    transfer_by(lab, flags, verbose, None)
+}
+
+/// [`transfer`], meeting through the signaling server at `signal` when given (the sender
+/// opens a room there and the receiver joins it by the URL the sender prints).
+fn transfer_by(lab: &Lab, flags: &[&str], verbose: bool, signal: Option<&str>) -> Outcome {
     let data = random_bytes(SIZE, 0x4e47);
     let src = lab.path("payload.bin");
     std::fs::write(&src, &data).unwrap();
@@ -273,17 +310,27 @@ fn transfer(lab: &Lab, flags: &[&str], verbose: bool) -> Outcome {
     let stats = lab.path("send.ndjson");
 
     let mut rx = lab.dcsend(1, &["recv"]);
-    rx.arg("-o").arg(format!("{}/", out.display()));
-    rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer).args(flags);
+    rx.arg("-o").arg(format!("{}/", out.display())).args(flags);
     let mut tx = lab.dcsend(0, &[]);
-    tx.arg(&src).arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
-    tx.arg("--stats").arg(&stats).args(flags);
+    tx.arg(&src).arg("--stats").arg(&stats).args(flags);
     if verbose {
         rx.arg("-v");
         tx.arg("-v");
     }
-    let mut recv = Proc::spawn("recv", rx, lab.dir.path());
-    let mut send = Proc::spawn("send", tx, lab.dir.path());
+    let (mut send, mut recv) = match signal {
+        None => {
+            rx.arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
+            tx.arg("--sdp-out").arg(&t.offer).arg("--sdp-in").arg(&t.answer);
+            let recv = Proc::spawn("recv", rx, lab.dir.path());
+            (Proc::spawn("send", tx, lab.dir.path()), recv)
+        }
+        Some(base) => {
+            tx.args(["--peer", base]);
+            let send = Proc::spawn("send", tx, lab.dir.path());
+            rx.args(["--peer", &invite(&send)]);
+            (send, Proc::spawn("recv", rx, lab.dir.path()))
+        }
+    };
     let start = Instant::now();
     let sent = send.wait(LIMIT);
     let received = recv.wait(LIMIT.saturating_sub(start.elapsed()));
@@ -330,11 +377,16 @@ fn report(case: &str, o: &Outcome) {
     );
 }
 
-/// Makes the lab with coturn running, or skips.
+/// Makes the lab with coturn running (with its long-term user), or skips.
 fn lab(case: &str, nats: [Nat; 2], routes: Routes) -> Option<Lab> {
+    lab_with(case, nats, routes, false)
+}
+
+/// [`lab`], with coturn in `use-auth-secret` mode when `secret`.
+fn lab_with(case: &str, nats: [Nat; 2], routes: Routes, secret: bool) -> Option<Lab> {
     match Lab::new(nats, routes) {
         Ok(mut lab) => {
-            lab.start_coturn();
+            lab.start_coturn(secret);
             Some(lab)
         }
         Err(why) => {
@@ -387,6 +439,39 @@ fn cone_cone_turn_alone_direct() {
     let o = transfer(&lab, &turn_flags(), true);
     report("cone-cone --turn", &o);
     assert!(!is_relay(&o.path), "a direct path was expected, got {:?}", o.path);
+}
+
+/// The "no flags" promise: `dcsend signal --stun .. --turn .. --turn-secret-file ..`
+/// in the public namespace, coturn with `use-auth-secret`, and peers with nothing but
+/// `--peer URL`. Returns the outcome.
+fn no_flags(case: &str, nats: [Nat; 2]) -> Option<Outcome> {
+    let lab = lab_with(case, nats, Routes::Default, true)?;
+    let (_signal, base) = lab.start_signal();
+    let o = transfer_by(&lab, &[], true, Some(&base));
+    report(case, &o);
+    Some(o)
+}
+
+/// Two cone NATs, no flags: a direct path, through the server's STUN.
+fn cone_cone_no_flags_direct() {
+    let Some(o) = no_flags("cone-cone no flags", [Nat::Cone; 2]) else { return };
+    assert!(!is_relay(&o.path), "a direct path was expected, got {:?}", o.path);
+    let reflexive = |k: &String| k == "srflx" || k == "prflx";
+    assert!(reflexive(&o.path.0) || reflexive(&o.path.1), "no srflx/prflx in {:?}", o.path);
+}
+
+/// A symmetric and a cone NAT, no flags: relayed, with the server's TURN credentials.
+fn symmetric_cone_no_flags_relayed() {
+    let Some(o) = no_flags("symmetric-cone no flags", [Nat::Symmetric, Nat::Cone]) else {
+        return;
+    };
+    assert!(is_relay(&o.path), "a relayed path was expected, got {:?}", o.path);
+}
+
+/// Two symmetric NATs, no flags: relayed.
+fn symmetric_symmetric_no_flags_relayed() {
+    let Some(o) = no_flags("symmetric-symmetric no flags", [Nat::Symmetric; 2]) else { return };
+    assert!(is_relay(&o.path), "a relayed path was expected, got {:?}", o.path);
 }
 
 /// Homes that cannot route to each other's private address: ICE's checks to the peer's host
@@ -530,4 +615,7 @@ skippable_tests!(
     symmetric_cone_turn_relayed,
     symmetric_symmetric_turn_relayed,
     unroutable_pairs_stay_quiet,
+    cone_cone_no_flags_direct,
+    symmetric_cone_no_flags_relayed,
+    symmetric_symmetric_no_flags_relayed,
 );
