@@ -260,12 +260,14 @@ async fn ask_turn(ice: &IceConfig) -> Vec<TurnAnswer> {
     answers
 }
 
-/// The candidates a peer connection with `opts` gathers, as `kind address`.
-async fn candidates(opts: &PeerOptions) -> Result<Vec<String>, super::PeerError> {
+/// The candidates a peer connection with `opts` gathers, as `kind address`, and why the
+/// gathering went on without some server, if it did.
+async fn candidates(opts: &PeerOptions) -> Result<(Vec<String>, Option<String>), super::PeerError> {
     let mut peer = Peer::new(opts).await?;
     let offer = peer.offer().await;
+    let cut = peer.gathering_cut().map(str::to_owned);
     peer.close(Duration::from_secs(1)).await;
-    Ok(candidate_lines(&offer?.sdp))
+    Ok((candidate_lines(&offer?.sdp), cut))
 }
 
 /// `a=candidate:` lines as `kind address:port`, component 1 only (pure).
@@ -291,13 +293,13 @@ pub async fn examine(opts: &PeerOptions) -> Result<Report, super::PeerError> {
         tokio::join!(ask_stun(bind, &opts.ice), ask_turn(&opts.ice), candidates(opts));
     let mapping = mapping(local, &stun);
     let outlook = verdict(mapping, &turn);
-    // A server that does not answer stops the gathering (webrtc-rs gives up on all of it):
-    // the probes above say which; list at least the host candidates.
+    // A server that does not answer is left out of the gathering after a quiet while (or,
+    // relay-only, stops it): the probes above say which; list at least the host candidates.
     let (candidates, gathering_error) = match candidates {
-        Ok(found) => (found, None),
+        Ok(found) => found,
         Err(e) => {
             let bare = PeerOptions { ice: IceConfig::default(), ..opts.clone() };
-            (self::candidates(&bare).await?, Some(e.to_string()))
+            (self::candidates(&bare).await?.0, Some(e.to_string()))
         }
     };
     Ok(Report {

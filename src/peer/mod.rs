@@ -186,6 +186,8 @@ pub struct Peer {
     local_channel: Option<Arc<dyn DataChannel>>,
     /// The STUN/TURN servers asked for, and whether only relayed candidates may be used.
     ice: IceConfig,
+    /// Why the last description went out before gathering completed, if it did.
+    gathering_cut: Option<String>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -243,6 +245,50 @@ pub const QUIET_LOG_DIRECTIVES: &[&str] = &["webrtc::peer_connection::driver=off
 /// How long ICE gathering may take. Host candidates take milliseconds; STUN/TURN may
 /// need a round trip or two.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long gathering may go without a new candidate before the description goes out with
+/// the candidates it has, when only STUN servers are asked: a STUN answer is one round trip.
+/// A STUN server that never answers (a machine offline, a LAN with no way out, a firewall
+/// that drops UDP) otherwise holds the description until `GATHER_TIMEOUT`, so the LAN peer
+/// next door would wait 10 s (and dcsend then gave up). A server slower than this is left
+/// out; the host candidates, and the other servers' answers, still go.
+const GATHER_QUIET_STUN: Duration = Duration::from_millis(500);
+
+/// [`GATHER_QUIET_STUN`] when TURN servers are asked too: an allocation takes two round trips
+/// or more (the 401 challenge, then the authenticated request), and a relay is what a peer
+/// behind a symmetric NAT cannot do without.
+const GATHER_QUIET_TURN: Duration = Duration::from_millis(1500);
+
+/// How often gathering is looked at for new candidates while it runs.
+const GATHER_POLL: Duration = Duration::from_millis(20);
+
+/// How the wait for gathering ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gathering {
+    /// Every server answered or gave up.
+    Complete,
+    /// No new candidate for the quiet window: going on with what there is.
+    Quiet(Duration),
+    /// [`GATHER_TIMEOUT`] passed.
+    TimedOut,
+}
+
+/// The quiet window after which gathering with `ice`'s servers goes on without the servers
+/// that have not answered; `None` to wait for all of them: without servers (host candidates
+/// only, which never wait on the network) and with `--relay-only`, which has nothing to go on
+/// with until a TURN server answers.
+fn quiet_window(ice: &IceConfig) -> Option<Duration> {
+    let turn = !ice.turn_servers().is_empty();
+    if ice.relay_only {
+        None
+    } else if turn {
+        Some(GATHER_QUIET_TURN)
+    } else if !stun_urls(ice).is_empty() {
+        Some(GATHER_QUIET_STUN)
+    } else {
+        None
+    }
+}
 
 /// Pace of ICE connectivity checks. The crate's default (200 ms) costs about three
 /// intervals before the pair is nominated, 600 ms of connection setup even on loopback.
@@ -385,6 +431,7 @@ impl Peer {
             remote_channels,
             local_channel: None,
             ice: opts.ice.clone(),
+            gathering_cut: None,
         })
     }
 
@@ -420,13 +467,57 @@ impl Peer {
             .map_err(|e| PeerError::BadRemote { kind: SdpKind::Answer, reason: e.to_string() })
     }
 
+    /// Waits for ICE gathering: until it completes, until no new candidate has come for the
+    /// [`quiet_window`] (with at least one candidate), or until [`GATHER_TIMEOUT`].
+    async fn gather(&mut self) -> Gathering {
+        let quiet = quiet_window(&self.ice);
+        let start = tokio::time::Instant::now();
+        let (mut seen, mut last_new) = (0, start);
+        loop {
+            // (The watch guard is dropped at once: holding it across an await is not Send.)
+            let step = quiet.map_or(GATHER_TIMEOUT, |_| GATHER_POLL);
+            if tokio::time::timeout(step, self.gathered.wait_for(|g| *g)).await.is_ok() {
+                return Gathering::Complete;
+            }
+            let now = tokio::time::Instant::now();
+            if now - start >= GATHER_TIMEOUT {
+                return Gathering::TimedOut;
+            }
+            let Some(quiet) = quiet else { continue };
+            let sdp = self.pc.local_description().await.map(|d| d.sdp).unwrap_or_default();
+            let count = sdp.matches("a=candidate:").count();
+            if count > seen {
+                (seen, last_new) = (count, now);
+            }
+            if seen > 0 && now - last_new >= quiet {
+                return Gathering::Quiet(quiet);
+            }
+        }
+    }
+
+    /// Why the last description went out before every STUN/TURN server had answered (a
+    /// server that did not answer within the quiet window), if it did.
+    pub fn gathering_cut(&self) -> Option<&str> {
+        self.gathering_cut.as_deref()
+    }
+
     async fn local_description(&mut self) -> Result<SessionDesc, PeerError> {
-        // Tokens do not trickle: wait until every candidate is in the description.
-        // (The watch guard is dropped at once: holding it across an await is not Send.)
-        let gathered = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.wait_for(|g| *g))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        if !gathered {
+        // Tokens do not trickle: wait until every candidate is in the description, or until
+        // the servers that answer have answered.
+        let gathering = self.gather().await;
+        if let Gathering::Quiet(quiet) = gathering {
+            let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
+            let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
+            let why = format!(
+                "ICE candidate gathering was still waiting after {} without a new candidate; \
+                 going on without the servers that have not answered (of {})",
+                humantime::format_duration(quiet),
+                servers.join(", ")
+            );
+            tracing::info!("{why}");
+            self.gathering_cut = Some(why);
+        }
+        if gathering == Gathering::TimedOut {
             let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
             let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
             return Err(if servers.is_empty() {
