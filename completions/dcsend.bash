@@ -237,7 +237,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__doctor)
-            opts="-h --stun --turn --turn-user --turn-password-file --bind --json --help"
+            opts="-h --stun --turn --turn-user --turn-password-file --peer --bind --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +256,10 @@ _dcsend() {
                     return 0
                     ;;
                 --turn-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -176,6 +176,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --turn 'TURN server to ask for an allocation (repeatable); credentials as for sending'
             cand --turn-user 'TURN user name'
             cand --turn-password-file 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)'
+            cand --peer 'Check the STUN and TURN servers a signaling server hands out, e.g. https://signal.example.org/'
             cand --bind 'Local UDP address to probe from [default: 0.0.0.0:0]'
             cand --json 'Print the findings as one JSON object on stdout'
             cand -h 'Print help (see more with ''--help'')'

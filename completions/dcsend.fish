@@ -166,6 +166,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l stun -d 'STUN s
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn -d 'TURN server to ask for an allocation (repeatable); credentials as for sending' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn-user -d 'TURN user name' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l peer -d 'Check the STUN and TURN servers a signaling server hands out, e.g. https://signal.example.org/' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l bind -d 'Local UDP address to probe from [default: 0.0.0.0:0]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l json -d 'Print the findings as one JSON object on stdout'
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -222,14 +222,16 @@ impl Lab {
     }
 
     /// `dcsend signal` on 10.0.0.1:8080 in the public namespace, handing out its own STUN
-    /// port (10.0.0.1:3479) and coturn with credentials made with [`TURN_SECRET`], as the
-    /// issue's "what a user does" runs it. Returns it and its base URL.
+    /// ports (10.0.0.1:3479 and 3480, so doctor can test the NAT) and coturn with credentials
+    /// made with [`TURN_SECRET`], as the "what a user does" runs it. Returns it and its
+    /// base URL.
     fn start_signal(&self) -> (Proc, String) {
         let secret = self.path("turn.secret");
         std::fs::write(&secret, format!("{TURN_SECRET}\n")).unwrap();
         let mut cmd = in_ns(&self.ns[PUB], env!("CARGO_BIN_EXE_dcsend"));
         scrub_env(&mut cmd);
-        cmd.args(["signal", "--listen", "10.0.0.1:8080", "--stun", "10.0.0.1:3479"]);
+        cmd.args(["signal", "--listen", "10.0.0.1:8080"]);
+        cmd.args(["--stun", "10.0.0.1:3479", "--stun", "10.0.0.1:3480"]);
         cmd.args(["--turn", TURN_URL, "--turn-secret-file"]).arg(&secret);
         cmd.stdin(Stdio::null());
         let proc = Proc::spawn("signal", cmd, self.dir.path());
@@ -627,6 +629,35 @@ fn doctor_behind_a_symmetric_nat_expects_a_relay() {
     assert!(report["verdict"].as_str().unwrap().starts_with("a relay will be needed"));
 }
 
+/// `dcsend doctor --peer URL` and nothing else: the servers come from the signaling server's
+/// join answer (its two STUN ports, coturn with a fresh credential), and doctor checks them as
+/// flag-given ones. Behind a cone NAT: one public port, the relay allocates, direct likely.
+fn doctor_with_peer_checks_the_servers_the_signaling_server_hands_out() {
+    let Some(lab) = lab_with("doctor --peer", [Nat::Cone; 2], Routes::Default, true) else {
+        return;
+    };
+    let (_signal, base) = lab.start_signal();
+    let mut cmd = in_ns(&lab.ns[HA], env!("CARGO_BIN_EXE_dcsend"));
+    scrub_env(&mut cmd);
+    cmd.args(["doctor", "--peer", &base, "--json"]).stdin(Stdio::null());
+    let mut proc = Proc::spawn("doctor", cmd, lab.dir.path());
+    proc.expect_code(0, Duration::from_secs(30));
+    let text = proc.stdout_text();
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("doctor's JSON: {e}: {text}"));
+    eprintln!("nat doctor --peer: {report}");
+    let urls: Vec<&str> =
+        report["stun"].as_array().unwrap().iter().map(|s| s["url"].as_str().unwrap()).collect();
+    assert_eq!(urls, ["stun:10.0.0.1:3479", "stun:10.0.0.1:3480"], "{report}");
+    for s in report["stun"].as_array().unwrap() {
+        assert!(s["mapped"].as_str().unwrap().starts_with("10.0.0.2:"), "{s}");
+    }
+    assert_eq!(report["mapping"], "endpoint-independent", "{report}");
+    assert_eq!(report["turn"][0]["url"], TURN_URL, "{report}");
+    assert_eq!(report["turn"][0]["allocates"], true, "the handed-out credential works: {report}");
+    assert_eq!(report["verdict"], "direct connections are likely", "{report}");
+}
+
 /// On loopback, no root needed: `dcsend signal --stun` on two ports answers a real UDP client
 /// with its address, and `dcsend doctor --json` bound to 127.0.0.1 finds no NAT.
 fn signal_answers_stun_and_doctor_sees_no_nat_on_loopback() {
@@ -690,6 +721,7 @@ skippable_tests!(
     signal_answers_stun_and_doctor_sees_no_nat_on_loopback,
     doctor_behind_a_cone_nat_expects_direct,
     doctor_behind_a_symmetric_nat_expects_a_relay,
+    doctor_with_peer_checks_the_servers_the_signaling_server_hands_out,
     cone_cone_stun_direct,
     cone_cone_turn_alone_direct,
     symmetric_cone_turn_relayed,

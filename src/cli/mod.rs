@@ -213,6 +213,7 @@ pub enum Command {
 
 const DOCTOR_EXAMPLES: &str = "\
 Examples:
+  dcsend doctor --peer https://signal.example.org/
   dcsend doctor --stun stun:stun.example.org:3478 --stun stun:stun.example.org:3479
   dcsend doctor --stun stun:a.example.org --stun stun:b.example.org --json
   DCSEND_TURN_PASSWORD=... dcsend doctor --stun stun:a.example.org \\
@@ -450,6 +451,15 @@ pub struct DoctorArgs {
     /// File holding the TURN password (else DCSEND_TURN_PASSWORD is used).
     #[arg(long, value_name = "PATH", env = "DCSEND_TURN_PASSWORD_FILE")]
     pub turn_password_file: Option<PathBuf>,
+
+    /// Check the STUN and TURN servers a signaling server hands out, e.g. https://signal.example.org/
+    ///
+    /// doctor joins a throwaway room there (credentials are only handed to a peer in a room),
+    /// leaves it at once, and checks the servers of the join answer as it checks --stun and
+    /// --turn, which add to them. A server answering STUN on two ports (`dcsend signal --stun
+    /// 0.0.0.0:3478 --stun 0.0.0.0:3479`) lets doctor test the NAT with nothing else.
+    #[arg(long, value_name = "URL", env = "DCSEND_PEER")]
+    pub peer: Option<String>,
 
     /// Local UDP address to probe from [default: 0.0.0.0:0].
     #[arg(long, value_name = "ADDR")]

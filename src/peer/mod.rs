@@ -57,6 +57,17 @@ pub struct IceConfig {
 }
 
 impl IceConfig {
+    /// The STUN servers given: `stun`, then the `stun:` URLs of `servers`, each once.
+    pub fn stun_servers(&self) -> Vec<String> {
+        let mut urls = self.stun.clone();
+        for url in self.servers.iter().flat_map(|s| &s.urls) {
+            if (url.starts_with("stun:") || url.starts_with("stuns:")) && !urls.contains(url) {
+                urls.push(url.clone());
+            }
+        }
+        urls
+    }
+
     /// Every TURN server with the credentials to use it: `turn` with `turn_user`, then the
     /// `turn:`/`turns:` URLs of `servers` with theirs.
     pub fn turn_servers(&self) -> Vec<TurnServer> {
@@ -345,15 +356,11 @@ fn mdns_mode() -> MulticastDnsMode {
 ///
 /// The `stun:` URLs a signaling server handed out (`ice.servers`) come after `ice.stun`.
 pub fn stun_urls(ice: &IceConfig) -> Vec<String> {
-    let mut urls = ice.stun.clone();
-    let given = ice.servers.iter().flat_map(|s| &s.urls).filter(|u| u.starts_with("stun"));
-    let derived = ice.turn_servers().into_iter().filter_map(|t| stun_for_turn(&t.url));
-    let more: Vec<String> = if ice.relay_only {
-        given.cloned().collect()
-    } else {
-        given.cloned().chain(derived).collect()
-    };
-    for url in more {
+    let mut urls = ice.stun_servers();
+    if ice.relay_only {
+        return urls;
+    }
+    for url in ice.turn_servers().into_iter().filter_map(|t| stun_for_turn(&t.url)) {
         if !urls.contains(&url) {
             urls.push(url);
         }
