@@ -462,18 +462,27 @@ fn cone_cone_no_flags_direct() {
     assert!(reflexive(&o.path.0) || reflexive(&o.path.1), "no srflx/prflx in {:?}", o.path);
 }
 
-/// A symmetric and a cone NAT, no flags: relayed, with the server's TURN credentials.
+/// A symmetric and a cone NAT, no flags: relayed, with the server's TURN credentials, and
+/// the summary says why.
 fn symmetric_cone_no_flags_relayed() {
     let Some(o) = no_flags("symmetric-cone no flags", [Nat::Symmetric, Nat::Cone]) else {
         return;
     };
-    assert!(is_relay(&o.path), "a relayed path was expected, got {:?}", o.path);
+    assert_relayed_because_no_direct_pair(&o);
 }
 
-/// Two symmetric NATs, no flags: relayed.
+/// Two symmetric NATs, no flags: relayed, and the summary says why.
 fn symmetric_symmetric_no_flags_relayed() {
     let Some(o) = no_flags("symmetric-symmetric no flags", [Nat::Symmetric; 2]) else { return };
+    assert_relayed_because_no_direct_pair(&o);
+}
+
+fn assert_relayed_because_no_direct_pair(o: &Outcome) {
     assert!(is_relay(&o.path), "a relayed path was expected, got {:?}", o.path);
+    for (who, text) in ["sender", "receiver"].iter().zip(&o.stderr) {
+        let line = text.lines().find(|l| l.contains("path: ")).unwrap_or("");
+        assert!(line.ends_with("(udp), relayed: no direct pair succeeded"), "{who}: {line:?}");
+    }
 }
 
 /// Homes that cannot route to each other's private address: ICE's checks to the peer's host

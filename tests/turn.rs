@@ -224,7 +224,8 @@ fn thirty_two_mib_through_the_relay_arrive_intact_and_the_pair_is_relay() {
     assert!(std::fs::read(&out).unwrap() == data, "the output differs from the input");
     for p in [&send, &recv] {
         let err = p.stderr_text();
-        assert!(err.contains("path: local relay, remote relay (udp)"), "{}:\n{err}", p.name);
+        let want = "path: local relay, remote relay (udp), relayed because of --relay-only";
+        assert!(err.contains(want), "{}:\n{err}", p.name);
         assert!(!err.contains(PASSWORD), "{} printed the password", p.name);
     }
     assert!(recv.stderr_text().contains("relay/relay"), "no live view with the path");

@@ -30,7 +30,7 @@ use webrtc::peer_connection::{
 };
 
 pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
-pub use path::{CandidateKind, Path, Protocol};
+pub use path::{CandidateKind, Path, Protocol, Relayed};
 
 use crate::signal::codec::{SdpKind, SessionDesc};
 use crate::signal::ice::IceServer;
@@ -690,11 +690,18 @@ impl Peer {
             RTCIceProtocol::Tcp => Protocol::Tcp,
             _ => Protocol::Udp,
         };
-        Some(Path {
+        let mut path = Path {
             local: candidate_kind(pair.local().typ)?,
             remote: candidate_kind(pair.remote().typ)?,
             protocol,
-        })
+            relayed: None,
+        };
+        // Why it is relayed, from what the peer offered (see `Relayed::explain`).
+        let remote = ice.get_remote_candidates().await.unwrap_or_default();
+        let offered: Vec<CandidateKind> =
+            remote.iter().filter_map(|c| candidate_kind(c.typ)).collect();
+        path.relayed = Relayed::explain(&path, self.ice.relay_only, &offered);
+        Some(path)
     }
 
     /// Closes the connection; waits at most `timeout`.
