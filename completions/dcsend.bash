@@ -237,7 +237,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__doctor)
-            opts="-h --stun --turn --turn-user --turn-password-file --bind --json --help"
+            opts="-h --stun --turn --turn-user --turn-password-file --peer --bind --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +256,10 @@ _dcsend() {
                     return 0
                     ;;
                 --turn-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -579,7 +583,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__signal)
-            opts="-q -v -h --listen --store --stun --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
+            opts="-q -v -h --listen --store --stun --stun-url --turn --turn-secret-file --turn-ttl --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -594,6 +598,22 @@ _dcsend() {
                     return 0
                     ;;
                 --stun)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stun-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --turn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --turn-secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --turn-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

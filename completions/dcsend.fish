@@ -143,6 +143,10 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand bench" -s h -l help -d 'Pr
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l listen -d 'Address to listen on (port 0 = any free port)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l store -d 'Keep rooms in Redis (redis://HOST:PORT/DB) instead of this process\'s memory' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l stun -d 'Also answer STUN Binding requests on this UDP address (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l stun-url -d 'The STUN server handed to peers, instead of this server\'s own --stun (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l turn -d 'A TURN server handed to peers with short-lived credentials (repeatable)' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l turn-secret-file -d 'File holding the TURN servers\' shared secret (coturn\'s static-auth-secret)' -r -F
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l turn-ttl -d 'How long the TURN credentials of a join answer are valid' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A room with no request from either peer for this long expires' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client network created' -r
@@ -162,6 +166,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l stun -d 'STUN s
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn -d 'TURN server to ask for an allocation (repeatable); credentials as for sending' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn-user -d 'TURN user name' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l turn-password-file -d 'File holding the TURN password (else DCSEND_TURN_PASSWORD is used)' -r -F
+complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l peer -d 'Check the STUN and TURN servers a signaling server hands out, e.g. https://signal.example.org/' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l bind -d 'Local UDP address to probe from [default: 0.0.0.0:0]' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -l json -d 'Print the findings as one JSON object on stdout'
 complete -c dcsend -n "__fish_dcsend_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'

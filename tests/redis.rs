@@ -120,6 +120,35 @@ fn a_third_peer_is_refused_by_either_instance() {
     }
 }
 
+/// TURN credentials need no shared state: two instances with the same secret file, the
+/// room's two seats taken through each, and both join answers carry a credential that is the
+/// HMAC of its user name under the secret (what coturn checks; tests/turn.rs checks it
+/// against coturn itself).
+fn either_instance_hands_out_valid_turn_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = redis(dir.path()) else { return };
+    let secret = "one secret for every instance";
+    let file = dir.path().join("turn.secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let turn =
+        ["--turn", "turn:relay.example.org:3478", "--turn-secret-file", file.to_str().unwrap()];
+    let (_one, a1) = instance(dir.path(), &redis, &turn);
+    let (_two, a2) = instance(dir.path(), &redis, &turn);
+    let mac = dcsend::signal::ice::TurnSecret::from_file_text(secret).unwrap();
+    let mut users = Vec::new();
+    for addr in [a1, a2] {
+        let (status, body) = call(addr, "POST", "/shared-turn");
+        assert_eq!(status, 201, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let entry = &v["ice_servers"][0];
+        assert_eq!(entry["urls"][0], "turn:relay.example.org:3478", "{body}");
+        let user = entry["username"].as_str().unwrap().to_owned();
+        assert_eq!(entry["credential"], serde_json::json!(mac.password(&user)), "{body}");
+        users.push(user);
+    }
+    assert_ne!(users[0], users[1], "each seat gets its own user name");
+}
+
 fn an_expired_room_is_refused_by_either_instance() {
     let dir = tempfile::tempdir().unwrap();
     let Some(redis) = redis(dir.path()) else { return };
@@ -305,6 +334,7 @@ mod balancer {
 }
 
 crate::skippable_tests!(
+    either_instance_hands_out_valid_turn_credentials,
     an_8_mib_file_arrives_intact_when_requests_alternate_between_instances,
     an_8_mib_file_arrives_intact_when_each_peer_sticks_to_its_own_instance,
     a_third_peer_is_refused_by_either_instance,

@@ -585,3 +585,92 @@ fn the_browser_page_and_its_assets_come_from_the_server_alone() {
     let (head, _) = get("/not.a.room");
     assert!(head.starts_with("http/1.1 404"), "{head}");
 }
+
+/// A secret file as an operator writes it (`chmod 600`), in `dir`.
+fn secret_file(dir: &Path, secret: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("turn.secret");
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The join answer names the server's own STUN port at the host the client reached it by,
+/// and a TURN server with a user name that expires after --turn-ttl and the HMAC of it; the
+/// secret is in no answer and no log line.
+#[test]
+fn a_join_answer_carries_stun_and_turn_credentials_but_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "north-wind-secret-4711";
+    let file = secret_file(dir.path(), secret, 0o600);
+    let turn = "turn:relay.example.org:3478";
+    let args = ["--stun", "127.0.0.1:0", "--turn", turn, "--turn-secret-file", &file];
+    let server = Server::start(dir.path(), &[&args[..], &["--turn-ttl", "2h", "-v"]].concat());
+    let stun_port: u16 = server
+        .proc
+        .stderr_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("answering STUN on udp://"))
+        .map(|a| a.trim().parse::<SocketAddr>().unwrap().port())
+        .expect("the STUN line");
+    // By hand, as a browser behind a reverse proxy would come: its Host is the public name.
+    let raw = "POST /ice-room HTTP/1.1\r\nHost: signal.example.org:8443\r\n\
+               Connection: close\r\nContent-Length: 0\r\n\r\n";
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let (status, body) = server.request(raw.as_bytes());
+    assert_eq!(status, 201, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let servers = answer["ice_servers"].as_array().expect("ice_servers");
+    assert_eq!(servers.len(), 2, "{body}");
+    assert_eq!(
+        servers[0],
+        serde_json::json!({"urls": [format!("stun:signal.example.org:{stun_port}")]})
+    );
+    assert_eq!(servers[1]["urls"], serde_json::json!([turn]));
+    let user = servers[1]["username"].as_str().unwrap();
+    let (expiry, tag) = user.split_once(':').unwrap();
+    let expiry: u64 = expiry.parse().unwrap();
+    let want = before.as_secs() + 2 * 3600;
+    assert!((want..want + 5).contains(&expiry), "expiry {expiry}, want about {want}");
+    assert!(!tag.is_empty() && !tag.contains("ice-room"), "the tag names no room: {user}");
+    // The password is coturn's HMAC of the user name (checked against a known vector in
+    // `signal::ice`'s unit tests; here against the same function, to tie the two together).
+    let mac = dcsend::signal::ice::TurnSecret::from_file_text(secret).unwrap().password(user);
+    assert_eq!(servers[1]["credential"], serde_json::json!(mac));
+    // A second join gets its own user name.
+    let (_, again) = server.request(raw.as_bytes());
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_ne!(again["ice_servers"][1]["username"].as_str().unwrap(), user);
+    assert!(!body.contains(secret));
+    server.proc.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut proc = server.proc;
+    proc.expect_code(0, WAIT);
+    let log = proc.stderr_text();
+    assert!(log.contains("handing out TURN credentials"), "{log}");
+    assert!(!log.contains(secret), "the secret is in the log:\n{log}");
+}
+
+/// An empty secret file is refused (exit 2); one that others can read is used with a warning.
+#[test]
+fn the_turn_secret_file_must_not_be_empty_and_should_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = secret_file(dir.path(), "", 0o600);
+    let mut cmd = dcsend();
+    cmd.args(["signal", "--listen", "127.0.0.1:0", "--turn", "turn:a:3478"]);
+    cmd.args(["--turn-secret-file", &empty]);
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--turn-secret-file") && err.contains("empty"), "{err}");
+
+    let shared = secret_file(dir.path(), "s3cret-value", 0o644);
+    let turn = ["--turn", "turn:a:3478", "--turn-secret-file", &shared];
+    let server = Server::start(dir.path(), &turn);
+    let log = server.proc.stderr_text();
+    assert!(log.contains("can be read by other users") && log.contains("chmod 600"), "{log}");
+    assert!(!log.contains("s3cret-value"), "{log}");
+    // --turn alone is a usage error: the credentials need the secret.
+    let mut cmd = dcsend();
+    cmd.args(["signal", "--listen", "127.0.0.1:0", "--turn", "turn:a:3478"]);
+    assert_eq!(cmd.stdin(Stdio::null()).output().unwrap().status.code(), Some(2));
+}

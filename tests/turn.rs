@@ -10,6 +10,10 @@
 //!   credentials, never printing the password; the receiver writes no file.
 //! - dcsend's own Allocate probe (used to explain that failure) is checked against coturn in
 //!   both directions: granted with the right password, 401 with a wrong one.
+//! - With coturn in `use-auth-secret` mode and `dcsend signal --turn .. --turn-secret-file ..`,
+//!   two peers with only `--peer URL --relay-only` get their credentials from the signaling
+//!   server and connect through the relay; a credential whose time has passed is refused by
+//!   coturn.
 //!
 //! Without `turnserver` on the PATH each test counts as ignored, with the reason, unless
 //! `DCSEND_TEST_REQUIRE_TURN=1` (CI), which makes its absence a failure.
@@ -34,6 +38,18 @@ const REALM: &str = "dcsend.test";
 /// SCTP at least one 1 s retransmission timeout each.
 const RELAY_WAIT: Duration = Duration::from_secs(300);
 
+/// The shared secret of coturn's `use-auth-secret` mode in these tests.
+const SECRET: &str = "the secret only coturn and dcsend signal know";
+
+/// How coturn checks credentials.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// Long-term credentials: the one user [`USER`] with [`PASSWORD`].
+    User,
+    /// `use-auth-secret`: user names `EXPIRY:TAG`, passwords HMACs made with [`SECRET`].
+    Secret,
+}
+
 /// A running coturn, killed (by its own handle) when dropped.
 struct Coturn {
     proc: Proc,
@@ -45,6 +61,11 @@ impl Coturn {
     /// Starts coturn in `dir`, or returns `None` (after saying why) when `turnserver` is not
     /// installed and `DCSEND_TEST_REQUIRE_TURN` is not `1`.
     fn start(dir: &Path) -> Option<Coturn> {
+        Self::start_with(dir, Auth::User)
+    }
+
+    /// [`Coturn::start`] with the given way of checking credentials.
+    fn start_with(dir: &Path, auth: Auth) -> Option<Coturn> {
         let Some(bin) = find_on_path("turnserver") else {
             skip(
                 "TURN",
@@ -59,9 +80,12 @@ impl Coturn {
         cmd.arg("-n") // no configuration file: only these flags
             .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
             .args(["--listening-port", &port.to_string()])
-            .args(["--lt-cred-mech", "--realm", REALM])
-            .args(["--user", &format!("{USER}:{PASSWORD}")])
-            .args(["--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780"])
+            .args(["--realm", REALM]);
+        match auth {
+            Auth::User => cmd.args(["--lt-cred-mech", "--user", &format!("{USER}:{PASSWORD}")]),
+            Auth::Secret => cmd.args(["--use-auth-secret", "--static-auth-secret", SECRET]),
+        };
+        cmd.args(["--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780"])
             // coturn refuses peers on 127.0.0.0/8 unless told otherwise.
             .arg("--allow-loopback-peers")
             .args(["--min-port", "49152", "--max-port", "65535"])
@@ -200,7 +224,8 @@ fn thirty_two_mib_through_the_relay_arrive_intact_and_the_pair_is_relay() {
     assert!(std::fs::read(&out).unwrap() == data, "the output differs from the input");
     for p in [&send, &recv] {
         let err = p.stderr_text();
-        assert!(err.contains("path: local relay, remote relay (udp)"), "{}:\n{err}", p.name);
+        let want = "path: local relay, remote relay (udp), relayed because of --relay-only";
+        assert!(err.contains(want), "{}:\n{err}", p.name);
         assert!(!err.contains(PASSWORD), "{} printed the password", p.name);
     }
     assert!(recv.stderr_text().contains("relay/relay"), "no live view with the path");
@@ -304,7 +329,79 @@ fn the_allocate_probe_is_granted_with_the_right_password_and_refused_with_a_wron
     });
 }
 
+/// Credentials from the signaling server: coturn with `use-auth-secret`, `dcsend signal` with
+/// the same secret, and two peers with nothing but `--peer URL` and `--relay-only` (so the
+/// relay must be the server's): 4 MiB arrive byte-exact over a relayed path.
+fn relay_only_peers_use_credentials_from_the_signaling_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(turn) = Coturn::start_with(dir.path(), Auth::Secret) else { return };
+    let secret = dir.path().join("turn.secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let mut server = dcsend();
+    server.args(["signal", "--listen", "127.0.0.1:0", "--turn", &turn.url()]);
+    server.arg("--turn-secret-file").arg(&secret);
+    let (_server, addr) = common::spawn_signal_server(dir.path(), server);
+    let data = random_bytes(4 << 20, 11);
+    let src = dir.path().join("payload.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out.bin");
+    let relayed = ["--relay-only", "--stats"];
+    let mut tx = common::peer(&[src.to_str().unwrap()], &format!("http://{addr}/"));
+    // A small threshold, as in the 32 MiB case above: bursts coturn would drop.
+    tx.args(["--threshold", "256K"]).args(relayed).arg(dir.path().join("send.ndjson"));
+    let mut send = Proc::spawn("send", tx, dir.path());
+    let url = common::invite(&send);
+    let mut rx = common::peer(&["recv", "-o", out.to_str().unwrap()], &url);
+    rx.args(relayed).arg(dir.path().join("recv.ndjson"));
+    let mut recv = Proc::spawn("recv", rx, dir.path());
+    recv.expect_code(0, RELAY_WAIT);
+    send.expect_code(0, WAIT);
+    assert!(std::fs::read(&out).unwrap() == data, "the output differs from the input");
+    for name in ["send.ndjson", "recv.ndjson"] {
+        assert_path(&summary_json(&dir.path().join(name)), "relay");
+    }
+    // Both allocations were made with user names of the EXPIRY:TAG form that coturn accepted.
+    let log = turn.log();
+    let granted = log
+        .lines()
+        .filter(|l| l.contains("ALLOCATE processed, success") && l.contains(":"))
+        .filter(|l| {
+            let user = l.split("user <").nth(1).and_then(|u| u.split('>').next()).unwrap_or("");
+            user.split_once(':').is_some_and(|(expiry, _)| expiry.parse::<u64>().is_ok())
+        })
+        .count();
+    assert_eq!(granted, 2, "coturn log:\n{log}");
+}
+
+/// coturn refuses a credential of the scheme once its time has passed, and grants the same
+/// kind of credential that is still valid: expiry is enforced by the TURN server, so a
+/// credential a peer kept (or leaked) stops working.
+fn an_expired_credential_is_refused_by_coturn() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(turn) = Coturn::start_with(dir.path(), Auth::Secret) else { return };
+    let secret = dcsend::signal::ice::TurnSecret::from_file_text(SECRET).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let probe = |expires: u64| {
+        let user = dcsend::signal::ice::turn_username(expires, "test");
+        let password = secret.password(&user);
+        let creds = Credentials { user: &user, password: &password };
+        rt.block_on(async {
+            tokio::time::timeout(WAIT, turn_probe::probe(turn.addr, &creds)).await
+        })
+        .expect("the probe is bounded")
+        .unwrap()
+    };
+    assert_eq!(probe(now.as_secs() + 600), Verdict::Granted);
+    match probe(now.as_secs() - 60) {
+        Verdict::Refused { code: 401, .. } => {}
+        other => panic!("wanted a 401 for an expired credential, got {other:?}"),
+    }
+}
+
 crate::skippable_tests!(
+    relay_only_peers_use_credentials_from_the_signaling_server,
+    an_expired_credential_is_refused_by_coturn,
     thirty_two_mib_through_the_relay_arrive_intact_and_the_pair_is_relay,
     a_plain_loopback_transfer_reports_host,
     a_wrong_password_is_refused_with_a_clear_message_and_exit_3,

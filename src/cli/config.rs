@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
@@ -14,6 +14,7 @@ use crate::bench::Plan;
 use crate::error::UsageError;
 use crate::peer::{IceConfig, PeerOptions};
 use crate::progress::render::Draw;
+use crate::signal::ice::{TurnAdvert, TurnSecret};
 use crate::signal::paste::{TokenSink, TokenSource};
 use crate::signal::rooms::{Limits, PrefixLens};
 use crate::signal::server::ConnLimits;
@@ -535,6 +536,13 @@ fn connect_config(
         ),
         None => std::env::var("DCSEND_TURN_PASSWORD").ok(),
     };
+    if args.relay_only && args.turn.is_empty() && args.peer.is_none() {
+        return Err(UsageError(
+            "--relay-only needs a TURN server: --turn, or --peer with a signaling server that \
+             hands one out"
+                .into(),
+        ));
+    }
     if !args.turn.is_empty() && (args.turn_user.is_none() || turn_password.is_none()) {
         return Err(UsageError(
             "--turn needs credentials: --turn-user (or DCSEND_TURN_USER) and DCSEND_TURN_PASSWORD \
@@ -556,6 +564,7 @@ fn connect_config(
                 turn_user: args.turn_user,
                 turn_password,
                 relay_only: args.relay_only,
+                servers: Vec::new(),
             },
             socket_buffer_bytes,
             liveness_timeout: args.liveness_timeout,
@@ -583,6 +592,40 @@ fn progress_wanted(view: &ViewArgs) -> Draw {
         ProgressWhen::Auto if std::io::stderr().is_terminal() => Draw::IfTerminal,
         ProgressWhen::Auto => Draw::Never,
     }
+}
+
+/// The TURN servers of `dcsend signal --turn` with the secret read from `path`: refused when
+/// the file is empty, with a warning when other users may read it.
+fn turn_advert(urls: &[String], path: &Path, ttl: Duration) -> Result<TurnAdvert, UsageError> {
+    for url in urls {
+        if !url.starts_with("turn:") && !url.starts_with("turns:") {
+            return Err(UsageError(format!(
+                "--turn {url}: not a TURN URL; use turn:HOST:PORT (or turns:HOST:PORT)"
+            )));
+        }
+    }
+    if ttl < Duration::from_secs(60) {
+        return Err(UsageError("--turn-ttl must be at least 1m".into()));
+    }
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("--turn-secret-file {shown}: {e}")))?;
+    let secret = TurnSecret::from_file_text(&text)
+        .map_err(|e| UsageError(format!("--turn-secret-file {shown}: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "--turn-secret-file {shown} can be read by other users (mode {:o}); anyone who \
+                 reads it can use the TURN server: chmod 600 it",
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+    Ok(TurnAdvert { urls: urls.to_vec(), secret, ttl })
 }
 
 #[cfg(test)]
@@ -665,6 +708,19 @@ mod tests {
         assert!(err.starts_with("--peer:") && err.contains("secret"), "{err}");
     }
 
+    /// `--relay-only` needs a TURN server: from `--turn`, or from the signaling server.
+    #[test]
+    fn relay_only_needs_turn_or_a_signaling_server() {
+        let mut args = SendArgs::default();
+        args.connect.relay_only = true;
+        let err = SendConfig::try_from(args).unwrap_err().0;
+        assert!(err.contains("--relay-only") && err.contains("--peer"), "{err}");
+        let mut args = SendArgs::default();
+        args.connect.relay_only = true;
+        args.connect.peer = Some("http://127.0.0.1:1/".into());
+        assert!(SendConfig::try_from(args).unwrap().connect.peer.ice.relay_only);
+    }
+
     /// The command a sender prints for the other side runs as printed: a receiver on a
     /// terminal refuses data without a name, so stdin and `--raw` ask for `-o`.
     #[test]
@@ -726,6 +782,11 @@ pub struct SignalConfig {
     pub conns: ConnLimits,
     /// The Redis URL of a shared room store; `None` keeps rooms in memory.
     pub store: Option<String>,
+    /// STUN URLs to hand out instead of `stun` (`--stun-url`).
+    pub stun_urls: Vec<String>,
+    /// TURN servers to hand out with credentials (`--turn`, `--turn-secret-file`,
+    /// `--turn-ttl`).
+    pub turn: Option<TurnAdvert>,
 }
 
 impl TryFrom<SignalArgs> for SignalConfig {
@@ -763,10 +824,23 @@ impl TryFrom<SignalArgs> for SignalConfig {
                 "--store {url}: not a Redis URL; use redis://HOST:PORT/DB (or rediss://)"
             )));
         }
+        for url in &args.stun_url {
+            if !url.starts_with("stun:") && !url.starts_with("stuns:") {
+                return Err(UsageError(format!(
+                    "--stun-url {url}: not a STUN URL; use stun:HOST:PORT"
+                )));
+            }
+        }
+        let turn = match &args.turn_secret_file {
+            None => None,
+            Some(path) => Some(turn_advert(&args.turn, path, args.turn_ttl)?),
+        };
         Ok(Self {
             store: args.store,
             listen: args.listen,
             stun: args.stun,
+            stun_urls: args.stun_url,
+            turn,
             limits: Limits {
                 max_rooms: args.max_rooms,
                 max_rooms_per_client: args.max_rooms_per_client,

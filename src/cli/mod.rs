@@ -213,6 +213,7 @@ pub enum Command {
 
 const DOCTOR_EXAMPLES: &str = "\
 Examples:
+  dcsend doctor --peer https://signal.example.org/
   dcsend doctor --stun stun:stun.example.org:3478 --stun stun:stun.example.org:3479
   dcsend doctor --stun stun:a.example.org --stun stun:b.example.org --json
   DCSEND_TURN_PASSWORD=... dcsend doctor --stun stun:a.example.org \\
@@ -451,6 +452,15 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "PATH", env = "DCSEND_TURN_PASSWORD_FILE")]
     pub turn_password_file: Option<PathBuf>,
 
+    /// Check the STUN and TURN servers a signaling server hands out, e.g. https://signal.example.org/
+    ///
+    /// doctor joins a throwaway room there (credentials are only handed to a peer in a room),
+    /// leaves it at once, and checks the servers of the join answer as it checks --stun and
+    /// --turn, which add to them. A server answering STUN on two ports (`dcsend signal --stun
+    /// 0.0.0.0:3478 --stun 0.0.0.0:3479`) lets doctor test the NAT with nothing else.
+    #[arg(long, value_name = "URL", env = "DCSEND_PEER")]
+    pub peer: Option<String>,
+
     /// Local UDP address to probe from [default: 0.0.0.0:0].
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<std::net::SocketAddr>,
@@ -483,6 +493,11 @@ Examples:
 
   On the internet, behind a TLS reverse proxy (see docs/signaling.md):
     dcsend signal --listen 127.0.0.1:8080 --log-format json
+
+  Handing peers STUN and TURN (coturn, use-auth-secret):
+    dcsend signal --listen 0.0.0.0:8080 --stun 0.0.0.0:3478 \\
+        --turn turn:relay.example.org:3478 \\
+        --turn-secret-file /etc/dcsend/turn.secret
 
   On any free port (the last line on stderr is \"listening on http://ADDR\"):
     dcsend signal --listen 127.0.0.1:0";
@@ -519,6 +534,44 @@ pub struct SignalArgs {
     /// public port for two destinations.
     #[arg(long, value_name = "ADDR", env = "DCSEND_SIGNAL_STUN", value_delimiter = ',')]
     pub stun: Vec<std::net::SocketAddr>,
+
+    /// The STUN server handed to peers, instead of this server's own --stun (repeatable).
+    ///
+    /// Every join answer names the STUN servers the peers should use. By default they are this
+    /// server's --stun ports at the host name the client reached the server by (the request's
+    /// Host header, which a reverse proxy keeps): `stun:signal.example.org:3478`. Name them
+    /// here when that is wrong (a proxy on another host, a public name the server cannot know)
+    /// or to hand out an external STUN server, e.g. --stun-url stun:stun.example.org:3478.
+    #[arg(long, value_name = "URL", env = "DCSEND_SIGNAL_STUN_URL", value_delimiter = ',')]
+    pub stun_url: Vec<String>,
+
+    /// A TURN server handed to peers with short-lived credentials (repeatable).
+    ///
+    /// e.g. --turn turn:relay.example.org:3478. Every join answer carries a user name that
+    /// expires after --turn-ttl and its password, made with the secret of --turn-secret-file
+    /// the way coturn's `use-auth-secret` checks them. The secret itself never leaves this server.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DCSEND_SIGNAL_TURN",
+        value_delimiter = ',',
+        requires = "turn_secret_file"
+    )]
+    pub turn: Vec<String>,
+
+    /// File holding the TURN servers' shared secret (coturn's static-auth-secret).
+    ///
+    /// Read once at start; its first line is the secret. Keep the file readable by this
+    /// server's user only (chmod 600): dcsend warns when others can read it.
+    #[arg(long, value_name = "PATH", env = "DCSEND_SIGNAL_TURN_SECRET_FILE", requires = "turn")]
+    pub turn_secret_file: Option<PathBuf>,
+
+    /// How long the TURN credentials of a join answer are valid.
+    ///
+    /// A peer allocates its relay when both peers are in the room, so this must cover the wait
+    /// for the other side (--join-timeout on the peers, 5m by default).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = config::parse_duration_arg, requires = "turn")]
+    pub turn_ttl: std::time::Duration,
 
     /// A room with no request from either peer for this long expires.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = config::parse_duration_arg)]
@@ -655,7 +708,9 @@ pub struct ConnectArgs {
 
     /// STUN server, e.g. stun:stun.example.org:3478 (repeatable).
     ///
-    /// None by default: host candidates work on a LAN and loopback.
+    /// None by default: host candidates work on a LAN and loopback. With --peer, the
+    /// signaling server may hand out STUN and TURN servers (`dcsend signal --stun`, --turn):
+    /// they are used without any flag, and --stun and --turn add to them.
     #[arg(long, value_name = "URL", env = "DCSEND_STUN", value_delimiter = ',')]
     pub stun: Vec<String>,
 
@@ -678,7 +733,9 @@ pub struct ConnectArgs {
     pub turn_password_file: Option<PathBuf>,
 
     /// Use only TURN-relayed candidates.
-    #[arg(long, requires = "turn", env = "DCSEND_RELAY_ONLY")]
+    ///
+    /// Needs a TURN server: --turn, or, with --peer, one the signaling server hands out.
+    #[arg(long, env = "DCSEND_RELAY_ONLY")]
     pub relay_only: bool,
 
     /// Give up if the channel is not open this long after the peer's token arrived; also
@@ -853,10 +910,5 @@ mod tests {
         let cli = Cli::try_parse_from(["dcsend", "bench"]).unwrap();
         let Some(Command::Bench(b)) = cli.command else { panic!("not bench") };
         assert_eq!(b.threshold[0], Auto, "the default sweep starts with the default");
-    }
-
-    #[test]
-    fn relay_only_requires_turn() {
-        assert!(Cli::try_parse_from(["dcsend", "--relay-only"]).is_err());
     }
 }

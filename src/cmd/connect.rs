@@ -11,12 +11,13 @@ use tokio::time::Instant;
 
 use crate::cli::config::{ConnectConfig, Negotiation, OtherSide, Role};
 use crate::error::{TransferError, UsageError};
-use crate::peer::{Channel, ChannelEvent, Path, Peer};
+use crate::peer::{Channel, ChannelEvent, Path, Peer, PeerError, PeerOptions};
 use crate::progress::Reporter;
 use crate::progress::stats::Summary;
 use crate::signal::client::Client;
 use crate::signal::codec::{self, SdpKind, SessionDesc, TokenError};
 use crate::signal::compact;
+use crate::signal::ice::IceServer;
 use crate::signal::paste::{self, TokenSink, TokenSource};
 use crate::signal::qr;
 use crate::signal::rendezvous::{self, SignalError};
@@ -43,20 +44,20 @@ const HUMAN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Negotiates and opens the channel; Ctrl-C aborts with [`TransferError::Interrupted`].
 pub async fn connect(cfg: &ConnectConfig, cancel: &CancellationToken) -> anyhow::Result<Connected> {
-    let mut peer = Peer::new(&cfg.peer).await?;
     // When the connection could start: the peer's token in hand (copy-paste), or both peers
     // in the room (URL). From there to the open channel is ICE, DTLS and SCTP: the setup time.
-    let (remote, ready) = match &cfg.how {
+    let (mut peer, remote, ready) = match &cfg.how {
         Negotiation::Paste { role, sink, source, we_send, long_token } => {
+            let mut peer = Peer::new(&cfg.peer).await?;
             let paste =
                 Paste { role: *role, sink, source, we_send: *we_send, long_token: *long_token };
             let exchange = paste.exchange(&mut peer, cfg.connect_timeout);
             let remote = cancellable(cancel, exchange).await?;
-            (remote, Instant::now())
+            (peer, remote, Instant::now())
         }
         Negotiation::Url { url, join_timeout, other_side, qr } => {
             let url = UrlRun { url, join_timeout: *join_timeout, other_side: *other_side, qr: *qr };
-            url.exchange(&mut peer, cfg.connect_timeout, cancel).await?
+            url.exchange(&cfg.peer, cfg.connect_timeout, cancel).await?
         }
     };
     let remote_max_message = codec::max_message_size(&remote.sdp);
@@ -228,14 +229,15 @@ struct UrlRun<'a> {
 
 impl UrlRun<'_> {
     /// Joins the room (making it and printing the other side's command when the URL names
-    /// none), authenticates the peer, and swaps sealed descriptions. Returns the peer's
-    /// description and when both peers were present.
+    /// none), builds the peer with the ICE servers the server handed out besides `opts`'
+    /// own, authenticates the other peer, and swaps sealed descriptions. Returns our peer, the
+    /// other's description and when both peers were present.
     async fn exchange(
         &self,
-        peer: &mut Peer,
+        opts: &PeerOptions,
         step: Duration,
         cancel: &CancellationToken,
-    ) -> anyhow::Result<(SessionDesc, Instant)> {
+    ) -> anyhow::Result<(Peer, SessionDesc, Instant)> {
         let url = self.url.completed();
         let on_notice = Box::new(|notice: &str| eprintln!("dcsend: {notice}"));
         let client =
@@ -256,6 +258,14 @@ impl UrlRun<'_> {
                 }
             }
         }
+        let built = async { Ok(Peer::new(&with_servers(opts, client.ice_servers())?).await?) };
+        let mut peer = match cancellable(cancel, built).await {
+            Ok(peer) => peer,
+            Err(e) => {
+                client.leave().await;
+                return Err(e);
+            }
+        };
         let secret = url.secret.as_deref().unwrap_or_default();
         let side = client.side();
         let work = async {
@@ -294,8 +304,25 @@ impl UrlRun<'_> {
         };
         let res = cancellable(cancel, work).await;
         client.leave().await;
-        res
+        let (remote, both_present) = res?;
+        Ok((peer, remote, both_present))
     }
+}
+
+/// `opts` with the ICE servers a signaling server handed out added to its own (flags add to
+/// the server's servers, never replace them). With `--relay-only` there must be a TURN server
+/// among them.
+fn with_servers(opts: &PeerOptions, servers: &[IceServer]) -> Result<PeerOptions, PeerError> {
+    let mut opts = opts.clone();
+    opts.ice.servers = servers.to_vec();
+    let urls: Vec<&str> = servers.iter().flat_map(|s| &s.urls).map(String::as_str).collect();
+    tracing::debug!(?urls, "ICE servers from the signaling server");
+    if opts.ice.relay_only && opts.ice.turn_servers().is_empty() {
+        return Err(PeerError::NoRelay(
+            "the signaling server hands out no TURN server; name one with --turn".into(),
+        ));
+    }
+    Ok(opts)
 }
 
 /// A peer whose token never came is a connection failure (exit 3), not an I/O error, and

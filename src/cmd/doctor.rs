@@ -1,9 +1,8 @@
 //! `dcsend doctor`: what this machine's network allows, in plain words or as JSON.
 //!
 //! The probes and the verdict live in `peer::doctor`; this file turns the flags into the
-//! servers to ask and prints the report. The servers are an [`IceConfig`], so those a
-//! signaling server hands out (`--peer URL`, once the join answer carries them) are added
-//! here without touching the probes.
+//! servers to ask and prints the report. The servers are an [`IceConfig`]: those a signaling
+//! server hands out (`--peer URL`) are added to the flags' own without touching the probes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,8 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::DoctorArgs;
+use crate::error::UsageError;
 use crate::peer::doctor::{self, Mapping, Report};
 use crate::peer::{IceConfig, PeerOptions};
+use crate::signal::client::Client;
+use crate::signal::ice::IceServer;
+use crate::signal::url::PeerUrl;
 
 /// Runs every probe and prints the report: text on stdout, or one JSON object with --json.
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
@@ -25,10 +28,15 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         ),
         None => std::env::var("DCSEND_TURN_PASSWORD").ok(),
     };
-    if args.stun.is_empty() && args.turn.is_empty() {
+    let servers = match &args.peer {
+        Some(url) => handed_out(url).await?,
+        None => Vec::new(),
+    };
+    if args.stun.is_empty() && args.turn.is_empty() && servers.is_empty() {
         eprintln!(
             "dcsend: no STUN or TURN server given: only local candidates are listed \
-             (add --stun URL, twice to test the NAT, and --turn URL)"
+             (add --peer URL of a signaling server that hands them out, or --stun URL, twice to \
+             test the NAT, and --turn URL)"
         );
     }
     let opts = PeerOptions {
@@ -39,6 +47,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             turn_user: args.turn_user,
             turn_password,
             relay_only: false,
+            servers,
         },
         socket_buffer_bytes: 0,
         liveness_timeout: Duration::from_secs(10),
@@ -52,6 +61,26 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ICE servers the signaling server at `url` hands out: joins a throwaway room (a
+/// signaling server gives TURN credentials only to a peer in a room) and leaves it.
+async fn handed_out(url: &str) -> anyhow::Result<Vec<IceServer>> {
+    let url = PeerUrl::parse(url).map_err(|e| UsageError(format!("--peer: {e}")))?;
+    if url.room.is_some() {
+        return Err(UsageError(
+            "--peer: give the server's address without a room (doctor opens its own)".into(),
+        )
+        .into());
+    }
+    let on_notice = Box::new(|notice: &str| eprintln!("dcsend: {notice}"));
+    let client = Client::join(&url.completed(), on_notice).await?;
+    let servers = client.ice_servers().to_vec();
+    client.leave().await;
+    if servers.is_empty() {
+        eprintln!("dcsend: {} hands out no STUN or TURN server", url.base());
+    }
+    Ok(servers)
+}
+
 /// The report as text, one finding per line, the verdict last.
 fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -63,9 +92,7 @@ fn render(r: &Report) -> String {
         out.push_str(&format!("  {c}\n"));
     }
     if let Some(e) = &r.gathering_error {
-        out.push_str(&format!(
-            "  (host candidates only: gathering with the servers failed: {e})\n"
-        ));
+        out.push_str(&format!("  (not every server took part in gathering: {e})\n"));
     }
     for s in &r.stun {
         match (s.mapped, s.rtt_ms) {

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::cli::config::SignalConfig;
+use crate::signal::ice::IceAdvert;
 use crate::signal::store::Store;
 use crate::signal::store::memory::MemoryStore;
 use crate::signal::store::redis::RedisStore;
@@ -74,13 +75,30 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
         eprintln!("answering STUN on udp://{bound}");
         stun_sockets.push(sock);
     }
+    let ice = IceAdvert {
+        stun_urls: cfg.stun_urls.clone(),
+        stun_ports: stun_sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| a.port())
+            .collect(),
+        turn: cfg.turn.clone(),
+    };
+    if let Some(turn) = &ice.turn {
+        // The URLs and the lifetime, never the secret.
+        tracing::info!(
+            urls = ?turn.urls,
+            ttl = %humantime::format_duration(turn.ttl),
+            "handing out TURN credentials"
+        );
+    }
     let stun = (!stun_sockets.is_empty()).then(|| {
         tokio::spawn(stun::serve(stun_sockets, stun::RateLimitConfig::default(), cancel.clone()))
     });
     // The last line on stderr until a client comes: scripts wait for it (port 0 works).
     eprintln!("listening on http://{addr}");
     let served =
-        server::serve_with(listener, store, conns, cancel.clone()).await.context("serving");
+        server::serve_with(listener, store, conns, ice, cancel.clone()).await.context("serving");
     cancel.cancel();
     if let Some(stun) = stun {
         stun.await.context("the STUN responder")?.context("answering STUN")?;

@@ -9,8 +9,8 @@
 //!   ports, e.g. `dcsend signal --stun 0.0.0.0:3478 --stun 0.0.0.0:3479`) and compares the ports;
 //! - whether each TURN server grants an allocation ([`super::turn_probe`]).
 //!
-//! [`verdict`] is pure. The servers come in an [`IceConfig`], so servers a signaling server
-//! hands out (`--peer URL`, later) slot in without changing this module.
+//! [`verdict`] is pure. The servers come in an [`IceConfig`], with those a signaling server
+//! hands out (`dcsend doctor --peer URL`) among them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -186,13 +186,14 @@ async fn binding(sock: &UdpSocket, server: SocketAddr) -> Option<(SocketAddr, Du
     None
 }
 
-/// Asks every STUN server in `ice.stun` from one socket bound to `bind`.
+/// Asks every STUN server of `ice` (flags' and handed out) from one socket bound to `bind`.
 async fn ask_stun(bind: SocketAddr, ice: &IceConfig) -> (SocketAddr, Vec<StunAnswer>) {
+    let urls = ice.stun_servers();
     let sock = match UdpSocket::bind(bind).await {
         Ok(sock) => sock,
         Err(e) => {
             let error = Some(format!("binding {bind}: {e}"));
-            let answers = ice.stun.iter().map(|url| StunAnswer {
+            let answers = urls.iter().map(|url| StunAnswer {
                 url: url.clone(),
                 server: None,
                 mapped: None,
@@ -204,7 +205,7 @@ async fn ask_stun(bind: SocketAddr, ice: &IceConfig) -> (SocketAddr, Vec<StunAns
     };
     let local = sock.local_addr().unwrap_or(bind);
     let mut answers = Vec::new();
-    for url in &ice.stun {
+    for url in &urls {
         let mut answer =
             StunAnswer { url: url.clone(), server: None, mapped: None, rtt_ms: None, error: None };
         match stun_server(url) {
@@ -228,19 +229,18 @@ async fn ask_stun(bind: SocketAddr, ice: &IceConfig) -> (SocketAddr, Vec<StunAns
     (local, answers)
 }
 
-/// Asks every TURN server in `ice.turn` for an allocation.
+/// Asks every TURN server of `ice` (flags' and handed out, each with its credentials) for an
+/// allocation.
 async fn ask_turn(ice: &IceConfig) -> Vec<TurnAnswer> {
     let mut answers = Vec::new();
-    for url in &ice.turn {
+    for turn in ice.turn_servers() {
+        let url = &turn.url;
         let (allocates, detail) = match turn_probe::udp_server(url) {
             None => (false, "only turn: over UDP is probed".to_owned()),
             Some((host, port)) => match resolve(&host, port).await {
                 Err(e) => (false, format!("resolving {host}: {e}")),
                 Ok(server) => {
-                    let creds = Credentials {
-                        user: ice.turn_user.as_deref().unwrap_or_default(),
-                        password: ice.turn_password.as_deref().unwrap_or_default(),
-                    };
+                    let creds = Credentials { user: &turn.user, password: &turn.password };
                     match turn_probe::probe(server, &creds).await {
                         Ok(TurnVerdict::Granted) => (true, "allocation granted".to_owned()),
                         Ok(TurnVerdict::NoAnswer) => (false, "no answer".to_owned()),
@@ -260,12 +260,14 @@ async fn ask_turn(ice: &IceConfig) -> Vec<TurnAnswer> {
     answers
 }
 
-/// The candidates a peer connection with `opts` gathers, as `kind address`.
-async fn candidates(opts: &PeerOptions) -> Result<Vec<String>, super::PeerError> {
+/// The candidates a peer connection with `opts` gathers, as `kind address`, and why the
+/// gathering went on without some server, if it did.
+async fn candidates(opts: &PeerOptions) -> Result<(Vec<String>, Option<String>), super::PeerError> {
     let mut peer = Peer::new(opts).await?;
     let offer = peer.offer().await;
+    let cut = peer.gathering_cut().map(str::to_owned);
     peer.close(Duration::from_secs(1)).await;
-    Ok(candidate_lines(&offer?.sdp))
+    Ok((candidate_lines(&offer?.sdp), cut))
 }
 
 /// `a=candidate:` lines as `kind address:port`, component 1 only (pure).
@@ -291,13 +293,13 @@ pub async fn examine(opts: &PeerOptions) -> Result<Report, super::PeerError> {
         tokio::join!(ask_stun(bind, &opts.ice), ask_turn(&opts.ice), candidates(opts));
     let mapping = mapping(local, &stun);
     let outlook = verdict(mapping, &turn);
-    // A server that does not answer stops the gathering (webrtc-rs gives up on all of it):
-    // the probes above say which; list at least the host candidates.
+    // A server that does not answer is left out of the gathering after a quiet while (or,
+    // relay-only, stops it): the probes above say which; list at least the host candidates.
     let (candidates, gathering_error) = match candidates {
-        Ok(found) => (found, None),
+        Ok(found) => found,
         Err(e) => {
             let bare = PeerOptions { ice: IceConfig::default(), ..opts.clone() };
-            (self::candidates(&bare).await?, Some(e.to_string()))
+            (self::candidates(&bare).await?.0, Some(e.to_string()))
         }
     };
     Ok(Report {

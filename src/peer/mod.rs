@@ -30,9 +30,10 @@ use webrtc::peer_connection::{
 };
 
 pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
-pub use path::{CandidateKind, Path, Protocol};
+pub use path::{CandidateKind, Path, Protocol, Relayed};
 
 use crate::signal::codec::{SdpKind, SessionDesc};
+use crate::signal::ice::IceServer;
 
 /// The label of the one data channel dcsend opens.
 pub const CHANNEL_LABEL: &str = "dcsend";
@@ -50,6 +51,53 @@ pub struct IceConfig {
     pub turn_password: Option<String>,
     /// Use only relayed candidates.
     pub relay_only: bool,
+    /// Servers handed out by a signaling server, each with its own credentials; used
+    /// besides the ones above.
+    pub servers: Vec<IceServer>,
+}
+
+impl IceConfig {
+    /// The STUN servers given: `stun`, then the `stun:` URLs of `servers`, each once.
+    pub fn stun_servers(&self) -> Vec<String> {
+        let mut urls = self.stun.clone();
+        for url in self.servers.iter().flat_map(|s| &s.urls) {
+            if (url.starts_with("stun:") || url.starts_with("stuns:")) && !urls.contains(url) {
+                urls.push(url.clone());
+            }
+        }
+        urls
+    }
+
+    /// Every TURN server with the credentials to use it: `turn` with `turn_user`, then the
+    /// `turn:`/`turns:` URLs of `servers` with theirs.
+    pub fn turn_servers(&self) -> Vec<TurnServer> {
+        let ours = self.turn.iter().map(|url| TurnServer {
+            url: url.clone(),
+            user: self.turn_user.clone().unwrap_or_default(),
+            password: self.turn_password.clone().unwrap_or_default(),
+        });
+        let given = self.servers.iter().flat_map(|s| {
+            s.urls.iter().filter(|u| u.starts_with("turn:") || u.starts_with("turns:")).map(|url| {
+                TurnServer {
+                    url: url.clone(),
+                    user: s.username.clone().unwrap_or_default(),
+                    password: s.credential.clone().unwrap_or_default(),
+                }
+            })
+        });
+        ours.chain(given).collect()
+    }
+}
+
+/// A TURN server and the credentials to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnServer {
+    /// `turn:HOST:PORT` (or `turns:`).
+    pub url: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
 }
 
 /// Everything needed to build a peer.
@@ -149,6 +197,8 @@ pub struct Peer {
     local_channel: Option<Arc<dyn DataChannel>>,
     /// The STUN/TURN servers asked for, and whether only relayed candidates may be used.
     ice: IceConfig,
+    /// Why the last description went out before gathering completed, if it did.
+    gathering_cut: Option<String>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -207,6 +257,50 @@ pub const QUIET_LOG_DIRECTIVES: &[&str] = &["webrtc::peer_connection::driver=off
 /// need a round trip or two.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long gathering may go without a new candidate before the description goes out with
+/// the candidates it has, when only STUN servers are asked: a STUN answer is one round trip.
+/// A STUN server that never answers (a machine offline, a LAN with no way out, a firewall
+/// that drops UDP) otherwise holds the description until `GATHER_TIMEOUT`, so the LAN peer
+/// next door would wait 10 s (and dcsend then gave up). A server slower than this is left
+/// out; the host candidates, and the other servers' answers, still go.
+const GATHER_QUIET_STUN: Duration = Duration::from_millis(500);
+
+/// [`GATHER_QUIET_STUN`] when TURN servers are asked too: an allocation takes two round trips
+/// or more (the 401 challenge, then the authenticated request), and a relay is what a peer
+/// behind a symmetric NAT cannot do without.
+const GATHER_QUIET_TURN: Duration = Duration::from_millis(1500);
+
+/// How often gathering is looked at for new candidates while it runs.
+const GATHER_POLL: Duration = Duration::from_millis(20);
+
+/// How the wait for gathering ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gathering {
+    /// Every server answered or gave up.
+    Complete,
+    /// No new candidate for the quiet window: going on with what there is.
+    Quiet(Duration),
+    /// [`GATHER_TIMEOUT`] passed.
+    TimedOut,
+}
+
+/// The quiet window after which gathering with `ice`'s servers goes on without the servers
+/// that have not answered; `None` to wait for all of them: without servers (host candidates
+/// only, which never wait on the network) and with `--relay-only`, which has nothing to go on
+/// with until a TURN server answers.
+fn quiet_window(ice: &IceConfig) -> Option<Duration> {
+    let turn = !ice.turn_servers().is_empty();
+    if ice.relay_only {
+        None
+    } else if turn {
+        Some(GATHER_QUIET_TURN)
+    } else if !stun_urls(ice).is_empty() {
+        Some(GATHER_QUIET_STUN)
+    } else {
+        None
+    }
+}
+
 /// Pace of ICE connectivity checks. The crate's default (200 ms) costs about three
 /// intervals before the pair is nominated, 600 ms of connection setup even on loopback.
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -259,14 +353,16 @@ fn mdns_mode() -> MulticastDnsMode {
 /// reflexive candidate out of the mapped address of the TURN Allocate response (browsers do):
 /// without this `--turn` alone has only host and relay candidates, and two peers behind
 /// cone NATs pair relay/relay where a direct path exists.
+///
+/// The `stun:` URLs a signaling server handed out (`ice.servers`) come after `ice.stun`.
 pub fn stun_urls(ice: &IceConfig) -> Vec<String> {
-    let mut urls = ice.stun.clone();
+    let mut urls = ice.stun_servers();
     if ice.relay_only {
         return urls;
     }
-    for derived in ice.turn.iter().filter_map(|t| stun_for_turn(t)) {
-        if !urls.contains(&derived) {
-            urls.push(derived);
+    for url in ice.turn_servers().into_iter().filter_map(|t| stun_for_turn(&t.url)) {
+        if !urls.contains(&url) {
+            urls.push(url);
         }
     }
     urls
@@ -293,11 +389,11 @@ impl Peer {
         if !stun.is_empty() {
             servers.push(RTCIceServer { urls: stun, ..Default::default() });
         }
-        if !opts.ice.turn.is_empty() {
+        for turn in opts.ice.turn_servers() {
             servers.push(RTCIceServer {
-                urls: opts.ice.turn.clone(),
-                username: opts.ice.turn_user.clone().unwrap_or_default(),
-                credential: opts.ice.turn_password.clone().unwrap_or_default(),
+                urls: vec![turn.url],
+                username: turn.user,
+                credential: turn.password,
             });
         }
         let mut config = RTCConfigurationBuilder::new().with_ice_servers(servers);
@@ -342,6 +438,7 @@ impl Peer {
             remote_channels,
             local_channel: None,
             ice: opts.ice.clone(),
+            gathering_cut: None,
         })
     }
 
@@ -377,15 +474,59 @@ impl Peer {
             .map_err(|e| PeerError::BadRemote { kind: SdpKind::Answer, reason: e.to_string() })
     }
 
+    /// Waits for ICE gathering: until it completes, until no new candidate has come for the
+    /// [`quiet_window`] (with at least one candidate), or until [`GATHER_TIMEOUT`].
+    async fn gather(&mut self) -> Gathering {
+        let quiet = quiet_window(&self.ice);
+        let start = tokio::time::Instant::now();
+        let (mut seen, mut last_new) = (0, start);
+        loop {
+            // (The watch guard is dropped at once: holding it across an await is not Send.)
+            let step = quiet.map_or(GATHER_TIMEOUT, |_| GATHER_POLL);
+            if tokio::time::timeout(step, self.gathered.wait_for(|g| *g)).await.is_ok() {
+                return Gathering::Complete;
+            }
+            let now = tokio::time::Instant::now();
+            if now - start >= GATHER_TIMEOUT {
+                return Gathering::TimedOut;
+            }
+            let Some(quiet) = quiet else { continue };
+            let sdp = self.pc.local_description().await.map(|d| d.sdp).unwrap_or_default();
+            let count = sdp.matches("a=candidate:").count();
+            if count > seen {
+                (seen, last_new) = (count, now);
+            }
+            if seen > 0 && now - last_new >= quiet {
+                return Gathering::Quiet(quiet);
+            }
+        }
+    }
+
+    /// Why the last description went out before every STUN/TURN server had answered (a
+    /// server that did not answer within the quiet window), if it did.
+    pub fn gathering_cut(&self) -> Option<&str> {
+        self.gathering_cut.as_deref()
+    }
+
     async fn local_description(&mut self) -> Result<SessionDesc, PeerError> {
-        // Tokens do not trickle: wait until every candidate is in the description.
-        // (The watch guard is dropped at once: holding it across an await is not Send.)
-        let gathered = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.wait_for(|g| *g))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        if !gathered {
-            let servers: Vec<&str> =
-                self.ice.stun.iter().chain(&self.ice.turn).map(String::as_str).collect();
+        // Tokens do not trickle: wait until every candidate is in the description, or until
+        // the servers that answer have answered.
+        let gathering = self.gather().await;
+        if let Gathering::Quiet(quiet) = gathering {
+            let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
+            let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
+            let why = format!(
+                "ICE candidate gathering was still waiting after {} without a new candidate; \
+                 going on without the servers that have not answered (of {})",
+                humantime::format_duration(quiet),
+                servers.join(", ")
+            );
+            tracing::info!("{why}");
+            self.gathering_cut = Some(why);
+        }
+        if gathering == Gathering::TimedOut {
+            let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
+            let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
             return Err(if servers.is_empty() {
                 PeerError::Setup(format!(
                     "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
@@ -417,13 +558,10 @@ impl Peer {
     /// allocation ourselves ([`turn_probe`]), since webrtc only logs why its own failed.
     /// Names servers and the user, never the password.
     async fn why_no_relay(&self) -> String {
-        let user = self.ice.turn_user.as_deref().unwrap_or_default();
-        let creds = turn_probe::Credentials {
-            user,
-            password: self.ice.turn_password.as_deref().unwrap_or_default(),
-        };
         let mut reasons = Vec::new();
-        for url in &self.ice.turn {
+        for turn in self.ice.turn_servers() {
+            let (url, user) = (&turn.url, &turn.user);
+            let creds = turn_probe::Credentials { user, password: &turn.password };
             let Some((host, port)) = turn_probe::udp_server(url) else {
                 reasons
                     .push(format!("{url} is not supported (TURN over UDP only: turn:HOST:PORT)"));
@@ -552,11 +690,18 @@ impl Peer {
             RTCIceProtocol::Tcp => Protocol::Tcp,
             _ => Protocol::Udp,
         };
-        Some(Path {
+        let mut path = Path {
             local: candidate_kind(pair.local().typ)?,
             remote: candidate_kind(pair.remote().typ)?,
             protocol,
-        })
+            relayed: None,
+        };
+        // Why it is relayed, from what the peer offered (see `Relayed::explain`).
+        let remote = ice.get_remote_candidates().await.unwrap_or_default();
+        let offered: Vec<CandidateKind> =
+            remote.iter().filter_map(|c| candidate_kind(c.typ)).collect();
+        path.relayed = Relayed::explain(&path, self.ice.relay_only, &offered);
+        Some(path)
     }
 
     /// Closes the connection; waits at most `timeout`.
@@ -609,6 +754,41 @@ mod tests {
     }
 
     use super::*;
+
+    /// A signaling server's servers come after the flags' own, each TURN URL with its own
+    /// credentials; its TURN server is asked for STUN too, unless relay-only.
+    #[test]
+    fn servers_from_a_signaling_server_add_to_the_flags() {
+        let mut ice = IceConfig {
+            stun: vec!["stun:mine:3478".into()],
+            turn: vec!["turn:mine:3478".into()],
+            turn_user: Some("me".into()),
+            turn_password: Some("pw".into()),
+            servers: vec![
+                IceServer { urls: vec!["stun:sig:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["turn:relay:3478".into(), "turns:relay:5349".into()],
+                    username: Some("1700000000:ab".into()),
+                    credential: Some("mac=".into()),
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(stun_urls(&ice), ["stun:mine:3478", "stun:sig:3478", "stun:relay:3478"]);
+        let turn = ice.turn_servers();
+        let urls: Vec<_> = turn.iter().map(|t| (t.url.as_str(), t.user.as_str())).collect();
+        assert_eq!(
+            urls,
+            [
+                ("turn:mine:3478", "me"),
+                ("turn:relay:3478", "1700000000:ab"),
+                ("turns:relay:5349", "1700000000:ab")
+            ]
+        );
+        assert_eq!(turn[2].password, "mac=");
+        ice.relay_only = true;
+        assert_eq!(stun_urls(&ice), ["stun:mine:3478", "stun:sig:3478"]);
+    }
 
     #[test]
     fn the_window_follows_the_granted_buffer_within_bounds() {

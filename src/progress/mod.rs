@@ -173,6 +173,7 @@ mod tests {
             local: CandidateKind::Host,
             remote: CandidateKind::Relay,
             protocol: Protocol::Udp,
+            relayed: None,
         };
         assert_eq!(
             summary_line("sent", 3 << 20, 2.0, ", verified", Some(&path)),

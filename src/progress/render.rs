@@ -408,6 +408,7 @@ mod tests {
                 local: CandidateKind::Host,
                 remote: CandidateKind::Relay,
                 protocol: Protocol::Udp,
+                relayed: None,
             }),
             files: None,
         }

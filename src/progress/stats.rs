@@ -449,6 +449,7 @@ mod tests {
             local: CandidateKind::Relay,
             remote: CandidateKind::Relay,
             protocol: Protocol::Udp,
+            relayed: None,
         };
         s.set_path(Some(path));
         let line = s.tick(ms(2)).to_ndjson();

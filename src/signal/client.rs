@@ -18,6 +18,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::signal::ice::IceServer;
 use crate::signal::rendezvous::{Mailbox, SignalError};
 use crate::signal::rooms::SEAT_FREED;
 use crate::signal::seal::{Envelope, Side};
@@ -86,6 +87,7 @@ pub struct Client {
     url: PeerUrl,
     peer: String,
     side: Side,
+    ice_servers: Vec<IceServer>,
     on_notice: OnNotice,
     intruders: AtomicUsize,
     /// Messages we have sent: the number of the next one.
@@ -98,6 +100,9 @@ pub struct Client {
 struct JoinAnswer {
     peer: String,
     side: Side,
+    /// Absent from servers older than the field, and empty from one started without any.
+    #[serde(default)]
+    ice_servers: Vec<IceServer>,
 }
 
 fn unreachable(url: &PeerUrl, err: &reqwest::Error) -> SignalError {
@@ -175,12 +180,13 @@ impl Client {
                 let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|_| {
                     not_signaling(url, "its answer to a join is not {\"peer\":...,\"side\":...}")
                 })?;
-                let (peer, side) = (answer.peer, answer.side);
+                let (peer, side, ice_servers) = (answer.peer, answer.side, answer.ice_servers);
                 return Ok(Self {
                     http,
                     url: url.clone(),
                     peer,
                     side,
+                    ice_servers,
                     on_notice,
                     intruders: AtomicUsize::new(0),
                     sent: AtomicU64::new(0),
@@ -207,6 +213,11 @@ impl Client {
     /// A (joined first, offers) or B (answers).
     pub fn side(&self) -> Side {
         self.side
+    }
+
+    /// The STUN and TURN servers the server handed us with our seat (see `signal::ice`).
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.ice_servers
     }
 
     /// Leaves the room (best effort: the room expires anyway).

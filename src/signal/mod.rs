@@ -9,11 +9,13 @@
 //!   server's pure room table, `store` where the server keeps it (in memory, or in Redis shared
 //!   by several instances) and `server` the axum app around it (`dcsend signal`). The protocol
 //!   is in `docs/signaling.md`.
-//! - `stun`: the server's STUN Binding responder (`dcsend signal --stun ADDR`).
+//! - `stun`: the server's STUN Binding responder (`dcsend signal --stun ADDR`); `ice` the ICE
+//!   servers (STUN, and TURN with short-lived credentials) it hands out in its join answer.
 
 pub mod client;
 pub mod codec;
 pub mod compact;
+pub mod ice;
 pub mod page;
 pub mod paste;
 pub mod qr;

@@ -6,10 +6,13 @@
 //! |-----------------------------|-----------------------------------------------------------|
 //! | `GET /healthz`              | `200 ok`                                                  |
 //! | `GET /`, `GET /ROOM`        | the browser page (`signal::page`)                         |
-//! | `POST /ROOM`                | `201 {"room":ROOM,"peer":TOKEN,"side":"a"\|"b"}` (join)   |
+//! | `POST /ROOM`                | `201 {"room":ROOM,"peer":TOKEN,"side":"a"\|"b","ice_servers":[..]}` (join) |
 //! | `POST /ROOM/TOKEN` + body   | `204`: queued for the other peer                          |
 //! | `GET /ROOM/TOKEN?wait=SECS` | `200` + the oldest message for us, or `204` after `wait`  |
 //! | `DELETE /ROOM/TOKEN`        | `204`: we leave; the room ends when both have left        |
+//!
+//! `ice_servers` are the STUN and TURN servers the peers should use ([`IceAdvert`]; empty when
+//! the server was started without any), with fresh TURN credentials in every join answer.
 //!
 //! Refusals are a status (see [`RoomError::status`]) with one line of text. Bodies are opaque to
 //! the server: dcsend peers seal what matters (`signal::seal`), so the server only relays.
@@ -51,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use crate::signal::ice::{IceAdvert, IceServer};
 use crate::signal::page;
 use crate::signal::rooms::{Joined, Limits, Prefix, Quota, QuotaRefusal};
 use crate::signal::seal::Side;
@@ -110,6 +114,8 @@ struct Shared {
     shutdown: CancellationToken,
     /// Bounds the arrival of a message's body, as `header_timeout` bounds its head.
     body_timeout: Duration,
+    /// The ICE servers handed out with every join.
+    ice: IceAdvert,
 }
 
 /// Serves rooms kept in memory on `listener` until `shutdown` is cancelled (see [`serve_with`]).
@@ -119,20 +125,26 @@ pub async fn serve(
     conns: ConnLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_with(listener, Arc::new(MemoryStore::new(limits)), conns, shutdown).await
+    let store = Arc::new(MemoryStore::new(limits));
+    serve_with(listener, store, conns, IceAdvert::default(), shutdown).await
 }
 
 /// Serves the rooms of `store` on `listener` until `shutdown` is cancelled, then ends every
-/// long poll and returns.
+/// long poll and returns. Every join is answered with the ICE servers of `ice`.
 pub async fn serve_with(
     listener: TcpListener,
     store: Arc<dyn Store>,
     conns: ConnLimits,
+    ice: IceAdvert,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let limits = store.limits();
-    let shared =
-        Arc::new(Shared { store, shutdown: shutdown.clone(), body_timeout: conns.header_timeout });
+    let shared = Arc::new(Shared {
+        store,
+        shutdown: shutdown.clone(),
+        body_timeout: conns.header_timeout,
+        ice,
+    });
     let sweeper = tokio::spawn(sweep(shared.clone()));
     let app = router(shared.clone());
     let quota =
@@ -382,6 +394,7 @@ struct JoinAnswer<'a> {
     room: &'a str,
     peer: &'a str,
     side: Side,
+    ice_servers: Vec<IceServer>,
 }
 
 /// `?key=K` on a join: a client-chosen idempotency key (see the module's docs).
@@ -401,6 +414,7 @@ async fn join(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     Query(JoinKey { key }): Query<JoinKey>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     // A key is any short token; a long one is refused rather than stored.
     let key = key.filter(|k| !k.is_empty() && k.len() <= 64);
@@ -408,7 +422,12 @@ async fn join(
     match joined {
         Ok(Joined { peer, side }) => {
             tracing::info!(room, ?side, client = %client.ip(), "joined");
-            let body = JoinAnswer { room: &room, peer: &peer, side };
+            // The STUN host is the one the client reached us by (a reverse proxy keeps the
+            // Host header); the TURN user name is tagged with a random id, not the room's.
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            let tag = hex::encode(rand::random::<[u8; 4]>());
+            let ice_servers = shared.ice.servers(host, std::time::SystemTime::now(), &tag);
+            let body = JoinAnswer { room: &room, peer: &peer, side, ice_servers };
             (StatusCode::CREATED, axum::Json(body)).into_response()
         }
         Err(e) => refusal(&e, client.ip()),

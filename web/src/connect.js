@@ -75,8 +75,9 @@ export async function connect(url, ui) {
     joinTimeoutMs: JOIN_TIMEOUT_MS,
   });
   ui.phase('connecting', 'Connecting…');
-  // No STUN or TURN server: host candidates, as dcsend's default (a LAN, or this machine).
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  // The STUN and TURN servers the signaling server handed out with our seat (none from a
+  // server started without them: host candidates, enough on a LAN or this machine).
+  const pc = new RTCPeerConnection({ iceServers: client.iceServers });
   /** @type {Promise<RTCDataChannel>} */
   let channel;
   try {

@@ -526,6 +526,32 @@ async function refusal(response) {
   return line === '' || line.length > 300 ? `HTTP ${response.status}` : line;
 }
 
+/**
+ * The `ice_servers` of a join answer, for `new RTCPeerConnection({ iceServers })`: the server
+ * sends the `RTCIceServer` shape already (docs/signaling.md, "STUN and TURN for the peers").
+ * An entry that is not that shape is dropped rather than failing the connection, and a server
+ * older than the field sends none.
+ * @param {unknown} servers @returns {RTCIceServer[]}
+ */
+export function iceServersOf(servers) {
+  if (!Array.isArray(servers)) return [];
+  /** @type {RTCIceServer[]} */
+  const out = [];
+  for (const s of servers) {
+    if (!s || typeof s !== 'object') continue;
+    const urls = typeof s.urls === 'string' ? [s.urls] : s.urls;
+    if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string')) continue;
+    const { username, credential } = s;
+    if (![username, credential].every((v) => v === undefined || typeof v === 'string')) continue;
+    out.push({
+      urls,
+      ...(username === undefined ? {} : { username }),
+      ...(credential === undefined ? {} : { credential }),
+    });
+  }
+  return out;
+}
+
 /** The mailbox the exchange runs over: messages in order, to and from the other peer. */
 export class Client {
   /**
@@ -554,7 +580,9 @@ export class Client {
         if (!v || typeof v.peer !== 'string' || (v.side !== 'a' && v.side !== 'b')) {
           throw notSignaling(url, 'its answer to a join is not {"peer":...,"side":...}');
         }
-        return new Client(url, v.peer, v.side, onNotice);
+        const client = new Client(url, v.peer, v.side, onNotice);
+        client.iceServers = iceServersOf(v.ice_servers);
+        return client;
       }
       // The other seat's holder has not spoken yet: the server frees it within its claim
       // bound and says when (see docs/signaling.md, "Seats").
@@ -581,6 +609,8 @@ export class Client {
     /** @private */ this.onNotice = onNotice;
     /** @type {Side} A (joined first, offers) or B (answers). */
     this.side = side;
+    /** @type {RTCIceServer[]} The STUN and TURN servers the server handed out with the seat. */
+    this.iceServers = [];
   }
 
   /**

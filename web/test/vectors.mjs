@@ -186,4 +186,21 @@ test('URLs: completed fills in a room and a secret', () => {
   assert.notEqual(lib.newSecret(), lib.newSecret());
 });
 
+test('ICE servers: a join answer\'s list goes to RTCPeerConnection as it came, malformed entries dropped', () => {
+  // The shape `dcsend signal` sends (src/signal/ice.rs): a STUN entry, a TURN entry with credentials.
+  const sent = [
+    { urls: ['stun:signal.example.org:3478'] },
+    { urls: ['turn:relay.example.org:3478'], username: '1700000000:5f3a91c2', credential: 'I11aVvEwHF7zGgDNXqk8e1jlh4E=' },
+  ];
+  assert.deepEqual(lib.iceServersOf(sent), sent);
+  assert.deepEqual(lib.iceServersOf(JSON.parse(JSON.stringify(sent))), sent);
+  // A single URL as a string is the other form RTCIceServer allows.
+  assert.deepEqual(lib.iceServersOf([{ urls: 'stun:a:1' }]), [{ urls: ['stun:a:1'] }]);
+  // An older server sends no field; garbage never reaches the peer connection.
+  assert.deepEqual(lib.iceServersOf(undefined), []);
+  assert.deepEqual(lib.iceServersOf('stun:a:1'), []);
+  const junk = [null, 7, { urls: [] }, { urls: [1] }, { urls: ['turn:x'], username: 5 }, { urls: ['stun:ok:1'] }];
+  assert.deepEqual(lib.iceServersOf(junk), [{ urls: ['stun:ok:1'] }]);
+});
+
 console.log(`ok: ${passed} tests (${modulePath})`);
