@@ -157,16 +157,16 @@ fn a_stdin_pipe_arrives_intact_when_the_receiver_starts_first() {
 #[test]
 fn a_third_peer_is_refused_with_the_servers_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let payload = dir.path().join("p.bin");
-    std::fs::write(&payload, b"never sent").unwrap();
-    let _send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &server.base()), dir.path());
-    let url = invite(&_send);
-    let room = room_of(&url);
-    // The second peer, by hand, as curl would. It speaks, so its seat is its own.
-    let (token, side) = server.join(&room);
-    assert_eq!(side, "b");
-    assert_eq!(server.call("POST", &format!("/{room}/{token}"), b"{}").0, 204);
+    // Both seats taken by hand, as curl would; each speaks, so its seat is its own, and the
+    // presence bound outlasts the test, so neither is taken for gone.
+    let server = Server::start(dir.path(), &["--presence-timeout", "10m"]);
+    let room = "two-taken";
+    for want in ["a", "b"] {
+        let (token, side) = server.join(room);
+        assert_eq!(side, want);
+        assert_eq!(server.call("POST", &format!("/{room}/{token}"), b"{}").0, 204);
+    }
+    let url = format!("{}{room}#some-code-12", server.base());
     let mut third = Proc::spawn("third", peer(&["recv"], &url), dir.path());
     third.expect_code(3, WAIT);
     let err = third.stderr_text();
