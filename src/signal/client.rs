@@ -11,6 +11,7 @@
 //! its number (`?seq=`, queued once), and each read the number of the next message we want
 //! (`?next=`, so a message whose answer was lost is read again, never skipped).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::signal::rendezvous::{Mailbox, SignalError};
-use crate::signal::rooms::SEAT_FREED;
+use crate::signal::rooms::{PEER_LEFT, SEAT_FREED};
 use crate::signal::seal::{Envelope, Side};
 use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS, NOTICE_HEADER, SEQ_HEADER};
 use crate::signal::url::PeerUrl;
@@ -92,7 +93,13 @@ pub struct Client {
     sent: AtomicU64,
     /// The number of the next message we want from the other peer.
     next: AtomicU64,
+    /// What a long poll got while we were busy (see [`Client::present_while`]), for the next
+    /// [`Mailbox::recv`].
+    stash: Mutex<Option<Received>>,
 }
+
+/// What one [`Mailbox::recv`] returns.
+type Received = Result<Option<Envelope>, SignalError>;
 
 #[derive(Deserialize)]
 struct JoinAnswer {
@@ -185,6 +192,7 @@ impl Client {
                     intruders: AtomicUsize::new(0),
                     sent: AtomicU64::new(0),
                     next: AtomicU64::new(0),
+                    stash: Mutex::new(None),
                 });
             }
             let retry_after = retry_after(&response).filter(|_| status == StatusCode::CONFLICT);
@@ -215,6 +223,78 @@ impl Client {
             self.http.delete(self.url.endpoint(&[&self.peer])).timeout(Duration::from_secs(2));
         if let Err(e) = req.send().await {
             tracing::debug!("leaving the room: {e}");
+        }
+    }
+
+    /// Runs `work` with a long poll open, so that the server sees us present while we are busy
+    /// between requests (gathering ICE candidates can take seconds with STUN and TURN servers,
+    /// longer than the server's presence bound). What the poll gets (the peer giving up, a
+    /// notice that it left) is kept for the next [`Mailbox::recv`].
+    pub async fn present_while<T>(&self, work: impl Future<Output = T>) -> T {
+        let hold = async {
+            let got = self.poll(Instant::now() + Duration::from_secs(24 * 3600)).await;
+            *self.stash.lock().unwrap_or_else(|p| p.into_inner()) = Some(got);
+            std::future::pending::<T>().await
+        };
+        tokio::select! {
+            out = work => out,
+            never = hold => never,
+        }
+    }
+
+    /// Long-polls until a message arrives, the other side left, or `deadline` passes.
+    async fn poll(&self, deadline: Instant) -> Received {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Round up so a short remaining wait still waits; the server caps it.
+            let wait = left.as_secs_f64().ceil().min(MAX_WAIT_SECS as f64) as u64;
+            let next = self.next.load(Ordering::Relaxed);
+            let mut url = self.url.endpoint(&[&self.peer]);
+            url.set_query(Some(&format!("wait={wait}&next={next}")));
+            let timeout = Duration::from_secs(wait) + REQUEST_TIMEOUT;
+            let get = || self.http.get(url.clone()).timeout(timeout);
+            let response = tokio::select! {
+                r = with_retries(get, true) => r.map_err(|e| unreachable(&self.url, &e))?,
+                () = tokio::time::sleep_until(deadline) => return Ok(None),
+            };
+            let response = self.check(response).await?;
+            if let Some(notice) = response.headers().get(NOTICE_HEADER) {
+                // `KIND: TEXT`, printable ASCII from our server; anything else is shown escaped.
+                let notice = String::from_utf8_lossy(notice.as_bytes()).escape_debug().to_string();
+                let (kind, text) = notice.split_once(": ").unwrap_or(("", &notice));
+                match kind {
+                    // The rendezvous decides what to say: it starts over, or gives up.
+                    PEER_LEFT => return Err(SignalError::PeerLeft(text.to_owned())),
+                    SEAT_FREED => {
+                        self.intruders.fetch_add(1, Ordering::Relaxed);
+                        (self.on_notice)(text);
+                    }
+                    _ => (self.on_notice)(text),
+                }
+            }
+            if response.status() == StatusCode::NO_CONTENT {
+                continue;
+            }
+            let seq: Option<u64> =
+                response.headers().get(SEQ_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
+            let body = response.bytes().await.map_err(|e| unreachable(&self.url, &e))?;
+            // Acknowledged by the next read. Messages come in order and without gaps, so the
+            // count we received is the next number; the server's header (which a proxy may
+            // drop) only confirms it.
+            self.next.store(seq.map_or(next, |seq| u64::max(next, seq)) + 1, Ordering::Relaxed);
+            if body.len() > MAX_MESSAGE_BYTES {
+                return Err(SignalError::OutOfOrder("a message larger than the server allows"));
+            }
+            return match Envelope::from_json(&body) {
+                Some(env) => Ok(Some(env)),
+                None => Err(not_signaling(
+                    &self.url,
+                    "it relayed a message that is not dcsend signaling",
+                )),
+            };
         }
     }
 
@@ -250,53 +330,10 @@ impl Mailbox for Client {
     }
 
     async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            // Round up so a short remaining wait still waits; the server caps it.
-            let wait = left.as_secs_f64().ceil().min(MAX_WAIT_SECS as f64) as u64;
-            let next = self.next.load(Ordering::Relaxed);
-            let mut url = self.url.endpoint(&[&self.peer]);
-            url.set_query(Some(&format!("wait={wait}&next={next}")));
-            let timeout = Duration::from_secs(wait) + REQUEST_TIMEOUT;
-            let get = || self.http.get(url.clone()).timeout(timeout);
-            let response = tokio::select! {
-                r = with_retries(get, true) => r.map_err(|e| unreachable(&self.url, &e))?,
-                () = tokio::time::sleep_until(deadline) => return Ok(None),
-            };
-            let response = self.check(response).await?;
-            if let Some(notice) = response.headers().get(NOTICE_HEADER) {
-                // `KIND: TEXT`, printable ASCII from our server; anything else is shown escaped.
-                let notice = String::from_utf8_lossy(notice.as_bytes()).escape_debug().to_string();
-                let (kind, text) = notice.split_once(": ").unwrap_or(("", &notice));
-                if kind == SEAT_FREED {
-                    self.intruders.fetch_add(1, Ordering::Relaxed);
-                }
-                (self.on_notice)(text);
-            }
-            if response.status() == StatusCode::NO_CONTENT {
-                continue;
-            }
-            let seq: Option<u64> =
-                response.headers().get(SEQ_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
-            let body = response.bytes().await.map_err(|e| unreachable(&self.url, &e))?;
-            // Acknowledged by the next read. Messages come in order and without gaps, so the
-            // count we received is the next number; the server's header (which a proxy may
-            // drop) only confirms it.
-            self.next.store(seq.map_or(next, |seq| u64::max(next, seq)) + 1, Ordering::Relaxed);
-            if body.len() > MAX_MESSAGE_BYTES {
-                return Err(SignalError::OutOfOrder("a message larger than the server allows"));
-            }
-            return match Envelope::from_json(&body) {
-                Some(env) => Ok(Some(env)),
-                None => Err(not_signaling(
-                    &self.url,
-                    "it relayed a message that is not dcsend signaling",
-                )),
-            };
+        if let Some(got) = self.stash.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return got;
         }
+        self.poll(deadline).await
     }
 
     fn intruders(&self) -> usize {
