@@ -312,6 +312,14 @@ impl Client {
 
 impl Mailbox for Client {
     async fn send(&self, msg: &Envelope) -> Result<(), SignalError> {
+        // A poll held while we were busy heard that the other side left: what we were about to
+        // send was meant for it, and must not reach whoever takes its seat next.
+        {
+            let mut stash = self.stash.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(*stash, Some(Err(SignalError::PeerLeft(_)))) {
+                return stash.take().expect("matched").map(|_| ());
+            }
+        }
         let seq = self.sent.load(Ordering::Relaxed);
         let mut endpoint = self.url.endpoint(&[&self.peer]);
         endpoint.set_query(Some(&format!("seq={seq}")));
