@@ -256,14 +256,18 @@ impl UrlRun<'_> {
                 }
             }
         }
-        let secret = url.secret.as_deref().unwrap_or_default();
-        let side = client.side();
+        let meeting = Meeting {
+            client: &client,
+            secret: url.secret.as_deref().unwrap_or_default(),
+            room,
+            join_timeout: self.join_timeout,
+            step,
+        };
         let work = async {
             // Side A's offer is made once: a peer that comes after one that left gets it too.
             let mut offer = None;
             loop {
-                let attempt = self.attempt(&client, peer, &mut offer, secret, room, side, step);
-                match attempt.await {
+                match meeting.attempt(peer, &mut offer).await {
                     Err(e) => match e.downcast::<SignalError>() {
                         Ok(SignalError::PeerLeft(notice)) => eprintln!("dcsend: {notice}"),
                         Ok(e) => return Err(e.into()),
@@ -277,25 +281,33 @@ impl UrlRun<'_> {
         client.leave().await;
         res
     }
+}
 
+/// A joined room and what a rendezvous in it needs.
+struct Meeting<'a> {
+    client: &'a Client,
+    secret: &'a str,
+    room: &'a str,
+    /// The wait for a peer, from the start of each attempt.
+    join_timeout: Duration,
+    /// The wait for each later message.
+    step: Duration,
+}
+
+impl Meeting<'_> {
     /// One rendezvous with the peer in the other seat: authenticate, then swap descriptions.
     /// Fails with [`SignalError::PeerLeft`] when that peer leaves before the swap; the next
-    /// attempt runs with whoever joins after it.
-    #[allow(clippy::too_many_arguments)]
+    /// attempt runs with whoever joins after it. `offer`: side A's, once made.
     async fn attempt(
         &self,
-        client: &Client,
         peer: &mut Peer,
         offer: &mut Option<SessionDesc>,
-        secret: &str,
-        room: &str,
-        side: Side,
-        step: Duration,
     ) -> anyhow::Result<(SessionDesc, Instant)> {
+        let (client, room, side, step) = (self.client, self.room, self.client.side(), self.step);
         let join_deadline = Instant::now() + self.join_timeout;
         let (mut sealer, both_present) = rendezvous::authenticate(
             client,
-            secret,
+            self.secret,
             room,
             side,
             join_deadline,
