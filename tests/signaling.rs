@@ -430,6 +430,36 @@ fn a_receiver_interrupted_mid_rendezvous_leaves_and_another_one_gets_the_file() 
     a_receiver_gone_mid_rendezvous(nix::sys::signal::Signal::SIGINT, told);
 }
 
+/// A receiver busy between two requests for longer than the presence bound (gathering its
+/// candidates for the answer, with a STUN server that answers only after three bounds) keeps
+/// its seat, since it holds a long poll meanwhile; the server does not take it for gone, and
+/// the sender does not start over.
+#[test]
+fn a_receiver_gathering_longer_than_the_presence_bound_keeps_its_seat() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--presence-timeout", "1s"]);
+    let data = random_bytes(1 << 20, 22);
+    let src = dir.path().join("slow.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &server.base()), dir.path());
+    let url = invite(&send);
+    let stun = HeldStun::start();
+    let mut cmd = peer(&["recv", "-o", out.to_str().unwrap()], &url);
+    cmd.args(["--stun", &format!("stun:{}", stun.addr)]);
+    let mut recv = Proc::spawn("recv", cmd, dir.path());
+    stun.wait_for_request(WAIT);
+    // Deliberately long: the point is a pause of three presence bounds.
+    std::thread::sleep(Duration::from_secs(3));
+    stun.release();
+    recv.expect_code(0, WAIT);
+    send.expect_code(0, WAIT);
+    assert!(std::fs::read(out.join("slow.bin")).unwrap() == data, "bytes differ");
+    let err = send.stderr_text();
+    assert!(!err.contains("join again"), "the sender took the receiver for gone: {err}");
+}
+
 /// The server is only needed until the channel is open: killing it mid-transfer changes
 /// nothing for the peers.
 #[test]
