@@ -164,6 +164,7 @@ Register-ArgumentCompleter -Native -CommandName 'dcsend' -ScriptBlock {
             [CompletionResult]::new('--max-rooms', '--max-rooms', [CompletionResultType]::ParameterName, 'Rooms open at once, over all clients')
             [CompletionResult]::new('--max-rooms-per-client', '--max-rooms-per-client', [CompletionResultType]::ParameterName, 'Rooms open at once that one client network created')
             [CompletionResult]::new('--claim-timeout', '--claim-timeout', [CompletionResultType]::ParameterName, 'A peer that sends no message this long after joining loses its seat')
+            [CompletionResult]::new('--presence-timeout', '--presence-timeout', [CompletionResultType]::ParameterName, 'A peer with no request open and none for this long has left: its seat is freed')
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Connections open at once, over all clients')
             [CompletionResult]::new('--max-connections-per-client', '--max-connections-per-client', [CompletionResultType]::ParameterName, 'Connections open at once from one client network (see --max-rooms-per-client)')
             [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'A request''s head must arrive within this (and a kept-alive connection''s next request)')

@@ -583,7 +583,7 @@ _dcsend() {
             return 0
             ;;
         dcsend__subcmd__signal)
-            opts="-q -v -h --listen --store --stun --stun-url --turn --turn-secret-file --turn-ttl --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
+            opts="-q -v -h --listen --store --stun --stun-url --turn --turn-secret-file --turn-ttl --room-ttl --max-rooms --max-rooms-per-client --claim-timeout --presence-timeout --max-connections --max-connections-per-client --header-timeout --idle-timeout --client-prefix-v4 --client-prefix-v6 --log-format --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -630,6 +630,10 @@ _dcsend() {
                     return 0
                     ;;
                 --claim-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --presence-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

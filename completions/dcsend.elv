@@ -157,6 +157,7 @@ set edit:completion:arg-completer[dcsend] = {|@words|
             cand --max-rooms 'Rooms open at once, over all clients'
             cand --max-rooms-per-client 'Rooms open at once that one client network created'
             cand --claim-timeout 'A peer that sends no message this long after joining loses its seat'
+            cand --presence-timeout 'A peer with no request open and none for this long has left: its seat is freed'
             cand --max-connections 'Connections open at once, over all clients'
             cand --max-connections-per-client 'Connections open at once from one client network (see --max-rooms-per-client)'
             cand --header-timeout 'A request''s head must arrive within this (and a kept-alive connection''s next request)'

@@ -151,6 +151,7 @@ complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l room-ttl -d 'A 
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms -d 'Rooms open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-rooms-per-client -d 'Rooms open at once that one client network created' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l claim-timeout -d 'A peer that sends no message this long after joining loses its seat' -r
+complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l presence-timeout -d 'A peer with no request open and none for this long has left: its seat is freed' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-connections -d 'Connections open at once, over all clients' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l max-connections-per-client -d 'Connections open at once from one client network (see --max-rooms-per-client)' -r
 complete -c dcsend -n "__fish_dcsend_using_subcommand signal" -l header-timeout -d 'A request\'s head must arrive within this (and a kept-alive connection\'s next request)' -r

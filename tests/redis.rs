@@ -50,11 +50,6 @@ fn call(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     http_exchange(addr, raw.as_bytes(), false).expect("an HTTP answer")
 }
 
-/// The room of a printed URL (`.../ROOM#SECRET`).
-fn room_of(url: &str) -> String {
-    url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned()
-}
-
 /// Sends an 8 MiB file from a sender at `send_base` to a receiver that joins at the printed
 /// URL rewritten by `for_receiver`; checks it arrived byte for byte.
 fn transfer(dir: &Path, send_base: &str, for_receiver: impl Fn(&str) -> String) {
@@ -95,23 +90,23 @@ fn an_8_mib_file_arrives_intact_when_each_peer_sticks_to_its_own_instance() {
 fn a_third_peer_is_refused_by_either_instance() {
     let dir = tempfile::tempdir().unwrap();
     let Some(redis) = redis(dir.path()) else { return };
-    let (_one, a1) = instance(dir.path(), &redis, &[]);
-    let (_two, a2) = instance(dir.path(), &redis, &[]);
-    let payload = dir.path().join("p.bin");
-    std::fs::write(&payload, b"never sent").unwrap();
-    let send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &base(a1)), dir.path());
-    let url = invite(&send);
-    let room = room_of(&url);
-    // The second peer, by hand through instance two; it speaks, so its seat is its own.
-    let (status, body) = call(a2, "POST", &format!("/{room}"));
-    assert_eq!(status, 201, "{body}");
-    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["peer"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(call(a2, "POST", &format!("/{room}/{token}")).0, 204);
+    // Both seats taken by hand, one through each instance; each speaks, so its seat is its
+    // own, and the presence bound outlasts the test, so neither is taken for gone.
+    let hold = ["--presence-timeout", "10m"];
+    let (_one, a1) = instance(dir.path(), &redis, &hold);
+    let (_two, a2) = instance(dir.path(), &redis, &hold);
+    let room = "two-taken";
     for addr in [a1, a2] {
-        let url = url.replace(&a1.to_string(), &addr.to_string());
+        let (status, body) = call(addr, "POST", &format!("/{room}"));
+        assert_eq!(status, 201, "{body}");
+        let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["peer"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(call(addr, "POST", &format!("/{room}/{token}")).0, 204);
+    }
+    for addr in [a1, a2] {
+        let url = format!("{}{room}#some-code-12", base(addr));
         let mut third = Proc::spawn("third", peer(&["recv"], &url), dir.path());
         third.expect_code(3, WAIT);
         let err = third.stderr_text();

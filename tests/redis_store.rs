@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dcsend::signal::rooms::{Limits, PrefixLens, RoomError};
+use dcsend::signal::rooms::{Departure, Limits, PrefixLens, RoomError};
 use dcsend::signal::seal::Side;
 use dcsend::signal::store::memory::MemoryStore;
 use dcsend::signal::store::redis::{COMMAND_TIMEOUT, RedisStore};
@@ -26,6 +26,7 @@ const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const CLAIM: Duration = Duration::from_millis(700);
 const TTL: Duration = Duration::from_millis(1500);
+const PRESENCE: Duration = Duration::from_millis(1000);
 
 fn limits() -> Limits {
     Limits {
@@ -35,6 +36,7 @@ fn limits() -> Limits {
         idle_ttl: Duration::from_secs(30),
         claim_timeout: Duration::from_secs(30),
         max_queued: 2,
+        presence_timeout: Duration::from_secs(30),
     }
 }
 
@@ -139,7 +141,23 @@ both!(
     a_room_nobody_spoke_in_closes_after_the_claim_bound_and_is_not_remembered,
     limits_per_network_in_all_and_per_inbox,
     the_last_tenth_is_kept_for_light_networks,
+    a_peer_that_leaves_mid_rendezvous_frees_its_seat_and_the_other_side_starts_over,
+    a_lost_peer_frees_its_seat_and_the_waiting_side_is_told,
+    open_long_polls_hold_their_seats_past_the_presence_bound,
+    a_long_poll_whose_client_went_away_frees_the_seat_after_the_bound,
 );
+
+/// A notice for `token`, read without waiting.
+async fn notice(s: &dyn Store, room: &str, token: &str, next: Option<u64>) -> String {
+    match s.receive(room, token, next, Duration::ZERO).await.unwrap() {
+        Received::Notice(n) => n,
+        other => panic!("wanted a notice, got {other:?}"),
+    }
+}
+
+async fn post_n(s: &dyn Store, room: &str, token: &str, seq: u64, body: &'static [u8]) {
+    s.post(room, token, Bytes::from_static(body), Some(seq)).await.unwrap();
+}
 
 /// Reads without waiting; `None` when nothing is there.
 async fn read(s: &dyn Store, room: &str, token: &str, next: Option<u64>) -> Option<(u64, Bytes)> {
@@ -244,9 +262,11 @@ async fn a_join_repeated_with_its_key_gets_the_same_seat(kind: Kind) {
     post(p.at(1), "r", &b.peer, b"pake-b").await;
     // Another key is a third peer.
     assert_eq!(room_err(p.at(0).join("r", OTHER, Some("k3")).await), RoomError::Full("r".into()));
-    // A peer that left is not given its seat back.
+    // A peer that left is not given its seat back: its seat is free, and it joins anew.
     p.at(1).leave("r", &a.peer).await.unwrap();
-    assert_eq!(room_err(p.at(0).join("r", ME, Some("k1")).await), RoomError::Full("r".into()));
+    let back = p.at(0).join("r", ME, Some("k1")).await.unwrap();
+    assert_eq!(back.side, Side::A);
+    assert_ne!(back.peer, a.peer);
 }
 
 async fn concurrent_joins_through_both_instances_fill_exactly_two_seats(kind: Kind) {
@@ -465,4 +485,128 @@ async fn a_stopped_redis_answers_unavailable_within_the_command_bound_then_recov
             Err(e) => panic!("after resuming: {e}"),
         }
     }
+}
+
+async fn a_peer_that_leaves_mid_rendezvous_frees_its_seat_and_the_other_side_starts_over(
+    kind: Kind,
+) {
+    let Some(p) = pair(kind, Limits { max_queued: 4, ..limits() }) else { return };
+    let a = p.at(0).join("r", ME, None).await.unwrap();
+    post_n(p.at(0), "r", &a.peer, 0, b"a-pake").await;
+    let b = p.at(1).join("r", OTHER, None).await.unwrap();
+    post_n(p.at(1), "r", &b.peer, 0, b"b-pake").await;
+    post_n(p.at(1), "r", &b.peer, 1, b"b-hello").await;
+    assert_eq!(read(p.at(0), "r", &a.peer, Some(0)).await.unwrap().1, &b"b-pake"[..]);
+    p.at(1).leave("r", &b.peer).await.unwrap();
+    // The seat is free at once, and the one who left is no peer any more.
+    let c = p.at(0).join("r", OTHER, None).await.unwrap();
+    assert_eq!(c.side, Side::B);
+    assert_eq!(room_err(p.at(1).post("r", &b.peer, Bytes::new(), Some(2)).await).status(), 404);
+    // A posts before it has heard: meant for B, so nobody gets it.
+    post_n(p.at(1), "r", &a.peer, 1, b"a-hello").await;
+    post_n(p.at(0), "r", &c.peer, 0, b"c-pake").await;
+    // A gets what B sent, then the notice, then C's messages; its numbers go on.
+    assert_eq!(
+        read(p.at(1), "r", &a.peer, Some(1)).await,
+        Some((1, Bytes::from_static(b"b-hello")))
+    );
+    let told = notice(p.at(0), "r", &a.peer, Some(2)).await;
+    assert_eq!(told, "peer-left: the other side of room r left; waiting for someone to join again");
+    // C never sees the old exchange: it gets A's new PAKE message, as its message 0.
+    assert_eq!(read(p.at(1), "r", &c.peer, Some(0)).await, None);
+    post_n(p.at(0), "r", &a.peer, 2, b"a-pake-2").await;
+    assert_eq!(
+        read(p.at(1), "r", &c.peer, Some(0)).await,
+        Some((0, Bytes::from_static(b"a-pake-2")))
+    );
+    assert_eq!(
+        read(p.at(0), "r", &a.peer, Some(2)).await,
+        Some((2, Bytes::from_static(b"c-pake")))
+    );
+}
+
+async fn a_lost_peer_frees_its_seat_and_the_waiting_side_is_told(kind: Kind) {
+    let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
+    let a = p.at(0).join("r", ME, None).await.unwrap();
+    post(p.at(0), "r", &a.peer, b"pake").await;
+    let b = p.at(1).join("r", OTHER, None).await.unwrap();
+    post(p.at(1), "r", &b.peer, b"pake").await;
+    assert!(read(p.at(1), "r", &b.peer, Some(0)).await.is_some());
+    assert!(read(p.at(0), "r", &a.peer, Some(0)).await.is_some());
+    // A waits through instance two, far longer than the bound; B sends nothing more.
+    let two = p.two.clone();
+    let peer = a.peer.clone();
+    let waiting = tokio::spawn(async move { two.receive("r", &peer, Some(1), PRESENCE * 5).await });
+    tokio::time::sleep(PRESENCE + Duration::from_millis(300)).await;
+    // The sweep frees the seat, unless A's poll reading again (Redis) found it lost first.
+    let swept = p.at(0).sweep().await.unwrap();
+    let freed: Vec<_> = swept.evicted.iter().map(|e| (e.side, e.why, e.room_closed)).collect();
+    assert!(freed.iter().all(|f| *f == (Side::B, Departure::Lost, false)), "{swept:?}");
+    let got = waiting.await.unwrap().unwrap();
+    let Received::Notice(told) = got else { panic!("wanted a notice, got {got:?}") };
+    assert!(told.starts_with("peer-left: the other side of room r stopped answering"), "{told}");
+    assert_eq!(
+        room_err(p.at(1).receive("r", &b.peer, Some(1), Duration::ZERO).await).status(),
+        404
+    );
+    // A kept its seat; the next peer takes B's.
+    assert_eq!(p.at(1).join("r", OTHER, None).await.unwrap().side, Side::B);
+}
+
+async fn open_long_polls_hold_their_seats_past_the_presence_bound(kind: Kind) {
+    let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
+    let a = p.at(0).join("r", ME, None).await.unwrap();
+    post(p.at(0), "r", &a.peer, b"pake").await;
+    let b = p.at(1).join("r", OTHER, None).await.unwrap();
+    post(p.at(1), "r", &b.peer, b"pake").await;
+    assert!(read(p.at(0), "r", &a.peer, Some(0)).await.is_some());
+    assert!(read(p.at(1), "r", &b.peer, Some(0)).await.is_some());
+    let wait = PRESENCE * 3;
+    let poll = |store: Arc<dyn Store>, peer: String| {
+        tokio::spawn(async move { store.receive("r", &peer, Some(1), wait).await })
+    };
+    // Both wait, each through its own instance; nothing else happens for three bounds.
+    let (pa, pb) = (poll(p.one.clone(), a.peer.clone()), poll(p.two.clone(), b.peer.clone()));
+    for _ in 0..5 {
+        tokio::time::sleep(wait / 6).await;
+        assert_eq!(p.at(0).sweep().await.unwrap().evicted, vec![]);
+    }
+    for got in [pa.await.unwrap().unwrap(), pb.await.unwrap().unwrap()] {
+        assert_eq!(got, Received::Nothing);
+    }
+    assert_eq!(room_err(p.at(0).join("r", ME, None).await), RoomError::Full("r".into()));
+}
+
+async fn a_long_poll_whose_client_went_away_frees_the_seat_after_the_bound(kind: Kind) {
+    let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
+    let a = p.at(0).join("r", ME, None).await.unwrap();
+    post(p.at(0), "r", &a.peer, b"pake").await;
+    let b = p.at(1).join("r", OTHER, None).await.unwrap();
+    post(p.at(1), "r", &b.peer, b"pake").await;
+    assert!(read(p.at(1), "r", &b.peer, Some(0)).await.is_some());
+    assert!(read(p.at(0), "r", &a.peer, Some(0)).await.is_some());
+    // A waits all along, and keeps its seat.
+    let one = p.one.clone();
+    let peer = a.peer.clone();
+    let waiting = tokio::spawn(async move { one.receive("r", &peer, Some(1), PRESENCE * 8).await });
+    // B's long poll is dropped mid-wait, as the server drops it when its connection closes.
+    let two = p.two.clone();
+    let peer = b.peer.clone();
+    let gone = tokio::spawn(async move { two.receive("r", &peer, Some(1), PRESENCE * 30).await });
+    tokio::time::sleep(PRESENCE * 2).await;
+    assert_eq!(p.at(0).sweep().await.unwrap().evicted, vec![], "held while the poll is open");
+    gone.abort();
+    let _ = gone.await;
+    tokio::time::sleep(PRESENCE / 2).await;
+    assert_eq!(p.at(0).sweep().await.unwrap().evicted, vec![], "not before the bound");
+    tokio::time::sleep(PRESENCE / 2 + Duration::from_millis(300)).await;
+    let swept = p.at(1).sweep().await.unwrap();
+    let freed: Vec<_> = swept.evicted.iter().map(|e| (e.side, e.why)).collect();
+    assert!(freed.iter().all(|f| *f == (Side::B, Departure::Lost)), "{swept:?}");
+    let got = waiting.await.unwrap().unwrap();
+    assert!(matches!(&got, Received::Notice(n) if n.starts_with("peer-left: ")), "{got:?}");
+    assert_eq!(
+        room_err(p.at(0).receive("r", &b.peer, Some(1), Duration::ZERO).await).status(),
+        404
+    );
 }

@@ -157,16 +157,16 @@ fn a_stdin_pipe_arrives_intact_when_the_receiver_starts_first() {
 #[test]
 fn a_third_peer_is_refused_with_the_servers_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let payload = dir.path().join("p.bin");
-    std::fs::write(&payload, b"never sent").unwrap();
-    let _send = Proc::spawn("send", peer(&[payload.to_str().unwrap()], &server.base()), dir.path());
-    let url = invite(&_send);
-    let room = room_of(&url);
-    // The second peer, by hand, as curl would. It speaks, so its seat is its own.
-    let (token, side) = server.join(&room);
-    assert_eq!(side, "b");
-    assert_eq!(server.call("POST", &format!("/{room}/{token}"), b"{}").0, 204);
+    // Both seats taken by hand, as curl would; each speaks, so its seat is its own, and the
+    // presence bound outlasts the test, so neither is taken for gone.
+    let server = Server::start(dir.path(), &["--presence-timeout", "10m"]);
+    let room = "two-taken";
+    for want in ["a", "b"] {
+        let (token, side) = server.join(room);
+        assert_eq!(side, want);
+        assert_eq!(server.call("POST", &format!("/{room}/{token}"), b"{}").0, 204);
+    }
+    let url = format!("{}{room}#some-code-12", server.base());
     let mut third = Proc::spawn("third", peer(&["recv"], &url), dir.path());
     third.expect_code(3, WAIT);
     let err = third.stderr_text();
@@ -371,6 +371,93 @@ fn ctrl_c_while_waiting_for_the_other_side_exits_130_and_closes_the_room() {
     let (status, body) = server.call("POST", &format!("/{room}"), b"");
     assert_eq!(status, 410, "{body}");
     assert!(body.contains("finished"), "{body}");
+}
+
+/// A receiver that goes away in the middle of its rendezvous (between the PAKE and its
+/// answer) frees its seat: the sender is told within the server's presence bound (5 s by
+/// default) instead of waiting for the TTL, starts over with whoever joins next, and a second receiver gets the
+/// file byte-exact.
+///
+/// What holds the first receiver in the middle, honestly: a STUN server that never answers (a
+/// UDP socket of this test's, on loopback). The receiver gathers its candidates for the
+/// answer after it authenticated the sender and got its offer; its first binding request says
+/// it is there, and the signal goes out at once.
+fn a_receiver_gone_mid_rendezvous(sig: nix::sys::signal::Signal, told: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let data = random_bytes(4 << 20, 21);
+    let src = dir.path().join("again.bin");
+    std::fs::write(&src, &data).unwrap();
+    let (out1, out2) = (dir.path().join("out1"), dir.path().join("out2"));
+    std::fs::create_dir(&out1).unwrap();
+    std::fs::create_dir(&out2).unwrap();
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &server.base()), dir.path());
+    let url = invite(&send);
+    let stun = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    stun.set_read_timeout(Some(WAIT)).unwrap();
+    let mut cmd = peer(&["recv", "-o", out1.to_str().unwrap()], &url);
+    cmd.args(["--stun", &format!("stun:{}", stun.local_addr().unwrap())]);
+    let mut first = Proc::spawn("recv1", cmd, dir.path());
+    let mut buf = [0u8; 1500];
+    let asked = stun.recv_from(&mut buf);
+    assert!(asked.is_ok(), "the receiver never gathered; stderr:\n{}", first.stderr_text());
+    first.signal(sig);
+    let _ = first.wait(WAIT);
+    let stopped = Instant::now();
+    wait_until(WAIT, "the sender's notice that the receiver left", || {
+        send.stderr_text().contains(told)
+    });
+    eprintln!("{sig}: the sender was told {:?} after the receiver stopped", stopped.elapsed());
+    let mut second =
+        Proc::spawn("recv2", peer(&["recv", "-o", out2.to_str().unwrap()], &url), dir.path());
+    second.expect_code(0, WAIT);
+    send.expect_code(0, WAIT);
+    assert!(std::fs::read(out2.join("again.bin")).unwrap() == data, "bytes differ");
+    assert!(files_in(&out1).is_empty(), "{:?}", files_in(&out1));
+    let err = send.stderr_text();
+    assert!(err.contains("waiting for someone to join again"), "{err}");
+}
+
+#[test]
+fn a_receiver_killed_mid_rendezvous_frees_its_seat_and_another_one_gets_the_file() {
+    let told = "stopped answering (nothing from it for 5s); waiting for someone to join again";
+    a_receiver_gone_mid_rendezvous(nix::sys::signal::Signal::SIGKILL, told);
+}
+
+#[test]
+fn a_receiver_interrupted_mid_rendezvous_leaves_and_another_one_gets_the_file() {
+    let told = "left; waiting for someone to join again";
+    a_receiver_gone_mid_rendezvous(nix::sys::signal::Signal::SIGINT, told);
+}
+
+/// A receiver busy between two requests for longer than the presence bound (gathering its
+/// candidates for the answer, with a STUN server that answers only after three bounds) keeps
+/// its seat, since it holds a long poll meanwhile; the server does not take it for gone, and
+/// the sender does not start over.
+#[test]
+fn a_receiver_gathering_longer_than_the_presence_bound_keeps_its_seat() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--presence-timeout", "1s"]);
+    let data = random_bytes(1 << 20, 22);
+    let src = dir.path().join("slow.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut send = Proc::spawn("send", peer(&[src.to_str().unwrap()], &server.base()), dir.path());
+    let url = invite(&send);
+    let stun = HeldStun::start();
+    let mut cmd = peer(&["recv", "-o", out.to_str().unwrap()], &url);
+    cmd.args(["--stun", &format!("stun:{}", stun.addr)]);
+    let mut recv = Proc::spawn("recv", cmd, dir.path());
+    stun.wait_for_request(WAIT);
+    // Deliberately long: the point is a pause of three presence bounds.
+    std::thread::sleep(Duration::from_secs(3));
+    stun.release();
+    recv.expect_code(0, WAIT);
+    send.expect_code(0, WAIT);
+    assert!(std::fs::read(out.join("slow.bin")).unwrap() == data, "bytes differ");
+    let err = send.stderr_text();
+    assert!(!err.contains("join again"), "the sender took the receiver for gone: {err}");
 }
 
 /// The server is only needed until the channel is open: killing it mid-transfer changes

@@ -420,6 +420,50 @@ fn a_wrong_secret_in_the_address_fails_the_page_and_dcsend_exits_3() {
     eprintln!("wrong secret: failed on both sides in {:.1?}", start.elapsed());
 }
 
+/// A tab closed in the middle of the rendezvous (the secret checked, the descriptions not
+/// swapped yet) frees its seat: its `pagehide` sends the DELETE, the dcsend side is told that
+/// the other side left, and a `dcsend recv` that comes next gets the file byte-exact.
+///
+/// What holds the rendezvous in the middle: the sender gathers its candidates for the offer
+/// with a STUN server that answers only once the tab is closed ([`HeldStun`]), so the page
+/// waits for the offer while the driver closes it.
+fn a_tab_closed_mid_rendezvous_frees_its_seat_and_dcsend_recv_gets_the_file() {
+    let Some(b) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(1 << 20, 23);
+    let src = dir.path().join("second-try.bin");
+    std::fs::write(&src, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    let (_server, addr) = signal_server(dir.path(), &[]);
+    let base = format!("http://{addr}/");
+    let stun = HeldStun::start();
+    let mut cmd = peer(&[src.to_str().unwrap()], &base);
+    cmd.args(["--stun", &format!("stun:{}", stun.addr)]);
+    let mut send = Proc::spawn("send", cmd, dir.path());
+    let url = invite(&send);
+    let mut driver = drive(&b, &[Path::new("leave"), Path::new(&url)], dir.path());
+    let log = driver_log(&mut driver, &send);
+    stun.release();
+    assert_has(&log, "phase connecting");
+    assert_has(&log, "closed the tab");
+    let told = "left; waiting for someone to join again";
+    let closed = Instant::now();
+    while !send.stderr_text().contains(told) {
+        let err = send.stderr_text();
+        assert!(closed.elapsed() < WAIT, "dcsend was not told the page left; stderr:\n{err}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("tab closed: dcsend was told after {:.1?}", closed.elapsed());
+
+    let mut recv =
+        Proc::spawn("recv", peer(&["recv", "-o", out.to_str().unwrap()], &url), dir.path());
+    recv.expect_code(0, WAIT);
+    send.expect_code(0, WAIT);
+    assert!(std::fs::read(out.join("second-try.bin")).unwrap() == data, "bytes differ");
+}
+
 /// The small tree of the folder tests: `photos/` holding a file and `2024/`, which holds two
 /// (one with a space and a non-ASCII name). Returns its (path, bytes) files.
 fn small_tree(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
@@ -547,4 +591,5 @@ crate::skippable_tests!(
     a_file_from_dcsend_downloads_from_the_page_byte_exact,
     a_wrong_secret_in_the_address_fails_the_page_and_dcsend_exits_3,
     the_bare_address_opens_a_room_and_the_controls_wait_for_the_role,
+    a_tab_closed_mid_rendezvous_frees_its_seat_and_dcsend_recv_gets_the_file,
 );

@@ -808,6 +808,7 @@ impl TryFrom<SignalArgs> for SignalConfig {
         }
         for (flag, value) in [
             ("--claim-timeout", args.claim_timeout),
+            ("--presence-timeout", args.presence_timeout),
             ("--header-timeout", args.header_timeout),
             ("--idle-timeout", args.idle_timeout),
         ] {
@@ -847,6 +848,7 @@ impl TryFrom<SignalArgs> for SignalConfig {
                 prefix: PrefixLens { v4: args.client_prefix_v4, v6: args.client_prefix_v6 },
                 idle_ttl: args.room_ttl,
                 claim_timeout: args.claim_timeout,
+                presence_timeout: args.presence_timeout,
                 ..Limits::default()
             },
             conns: ConnLimits {

@@ -598,6 +598,16 @@ pub struct SignalArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_duration_arg)]
     pub claim_timeout: std::time::Duration,
 
+    /// A peer with no request open and none for this long has left: its seat is freed.
+    ///
+    /// A waiting peer always has a long poll open, and a dcsend peer keeps one open while it
+    /// gathers its ICE candidates, so this only bounds how soon a peer that is gone (killed, a
+    /// closed browser tab, a lost network) frees its seat; the peer waiting in the room is
+    /// told and starts over with whoever joins next. Raise it if clients sit behind networks
+    /// that stall for longer.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = config::parse_duration_arg, hide_short_help = true)]
+    pub presence_timeout: std::time::Duration,
+
     /// Connections open at once, over all clients.
     ///
     /// Lowered, with a warning, to fit the file-descriptor limit (the server raises its soft

@@ -266,41 +266,26 @@ impl UrlRun<'_> {
                 return Err(e);
             }
         };
-        let secret = url.secret.as_deref().unwrap_or_default();
-        let side = client.side();
+        let meeting = Meeting {
+            client: &client,
+            secret: url.secret.as_deref().unwrap_or_default(),
+            room,
+            join_timeout: self.join_timeout,
+            step,
+        };
         let work = async {
-            let join_deadline = Instant::now() + self.join_timeout;
-            let (mut sealer, both_present) = rendezvous::authenticate(
-                &client,
-                secret,
-                room,
-                side,
-                join_deadline,
-                self.join_timeout,
-                step,
-            )
-            .await?;
-            tracing::info!(room, ?side, "peer authenticated");
-            let remote = match side {
-                Side::A => {
-                    let offer = peer.offer().await?;
-                    rendezvous::send_description(&client, &mut sealer, &offer).await?;
-                    let answer =
-                        rendezvous::recv_description(&client, &mut sealer, SdpKind::Answer, step)
-                            .await?;
-                    peer.accept_answer(&answer).await?;
-                    answer
+            // Side A's offer is made once: a peer that comes after one that left gets it too.
+            let mut offer = None;
+            loop {
+                match meeting.attempt(&mut peer, &mut offer).await {
+                    Err(e) => match e.downcast::<SignalError>() {
+                        Ok(SignalError::PeerLeft(notice)) => eprintln!("dcsend: {notice}"),
+                        Ok(e) => return Err(e.into()),
+                        Err(e) => return Err(e),
+                    },
+                    done => return done,
                 }
-                Side::B => {
-                    let offer =
-                        rendezvous::recv_description(&client, &mut sealer, SdpKind::Offer, step)
-                            .await?;
-                    let answer = peer.answer(&offer).await?;
-                    rendezvous::send_description(&client, &mut sealer, &answer).await?;
-                    offer
-                }
-            };
-            Ok((remote, both_present))
+            }
         };
         let res = cancellable(cancel, work).await;
         client.leave().await;
@@ -323,6 +308,65 @@ fn with_servers(opts: &PeerOptions, servers: &[IceServer]) -> Result<PeerOptions
         ));
     }
     Ok(opts)
+}
+
+/// A joined room and what a rendezvous in it needs.
+struct Meeting<'a> {
+    client: &'a Client,
+    secret: &'a str,
+    room: &'a str,
+    /// The wait for a peer, from the start of each attempt.
+    join_timeout: Duration,
+    /// The wait for each later message.
+    step: Duration,
+}
+
+impl Meeting<'_> {
+    /// One rendezvous with the peer in the other seat: authenticate, then swap descriptions.
+    /// Fails with [`SignalError::PeerLeft`] when that peer leaves before the swap; the next
+    /// attempt runs with whoever joins after it. `offer`: side A's, once made.
+    async fn attempt(
+        &self,
+        peer: &mut Peer,
+        offer: &mut Option<SessionDesc>,
+    ) -> anyhow::Result<(SessionDesc, Instant)> {
+        let (client, room, side, step) = (self.client, self.room, self.client.side(), self.step);
+        let join_deadline = Instant::now() + self.join_timeout;
+        let (mut sealer, both_present) = rendezvous::authenticate(
+            client,
+            self.secret,
+            room,
+            side,
+            join_deadline,
+            self.join_timeout,
+            step,
+        )
+        .await?;
+        tracing::info!(room, ?side, "peer authenticated");
+        let remote = match side {
+            Side::A => {
+                let ours = match offer {
+                    Some(ours) => ours.clone(),
+                    // Gathering may take seconds: the poll keeps our seat meanwhile.
+                    None => offer.insert(client.present_while(peer.offer()).await?).clone(),
+                };
+                rendezvous::send_description(client, &mut sealer, &ours).await?;
+                let answer =
+                    rendezvous::recv_description(client, &mut sealer, SdpKind::Answer, step)
+                        .await?;
+                peer.accept_answer(&answer).await?;
+                answer
+            }
+            Side::B => {
+                let offer =
+                    rendezvous::recv_description(client, &mut sealer, SdpKind::Offer, step).await?;
+                let answer = client.present_while(peer.answer(&offer)).await?;
+                rendezvous::send_description(client, &mut sealer, &answer).await?;
+                offer
+            }
+        };
+        Ok((remote, both_present))
+    }
 }
 
 /// A peer whose token never came is a connection failure (exit 3), not an I/O error, and

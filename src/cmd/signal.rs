@@ -41,6 +41,7 @@ pub async fn run(cfg: SignalConfig, cancel: CancellationToken) -> anyhow::Result
         %addr,
         room_ttl = %humantime::format_duration(limits.idle_ttl),
         claim_timeout = %humantime::format_duration(limits.claim_timeout),
+        presence_timeout = %humantime::format_duration(limits.presence_timeout),
         max_rooms = limits.max_rooms,
         max_rooms_per_client = limits.max_rooms_per_client,
         client_prefix = %format_args!("/{} /{}", limits.prefix.v4, limits.prefix.v6),

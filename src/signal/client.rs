@@ -11,6 +11,7 @@
 //! its number (`?seq=`, queued once), and each read the number of the next message we want
 //! (`?next=`, so a message whose answer was lost is read again, never skipped).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::signal::ice::IceServer;
 use crate::signal::rendezvous::{Mailbox, SignalError};
-use crate::signal::rooms::SEAT_FREED;
+use crate::signal::rooms::{PEER_LEFT, SEAT_FREED};
 use crate::signal::seal::{Envelope, Side};
 use crate::signal::server::{MAX_MESSAGE_BYTES, MAX_WAIT_SECS, NOTICE_HEADER, SEQ_HEADER};
 use crate::signal::url::PeerUrl;
@@ -94,7 +95,13 @@ pub struct Client {
     sent: AtomicU64,
     /// The number of the next message we want from the other peer.
     next: AtomicU64,
+    /// What a long poll got while we were busy (see [`Client::present_while`]), for the next
+    /// [`Mailbox::recv`].
+    stash: Mutex<Option<Received>>,
 }
+
+/// What one [`Mailbox::recv`] returns.
+type Received = Result<Option<Envelope>, SignalError>;
 
 #[derive(Deserialize)]
 struct JoinAnswer {
@@ -191,6 +198,7 @@ impl Client {
                     intruders: AtomicUsize::new(0),
                     sent: AtomicU64::new(0),
                     next: AtomicU64::new(0),
+                    stash: Mutex::new(None),
                 });
             }
             let retry_after = retry_after(&response).filter(|_| status == StatusCode::CONFLICT);
@@ -229,38 +237,24 @@ impl Client {
         }
     }
 
-    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, SignalError> {
-        let status = response.status();
-        if status.is_success() {
-            Ok(response)
-        } else if status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE {
-            Err(SignalError::Refused(refusal(status, response).await))
-        } else {
-            Err(not_signaling(&self.url, format!("HTTP {status}")))
+    /// Runs `work` with a long poll open, so that the server sees us present while we are busy
+    /// between requests (gathering ICE candidates can take seconds with STUN and TURN servers,
+    /// longer than the server's presence bound). What the poll gets (the peer giving up, a
+    /// notice that it left) is kept for the next [`Mailbox::recv`].
+    pub async fn present_while<T>(&self, work: impl Future<Output = T>) -> T {
+        let hold = async {
+            let got = self.poll(Instant::now() + Duration::from_secs(24 * 3600)).await;
+            *self.stash.lock().unwrap_or_else(|p| p.into_inner()) = Some(got);
+            std::future::pending::<T>().await
+        };
+        tokio::select! {
+            out = work => out,
+            never = hold => never,
         }
     }
-}
 
-impl Mailbox for Client {
-    async fn send(&self, msg: &Envelope) -> Result<(), SignalError> {
-        let seq = self.sent.load(Ordering::Relaxed);
-        let mut endpoint = self.url.endpoint(&[&self.peer]);
-        endpoint.set_query(Some(&format!("seq={seq}")));
-        let body = msg.to_json();
-        let post = || {
-            self.http
-                .post(endpoint.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .timeout(REQUEST_TIMEOUT)
-        };
-        let response = with_retries(post, true).await.map_err(|e| unreachable(&self.url, &e))?;
-        self.check(response).await?;
-        self.sent.store(seq + 1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError> {
+    /// Long-polls until a message arrives, the other side left, or `deadline` passes.
+    async fn poll(&self, deadline: Instant) -> Received {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -282,10 +276,15 @@ impl Mailbox for Client {
                 // `KIND: TEXT`, printable ASCII from our server; anything else is shown escaped.
                 let notice = String::from_utf8_lossy(notice.as_bytes()).escape_debug().to_string();
                 let (kind, text) = notice.split_once(": ").unwrap_or(("", &notice));
-                if kind == SEAT_FREED {
-                    self.intruders.fetch_add(1, Ordering::Relaxed);
+                match kind {
+                    // The rendezvous decides what to say: it starts over, or gives up.
+                    PEER_LEFT => return Err(SignalError::PeerLeft(text.to_owned())),
+                    SEAT_FREED => {
+                        self.intruders.fetch_add(1, Ordering::Relaxed);
+                        (self.on_notice)(text);
+                    }
+                    _ => (self.on_notice)(text),
                 }
-                (self.on_notice)(text);
             }
             if response.status() == StatusCode::NO_CONTENT {
                 continue;
@@ -308,6 +307,52 @@ impl Mailbox for Client {
                 )),
             };
         }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, SignalError> {
+        let status = response.status();
+        if status.is_success() {
+            Ok(response)
+        } else if status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE {
+            Err(SignalError::Refused(refusal(status, response).await))
+        } else {
+            Err(not_signaling(&self.url, format!("HTTP {status}")))
+        }
+    }
+}
+
+impl Mailbox for Client {
+    async fn send(&self, msg: &Envelope) -> Result<(), SignalError> {
+        // A poll held while we were busy heard that the other side left: what we were about to
+        // send was meant for it, and must not reach whoever takes its seat next.
+        {
+            let mut stash = self.stash.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(*stash, Some(Err(SignalError::PeerLeft(_)))) {
+                return stash.take().expect("matched").map(|_| ());
+            }
+        }
+        let seq = self.sent.load(Ordering::Relaxed);
+        let mut endpoint = self.url.endpoint(&[&self.peer]);
+        endpoint.set_query(Some(&format!("seq={seq}")));
+        let body = msg.to_json();
+        let post = || {
+            self.http
+                .post(endpoint.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .timeout(REQUEST_TIMEOUT)
+        };
+        let response = with_retries(post, true).await.map_err(|e| unreachable(&self.url, &e))?;
+        self.check(response).await?;
+        self.sent.store(seq + 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn recv(&self, deadline: Instant) -> Result<Option<Envelope>, SignalError> {
+        if let Some(got) = self.stash.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return got;
+        }
+        self.poll(deadline).await
     }
 
     fn intruders(&self) -> usize {

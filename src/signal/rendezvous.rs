@@ -10,6 +10,13 @@
 //!        <------------------------------------ sealed answer
 //! ```
 //!
+//! When the other side leaves before the descriptions are swapped, the server frees its seat and
+//! tells us ([`SignalError::PeerLeft`]); the caller starts over with whoever joins next: a new
+//! [`authenticate`], a new PAKE. One exception keeps the PAKE's promise of one online guess per
+//! session: a peer that left after sending its PAKE message and before confirming the key may
+//! have taken our key confirmation along to test a guess of the secret offline, so that ends
+//! the session as a failed authentication ([`SignalError::Unconfirmed`]).
+//!
 //! Generic over [`Mailbox`], so the whole exchange is tested in memory, tampering included,
 //! without a server. `signal::client` is the HTTP mailbox.
 
@@ -46,6 +53,15 @@ pub enum SignalError {
     Unauthentic,
     #[error("the peer gave up during signaling: {0}")]
     PeerAborted(String),
+    /// The server says the other side left (its notice, for a person); start over.
+    #[error("{0}")]
+    PeerLeft(String),
+    #[error(
+        "could not authenticate the peer: it left after its PAKE message without confirming the \
+         secret (a wrong secret, or a peer stopped at that moment); a session allows one guess \
+         of the secret, so it ends here and nothing was sent: start again with a new room"
+    )]
+    Unconfirmed,
     #[error("the peer sent a message out of order ({0})")]
     OutOfOrder(&'static str),
     /// Copy-paste: the peer's token never came (`--sdp-in` never written, nothing pasted).
@@ -111,7 +127,10 @@ pub async fn authenticate<M: Mailbox>(
         Err(_) => return Err(refuse(mailbox).await),
     };
     mailbox.send(&sealer.hello()).await?;
-    let hello = expect_sealed(mailbox, step).await?;
+    let hello = match expect_sealed(mailbox, step).await {
+        Err(SignalError::PeerLeft(_)) => return Err(SignalError::Unconfirmed),
+        other => other?,
+    };
     if sealer.check_hello(&hello).is_err() {
         return Err(refuse(mailbox).await);
     }
@@ -180,6 +199,8 @@ mod tests {
     struct Pipe {
         queue: Mutex<VecDeque<Envelope>>,
         ready: Notify,
+        /// The sender left: once the queue is read, the reader is told.
+        left: std::sync::atomic::AtomicBool,
     }
 
     type Tamper = Arc<dyn Fn(Envelope) -> Envelope + Send + Sync>;
@@ -200,6 +221,9 @@ mod tests {
             loop {
                 if let Some(m) = self.inn.queue.lock().unwrap().pop_front() {
                     return Ok(Some(m));
+                }
+                if self.inn.left.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(SignalError::PeerLeft("the other side left".into()));
                 }
                 tokio::select! {
                     () = self.inn.ready.notified() => {}
@@ -302,6 +326,34 @@ mod tests {
         let (offer, answer) = exchange(a, b, "s", "s").await;
         assert!(matches!(offer, Err(SignalError::Unauthentic)), "{offer:?}");
         assert!(answer.is_err());
+    }
+
+    /// B leaves after `sent` of its messages (its PAKE message, then its key confirmation).
+    async fn a_after_b_left(sent: usize) -> SignalError {
+        let (a, b) = room(Arc::new(|e| e));
+        let (_, b_pake) = Handshake::start("s", "r", Side::B);
+        if sent >= 1 {
+            b.send(&b_pake).await.unwrap();
+        }
+        b.out.left.store(true, std::sync::atomic::Ordering::Relaxed);
+        let deadline = Instant::now() + STEP;
+        authenticate(&a, "s", "r", Side::A, deadline, STEP, STEP).await.err().unwrap()
+    }
+
+    /// Before its PAKE message a peer that left learnt nothing: start over with the next one.
+    #[tokio::test]
+    async fn a_peer_that_left_before_its_pake_message_lets_the_session_start_over() {
+        let err = a_after_b_left(0).await;
+        assert!(matches!(err, SignalError::PeerLeft(_)), "{err:?}");
+    }
+
+    /// After its PAKE message and our key confirmation, a peer that left may test a guess of
+    /// the secret offline: that was the session's one guess.
+    #[tokio::test]
+    async fn a_peer_that_left_between_its_pake_message_and_the_confirmation_ends_the_session() {
+        let err = a_after_b_left(1).await;
+        assert!(matches!(err, SignalError::Unconfirmed), "{err:?}");
+        assert!(err.to_string().starts_with("could not authenticate the peer: it left"), "{err}");
     }
 
     #[tokio::test]

@@ -19,6 +19,15 @@
 //!   bound rather than the TTL. A peer reads its inbox only after it spoke, so a squatter
 //!   cannot consume the messages meant for the real peer.
 //!
+//! People leave: a peer that leaves (`DELETE`) or is lost (no request open and none for
+//! [`Limits::presence_timeout`]: a killed process, a closed tab, a network gone) frees its seat
+//! at once, so someone else can take it instead of finding the room "full" until the TTL.
+//! What the other side had sent to it is dropped (nobody else may read the old exchange), and
+//! the other side is told with a [`PEER_LEFT`] notice once it has read what the departed peer
+//! had sent; until then what it posts is meant for the departed peer and is dropped too. It
+//! then starts over (a new PAKE) with whoever joins next. A peer that leaves before it ever
+//! spoke was a silent seat: the other side's messages stay for the next one.
+//!
 //! Pure bookkeeping: time comes in as `now`, nothing here does I/O. The server wraps it in a
 //! mutex; each inbox carries a `Notify` so a long poll wakes when a message arrives.
 
@@ -45,6 +54,10 @@ const MAX_NOTICES: usize = 4;
 /// The kind of the notice a peer gets when the server freed the other seat. A notice is
 /// `KIND: TEXT`, one line of ASCII: the kind for programs, the text for people.
 pub const SEAT_FREED: &str = "seat-freed";
+
+/// The kind of the notice a peer gets when the other side left or was lost after it spoke: the
+/// exchange with it is over, and whoever joins next starts a new one.
+pub const PEER_LEFT: &str = "peer-left";
 
 /// How client addresses are grouped into networks: the leading bits that are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +213,10 @@ pub struct Limits {
     pub claim_timeout: Duration,
     /// Messages waiting in one inbox.
     pub max_queued: usize,
+    /// A peer with no request open (a long poll holds its seat) and none for this long is lost:
+    /// its seat is freed and the other side told. Bounds the pause between two requests of a
+    /// live peer, so it must be well above a round trip.
+    pub presence_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -211,6 +228,7 @@ impl Default for Limits {
             idle_ttl: Duration::from_secs(600),
             claim_timeout: Duration::from_secs(10),
             max_queued: 8,
+            presence_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -302,7 +320,18 @@ pub enum Take {
     Empty(Arc<Notify>),
 }
 
-/// A seat freed because its holder never spoke (see [`Rooms::sweep`]).
+/// Why a seat was freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Its holder sent nothing within the claim bound.
+    Silent,
+    /// Its holder left (`DELETE`).
+    Left,
+    /// Its holder had no request open and none within the presence bound.
+    Lost,
+}
+
+/// A seat freed without a `DELETE` (see [`Rooms::sweep`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evicted {
     pub room: String,
@@ -310,6 +339,8 @@ pub struct Evicted {
     pub client: IpAddr,
     /// The room closed with it: nobody else was in it.
     pub room_closed: bool,
+    /// [`Departure::Silent`] or [`Departure::Lost`].
+    pub why: Departure,
 }
 
 /// What a sweep did.
@@ -317,7 +348,7 @@ pub struct Evicted {
 pub struct Swept {
     /// Rooms closed for being idle past the TTL.
     pub expired: Vec<String>,
-    /// Seats freed for silence.
+    /// Seats freed for silence or for a lost holder.
     pub evicted: Vec<Evicted>,
 }
 
@@ -331,12 +362,28 @@ struct Member {
     joined: Instant,
     /// It has posted a message: its seat is claimed.
     spoke: bool,
-    left: bool,
+    /// Messages it has posted (the number its next one has, `?seq=`).
+    posted: u64,
+    /// Its seat is held until then, unless a long poll of its is open (see `polls`); every
+    /// request moves it on.
+    until: Instant,
+    /// Its long polls open now.
+    polls: u32,
     notices: VecDeque<String>,
+    /// The other side left: the number of the first message in our inbox that is not from it,
+    /// and the notice we get once we have read up to there. Until then what we post was meant
+    /// for the peer that left, and is dropped.
+    peer_left: Option<(u64, String)>,
 }
 
 impl Member {
-    fn new(token: String, key: Option<&str>, client: IpAddr, now: Instant) -> Self {
+    fn new(
+        token: String,
+        key: Option<&str>,
+        client: IpAddr,
+        now: Instant,
+        lease: Duration,
+    ) -> Self {
         let key = key.map(str::to_owned);
         Self {
             token,
@@ -344,9 +391,28 @@ impl Member {
             client,
             joined: now,
             spoke: false,
-            left: false,
+            posted: 0,
+            until: now + lease,
+            polls: 0,
             notices: VecDeque::new(),
+            peer_left: None,
         }
+    }
+
+    /// A request of its arrived: its seat is held for `lease` more.
+    fn seen(&mut self, now: Instant, lease: Duration) {
+        self.until = self.until.max(now + lease);
+    }
+
+    fn lost(&self, now: Instant) -> bool {
+        self.polls == 0 && now > self.until
+    }
+
+    fn tell(&mut self, notice: String) {
+        if self.notices.len() >= MAX_NOTICES {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(notice);
     }
 }
 
@@ -375,7 +441,11 @@ impl Room {
     fn side_of(&self, token: &str) -> Option<Side> {
         [Side::A, Side::B]
             .into_iter()
-            .find(|&s| self.members[index(s)].as_ref().is_some_and(|m| !m.left && m.token == token))
+            .find(|&s| self.members[index(s)].as_ref().is_some_and(|m| m.token == token))
+    }
+
+    fn member(&mut self, side: Side) -> &mut Member {
+        self.members[index(side)].as_mut().expect("side_of found this member")
     }
 
     fn wake_all(&self) {
@@ -384,12 +454,18 @@ impl Room {
         }
     }
 
-    /// The side of a present member that has not spoken within `claim` of joining, if any.
-    fn silent_past(&self, claim: Duration, now: Instant) -> Option<Side> {
-        [Side::A, Side::B].into_iter().find(|&s| {
-            self.members[index(s)]
-                .as_ref()
-                .is_some_and(|m| !m.left && !m.spoke && now.duration_since(m.joined) > claim)
+    /// The side of a member that has not spoken within `claim` of joining, or that is lost,
+    /// if any, and why its seat is to be freed.
+    fn to_free(&self, claim: Duration, now: Instant) -> Option<(Side, Departure)> {
+        [Side::A, Side::B].into_iter().find_map(|s| {
+            let m = self.members[index(s)].as_ref()?;
+            if !m.spoke && now.duration_since(m.joined) > claim {
+                Some((s, Departure::Silent))
+            } else if m.lost(now) {
+                Some((s, Departure::Lost))
+            } else {
+                None
+            }
         })
     }
 }
@@ -445,10 +521,10 @@ impl Rooms {
         {
             self.close(room, Gone::Expired, now);
         }
-        while let Some(side) =
-            self.rooms.get(room).and_then(|r| r.silent_past(self.limits.claim_timeout, now))
+        while let Some((side, why)) =
+            self.rooms.get(room).and_then(|r| r.to_free(self.limits.claim_timeout, now))
         {
-            self.evict(room, side);
+            self.depart(room, side, why, now);
         }
         if let Some(err) = self.gone_error(room) {
             return Err(err);
@@ -472,23 +548,24 @@ impl Rooms {
         now: Instant,
     ) -> Result<Joined, RoomError> {
         let token = new_token();
-        let claim = self.limits.claim_timeout;
+        let (claim, lease) = (self.limits.claim_timeout, self.limits.presence_timeout);
         match self.open_room(room, now) {
             Ok(r) => {
                 let again = [Side::A, Side::B].into_iter().find(|&s| {
                     r.members[index(s)]
                         .as_ref()
-                        .is_some_and(|m| !m.left && key.is_some() && m.key.as_deref() == key)
+                        .is_some_and(|m| key.is_some() && m.key.as_deref() == key)
                 });
                 if let Some(side) = again {
                     r.last_active = now;
-                    let peer = r.members[index(side)].as_ref().expect("found").token.clone();
-                    return Ok(Joined { peer, side });
+                    let me = r.member(side);
+                    me.seen(now, lease);
+                    return Ok(Joined { peer: me.token.clone(), side });
                 }
                 let Some(free) = r.members.iter().position(Option::is_none) else {
                     // A seat still within its claim bound will be freed if its holder stays
                     // silent: say when, so the real peer can come back.
-                    let pending = r.members.iter().flatten().filter(|m| !m.spoke && !m.left);
+                    let pending = r.members.iter().flatten().filter(|m| !m.spoke);
                     return Err(match pending.map(|m| m.joined + claim).min() {
                         Some(freed_at) => RoomError::SeatPending {
                             room: room.into(),
@@ -497,7 +574,7 @@ impl Rooms {
                         None => RoomError::Full(room.into()),
                     });
                 };
-                r.members[free] = Some(Member::new(token.clone(), key, client, now));
+                r.members[free] = Some(Member::new(token.clone(), key, client, now, lease));
                 r.last_active = now;
                 let side = if free == 0 { Side::A } else { Side::B };
                 Ok(Joined { peer: token, side })
@@ -516,7 +593,7 @@ impl Rooms {
                     Room {
                         owner,
                         last_active: now,
-                        members: [Some(Member::new(token.clone(), key, client, now)), None],
+                        members: [Some(Member::new(token.clone(), key, client, now, lease)), None],
                         inboxes: Default::default(),
                         first: [0, 0],
                         wakers: Default::default(),
@@ -540,8 +617,11 @@ impl Rooms {
     }
 
     /// [`Rooms::post`] with the message's number `seq` (0, 1, ... per peer), which makes a
-    /// repeated post idempotent: a number already queued (or taken) is accepted again without
-    /// queueing a second copy, and one past the next is refused as out of order.
+    /// repeated post idempotent: a number already posted is accepted again without queueing a
+    /// second copy, and one past the next is refused as out of order.
+    ///
+    /// While a notice that the other side left waits for this peer, what it posts was meant
+    /// for the peer that left: it is accepted (and counted) but not queued.
     pub fn post_seq(
         &mut self,
         room: &str,
@@ -550,28 +630,30 @@ impl Rooms {
         seq: Option<u64>,
         now: Instant,
     ) -> Result<(), RoomError> {
-        let max_queued = self.limits.max_queued;
+        let (max_queued, lease) = (self.limits.max_queued, self.limits.presence_timeout);
         let r = self.open_room(room, now)?;
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
+        r.last_active = now;
         let to = index(side.other());
-        let expected = r.first[to] + r.inboxes[to].len() as u64;
+        let queued = r.inboxes[to].len();
+        let me = r.member(side);
+        me.seen(now, lease);
+        let expected = me.posted;
         match seq {
-            Some(got) if got < expected => {
-                r.last_active = now;
-                return Ok(());
-            }
+            Some(got) if got < expected => return Ok(()),
             Some(got) if got > expected => return Err(RoomError::OutOfOrder { got, expected }),
             _ => {}
         }
-        if r.inboxes[to].len() >= max_queued {
-            return Err(RoomError::InboxFull(max_queued));
+        if me.peer_left.is_none() {
+            if queued >= max_queued {
+                return Err(RoomError::InboxFull(max_queued));
+            }
+            r.inboxes[to].push_back(body);
+            r.wakers[to].notify_one();
         }
-        r.inboxes[to].push_back(body);
-        r.last_active = now;
-        if let Some(m) = r.members[index(side)].as_mut() {
-            m.spoke = true;
-        }
-        r.wakers[to].notify_one();
+        let me = r.member(side);
+        me.posted += 1;
+        me.spoke = true;
         Ok(())
     }
 
@@ -592,11 +674,13 @@ impl Rooms {
         next: Option<u64>,
         now: Instant,
     ) -> Result<Take, RoomError> {
+        let lease = self.limits.presence_timeout;
         let r = self.open_room(room, now)?;
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
         r.last_active = now;
         let i = index(side);
         let me = r.members[i].as_mut().expect("side_of found this member");
+        me.seen(now, lease);
         if let Some(notice) = me.notices.pop_front() {
             return Ok(Take::Notice(notice));
         }
@@ -611,6 +695,12 @@ impl Rooms {
             }
         }
         let seq = r.first[i];
+        // The other side left: what it sent comes first, then the notice, then the next peer's.
+        let me = r.members[i].as_mut().expect("side_of found this member");
+        if me.peer_left.as_ref().is_some_and(|(at, _)| seq >= *at) {
+            let (_, notice) = me.peer_left.take().expect("checked");
+            return Ok(Take::Notice(notice));
+        }
         let ready = match next {
             Some(_) => r.inboxes[i].front().cloned(),
             None => r.inboxes[i].pop_front().inspect(|_| r.first[i] += 1),
@@ -621,40 +711,52 @@ impl Rooms {
         })
     }
 
-    /// Peer `token` leaves `room`. The room closes when no peer is left in it; messages already
-    /// queued for a peer that is still there stay readable until it leaves too.
+    /// Peer `token` leaves `room`, freeing its seat. The room closes when no peer is left in
+    /// it. The other peer still reads what the one that left had sent, then a [`PEER_LEFT`]
+    /// notice (or a [`SEAT_FREED`] one, if the peer that left never spoke).
     pub fn leave(&mut self, room: &str, token: &str, now: Instant) -> Result<(), RoomError> {
         let r = self.open_room(room, now)?;
         let side = r.side_of(token).ok_or_else(|| RoomError::NotAPeer(room.into()))?;
-        if let Some(m) = r.members[index(side)].as_mut() {
-            m.left = true;
-        }
         r.last_active = now;
-        let anyone_left_in = r.members.iter().flatten().any(|m| !m.left);
-        // A peer that leaves before the other joined ends the room: nobody would answer.
-        if !anyone_left_in {
-            self.close(room, Gone::Finished, now);
-        } else {
-            r.wake_all();
-        }
+        self.depart(room, side, Departure::Left, now);
         Ok(())
     }
 
-    /// Frees the seats of peers that have not spoken within [`Limits::claim_timeout`] (telling
-    /// the other side), expires idle rooms, and forgets gone rooms older than
-    /// [`REMEMBER_GONE`].
+    /// A long poll of peer `token` starts: its seat is held until [`Rooms::poll_ended`].
+    /// Returns false (and holds nothing) when `token` is not a peer of `room`.
+    pub fn poll_started(&mut self, room: &str, token: &str) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else { return false };
+        let Some(side) = r.side_of(token) else { return false };
+        r.member(side).polls += 1;
+        true
+    }
+
+    /// A long poll of peer `token` ended (answered, or its connection closed): its seat is held
+    /// for the presence bound from `now` on, unless another of its polls is still open.
+    pub fn poll_ended(&mut self, room: &str, token: &str, now: Instant) {
+        let lease = self.limits.presence_timeout;
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        let Some(side) = r.side_of(token) else { return };
+        let me = r.member(side);
+        me.polls = me.polls.saturating_sub(1);
+        me.seen(now, lease);
+    }
+
+    /// Frees the seats of peers that have not spoken within [`Limits::claim_timeout`] or are
+    /// lost ([`Limits::presence_timeout`]), telling the other side; expires idle rooms, and
+    /// forgets gone rooms older than [`REMEMBER_GONE`].
     pub fn sweep(&mut self, now: Instant) -> Swept {
         let claim = self.limits.claim_timeout;
-        let with_silent: Vec<String> = self
+        let to_free: Vec<String> = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.silent_past(claim, now).is_some())
+            .filter(|(_, r)| r.to_free(claim, now).is_some())
             .map(|(id, _)| id.clone())
             .collect();
         let mut evicted = Vec::new();
-        for id in with_silent {
-            while let Some(side) = self.rooms.get(&id).and_then(|r| r.silent_past(claim, now)) {
-                evicted.extend(self.evict(&id, side));
+        for id in to_free {
+            while let Some((side, why)) = self.rooms.get(&id).and_then(|r| r.to_free(claim, now)) {
+                evicted.extend(self.depart(&id, side, why, now));
             }
         }
         let ttl = self.limits.idle_ttl;
@@ -679,33 +781,67 @@ impl Rooms {
         Swept { expired: idle, evicted }
     }
 
-    /// Frees `side`'s seat in `room` (its holder never spoke). The other side, if present, gets
-    /// a notice; a room left with nobody in it closes and is not remembered (nothing happened
-    /// in it that a late peer should hear about).
-    fn evict(&mut self, room: &str, side: Side) -> Option<Evicted> {
-        let claim = self.limits.claim_timeout;
+    /// Frees `side`'s seat in `room`. The other side, if present, is told; the room closes
+    /// when nobody is left in it. Returns what happened, for a seat freed without a `DELETE`.
+    ///
+    /// A holder that never spoke read nothing: the other side's messages stay for whoever
+    /// takes the seat next, and a room it leaves empty is not remembered unless it left by
+    /// itself (nothing happened in it that a late peer should hear about). A holder that spoke took part in an exchange that
+    /// is over: what the other side sent it is dropped, and the other side gets a
+    /// [`PEER_LEFT`] notice after the last message the holder sent.
+    fn depart(&mut self, room: &str, side: Side, why: Departure, now: Instant) -> Option<Evicted> {
+        let (claim, lease) = (self.limits.claim_timeout, self.limits.presence_timeout);
         let r = self.rooms.get_mut(room)?;
-        // Its inbox stays: what the other side sent is for whoever takes the seat next.
-        let gone = r.members[index(side)].take()?;
-        r.wakers[index(side)].notify_one();
-        let other = r.members[index(side.other())].as_mut().filter(|m| !m.left);
-        let room_closed = other.is_none();
-        if let Some(other) = other {
-            if other.notices.len() >= MAX_NOTICES {
-                other.notices.pop_front();
+        let (i, o) = (index(side), index(side.other()));
+        let gone = r.members[i].take()?;
+        r.wakers[i].notify_one();
+        if gone.spoke {
+            r.inboxes[i].clear();
+            r.first[i] = 0;
+        }
+        let room_closed = r.members[o].is_none();
+        let (first, queued) = (r.first[o], r.inboxes[o].len());
+        if let Some(other) = r.members[o].as_mut() {
+            if !gone.spoke {
+                other.tell(seat_freed_notice(room, why, claim));
+            } else {
+                // Already told of an earlier peer and not read it yet: what came after that
+                // notice was from this one, which is gone too.
+                let at = match &other.peer_left {
+                    Some((at, _)) => *at,
+                    None => first + queued as u64,
+                };
+                r.inboxes[o].truncate(usize::try_from(at.saturating_sub(first)).unwrap_or(0));
+                other.peer_left = Some((at, peer_left_notice(room, why, lease)));
             }
-            other.notices.push_back(seat_freed_notice(room, claim));
-            r.wakers[index(side.other())].notify_one();
+            r.wakers[o].notify_one();
+        } else if why == Departure::Left {
+            // A late peer hears that the room is over, not that it is new.
+            self.close(room, Gone::Finished, now);
+        } else if gone.spoke {
+            self.close(room, Gone::Expired, now);
         } else {
             let r = self.rooms.remove(room)?;
+            r.wake_all();
             self.quota.release(r.owner);
         }
         // Logged here, since a join or a poll frees a seat as well as the sweep does.
-        tracing::info!(
-            room, ?side, client = %gone.client, room_closed,
-            "freed a seat: its holder sent no message in time"
-        );
-        Some(Evicted { room: room.to_owned(), side, client: gone.client, room_closed })
+        match why {
+            Departure::Left => {
+                tracing::info!(room, ?side, client = %gone.client, room_closed, "left");
+                return None;
+            }
+            Departure::Silent => tracing::info!(
+                room, ?side, client = %gone.client, room_closed,
+                "freed a seat: its holder sent no message in time"
+            ),
+            Departure::Lost => tracing::info!(
+                room, ?side, client = %gone.client, room_closed,
+                "freed a seat: its holder is gone (no request for {})",
+                humantime::format_duration(lease)
+            ),
+        }
+        Some(Evicted { room: room.to_owned(), side, client: gone.client, room_closed, why })
     }
 
     fn close(&mut self, room: &str, why: Gone, now: Instant) {
@@ -732,14 +868,33 @@ impl Rooms {
     }
 }
 
-/// The notice the peer waiting in `room` gets when the other seat's holder lost it for silence.
-pub fn seat_freed_notice(room: &str, claim: Duration) -> String {
-    format!(
-        "{SEAT_FREED}: a client took the other seat of room {room} but sent no PAKE message \
-         within {}s (not a dcsend peer with the secret); the server freed the seat, still \
-         waiting for the real peer",
-        claim.as_secs_f64()
-    )
+/// The notice the peer waiting in `room` gets when the other seat's holder lost it before it
+/// ever spoke (`why`: for silence, or it left or was lost).
+pub fn seat_freed_notice(room: &str, why: Departure, claim: Duration) -> String {
+    match why {
+        Departure::Silent => format!(
+            "{SEAT_FREED}: a client took the other seat of room {room} but sent no PAKE message \
+             within {}s (not a dcsend peer with the secret); the server freed the seat, still \
+             waiting for the real peer",
+            claim.as_secs_f64()
+        ),
+        Departure::Left | Departure::Lost => format!(
+            "{SEAT_FREED}: a client took the other seat of room {room} and left before sending \
+             a PAKE message; still waiting for the real peer"
+        ),
+    }
+}
+
+/// The notice the peer in `room` gets when the other side, which had spoken, left (`why`).
+pub fn peer_left_notice(room: &str, why: Departure, presence: Duration) -> String {
+    let how = match why {
+        Departure::Lost => format!(
+            "stopped answering (nothing from it for {})",
+            humantime::format_duration(presence)
+        ),
+        Departure::Left | Departure::Silent => "left".to_owned(),
+    };
+    format!("{PEER_LEFT}: the other side of room {room} {how}; waiting for someone to join again")
 }
 
 /// Whole seconds to wait, rounded up, at least 1: `Retry-After` counts in seconds.
@@ -770,6 +925,8 @@ mod tests {
             idle_ttl: Duration::from_secs(10),
             claim_timeout: CLAIM,
             max_queued: 2,
+            // Long, so that only the tests of presence see peers lost.
+            presence_timeout: Duration::from_secs(60),
         }
     }
 
@@ -991,7 +1148,13 @@ mod tests {
         let swept = rooms.sweep(freed);
         assert_eq!(
             swept.evicted,
-            vec![Evicted { room: "r".into(), side: Side::B, client: OTHER, room_closed: false }]
+            vec![Evicted {
+                room: "r".into(),
+                side: Side::B,
+                client: OTHER,
+                room_closed: false,
+                why: Departure::Silent
+            }]
         );
         // ...then hears what happened, once.
         match rooms.take("r", &a.peer, freed).unwrap() {
@@ -1067,6 +1230,122 @@ mod tests {
         // Both acknowledged: the inbox is empty, and a late repeat of m1 is not queued again.
         rooms.post_seq("r", &a.peer, Bytes::from_static(b"m1"), Some(1), t).unwrap();
         assert_eq!(read(&mut rooms, Some(2)), None);
+    }
+
+    fn notice(
+        rooms: &mut Rooms,
+        room: &str,
+        token: &str,
+        next: Option<u64>,
+        now: Instant,
+    ) -> String {
+        match rooms.take_acked(room, token, next, now).unwrap() {
+            Take::Notice(n) => n,
+            other => panic!("wanted a notice, got {other:?}"),
+        }
+    }
+
+    fn numbered(rooms: &mut Rooms, token: &str, next: u64, now: Instant) -> Option<(u64, Bytes)> {
+        match rooms.take_acked("r", token, Some(next), now).unwrap() {
+            Take::Message { seq, body } => Some((seq, body)),
+            Take::Notice(n) => panic!("unexpected notice: {n}"),
+            Take::Empty(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_peer_that_leaves_frees_its_seat_and_the_other_side_starts_over() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(Limits { max_queued: 4, ..limits() });
+        let a = rooms.join("r", ME, t).unwrap();
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"a-pake"), Some(0), t).unwrap();
+        let b = rooms.join("r", OTHER, t).unwrap();
+        rooms.post_seq("r", &b.peer, Bytes::from_static(b"b-pake"), Some(0), t).unwrap();
+        rooms.post_seq("r", &b.peer, Bytes::from_static(b"b-hello"), Some(1), t).unwrap();
+        assert_eq!(numbered(&mut rooms, &b.peer, 0, t), Some((0, Bytes::from_static(b"a-pake"))));
+        assert_eq!(numbered(&mut rooms, &a.peer, 0, t), Some((0, Bytes::from_static(b"b-pake"))));
+        rooms.leave("r", &b.peer, t).unwrap();
+        // The seat is free at once: the room is not "full".
+        let c = rooms.join("r", OTHER, t).unwrap();
+        assert_eq!(c.side, Side::B);
+        // A posts before it has heard: that was meant for B, and nobody gets it.
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"a-hello"), Some(1), t).unwrap();
+        rooms.post_seq("r", &c.peer, Bytes::from_static(b"c-pake"), Some(0), t).unwrap();
+        // A reads what B sent first, then hears that B left, then gets C's messages.
+        assert_eq!(numbered(&mut rooms, &a.peer, 1, t), Some((1, Bytes::from_static(b"b-hello"))));
+        let left = notice(&mut rooms, "r", &a.peer, Some(2), t);
+        assert_eq!(
+            left,
+            "peer-left: the other side of room r left; waiting for someone to join again"
+        );
+        // C never sees the old exchange: its inbox starts with A's new PAKE message, at 0.
+        assert_eq!(numbered(&mut rooms, &c.peer, 0, t), None);
+        rooms.post_seq("r", &a.peer, Bytes::from_static(b"a-pake-2"), Some(2), t).unwrap();
+        assert_eq!(numbered(&mut rooms, &c.peer, 0, t), Some((0, Bytes::from_static(b"a-pake-2"))));
+        assert_eq!(numbered(&mut rooms, &a.peer, 2, t), Some((2, Bytes::from_static(b"c-pake"))));
+        // The old token is no peer any more.
+        assert_eq!(rooms.post("r", &b.peer, Bytes::new(), t).unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn a_second_peer_gone_before_the_notice_was_read_takes_its_messages_along() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(limits());
+        let a = join_and_speak(&mut rooms, "r", ME, t);
+        let b = join_and_speak(&mut rooms, "r", OTHER, t);
+        rooms.leave("r", &b.peer, t).unwrap();
+        let c = join_and_speak(&mut rooms, "r", OTHER, t);
+        rooms.leave("r", &c.peer, t).unwrap();
+        // A gets B's message, one notice, and nothing of C's.
+        assert_eq!(numbered(&mut rooms, &a.peer, 0, t), Some((0, Bytes::from_static(b"pake"))));
+        assert!(notice(&mut rooms, "r", &a.peer, Some(1), t).starts_with("peer-left: "));
+        assert_eq!(numbered(&mut rooms, &a.peer, 1, t), None);
+    }
+
+    #[test]
+    fn a_lost_peer_frees_its_seat_but_an_open_long_poll_holds_it() {
+        const PRESENCE: Duration = Duration::from_secs(3);
+        let t = Instant::now();
+        let mut rooms = Rooms::new(Limits { presence_timeout: PRESENCE, ..limits() });
+        let a = join_and_speak(&mut rooms, "r", ME, t);
+        let b = join_and_speak(&mut rooms, "r", OTHER, t);
+        // A waits in a long poll far longer than the bound; B goes quiet.
+        assert!(rooms.poll_started("r", &a.peer));
+        assert_eq!(rooms.sweep(t + PRESENCE), Swept::default(), "not before the bound");
+        let lost = t + PRESENCE + Duration::from_millis(1);
+        let swept = rooms.sweep(lost);
+        let why = swept.evicted.iter().map(|e| (e.side, e.why, e.room_closed)).collect::<Vec<_>>();
+        assert_eq!(why, vec![(Side::B, Departure::Lost, false)]);
+        assert_eq!(rooms.take("r", &b.peer, lost).unwrap_err().status(), 404);
+        // A is still there well past the bound, told once its poll reads again.
+        let later = t + Duration::from_secs(8);
+        assert!(rooms.sweep(later).evicted.is_empty());
+        rooms.poll_ended("r", &a.peer, later);
+        let told = notice(&mut rooms, "r", &a.peer, Some(1), later);
+        assert!(told.contains("stopped answering (nothing from it for 3s)"), "{told}");
+        // A poll that ends (its connection closed) starts the bound: then A is lost too, and
+        // the room ends as expired.
+        let gone = later + PRESENCE + Duration::from_millis(1);
+        assert_eq!(rooms.sweep(gone).evicted.len(), 1);
+        assert!(rooms.is_empty());
+        assert_eq!(rooms.join("r", ME, gone), Err(RoomError::Expired("r".into())));
+    }
+
+    #[test]
+    fn a_silent_peer_that_leaves_leaves_the_other_sides_messages_for_the_next() {
+        let t = Instant::now();
+        let mut rooms = Rooms::new(limits());
+        let a = join_and_speak(&mut rooms, "r", ME, t);
+        let squatter = rooms.join("r", OTHER, t).unwrap();
+        rooms.leave("r", &squatter.peer, t).unwrap();
+        let told = notice(&mut rooms, "r", &a.peer, None, t);
+        assert!(told.starts_with("seat-freed: ") && told.contains("left before"), "{told}");
+        let b = join_and_speak(&mut rooms, "r", OTHER, t);
+        assert_eq!(message(&mut rooms, "r", &b.peer, t).as_deref(), Some(&b"pake"[..]));
+        // The last one out ends the room, remembered as finished.
+        rooms.leave("r", &a.peer, t).unwrap();
+        rooms.leave("r", &b.peer, t).unwrap();
+        assert_eq!(rooms.join("r", ME, t), Err(RoomError::Finished("r".into())));
     }
 
     #[test]

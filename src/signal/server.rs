@@ -349,7 +349,7 @@ fn router(shared: Arc<Shared>) -> Router {
 /// Frees silent seats and expires idle rooms in the background.
 async fn sweep(shared: Arc<Shared>) {
     let limits = shared.store.limits();
-    let period = (limits.idle_ttl.min(limits.claim_timeout) / 4)
+    let period = (limits.idle_ttl.min(limits.claim_timeout).min(limits.presence_timeout) / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(30));
     let mut tick = tokio::time::interval(period);
     loop {
@@ -513,10 +513,8 @@ async fn leave(
 ) -> Response {
     let left = shared.store.leave(&room, &peer).await;
     match left {
-        Ok(()) => {
-            tracing::info!(room, client = %client.ip(), "left");
-            StatusCode::NO_CONTENT.into_response()
-        }
+        // Logged by the store, with the side.
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refusal(&e, client.ip()),
     }
 }

@@ -344,3 +344,76 @@ pub fn invite(p: &Proc) -> String {
     });
     url.unwrap()
 }
+
+/// A STUN server on loopback that holds every Binding request until [`HeldStun::release`],
+/// then answers them all (a bare RFC 8489 success with XOR-MAPPED-ADDRESS): a peer gathering
+/// with it waits in the middle of its rendezvous for as long as a test needs, and goes on.
+pub struct HeldStun {
+    pub addr: std::net::SocketAddr,
+    released: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HeldStun {
+    pub fn start() -> HeldStun {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, s, count) = (released.clone(), stop.clone(), requests.clone());
+        std::thread::spawn(move || {
+            let mut held: Vec<([u8; 12], std::net::SocketAddr)> = Vec::new();
+            let mut buf = [0u8; 1500];
+            while !s.load(Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf)
+                    && n >= 20
+                    && buf[..2] == [0x00, 0x01]
+                {
+                    held.push((buf[8..20].try_into().unwrap(), from));
+                    count.fetch_add(1, Relaxed);
+                }
+                if r.load(Relaxed) {
+                    for (txid, from) in held.drain(..) {
+                        let _ = sock.send_to(&stun_success(txid, from), from);
+                    }
+                }
+            }
+        });
+        HeldStun { addr, released, stop, requests }
+    }
+
+    /// Waits until a Binding request came (a peer started gathering), at most `limit`.
+    pub fn wait_for_request(&self, limit: Duration) {
+        wait_until(limit, "a STUN Binding request", || {
+            self.requests.load(std::sync::atomic::Ordering::Relaxed) > 0
+        });
+    }
+
+    pub fn release(&self) {
+        self.released.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for HeldStun {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A Binding success response to transaction `txid` from `from` (IPv4).
+fn stun_success(txid: [u8; 12], from: std::net::SocketAddr) -> Vec<u8> {
+    const COOKIE: u32 = 0x2112_A442;
+    let std::net::IpAddr::V4(ip) = from.ip() else { panic!("IPv4 only") };
+    let mut out = vec![0x01, 0x01, 0x00, 12];
+    out.extend_from_slice(&COOKIE.to_be_bytes());
+    out.extend_from_slice(&txid);
+    // XOR-MAPPED-ADDRESS: type, length 8, family IPv4, port and address XORed with the cookie.
+    out.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+    out.extend_from_slice(&(from.port() ^ (COOKIE >> 16) as u16).to_be_bytes());
+    out.extend_from_slice(&(u32::from(ip) ^ COOKIE).to_be_bytes());
+    out
+}

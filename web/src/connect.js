@@ -2,7 +2,7 @@
 // then one RTCPeerConnection and its ordered `dcsend` data channel. Browser-only (WebRTC), no
 // DOM: progress goes to the `ui` it is given.
 
-import { Client, authenticate, sendDescription, recvDescription } from './signal.js';
+import { Client, SignalError, authenticate, sendDescription, recvDescription } from './signal.js';
 
 /** @typedef {import('./signal.js').PeerUrl} PeerUrl */
 
@@ -69,36 +69,31 @@ export async function connect(url, ui) {
   ui.phase('signaling', `Joining room ${url.room}…`);
   const client = await Client.join(url, (notice) => ui.say(notice));
   window.addEventListener('pagehide', () => client.leave({ keepalive: true }), { once: true });
-  ui.say(client.side === 'a' ? 'Waiting for the other side to join…' : 'Checking the secret…');
-  const room = /** @type {string} */ (url.room);
-  const { sealer } = await authenticate(client, /** @type {string} */ (url.secret), room, client.side, {
-    joinTimeoutMs: JOIN_TIMEOUT_MS,
-  });
-  ui.phase('connecting', 'Connecting…');
   // The STUN and TURN servers the signaling server handed out with our seat (none from a
   // server started without them: host candidates, enough on a LAN or this machine).
   const pc = new RTCPeerConnection({ iceServers: client.iceServers });
   /** @type {Promise<RTCDataChannel>} */
-  let channel;
-  try {
-    if (client.side === 'a') {
-      channel = Promise.resolve(pc.createDataChannel('dcsend', { ordered: true }));
-      await pc.setLocalDescription(await pc.createOffer());
-      await gathered(pc);
-      const offer = /** @type {RTCSessionDescription} */ (pc.localDescription);
-      await sendDescription(client, sealer, { type: 'offer', sdp: offer.sdp });
-      await pc.setRemoteDescription(await recvDescription(client, sealer, 'answer'));
-    } else {
-      channel = new Promise((resolve) => {
-        pc.addEventListener('datachannel', (e) => {
-          if (e.channel.label === 'dcsend') resolve(e.channel);
+  const channel =
+    client.side === 'a'
+      ? Promise.resolve(pc.createDataChannel('dcsend', { ordered: true }))
+      : new Promise((resolve) => {
+          pc.addEventListener('datachannel', (e) => {
+            if (e.channel.label === 'dcsend') resolve(e.channel);
+          });
         });
-      });
-      await pc.setRemoteDescription(await recvDescription(client, sealer, 'offer'));
-      await pc.setLocalDescription(await pc.createAnswer());
-      await gathered(pc);
-      const answer = /** @type {RTCSessionDescription} */ (pc.localDescription);
-      await sendDescription(client, sealer, { type: 'answer', sdp: answer.sdp });
+  ui.say(client.side === 'a' ? 'Waiting for the other side to join…' : 'Checking the secret…');
+  try {
+    // When the other side leaves before the descriptions are swapped, start over with
+    // whoever joins next: a new PAKE (the offer, made once, goes to the next peer too).
+    for (;;) {
+      try {
+        await rendezvous(client, url, pc, ui);
+        break;
+      } catch (e) {
+        if (!(e instanceof SignalError && e.kind === 'peer-left')) throw e;
+        // "the other side of room R left; waiting for someone to join again"
+        ui.phase('signaling', e.message);
+      }
     }
   } finally {
     client.leave();
@@ -106,4 +101,34 @@ export async function connect(url, ui) {
   const dc = await opened(pc, channel);
   dc.binaryType = 'arraybuffer';
   return { pc, dc };
+}
+
+/**
+ * One rendezvous with the peer in the other seat: authenticate, then swap descriptions.
+ * Throws a `peer-left` `SignalError` when that peer leaves first.
+ * @param {Client} client @param {PeerUrl} url @param {RTCPeerConnection} pc
+ * @param {{ phase(phase: string, text?: string): void, say(text: string): void }} ui
+ */
+async function rendezvous(client, url, pc, ui) {
+  const room = /** @type {string} */ (url.room);
+  const { sealer } = await authenticate(client, /** @type {string} */ (url.secret), room, client.side, {
+    joinTimeoutMs: JOIN_TIMEOUT_MS,
+  });
+  ui.phase('connecting', 'Connecting…');
+  if (client.side === 'a') {
+    if (pc.localDescription === null) {
+      await pc.setLocalDescription(await pc.createOffer());
+      // Gathering may take seconds: the poll keeps our seat meanwhile.
+      await client.presentWhile(gathered(pc));
+    }
+    const offer = /** @type {RTCSessionDescription} */ (pc.localDescription);
+    await sendDescription(client, sealer, { type: 'offer', sdp: offer.sdp });
+    await pc.setRemoteDescription(await recvDescription(client, sealer, 'answer'));
+    return;
+  }
+  await pc.setRemoteDescription(await recvDescription(client, sealer, 'offer'));
+  await pc.setLocalDescription(await pc.createAnswer());
+  await client.presentWhile(gathered(pc));
+  const answer = /** @type {RTCSessionDescription} */ (pc.localDescription);
+  await sendDescription(client, sealer, { type: 'answer', sdp: answer.sdp });
 }

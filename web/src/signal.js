@@ -32,6 +32,8 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 const SEAT_RETRIES = 4;
 /** The response header of a `204` poll that carries a notice from the server (`KIND: TEXT`). */
 const NOTICE_HEADER = 'dcsend-notice';
+/** The notice kind that says the other side left (src/signal/rooms.rs `PEER_LEFT`). */
+const PEER_LEFT = 'peer-left';
 
 const ROOM_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const ROOM_ID_CHARS = 10;
@@ -49,7 +51,9 @@ const ROOM_ID_CHARS = 10;
 
 /**
  * Why signaling failed. `kind` is one of: `unreachable`, `refused`, `not-signaling`,
- * `nobody-came`, `silent`, `unauthentic`, `peer-aborted`, `out-of-order`, `url`.
+ * `nobody-came`, `silent`, `unauthentic`, `peer-aborted`, `peer-left` (the other side left
+ * before the descriptions were swapped: start over with whoever joins next), `unconfirmed`,
+ * `out-of-order`, `url`.
  */
 export class SignalError extends Error {
   /** @param {string} kind @param {string} message */
@@ -59,6 +63,11 @@ export class SignalError extends Error {
     this.kind = kind;
   }
 }
+
+const UNCONFIRMED_MESSAGE =
+  'could not authenticate the peer: it left after its PAKE message without confirming the ' +
+  'secret (a wrong secret, or a peer stopped at that moment); a session allows one guess of ' +
+  'the secret, so it ends here and nothing was sent: start again with a new room';
 
 const UNAUTHENTIC_MESSAGE =
   'could not authenticate the peer: the secret differs, or the signaling server tampered ' +
@@ -611,6 +620,30 @@ export class Client {
     this.side = side;
     /** @type {RTCIceServer[]} The STUN and TURN servers the server handed out with the seat. */
     this.iceServers = [];
+    /** @private What a poll got while we were busy (`presentWhile`), for the next `recv`. */
+    this.stash = null;
+  }
+
+  /**
+   * Runs `work` with a long poll open, so that the server sees us present while we are busy
+   * between requests (ICE gathering); what the poll gets is kept for the next `recv`.
+   * @template T @param {Promise<T>} work @returns {Promise<T>}
+   */
+  async presentWhile(work) {
+    const busy = new AbortController();
+    this.recv(Date.now() + 24 * 3600_000, busy.signal).then(
+      (got) => {
+        if (!busy.signal.aborted) this.stash = { got };
+      },
+      (err) => {
+        if (!busy.signal.aborted) this.stash = { err };
+      },
+    );
+    try {
+      return await work;
+    } finally {
+      busy.abort(new Error('done'));
+    }
   }
 
   /**
@@ -637,6 +670,13 @@ export class Client {
 
   /** Queues `msg` for the other peer. @param {Envelope} msg */
   async send(msg) {
+    // A poll held while we were busy heard that the other side left: what we were about to
+    // send was meant for it, and must not reach whoever takes its seat next.
+    if (this.stash?.err instanceof SignalError && this.stash.err.kind === 'peer-left') {
+      const { err } = this.stash;
+      this.stash = null;
+      throw err;
+    }
     let response;
     try {
       response = await fetchWithin(
@@ -652,11 +692,18 @@ export class Client {
 
   /**
    * The next message from the other peer; `null` when `deadline` (a `Date.now()` value)
-   * passed first. Long-polls, at most 30 s per request.
-   * @param {number} deadline
+   * passed first (or `stop` fired). Long-polls, at most 30 s per request. Throws a `peer-left`
+   * `SignalError` when the server says the other side left.
+   * @param {number} deadline @param {AbortSignal} [stop]
    * @returns {Promise<Envelope | null>}
    */
-  async recv(deadline) {
+  async recv(deadline, stop) {
+    if (this.stash !== null) {
+      const { got, err } = this.stash;
+      this.stash = null;
+      if (err !== undefined) throw err;
+      return got;
+    }
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0) return null;
@@ -665,19 +712,29 @@ export class Client {
       const url = `${this.url.endpoint(this.peer)}?wait=${wait}`;
       const untilDeadline = new AbortController();
       const timer = setTimeout(() => untilDeadline.abort(new Error('deadline')), left);
+      const onStop = () => untilDeadline.abort(new Error('stopped'));
+      stop?.addEventListener('abort', onStop, { once: true });
       let response;
       try {
+        if (stop?.aborted) return null;
         response = await fetchWithin(url, { method: 'GET' }, wait * 1000 + REQUEST_TIMEOUT_MS, untilDeadline.signal);
       } catch (e) {
         if (untilDeadline.signal.aborted) return null;
         throw unreachable(this.url, e);
       } finally {
         clearTimeout(timer);
+        stop?.removeEventListener('abort', onStop);
       }
       await this.check(response);
       // `KIND: TEXT` from the server about our room; the text is for the person.
       const notice = response.headers.get(NOTICE_HEADER);
-      if (notice) this.onNotice(notice.includes(': ') ? notice.slice(notice.indexOf(': ') + 2) : notice);
+      if (notice) {
+        const cut = notice.indexOf(': ');
+        const [kind, text] = cut < 0 ? ['', notice] : [notice.slice(0, cut), notice.slice(cut + 2)];
+        // The exchange decides what to say: it starts over, or gives up.
+        if (kind === PEER_LEFT) throw new SignalError('peer-left', text);
+        this.onNotice(text);
+      }
       if (response.status === 204) continue;
       const body = new Uint8Array(await response.arrayBuffer());
       if (body.length > MAX_MESSAGE_BYTES) {
@@ -760,7 +817,15 @@ export async function authenticate(mailbox, secret, room, side, options = {}) {
     throw await refuse(mailbox);
   }
   await mailbox.send(sealer.hello());
-  const hello = await expectSealed(mailbox, stepMs);
+  let hello;
+  try {
+    hello = await expectSealed(mailbox, stepMs);
+  } catch (e) {
+    // It may hold our key confirmation to test a guess of the secret offline: that was the
+    // session's one guess (src/signal/rendezvous.rs).
+    if (e instanceof SignalError && e.kind === 'peer-left') throw new SignalError('unconfirmed', UNCONFIRMED_MESSAGE);
+    throw e;
+  }
   try {
     sealer.checkHello(hello);
   } catch {

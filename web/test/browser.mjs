@@ -25,6 +25,10 @@
 //   node test/browser.mjs recvnofolder URL
 //       Opens URL (a room a `dcsend DIR --peer BASE` made) in a browser without
 //       `showDirectoryPicker` (removed before the page loads) and waits for phase `failed`.
+//   node test/browser.mjs leave URL
+//       Opens URL (a room a `dcsend FILE --peer BASE` made), waits for phase `connecting` (the
+//       secret checked, the descriptions not swapped yet) and closes the tab, as a person
+//       closing it would (`pagehide` runs): prints `closed the tab`.
 //   node test/browser.mjs fail URL
 //       Opens URL and waits for phase `failed` (a wrong secret, say); reaching `done` is a
 //       failure.
@@ -310,6 +314,14 @@ async function recvTree(page) {
   for (const line of listed.sort((a, b) => Buffer.compare(bytes(a), bytes(b)))) console.log(line);
 }
 
+async function leave(page) {
+  await page.waitForFunction(() => document.body?.dataset.phase === 'connecting', null, { timeout: STEP_MS });
+  await page.close({ runBeforeUnload: true });
+  // runBeforeUnload: close() returns before the page is gone; wait until it is.
+  await Promise.race([new Promise((resolve) => page.once('close', resolve)), sleep(STEP_MS)]);
+  console.log('closed the tab');
+}
+
 async function expectFailure(page) {
   await follow(page, 'failed', null);
   const n = await page.locator('#received a[download]').count();
@@ -319,8 +331,8 @@ async function expectFailure(page) {
 async function main() {
   const usage =
     'usage: browser.mjs send URL FILE SCREENSHOT | recv URL OUTDIR SCREENSHOT | fail URL | open BASE SCREENSHOT FILE... ' +
-    '| sendfolder URL DIR | recvtree URL | recvnofolder URL';
-  const arity = { send: 2, recv: 2, fail: 0, sendfolder: 1, recvtree: 0, recvnofolder: 0 }[mode];
+    '| sendfolder URL DIR | recvtree URL | recvnofolder URL | leave URL';
+  const arity = { send: 2, recv: 2, fail: 0, sendfolder: 1, recvtree: 0, recvnofolder: 0, leave: 0 }[mode];
   const ok = mode === 'open' ? rest.length >= 2 : arity !== undefined && rest.length === arity;
   if (!url || !ok) fail(usage);
 
@@ -380,6 +392,7 @@ async function main() {
   else if (mode === 'open') await open(page, rest[0], rest.slice(1));
   else if (mode === 'sendfolder') await sendFolder(page, rest[0]);
   else if (mode === 'recvtree') await recvTree(page);
+  else if (mode === 'leave') await leave(page);
   else await expectFailure(page);
 }
 

@@ -27,6 +27,29 @@ impl MemoryStore {
     }
 }
 
+/// A long poll in progress (see [`Rooms::poll_started`]).
+struct Poll<'a> {
+    store: &'a MemoryStore,
+    room: &'a str,
+    token: &'a str,
+    held: bool,
+}
+
+impl<'a> Poll<'a> {
+    fn start(store: &'a MemoryStore, room: &'a str, token: &'a str) -> Self {
+        let held = store.rooms().poll_started(room, token);
+        Self { store, room, token, held }
+    }
+}
+
+impl Drop for Poll<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.store.rooms().poll_ended(self.room, self.token, Instant::now());
+        }
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     fn limits(&self) -> Limits {
@@ -63,6 +86,9 @@ impl Store for MemoryStore {
         wait: Duration,
     ) -> Result<Received, StoreError> {
         let deadline = tokio::time::Instant::now() + wait;
+        // The seat is held while this poll is open; if the client goes away (its connection
+        // closes and hyper drops this future), the guard starts the presence bound.
+        let _poll = Poll::start(self, room, token);
         loop {
             let taken = self.rooms().take_acked(room, token, next, Instant::now())?;
             let waker = match taken {

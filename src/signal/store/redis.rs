@@ -7,14 +7,21 @@
 //! instances on hosts with different clocks agree on expiry and claim bounds.
 //!
 //! Keys (all under `dcsend:`): `r:ROOM` (a hash: owner network, last activity, and per side
-//! `a.`/`b.` the token, client, join time, spoke, left, join key and the number of the first
-//! message in its inbox), `r:ROOM:in:a|b` (inboxes, lists), `r:ROOM:nt:a|b` (notices),
-//! `rooms` (a sorted set by last activity, for expiry), `claims` (a sorted set by the time the
-//! first silent seat's claim bound passes), `used` and `held` (the room quota, in all and per
+//! `a.`/`b.` the token, client, join time, spoke, join key, the number of the first message in
+//! its inbox, the count of messages it posted, the end of its lease, and where a notice that the
+//! other side left waits), `r:ROOM:in:a|b` (inboxes, lists), `r:ROOM:nt:a|b` (notices, as
+//! codes), `rooms` (a sorted set by last activity, for expiry), `claims` (a sorted set by the
+//! time the first silent seat's claim bound passes), `leases` (a sorted set by the time the
+//! first seat's lease ends), `used` and `held` (the room quota, in all and per
 //! network), `g:ROOM` (why a room ended, expiring after an hour) and `gone` (a sorted set that
 //! bounds how many ended rooms are remembered). The scripts touch keys they compute, so this
 //! needs a single Redis server (or a primary with replicas, e.g. under Sentinel), not Redis
 //! Cluster.
+//!
+//! Presence: every request of a peer extends its lease by the presence bound, and a long poll,
+//! which reads again at least every [`RECHECK`] (or half the presence bound, if shorter), holds
+//! it for one such period more. A long poll whose connection closes ends its lease at once
+//! plus the presence bound; an instance that dies leaves leases that run out by themselves.
 //!
 //! Long polls wake through Redis pub/sub: every change to a room publishes the room's id on
 //! `dcsend:wake`; each instance holds one subscriber connection and wakes its own long polls of
@@ -47,7 +54,8 @@ use redis::{Script, Value};
 use tokio::sync::Notify;
 
 use crate::signal::rooms::{
-    Evicted, Joined, Limits, REMEMBER_GONE, RoomError, Swept, retry_secs, seat_freed_notice,
+    Departure, Evicted, Joined, Limits, REMEMBER_GONE, RoomError, Swept, peer_left_notice,
+    retry_secs, seat_freed_notice,
 };
 use crate::signal::seal::Side;
 use crate::signal::store::{Received, Store, StoreError};
@@ -76,6 +84,8 @@ local TTL = tonumber(ARGV[2])
 local CLAIM = tonumber(ARGV[3])
 local MAX_GONE = tonumber(ARGV[4])
 local REMEMBER = tonumber(ARGV[5])
+local PRESENCE = tonumber(ARGV[6])
+local HOLD = tonumber(ARGV[7])
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local WAKE = P .. 'wake'
@@ -85,8 +95,8 @@ local function rk(room) return P .. 'r:' .. room end
 local function other(s) if s == 'a' then return 'b' end return 'a' end
 local function field(k, s, f) return redis.call('HGET', k, s .. '.' .. f) end
 local function seated(k, s) return redis.call('HEXISTS', k, s .. '.tok') == 1 end
-local function present(k, s) return seated(k, s) and field(k, s, 'left') ~= '1' end
-local function silent(k, s) return present(k, s) and field(k, s, 'spoke') ~= '1' end
+local function silent(k, s) return seated(k, s) and field(k, s, 'spoke') ~= '1' end
+local function lost(k, s) return seated(k, s) and NOW > tonumber(field(k, s, 'until') or '0') end
 
 local function touch(room, k)
   redis.call('HSET', k, 'last', NOW)
@@ -95,7 +105,7 @@ end
 
 local function side_of(k, token)
   for _, s in ipairs(SIDES) do
-    if present(k, s) and field(k, s, 'tok') == token then return s end
+    if seated(k, s) and field(k, s, 'tok') == token then return s end
   end
   return nil
 end
@@ -114,9 +124,33 @@ local function reclaim(room)
   else redis.call('ZREM', P .. 'claims', room) end
 end
 
-local function silent_past(k)
+-- Keeps the room's entry in `leases` at the time the first seat's lease ends.
+local function relet(room)
+  local k = rk(room)
+  local due = nil
   for _, s in ipairs(SIDES) do
-    if silent(k, s) and NOW - tonumber(field(k, s, 'at')) > CLAIM then return s end
+    if seated(k, s) then
+      local u = tonumber(field(k, s, 'until') or '0')
+      if not due or u < due then due = u end
+    end
+  end
+  if due then redis.call('ZADD', P .. 'leases', due, room)
+  else redis.call('ZREM', P .. 'leases', room) end
+end
+
+-- A request of side s arrived: its lease runs at least until `till`.
+local function seen(room, k, s, till)
+  if till > tonumber(field(k, s, 'until') or '0') then
+    redis.call('HSET', k, s .. '.until', till)
+    relet(room)
+  end
+end
+
+-- The side whose seat is to be freed and why: silent past the claim bound, or lost.
+local function to_free(k)
+  for _, s in ipairs(SIDES) do
+    if silent(k, s) and NOW - tonumber(field(k, s, 'at')) > CLAIM then return s, 'silent' end
+    if lost(k, s) then return s, 'lost' end
   end
   return nil
 end
@@ -133,6 +167,7 @@ local function drop(room)
   redis.call('DEL', k, k .. ':in:a', k .. ':in:b', k .. ':nt:a', k .. ':nt:b')
   redis.call('ZREM', P .. 'rooms', room)
   redis.call('ZREM', P .. 'claims', room)
+  redis.call('ZREM', P .. 'leases', room)
   if owner then release(owner) end
   redis.call('PUBLISH', WAKE, room)
 end
@@ -148,40 +183,66 @@ local function close(room, why)
   end
 end
 
--- Frees side s's seat (its holder never spoke); tells the other side, or closes an empty room
--- without remembering it.
-local function evict(room, s)
+-- Frees side s's seat (why: 'silent', 'left' or 'lost'), as `Rooms::depart` does: a holder
+-- that never spoke leaves the other side's messages for the next one and a seat-freed notice
+-- (the code `why`); one that spoke takes what was sent to it along, and the other side gets
+-- the peer-left notice after the last message from it. An empty room closes, remembered if
+-- its last peer left by itself or had spoken.
+local function depart(room, s, why)
   local k = rk(room)
   local client = field(k, s, 'cli')
-  redis.call('HDEL', k, s .. '.tok', s .. '.cli', s .. '.at', s .. '.spoke', s .. '.left', s .. '.key')
+  local spoke = field(k, s, 'spoke') == '1'
+  redis.call('HDEL', k, s .. '.tok', s .. '.cli', s .. '.at', s .. '.spoke', s .. '.key',
+    s .. '.sent', s .. '.until', s .. '.pla', s .. '.plw')
+  redis.call('DEL', k .. ':nt:' .. s)
+  if spoke then
+    redis.call('DEL', k .. ':in:' .. s)
+    redis.call('HDEL', k, s .. '.first')
+  end
   local o = other(s)
   local closed = 0
-  if present(k, o) then
-    local nt = k .. ':nt:' .. o
-    redis.call('RPUSH', nt, ARGV[6] .. room .. ARGV[7])
-    redis.call('LTRIM', nt, -4, -1)
+  if seated(k, o) then
+    if not spoke then
+      local nt = k .. ':nt:' .. o
+      redis.call('RPUSH', nt, why)
+      redis.call('LTRIM', nt, -4, -1)
+    else
+      local inbox = k .. ':in:' .. o
+      local first = tonumber(field(k, o, 'first') or '0')
+      local at = tonumber(field(k, o, 'pla') or '-1')
+      if at < 0 then at = first + redis.call('LLEN', inbox) end
+      if at <= first then redis.call('DEL', inbox) else redis.call('LTRIM', inbox, 0, at - first - 1) end
+      redis.call('HSET', k, o .. '.pla', at, o .. '.plw', why)
+    end
     reclaim(room)
+    relet(room)
     redis.call('PUBLISH', WAKE, room)
+  elseif why == 'left' then
+    close(room, 'finished')
+    closed = 1
+  elseif spoke then
+    close(room, 'expired')
+    closed = 1
   else
     drop(room)
     closed = 1
   end
-  return {room, s, client, closed}
+  return {room, s, client, closed, why}
 end
 
--- The open room's key, after expiring it or freeing silent seats whose bounds passed; or nil
--- and the refusal.
+-- The open room's key, after expiring it or freeing seats whose bounds passed; or nil and the
+-- refusal.
 local function open(room)
   local k = rk(room)
   if redis.call('EXISTS', k) == 1 then
     if NOW - tonumber(redis.call('HGET', k, 'last')) > TTL then
       close(room, 'expired')
     else
-      local s = silent_past(k)
+      local s, why = to_free(k)
       while s do
-        evict(room, s)
+        depart(room, s, why)
         if redis.call('EXISTS', k) == 0 then break end
-        s = silent_past(k)
+        s, why = to_free(k)
       end
     end
   end
@@ -191,10 +252,11 @@ local function open(room)
   return k
 end
 
-local function seat(k, s, token, client, key)
+local function seat(room, k, s, token, client, key)
   redis.call('HSET', k, s .. '.tok', token, s .. '.cli', client, s .. '.at', NOW,
-    s .. '.spoke', '0', s .. '.left', '0')
+    s .. '.spoke', '0', s .. '.sent', '0', s .. '.until', NOW + PRESENCE)
   if key ~= '' then redis.call('HSET', k, s .. '.key', key) end
+  relet(room)
 end
 ";
 
@@ -205,8 +267,9 @@ local k, err = open(room)
 if k then
   if key ~= '' then
     for _, s in ipairs(SIDES) do
-      if present(k, s) and field(k, s, 'key') == key then
+      if seated(k, s) and field(k, s, 'key') == key then
         touch(room, k)
+        seen(room, k, s, NOW + PRESENCE)
         return {'ok', s, field(k, s, 'tok')}
       end
     end
@@ -226,7 +289,7 @@ if k then
     if due then return {'err', 'pending', tostring(due - NOW)} end
     return {'err', 'full'}
   end
-  seat(k, free, token, client, key)
+  seat(room, k, free, token, client, key)
   touch(room, k)
   reclaim(room)
   return {'ok', free, token}
@@ -244,7 +307,7 @@ redis.call('INCR', P .. 'used')
 redis.call('HINCRBY', P .. 'held', prefix, 1)
 k = rk(room)
 redis.call('HSET', k, 'owner', prefix)
-seat(k, 'a', token, client, key)
+seat(room, k, 'a', token, client, key)
 touch(room, k)
 reclaim(room)
 return {'ok', 'a', token}
@@ -257,21 +320,21 @@ local k, err = open(room)
 if not k then return err end
 local s = side_of(k, token)
 if not s then return {'err', 'notpeer'} end
-local to = other(s)
-local inbox = k .. ':in:' .. to
-local len = redis.call('LLEN', inbox)
-local expected = tonumber(field(k, to, 'first') or '0') + len
+touch(room, k)
+seen(room, k, s, NOW + PRESENCE)
+local inbox = k .. ':in:' .. other(s)
+local expected = tonumber(field(k, s, 'sent') or '0')
 local seq = tonumber(ARGV[11])
 if seq >= 0 then
-  if seq < expected then
-    touch(room, k)
-    return {'ok'}
-  end
+  if seq < expected then return {'ok'} end
   if seq > expected then return {'err', 'order', tostring(seq), tostring(expected)} end
 end
-if len >= tonumber(ARGV[12]) then return {'err', 'inboxfull'} end
-redis.call('RPUSH', inbox, ARGV[10])
-touch(room, k)
+-- While a notice that the other side left waits for us, what we post was meant for it.
+if not field(k, s, 'pla') then
+  if redis.call('LLEN', inbox) >= tonumber(ARGV[12]) then return {'err', 'inboxfull'} end
+  redis.call('RPUSH', inbox, ARGV[10])
+end
+redis.call('HSET', k, s .. '.sent', expected + 1)
 if field(k, s, 'spoke') ~= '1' then
   redis.call('HSET', k, s .. '.spoke', '1')
   reclaim(room)
@@ -280,7 +343,8 @@ redis.call('PUBLISH', WAKE, room)
 return {'ok'}
 ";
 
-/// `ARGV[8..]`: room, token, number of the first message not received yet or -1.
+/// `ARGV[8..]`: room, token, number of the first message not received yet or -1, 1 if a long
+/// poll will read again (its seat is held for `HOLD`) or 0.
 const TAKE: &str = r"
 local room, token = ARGV[8], ARGV[9]
 local k, err = open(room)
@@ -288,6 +352,7 @@ if not k then return err end
 local s = side_of(k, token)
 if not s then return {'err', 'notpeer'} end
 touch(room, k)
+if ARGV[11] == '1' then seen(room, k, s, NOW + HOLD) else seen(room, k, s, NOW + PRESENCE) end
 local notice = redis.call('LPOP', k .. ':nt:' .. s)
 if notice then return {'notice', notice} end
 if field(k, s, 'spoke') ~= '1' then return {'empty'} end
@@ -298,6 +363,15 @@ local body
 if nxt >= 0 then
   while first < nxt and redis.call('LPOP', inbox) do first = first + 1 end
   redis.call('HSET', k, s .. '.first', tostring(first))
+end
+-- The other side left: what it sent comes first, then the notice, then the next peer's.
+local at = tonumber(field(k, s, 'pla') or '-1')
+if at >= 0 and first >= at then
+  local why = field(k, s, 'plw')
+  redis.call('HDEL', k, s .. '.pla', s .. '.plw')
+  return {'left', why}
+end
+if nxt >= 0 then
   body = redis.call('LINDEX', inbox, 0)
 else
   body = redis.call('LPOP', inbox)
@@ -314,13 +388,21 @@ local k, err = open(room)
 if not k then return err end
 local s = side_of(k, token)
 if not s then return {'err', 'notpeer'} end
-redis.call('HSET', k, s .. '.left', '1')
 touch(room, k)
-if not present(k, 'a') and not present(k, 'b') then
-  close(room, 'finished')
-else
-  reclaim(room)
-  redis.call('PUBLISH', WAKE, room)
+local gone = depart(room, s, 'left')
+return {'ok', s, gone[3], gone[4]}
+";
+
+/// `ARGV[8..]`: room, token. A long poll's connection closed: the lease ends after the
+/// presence bound from now, unless another request extends it.
+const POLL_ENDED: &str = r"
+local room, token = ARGV[8], ARGV[9]
+local k = rk(room)
+if redis.call('EXISTS', k) == 0 then return {'ok'} end
+local s = side_of(k, token)
+if s then
+  redis.call('HSET', k, s .. '.until', NOW + PRESENCE)
+  relet(room)
 end
 return {'ok'}
 ";
@@ -330,15 +412,23 @@ const SWEEP: &str = r"
 local limit = tonumber(ARGV[8])
 local evicted = {}
 local due = redis.call('ZRANGEBYSCORE', P .. 'claims', '-inf', '(' .. NOW, 'LIMIT', 0, limit)
+local lapsed = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NOW, 'LIMIT', 0, limit)
+for _, room in ipairs(lapsed) do table.insert(due, room) end
 for _, room in ipairs(due) do
   local k = rk(room)
-  local s = silent_past(k)
+  local s, why = to_free(k)
   while s do
-    table.insert(evicted, evict(room, s))
+    table.insert(evicted, depart(room, s, why))
     if redis.call('EXISTS', k) == 0 then break end
-    s = silent_past(k)
+    s, why = to_free(k)
   end
-  if redis.call('EXISTS', k) == 1 then reclaim(room) else redis.call('ZREM', P .. 'claims', room) end
+  if redis.call('EXISTS', k) == 1 then
+    reclaim(room)
+    relet(room)
+  else
+    redis.call('ZREM', P .. 'claims', room)
+    redis.call('ZREM', P .. 'leases', room)
+  end
 end
 local idle = redis.call('ZRANGEBYSCORE', P .. 'rooms', '-inf', '(' .. (NOW - TTL), 'LIMIT', 0, limit)
 for _, room in ipairs(idle) do close(room, 'expired') end
@@ -351,6 +441,7 @@ struct Scripts {
     post: Script,
     take: Script,
     leave: Script,
+    poll_ended: Script,
     sweep: Script,
 }
 
@@ -362,6 +453,7 @@ impl Scripts {
             post: with_prelude(POST),
             take: with_prelude(TAKE),
             leave: with_prelude(LEAVE),
+            poll_ended: with_prelude(POLL_ENDED),
             sweep: with_prelude(SWEEP),
         }
     }
@@ -443,8 +535,6 @@ pub struct RedisStore {
     scripts: Scripts,
     waiters: Arc<Waiters>,
     health: Arc<Health>,
-    /// The seat-freed notice around the room's id (the scripts put the id in between).
-    notice: (String, String),
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -476,11 +566,7 @@ impl RedisStore {
         let waiters = Arc::new(Waiters::default());
         let health = Arc::new(Health::default());
         let listener = tokio::spawn(listen(client, waiters.clone(), health.clone()));
-        let placeholder = "\u{0}";
-        let text = seat_freed_notice(placeholder, limits.claim_timeout);
-        let (head, tail) = text.split_once(placeholder).expect("the notice names the room");
-        let notice = (head.to_owned(), tail.to_owned());
-        Ok(Self { conn, limits, scripts: Scripts::new(), waiters, health, notice, listener })
+        Ok(Self { conn, limits, scripts: Scripts::new(), waiters, health, listener })
     }
 
     /// Checks that Redis answers (`PING`), for a clear line at start.
@@ -508,8 +594,8 @@ impl RedisStore {
             .arg(millis(l.claim_timeout))
             .arg(l.max_rooms.max(1))
             .arg(millis(REMEMBER_GONE))
-            .arg(&self.notice.0)
-            .arg(&self.notice.1);
+            .arg(millis(l.presence_timeout))
+            .arg(millis(self.recheck() + l.presence_timeout));
         for a in args {
             call.arg(*a);
         }
@@ -526,6 +612,70 @@ impl RedisStore {
         };
         self.health.failed(what, &reason);
         Err(StoreError::Unavailable(reason))
+    }
+}
+
+impl RedisStore {
+    /// How often a long poll reads again: at least every [`RECHECK`], and twice per presence
+    /// bound, so that its reads keep its seat.
+    fn recheck(&self) -> Duration {
+        RECHECK.min(self.limits.presence_timeout / 2).max(Duration::from_millis(50))
+    }
+
+    /// The text of a notice the scripts store as a code (see `depart` in the scripts).
+    fn notice_text(&self, room: &str, kind: &str, code: &str) -> String {
+        let why = departure(code);
+        let l = &self.limits;
+        match kind {
+            "left" => peer_left_notice(room, why, l.presence_timeout),
+            _ => seat_freed_notice(room, why, l.claim_timeout),
+        }
+    }
+}
+
+fn departure(code: &str) -> Departure {
+    match code {
+        "silent" => Departure::Silent,
+        "lost" => Departure::Lost,
+        _ => Departure::Left,
+    }
+}
+
+/// A long poll in progress: if it is dropped before it answers (its client's connection
+/// closed), its lease is cut to the presence bound from now, in the background.
+struct Poll<'a> {
+    store: &'a RedisStore,
+    room: &'a str,
+    token: &'a str,
+    armed: bool,
+}
+
+impl Drop for Poll<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let l = self.store.limits;
+        let hold = millis(self.store.recheck() + l.presence_timeout);
+        let script = self.store.scripts.poll_ended.clone();
+        let (room, token) = (self.room.to_owned(), self.token.to_owned());
+        let mut conn = self.store.conn.clone();
+        tokio::spawn(async move {
+            let mut call = script.prepare_invoke();
+            call.arg(KEY_PREFIX)
+                .arg(millis(l.idle_ttl))
+                .arg(millis(l.claim_timeout))
+                .arg(l.max_rooms.max(1))
+                .arg(millis(REMEMBER_GONE))
+                .arg(millis(l.presence_timeout))
+                .arg(hold)
+                .arg(room)
+                .arg(token);
+            let ended = call.invoke_async::<Value>(&mut conn);
+            if tokio::time::timeout(COMMAND_TIMEOUT, ended).await.is_err() {
+                tracing::debug!("ending a long poll's lease: no answer from Redis");
+            }
+        });
     }
 }
 
@@ -671,31 +821,44 @@ impl Store for RedisStore {
         let deadline = tokio::time::Instant::now() + wait;
         let waiter = self.waiters.register(room);
         let next = opt_number(next);
-        loop {
+        let recheck = self.recheck();
+        let mut poll = Poll { store: self, room, token, armed: true };
+        let received = loop {
             // Registered before reading, so a wake-up published after the read is not missed.
             let notified = waiter.notify.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            let args: [&[u8]; 3] = [room.as_bytes(), token.as_bytes(), next.as_bytes()];
-            let items = self.invoke("reading a message", &self.scripts.take, &args).await?;
+            let now = tokio::time::Instant::now();
+            let more = if now + recheck < deadline { "1" } else { "0" };
+            let args: [&[u8]; 4] =
+                [room.as_bytes(), token.as_bytes(), next.as_bytes(), more.as_bytes()];
+            let items = match self.invoke("reading a message", &self.scripts.take, &args).await {
+                Ok(items) => items,
+                Err(e) => break Err(e),
+            };
             match text(items.first()).as_str() {
                 "msg" => {
                     let body = Bytes::copy_from_slice(items.get(2).and_then(bytes).unwrap_or(&[]));
-                    return Ok(Received::Message { seq: number(items.get(1)), body });
+                    break Ok(Received::Message { seq: number(items.get(1)), body });
                 }
-                "notice" => return Ok(Received::Notice(text(items.get(1)))),
-                "err" => return Err(refusal(&items, room, &self.limits, None)),
+                kind @ ("notice" | "left") => {
+                    let notice = self.notice_text(room, kind, &text(items.get(1)));
+                    break Ok(Received::Notice(notice));
+                }
+                "err" => break Err(refusal(&items, room, &self.limits, None)),
                 _ => {}
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(Received::Nothing);
+                break Ok(Received::Nothing);
             }
             tokio::select! {
                 () = notified => {}
-                () = tokio::time::sleep_until(deadline.min(now + RECHECK)) => {}
+                () = tokio::time::sleep_until(deadline.min(now + recheck)) => {}
             }
-        }
+        };
+        poll.armed = false;
+        received
     }
 
     async fn leave(&self, room: &str, token: &str) -> Result<(), StoreError> {
@@ -707,6 +870,10 @@ impl Store for RedisStore {
         if is_err(&items) {
             return Err(refusal(&items, room, &self.limits, None));
         }
+        tracing::info!(
+            room, side = ?side(items.get(1)), client = text(items.get(2)),
+            room_closed = number(items.get(3)) == 1, "left"
+        );
         Ok(())
     }
 
@@ -730,11 +897,15 @@ impl Store for RedisStore {
                     side: side(e.get(1)),
                     client: text(e.get(2)).parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
                     room_closed: number(e.get(3)) == 1,
+                    why: departure(&text(e.get(4))),
+                };
+                let what = match gone.why {
+                    Departure::Lost => "freed a seat: its holder is gone (no request in time)",
+                    _ => "freed a seat: its holder sent no message in time",
                 };
                 tracing::info!(
                     room = gone.room, side = ?gone.side, client = %gone.client,
-                    room_closed = gone.room_closed,
-                    "freed a seat: its holder sent no message in time"
+                    room_closed = gone.room_closed, "{what}"
                 );
                 swept.evicted.push(gone);
             }
