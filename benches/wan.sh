@@ -24,7 +24,11 @@
 # checked byte for byte. dcsend's MB/s is over its sender's transfer clock (channel open to the
 # final ack, `--stats`), TCP's over the sender's clock from the connection's establishment to
 # the receiver's close after the last byte. RSS is each dcsend side's peak (GNU time, largest
-# over the runs). Veths have GSO/GRO/TSO off, so loss hits single packets. Needs root and
+# over the runs). The last column is each run's dcsend CPU (user + system seconds of the sender
+# and the receiver) and the machine's CPU pressure during it (PSI: the share of the time some
+# task waited for a CPU): where it is near 100%, the peers, the delay line and everything else
+# on the machine compete for the cores, and the cell is bound by CPU rather than by the path.
+# Veths have GSO/GRO/TSO off, so loss hits single packets. Needs root and
 # Debian's iproute2, iptables, ethtool, iputils-ping, time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -148,20 +152,31 @@ rcvbuf_errors() {
     /^Udp:/ { print $c }' /proc/net/snmp
 }
 
-# dcsend_run FILE: "MB/s SEND_RSS_MIB RECV_RSS_MIB RCVBUF_ERRORS_RECV" of one dcsend transfer
-# A -> B, or "FAIL 0 0 0" (and both sides' last stderr lines on stderr) when either side exits
-# non-zero: a transfer that fails on a bad path is a result. Both exiting 0 with different
-# bytes stops the bench.
+# cpu_waited_us: microseconds during which some task of this machine waited for a CPU, so far
+# (PSI, /proc/pressure/cpu "some total"; 0 without PSI).
+cpu_waited_us() {
+  sed -n 's/^some .*total=\([0-9]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0
+}
+
+# dcsend_run FILE: "MB/s SEND_RSS_MIB RECV_RSS_MIB RCVBUF_ERRORS_RECV SEND_CPU_S RECV_CPU_S
+# CPU_PRESSURE_%" of one dcsend transfer A -> B, or "FAIL 0 0 0 0 0 0" (and both sides' last
+# stderr lines on stderr) when either side exits non-zero: a transfer that fails on a bad
+# path is a result. Both exiting 0 with different bytes stops the bench. CPU is each
+# process's user + system time (GNU time); the pressure is the share of the sender's wall
+# time during which some task on the machine waited for a CPU (PSI): near 100%, the cell
+# measures the machine's spare CPU as much as dcsend.
 dcsend_run() {
   rm -rf "$work/out" "$work"/*.tok "$work/stats.ndjson" && mkdir "$work/out"
-  ip netns exec "$B" /usr/bin/time -f %M -o "$work/recv.rss" "$BIN" recv --bind "$ADDR_B:0" \
+  ip netns exec "$B" /usr/bin/time -f "%M %U %S" -o "$work/recv.rss" "$BIN" recv --bind "$ADDR_B:0" \
     --progress never -q --sdp-in "$work/offer.tok" --sdp-out "$work/answer.tok" -o "$work/out/" \
     2>"$work/recv.err" &
-  local rpid=$! scode=0 rcode=0
+  local rpid=$! scode=0 rcode=0 t0 w0 t1 w1
+  t0=$(date +%s%N) w0=$(cpu_waited_us)
   # shellcheck disable=SC2086
-  ip netns exec "$A" /usr/bin/time -f %M -o "$work/send.rss" "$BIN" "$1" --bind "$ADDR_A:0" \
+  ip netns exec "$A" /usr/bin/time -f "%M %U %S" -o "$work/send.rss" "$BIN" "$1" --bind "$ADDR_A:0" \
     --progress never -q $EXTRA --sdp-out "$work/offer.tok" --sdp-in "$work/answer.tok" \
     --stats "$work/stats.ndjson" 2>"$work/send.err" || scode=$?
+  t1=$(date +%s%N) w1=$(cpu_waited_us)
   if [ "$scode" != 0 ]; then
     # The receiver may still wait for the sender's token: 30 s, then it is stopped.
     for _ in $(seq 300); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
@@ -171,7 +186,7 @@ dcsend_run() {
   if [ "$scode" != 0 ] || [ "$rcode" != 0 ]; then
     echo "dcsend run failed (sender exit $scode, receiver exit $rcode):" >&2
     tail -n 3 "$work/send.err" "$work/recv.err" >&2
-    echo "FAIL 0 0 0"
+    echo "FAIL 0 0 0 0 0 0"
     return
   fi
   cmp -s "$1" "$work/out/$(basename "$1")" || { echo "dcsend: OUTPUT DIFFERS" >&2; exit 1; }
@@ -179,7 +194,10 @@ dcsend_run() {
   secs=$(grep '"t":"summary"' "$work/stats.ndjson" | sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/')
   awk -v b="$(stat -c %s "$1")" -v s="$secs" -v sr="$(tail -1 "$work/send.rss")" \
     -v rr="$(tail -1 "$work/recv.rss")" -v e="$(rcvbuf_errors "$B")" \
-    'BEGIN { printf "%.2f %.0f %.0f %d\n", b / s / 1e6, sr / 1024, rr / 1024, e }'
+    -v p="$(awk -v w="$((w1 - w0))" -v t="$(((t1 - t0) / 1000))" 'BEGIN { printf "%.0f", t ? 100 * w / t : 0 }')" \
+    'BEGIN { split(sr, S, " "); split(rr, R, " ")
+      printf "%.2f %.0f %.0f %d %.2f %.2f %d\n", b / s / 1e6, S[1] / 1024, R[1] / 1024, e,
+        S[2] + S[3], R[2] + R[3], p }'
 }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -216,11 +234,11 @@ fi
 
 [ -n "$CELLS" ] || exit 0
 echo
-echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run) | dcsend receiver UDP RcvbufErrors (per run) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run) | dcsend receiver UDP RcvbufErrors (per run) | dcsend CPU s send/recv, CPU pressure (per run) |"
+echo "|---|---|---|---|---|---|---|---|"
 for cell in $CELLS; do
   rtt=${cell%%:*} loss=${cell#*:}
-  tcp="" dc="" srss=0 rrss=0 drops="" rcvbuf=""
+  tcp="" dc="" srss=0 rrss=0 drops="" rcvbuf="" cpu=""
   for _ in $(seq "$RUNS"); do
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" "$loss"
     tcp="$tcp $(tcp_run "$work/payload.bin")"
@@ -228,8 +246,9 @@ for cell in $CELLS; do
     d=${EMU%% *}
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" "$loss"
     out=$(dcsend_run "$work/payload.bin")
-    read -r mbs s r e <<<"$out"
+    read -r mbs s r e cs cr pr <<<"$out"
     dc="$dc $mbs" srss=$((s > srss ? s : srss)) rrss=$((r > rrss ? r : rrss)) rcvbuf="$rcvbuf $e"
+    cpu="$cpu $cs/$cr,$pr%"
     stop_emu
     drops="$drops $d/${EMU%% *}"
   done
@@ -243,6 +262,6 @@ for cell in $CELLS; do
     dm="-" ratio="-"
   fi
   [ "$failed" = 0 ] || dm="$dm, $failed of $RUNS failed"
-  printf '| %s ms, %s%% | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |%s |\n' "$rtt" "$loss" \
-    "$tm" "$(spread <<<"$tcp")" "$dm" "$ratio" "$srss" "$rrss" "$drops" "$rcvbuf"
+  printf '| %s ms, %s%% | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |%s |%s |\n' "$rtt" "$loss" \
+    "$tm" "$(spread <<<"$tcp")" "$dm" "$ratio" "$srss" "$rrss" "$drops" "$rcvbuf" "$cpu"
 done

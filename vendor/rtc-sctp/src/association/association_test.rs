@@ -834,7 +834,7 @@ fn test_rexmit_one_waits_for_ack_of_first_retry() -> Result<()> {
     s.write_sctp(now, &Bytes::from(vec![0x55; 2000]), ppi)?;
     let initial = transmitted_data(&a.gather_outbound(now).0);
     assert_eq!(2, initial.len());
-    let at = a.poll_timeout().unwrap();
+    let at = a.timers.get(Timer::T3RTX).unwrap();
     a.handle_timeout(at);
     let first_retry = transmitted_data(&a.gather_outbound(at).0);
     assert_eq!(1, first_retry.len());
@@ -953,7 +953,7 @@ fn test_timed_abandonment_preserves_t3_restart_for_outstanding_data() -> Result<
             stream.write_sctp(now, &Bytes::from(vec![0; 1000]), ppi)?;
         }
         a.gather_outbound(now);
-        let timeout = a.poll_timeout().unwrap();
+        let timeout = a.timers.get(Timer::T3RTX).unwrap();
         a.handle_timeout(timeout);
         assert_eq!(1, data_chunks(&a.gather_outbound(timeout).0));
         let at = timeout + Duration::from_millis(100);
@@ -972,11 +972,14 @@ fn test_timed_abandonment_preserves_t3_restart_for_outstanding_data() -> Result<
             ..Default::default()
         };
         a.handle_sack(&sack, at)?;
-        assert_eq!(Some(at + Duration::from_secs(2)), a.poll_timeout());
+        assert_eq!(
+            Some(at + Duration::from_secs(2)),
+            a.timers.get(Timer::T3RTX)
+        );
         a.handle_sack(&sack, at + Duration::from_millis(100))?;
         assert_eq!(
             Some(at + Duration::from_secs(2)),
-            a.poll_timeout(),
+            a.timers.get(Timer::T3RTX),
             "duplicate SACK must not restart T3"
         );
     }
@@ -1095,7 +1098,7 @@ fn test_timed_abandonment_covers_pending_tail_and_retries_forward_tsn() -> Resul
 
             // Lose FORWARD TSN, including while waiting to shut down.
             a.set_state(AssociationState::ShutdownPending);
-            let retry = a.poll_timeout().unwrap();
+            let retry = a.timers.get(Timer::T3RTX).unwrap();
             a.handle_timeout(retry);
             assert_eq!(packets, a.gather_outbound(retry).0);
             assert!(
@@ -1195,7 +1198,7 @@ fn test_timed_abandonment_discards_gap_acked_fragments() -> Result<()> {
                 &receiver.create_selective_ack_chunk(),
                 now + Duration::from_millis(10),
             )?;
-            let at = sender.poll_timeout().unwrap();
+            let at = sender.timers.get(Timer::T3RTX).unwrap();
             sender.handle_timeout(at);
             let packets = sender.gather_outbound(at).0;
             assert_eq!(
@@ -1498,7 +1501,8 @@ fn test_t3_recovers_with_acked_timed_zero_data() -> Result<()> {
         a.gather_outbound(now);
         for round in 1..=8 {
             now = a
-                .poll_timeout()
+                .timers
+                .get(Timer::T3RTX)
                 .expect("unacknowledged DATA needs a T3 timer");
             a.handle_timeout(now);
             let packets = a.gather_outbound(now).0;

@@ -77,12 +77,13 @@ fn a_lost_packet_on_a_short_path_is_retransmitted_after_200ms() -> Result<()> {
     let sack = transmit(&mut receiver, held);
     receive(&mut sender, sack, held + ms(1))?;
 
-    // The next packet is lost: the sender's timer fires 200 ms after it left.
+    // The next packet is lost: the sender's T3-rtx timer fires 200 ms after it left (a
+    // tail-loss probe goes out before, see `a_lost_tail_is_probed_long_before_the_rto`).
     let t1 = t0 + ms(30);
     write(&mut sender, 1, t1)?;
     let lost = data_tsns(&transmit(&mut sender, t1));
     assert_eq!(1, lost.len());
-    let deadline = sender.poll_timeout().unwrap();
+    let deadline = sender.timers.get(Timer::T3RTX).unwrap();
     assert_eq!(t1 + ms(200), deadline);
     sender.handle_timeout(deadline);
     assert_eq!(lost, data_tsns(&transmit(&mut sender, deadline)));
@@ -156,20 +157,16 @@ fn a_second_loss_during_fast_recovery_is_fast_retransmitted() -> Result<()> {
 
 #[test]
 fn fast_recovery_lasts_the_window_and_cuts_cwnd_once() -> Result<()> {
-    // The first loss is detected early; the second, near the end of the window, has only two
-    // SACKs after it when the repair of the first is acknowledged. That SACK advances the
-    // cumulative ack inside Fast Recovery, so it counts a miss for every TSN it reports
-    // missing (RFC 9260 7.2.4): the third for the second loss, which goes out at once, under
-    // the same cwnd cut.
+    // Two losses in one window, the second near its end with only two packets after it. On
+    // this zero-delay link RACK (patch 6) declares each lost as soon as a packet sent after it
+    // is SACKed, so both repairs go out during the window (with miss counting alone, the
+    // second waited for the SACK of the first repair); either way cwnd is cut once for the
+    // window, and Fast Recovery lasts until its last TSN is acknowledged.
     let (mut sender, mut receiver) = link(32)?;
     let now = Instant::now();
     let window = sender.cwnd;
     let (sent, repairs) = window_with_losses(&mut sender, &mut receiver, 20, &[0, 17], now)?;
-    assert_eq!(vec![sent[0]], data_tsns(&repairs));
-    assert!(sender.in_fast_recovery);
-
-    let next = round_trip(&mut sender, &mut receiver, repairs, now)?;
-    assert_eq!(vec![sent[17]], data_tsns(&next));
+    assert_eq!(vec![sent[0], sent[17]], data_tsns(&repairs));
     assert!(
         sender.in_fast_recovery,
         "the exit point is the last TSN of the window"
@@ -180,7 +177,7 @@ fn fast_recovery_lasts_the_window_and_cuts_cwnd_once() -> Result<()> {
         "cwnd is cut once for the window"
     );
 
-    round_trip(&mut sender, &mut receiver, next, now)?;
+    round_trip(&mut sender, &mut receiver, repairs, now)?;
     assert!(sender.inflight_queue.is_empty());
     assert!(!sender.in_fast_recovery);
     Ok(())
@@ -260,5 +257,89 @@ fn a_duplicate_is_sacked_at_once_and_reported() -> Result<()> {
     assert_eq!(1, answer.len(), "no delay for a duplicate");
     assert_eq!(tsn, answer[0].cumulative_tsn_ack);
     assert_eq!(vec![tsn], answer[0].duplicate_tsn);
+    Ok(())
+}
+
+/// RACK-TLP (RFC 8985): the last two of three packets are lost, so no SACK reports them
+/// missing. A tail-loss probe (the highest outstanding TSN again) goes out two round trips
+/// (at least 10 ms) after the last SACK instead of waiting 200 ms for the T3-rtx timer; its
+/// SACK shows the gap, and RACK declares the other lost packet lost at once: it was sent
+/// before the probe, which was delivered, and a round trip has passed.
+#[test]
+fn a_lost_tail_is_probed_long_before_the_rto() -> Result<()> {
+    let (mut sender, mut receiver) = link(16)?;
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+
+    write(&mut sender, 3, t0)?;
+    let mut packets = transmit(&mut sender, t0);
+    let sent = data_tsns(&packets);
+    assert_eq!(3, sent.len());
+    packets.truncate(1);
+    let after_first = round_trip(&mut sender, &mut receiver, packets, t0 + ms(2))?;
+    assert!(data_tsns(&after_first).is_empty());
+
+    let probe_at = sender.poll_timeout().unwrap();
+    assert!(
+        probe_at <= t0 + ms(2) + ms(10),
+        "a probe is due {:?} after the last SACK, not at the 200 ms RTO",
+        probe_at - (t0 + ms(2))
+    );
+    sender.handle_timeout(probe_at);
+    let probe = transmit(&mut sender, probe_at);
+    assert_eq!(
+        vec![sent[2]],
+        data_tsns(&probe),
+        "the probe is the highest TSN"
+    );
+
+    let repair = round_trip(&mut sender, &mut receiver, probe, probe_at + ms(2))?;
+    assert_eq!(
+        vec![sent[1]],
+        data_tsns(&repair),
+        "RACK repairs the other loss at once"
+    );
+    assert!(
+        sender.in_fast_recovery,
+        "the loss cuts cwnd once, as fast retransmit does"
+    );
+    Ok(())
+}
+
+/// RACK (RFC 8985): a lost packet with a single packet behind it gets one miss indication,
+/// never the three fast retransmit needs, and used to wait for the T3-rtx timer (200 ms). It
+/// is declared lost once the packet sent after it is SACKed and a round trip plus the
+/// reordering window has passed since it left.
+#[test]
+fn a_loss_with_one_packet_behind_it_is_repaired_within_a_round_trip() -> Result<()> {
+    let (mut sender, mut receiver) = link(16)?;
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+
+    // A first round trip gives RACK its shortest RTT (2 ms, so a 0.5 ms reordering window).
+    write(&mut sender, 1, t0)?;
+    let first = transmit(&mut sender, t0);
+    round_trip(&mut sender, &mut receiver, first, t0 + ms(2))?;
+
+    let t1 = t0 + ms(30);
+    write(&mut sender, 2, t1)?;
+    let mut packets = transmit(&mut sender, t1);
+    let sent = data_tsns(&packets);
+    assert_eq!(2, sent.len());
+    packets.remove(0);
+    // The second packet's SACK arrives 1 ms later: the first is not yet a round trip old.
+    let early = round_trip(&mut sender, &mut receiver, packets, t1 + ms(1))?;
+    assert!(
+        data_tsns(&early).is_empty(),
+        "within the reordering allowance"
+    );
+    let due = sender.poll_timeout().unwrap();
+    assert!(
+        due <= t1 + ms(3),
+        "RACK's timer is due {:?} after the send, not at the 200 ms RTO",
+        due - t1
+    );
+    sender.handle_timeout(due);
+    assert_eq!(vec![sent[0]], data_tsns(&transmit(&mut sender, due)));
     Ok(())
 }

@@ -50,6 +50,11 @@ use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
 /// three miss indications the sender needs to fast retransmit, in case one is lost.
 const SACKS_PER_NEW_GAP: u8 = 4;
 
+/// The shortest tail-loss probe timeout, in milliseconds (RFC 8985 §7.2 leaves the floor to the
+/// implementation; Linux uses 10 ms): on a path of a few milliseconds twice the smoothed RTT
+/// would be shorter than the scheduling jitter of a loaded host.
+const TLP_MIN_MS: u64 = 10;
+
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
 use log::{debug, error, trace, warn};
@@ -237,6 +242,17 @@ pub struct Association {
     pub(crate) in_fast_recovery: bool,
     fast_recover_exit_point: u32,
 
+    // RACK-TLP (RFC 8985), see `rack_detect_loss` and `on_rack_timeout`.
+    /// When the most recently sent of the chunks acknowledged so far was (last) sent, and its
+    /// TSN (chunks sent in one burst share an instant; the TSN orders them).
+    rack_xmit: Option<(Instant, u32)>,
+    /// The round trip that chunk took.
+    rack_rtt: Duration,
+    /// The shortest round trip measured on a chunk sent once.
+    rack_min_rtt: Option<Duration>,
+    /// A tail-loss probe went out and no SACK acknowledged new data since.
+    tlp_outstanding: bool,
+
     // Chunks stored for retransmission
     stored_init: Option<ChunkInit>,
     stored_cookie_echo: Option<ChunkCookieEcho>,
@@ -336,6 +352,10 @@ impl Default for Association {
             ssthresh: 0,
             partial_bytes_acked: 0,
             in_fast_recovery: false,
+            rack_xmit: None,
+            rack_rtt: Duration::ZERO,
+            rack_min_rtt: None,
+            tlp_outstanding: false,
             fast_recover_exit_point: 0,
 
             // Chunks stored for retransmission
@@ -542,6 +562,8 @@ impl Association {
 
             if timer == Timer::Ack {
                 self.on_ack_timeout();
+            } else if timer == Timer::Rack {
+                self.on_rack_timeout(now);
             } else if failure {
                 self.on_retransmission_failure(timer);
             } else {
@@ -1556,6 +1578,10 @@ impl Association {
             highest_reported,
             cum_tsn_ack_point_advanced,
         )?;
+        if total_bytes_acked > 0 {
+            self.tlp_outstanding = false;
+        }
+        self.rack_detect_loss(now);
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1829,6 +1855,7 @@ impl Association {
             if let Some(mut c) = self.inflight_queue.pop(i) {
                 if c.acknowledge() {
                     newly_acked_data |= c.nsent > 0;
+                    self.rack_on_delivered(c.since, c.tsn, c.nsent, now);
 
                     let n_bytes_acked = c.user_data.len() as i64;
                     total_bytes_acked += n_bytes_acked;
@@ -1892,6 +1919,10 @@ impl Association {
                     0
                 };
 
+                if newly_acknowledged && let Some(c) = self.inflight_queue.get(tsn) {
+                    let (since, nsent) = (c.since, c.nsent);
+                    self.rack_on_delivered(since, tsn, nsent, now);
+                }
                 if let Some(c) = self.inflight_queue.get(tsn) {
                     if newly_acknowledged {
                         newly_acked_data |= c.nsent > 0;
@@ -2053,27 +2084,7 @@ impl Association {
                         // 1)  Mark the DATA chunk(s) with three miss indications for
                         //     retransmission, in Fast Recovery or not.
                         self.will_retransmit_fast = true;
-                        if !self.in_fast_recovery {
-                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of
-                            //     the destination address(es) to which the missing DATA
-                            //     chunks were last sent, according to the formula described
-                            //     in Section 7.2.3, and mark the highest outstanding TSN as
-                            //     the Fast Recovery exit point: cwnd is cut once per window
-                            //     of data, however many of its chunks were lost.
-                            self.in_fast_recovery = true;
-                            self.fast_recover_exit_point = self.my_next_tsn.wrapping_sub(1);
-                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                            self.cwnd = self.ssthresh;
-                            self.partial_bytes_acked = 0;
-
-                            trace!(
-                                "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
-                                self.side,
-                                self.cwnd,
-                                self.ssthresh,
-                                self.inflight_queue.get_num_bytes()
-                            );
-                        }
+                        self.enter_fast_recovery();
                     }
                 }
             } else {
@@ -2088,6 +2099,156 @@ impl Association {
         }
 
         Ok(())
+    }
+
+    /// RFC 9260 §7.2.4 2): if not in Fast Recovery, adjust the ssthresh and cwnd of the
+    /// destination address(es) to which the missing DATA chunks were last sent, according
+    /// to the formula described in Section 7.2.3, and mark the highest outstanding TSN as the
+    /// Fast Recovery exit point: cwnd is cut once per window of data, however many of its
+    /// chunks were lost (by miss indications or by RACK).
+    fn enter_fast_recovery(&mut self) {
+        if self.in_fast_recovery {
+            return;
+        }
+        self.in_fast_recovery = true;
+        self.fast_recover_exit_point = self.my_next_tsn.wrapping_sub(1);
+        self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
+        self.cwnd = self.ssthresh;
+        self.partial_bytes_acked = 0;
+        trace!(
+            "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
+            self.side,
+            self.cwnd,
+            self.ssthresh,
+            self.inflight_queue.get_num_bytes()
+        );
+    }
+
+    /// RACK (RFC 8985 §6.2 step 2): a chunk newly acknowledged, last sent at `since`
+    /// (`nsent` times), is the most recently sent one delivered so far unless one sent later
+    /// was delivered before. A retransmitted chunk acknowledged sooner than the shortest
+    /// round trip may be acknowledged for its first transmission: it is ignored.
+    fn rack_on_delivered(&mut self, since: Option<Instant>, tsn: u32, nsent: u32, now: Instant) {
+        let Some(sent) = since else { return };
+        let rtt = now.saturating_duration_since(sent);
+        if nsent > 1 && self.rack_min_rtt.is_some_and(|min| rtt < min) {
+            return;
+        }
+        if nsent == 1 {
+            self.rack_min_rtt = Some(self.rack_min_rtt.map_or(rtt, |min| min.min(rtt)));
+        }
+        if self
+            .rack_xmit
+            .is_none_or(|(t, n)| sent > t || (sent == t && sna32gt(tsn, n)))
+        {
+            self.rack_xmit = Some((sent, tsn));
+            self.rack_rtt = rtt;
+        }
+    }
+
+    /// RACK's reordering window: a quarter of the shortest round trip (RFC 8985 §6.2 step 4).
+    fn rack_reo_wnd(&self) -> Duration {
+        self.rack_min_rtt.unwrap_or_default() / 4
+    }
+
+    /// RACK loss detection (RFC 8985 §6.2 step 5): an outstanding chunk sent before the most
+    /// recently sent chunk that was delivered is lost once a round trip and the reordering
+    /// window have passed since it was sent; it is fast retransmitted (entering Fast Recovery
+    /// if needed), however few miss indications it has and even if it was a retransmission.
+    /// The Rack timer is set for the earliest chunk not yet due, or for a tail-loss probe.
+    fn rack_detect_loss(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut lost = false;
+        if let Some((xmit, xmit_tsn)) = self.rack_xmit {
+            let wait = self.rack_rtt + self.rack_reo_wnd();
+            let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
+            while let Some(c) = self.inflight_queue.get_mut(tsn) {
+                let this = tsn;
+                tsn = tsn.wrapping_add(1);
+                let Some(sent) = c.since else { continue };
+                // Within one instant, first transmissions go out in TSN order and
+                // retransmissions after them.
+                if sent > xmit || (sent == xmit && (c.nsent > 1 || sna32gte(this, xmit_tsn))) {
+                    if c.nsent == 1 {
+                        // First transmissions go out in TSN order: all later ones were sent
+                        // later still.
+                        break;
+                    }
+                    continue;
+                }
+                if !c.is_outstanding() || c.is_fast_retransmit_candidate() || c.retransmit {
+                    continue;
+                }
+                let due = sent + wait;
+                if now >= due {
+                    c.rack_lost = true;
+                    lost = true;
+                    trace!("[{}] RACK: tsn={} lost", self.side, c.tsn);
+                } else {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
+            }
+        }
+        if lost {
+            self.will_retransmit_fast = true;
+            self.enter_fast_recovery();
+        }
+        self.rack_arm(now, next);
+    }
+
+    /// Sets the Rack timer: the earlier of `reorder` (a chunk RACK will declare lost then)
+    /// and, unless a probe is already out, the probe timeout (RFC 8985 §7.2): twice the
+    /// smoothed RTT, at least `TLP_MIN_MS`, plus the peer's delayed-SACK interval when a single
+    /// chunk is in flight, and never beyond the RTO.
+    fn rack_arm(&mut self, now: Instant, reorder: Option<Instant>) {
+        if self.inflight_queue.is_empty() {
+            self.timers.set(Timer::Rack, None);
+            return;
+        }
+        let probe = (!self.tlp_outstanding).then(|| {
+            let mut pto = (2 * self.rto_mgr.srtt).max(TLP_MIN_MS);
+            if self.inflight_queue.len() == 1 {
+                pto += ACK_INTERVAL;
+            }
+            now + Duration::from_millis(pto.min(self.rto_mgr.get_rto()))
+        });
+        let deadline = match (reorder, probe) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.timers.set(Timer::Rack, deadline);
+    }
+
+    /// The Rack timer fired: declare the chunks that are now due lost; if none is, and no
+    /// probe is out, send a tail-loss probe (RFC 8985 §7.3): the highest outstanding chunk
+    /// again, so that its SACK shows the receiver's state and RACK can find the losses before
+    /// it without waiting for the T3-rtx timer. The probe does not change cwnd.
+    fn on_rack_timeout(&mut self, now: Instant) {
+        let already_repairing = self.will_retransmit_fast;
+        self.rack_detect_loss(now);
+        if self.tlp_outstanding || (self.will_retransmit_fast && !already_repairing) {
+            // A probe is out already, or RACK found losses to repair: no probe.
+            return;
+        }
+        let highest = self
+            .inflight_queue
+            .sorted
+            .iter()
+            .rev()
+            .copied()
+            .find(|tsn| {
+                self.inflight_queue
+                    .get(*tsn)
+                    .is_some_and(|c| c.is_outstanding())
+            });
+        let Some(tsn) = highest else { return };
+        if let Some(c) = self.inflight_queue.get_mut(tsn) {
+            c.rack_lost = true;
+        }
+        self.tlp_outstanding = true;
+        self.will_retransmit_fast = true;
+        debug!("[{}] tail-loss probe: tsn={}", self.side, tsn);
+        self.rack_arm(now, None);
     }
 
     /// The caller must hold the lock. This method was only added because the
@@ -2413,6 +2574,9 @@ impl Association {
             trace!("[{}] T3-rtx timer start (pt1)", self.side);
             self.timers
                 .start_if_idle(Timer::T3RTX, now, self.rto_mgr.get_rto());
+            if self.timers.get(Timer::Rack).is_none() {
+                self.rack_arm(now, None);
+            }
 
             self.bundle_data_chunks_into_packets(chunks, &mut raw_packets);
         }
@@ -2563,6 +2727,8 @@ impl Association {
             for chunk in &mut to_fast_retrans {
                 if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                     c.nsent += 1;
+                    c.rack_lost = false;
+                    c.since = Some(now);
                     chunk.nsent = c.nsent;
                     self.stats.inc_fast_retrans();
                     trace!(
@@ -2740,6 +2906,8 @@ impl Association {
         for chunk in &mut chunks {
             if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                 c.retransmit = false;
+                c.rack_lost = false;
+                c.since = Some(now);
                 c.nsent += 1;
                 chunk.nsent = c.nsent;
                 trace!(
@@ -3418,6 +3586,10 @@ impl Association {
             Timer::T3RTX => {
                 self.stats.inc_t3timeouts();
                 self.rto_mgr.backoff();
+                // The timer marks everything outstanding for retransmission: no probe or
+                // RACK reordering timer is left to run (the next SACK sets them again).
+                self.timers.set(Timer::Rack, None);
+                self.tlp_outstanding = false;
                 // Refresh before C2 or mark_all_to_retrasmit reads abandoned().
                 if let Err(err) =
                     self.abandon_unretransmittable_messages(now, ChunkPayloadData::is_outstanding)

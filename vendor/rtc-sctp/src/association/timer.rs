@@ -10,7 +10,7 @@ pub(crate) const ACK_INTERVAL: u64 = 20;
 const MAX_INIT_RETRANS: usize = 8;
 const PATH_MAX_RETRANS: usize = 5;
 const NO_MAX_RETRANS: usize = usize::MAX;
-const TIMER_COUNT: usize = 6;
+const TIMER_COUNT: usize = 7;
 
 #[derive(Debug, Copy, Clone)]
 /// Retransmission limits for the association's timers.
@@ -55,6 +55,8 @@ pub(crate) enum Timer {
     T3RTX = 3,
     Reconfig = 4,
     Ack = 5,
+    /// RACK's reordering timer and the tail-loss probe timeout (RFC 8985 §6.2, §7.2).
+    Rack = 6,
 }
 
 impl Timer {
@@ -65,6 +67,7 @@ impl Timer {
         Timer::T3RTX,
         Timer::Reconfig,
         Timer::Ack,
+        Timer::Rack,
     ];
 }
 
@@ -88,6 +91,7 @@ impl TimerTable {
                 time_config.max_t3_rtx_retrans,      //T3RTX
                 time_config.max_reconfig_retrans,    //Reconfig
                 time_config.max_ack_retrans,         //Ack
+                NO_MAX_RETRANS,                      //Rack: never fails the association
             ],
             ..Default::default()
         }

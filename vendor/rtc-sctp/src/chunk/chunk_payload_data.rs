@@ -176,6 +176,11 @@ pub struct ChunkPayloadData {
     /// Retransmission flag set when T1-RTX timeout occurred and this
     /// chunk is still in the inflight queue
     pub(crate) retransmit: bool,
+
+    /// Declared lost by RACK (RFC 8985), or chosen as a tail-loss probe: retransmit it with
+    /// the next fast retransmissions, whatever its miss indications and however often it
+    /// was sent already.
+    pub(crate) rack_lost: bool,
 }
 
 impl Default for ChunkPayloadData {
@@ -200,6 +205,7 @@ impl Default for ChunkPayloadData {
             nsent: 0,
             abandoned: false,
             retransmit: false,
+            rack_lost: false,
         }
     }
 }
@@ -285,6 +291,7 @@ impl Chunk for ChunkPayloadData {
             nsent: 0,
             abandoned: false,
             retransmit: false,
+            rack_lost: false,
         })
     }
 
@@ -325,7 +332,7 @@ impl ChunkPayloadData {
     }
 
     pub(crate) fn is_fast_retransmit_candidate(&self) -> bool {
-        self.is_outstanding() && self.nsent == 1 && self.miss_indicator >= 3
+        self.is_outstanding() && (self.rack_lost || (self.nsent == 1 && self.miss_indicator >= 3))
     }
 
     /// Record peer progress without changing payload ownership.
@@ -333,11 +340,13 @@ impl ChunkPayloadData {
         let newly_acknowledged = !self.acknowledged;
         self.acknowledged = true;
         self.retransmit = false;
+        self.rack_lost = false;
         newly_acknowledged
     }
 
     pub(crate) fn mark_abandoned(&mut self) {
         self.abandoned = true;
         self.retransmit = false;
+        self.rack_lost = false;
     }
 }
