@@ -56,7 +56,26 @@ fn the_javascript_gives_the_rust_known_answers() {
 }
 
 fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
-    let Some(node) = node() else { return };
+    relay_between_two_dcsend_peers(None);
+}
+
+/// The library's requests fail on the way (a lost answer, a balancer's 502, a refused
+/// connection: every third request): it sends each again, and the server's `?key`, `?seq` and
+/// `?next` make the repeats harmless, so the relay still works, every message once and in order.
+fn the_javascript_relays_through_failing_requests() {
+    let log = relay_between_two_dcsend_peers(Some(3));
+    for mode in ["lost-answer: POST", "lost-answer: GET", "bad-gateway", "refused"] {
+        assert!(log.contains(&format!("injected {mode}")), "no {mode} was injected:\n{log}");
+    }
+}
+
+/// Runs the relay (see the module's docs), with every `flaky`th request of the library failing;
+/// returns the relay's output.
+fn relay_between_two_dcsend_peers(flaky: Option<u32>) -> String {
+    let Some(mut node) = node() else { return String::new() };
+    if let Some(n) = flaky {
+        node.env("DCSEND_TEST_FLAKY", n.to_string());
+    }
     let dir = tempfile::tempdir().unwrap();
     let (_server, addr) = signal_server(dir.path(), &[]);
     let base = format!("http://{addr}/");
@@ -89,6 +108,7 @@ fn two_dcsend_peers_connect_through_descriptions_the_javascript_relayed() {
     }
     assert!(std::fs::read(out.join("payload.bin")).unwrap() == data, "the bytes differ");
     assert!(recv.stderr_text().contains("SHA-256 verified"), "{}", recv.stderr_text());
+    log
 }
 
 fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
@@ -113,5 +133,6 @@ fn a_wrong_secret_in_the_javascript_makes_dcsend_exit_3() {
 crate::skippable_tests!(
     the_javascript_gives_the_rust_known_answers,
     two_dcsend_peers_connect_through_descriptions_the_javascript_relayed,
+    the_javascript_relays_through_failing_requests,
     a_wrong_secret_in_the_javascript_makes_dcsend_exit_3,
 );

@@ -32,6 +32,10 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 const SEAT_RETRIES = 4;
 /** The response header of a `204` poll that carries a notice from the server (`KIND: TEXT`). */
 const NOTICE_HEADER = 'dcsend-notice';
+/** The response header that numbers a message read with `?next=` (docs/signaling.md). */
+const SEQ_HEADER = 'dcsend-seq';
+/** How long a request that failed on the way is sent again (src/signal/client.rs `RETRY_FOR`). */
+const RETRY_FOR_MS = 15_000;
 /** The notice kind that says the other side left (src/signal/rooms.rs `PEER_LEFT`). */
 const PEER_LEFT = 'peer-left';
 
@@ -508,6 +512,48 @@ async function fetchWithin(url, init, ms, signal) {
   }
 }
 
+/**
+ * A response worth sending the same request again for: a balancer whose instance died (`502`,
+ * `504`), or an instance whose room store is briefly down (`503` with `Retry-After`).
+ * @param {Response} response
+ */
+function transient(response) {
+  const s = response.status;
+  return s === 502 || s === 504 || (s === 503 && response.headers.has('retry-after'));
+}
+
+/**
+ * Sends the request `send` makes, again while it fails in a transient way, for up to
+ * `RETRY_FOR_MS`: every request of this client can be repeated safely (the join carries a key,
+ * each message its number, each read the number of the next message wanted), so a request whose
+ * answer was lost is sent again, to whichever instance a balancer picks. `reached`: we have
+ * talked to this server before, so a failed connection is an outage to wait out rather than a
+ * wrong URL. Nothing is repeated once `stop` fired.
+ * @param {() => Promise<Response>} send @param {boolean} reached @param {AbortSignal} [stop]
+ * @returns {Promise<Response>}
+ */
+async function withRetries(send, reached, stop) {
+  const giveUp = Date.now() + RETRY_FOR_MS;
+  let pause = 100;
+  for (;;) {
+    /** @type {Response | undefined} */
+    let response;
+    let error;
+    try {
+      response = await send();
+    } catch (e) {
+      error = e;
+    }
+    const again = response !== undefined ? transient(response) : reached && !stop?.aborted;
+    if (!again || Date.now() + pause > giveUp) {
+      if (response === undefined) throw error;
+      return response;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    pause = Math.min(pause * 2, 1000);
+  }
+}
+
 /** @param {PeerUrl} url @param {unknown} err */
 function unreachable(url, err) {
   let reason = err instanceof Error ? err.message : String(err);
@@ -572,10 +618,13 @@ export class Client {
    */
   static async join(url, onNotice = () => {}) {
     if (url.room === null) throw new TypeError('the URL names no room');
+    // The same key gets the same seat, so a join whose answer was lost can be sent again.
+    const key = [...randomBytes(16)].map((b) => b.toString(16).padStart(2, '0')).join('');
     for (let retries = 0; ; retries++) {
       let response;
       try {
-        response = await fetchWithin(url.endpoint(), { method: 'POST' }, REQUEST_TIMEOUT_MS);
+        const join = () => fetchWithin(`${url.endpoint()}?key=${key}`, { method: 'POST' }, REQUEST_TIMEOUT_MS);
+        response = await withRetries(join, false);
       } catch (e) {
         throw unreachable(url, e);
       }
@@ -622,6 +671,10 @@ export class Client {
     this.iceServers = [];
     /** @private What a poll got while we were busy (`presentWhile`), for the next `recv`. */
     this.stash = null;
+    /** @private Messages we have sent: the number of the next one (`?seq=`). */
+    this.sent = 0;
+    /** @private The number of the next message we want from the other peer (`?next=`). */
+    this.next = 0;
   }
 
   /**
@@ -631,9 +684,11 @@ export class Client {
    */
   async presentWhile(work) {
     const busy = new AbortController();
-    this.recv(Date.now() + 24 * 3600_000, busy.signal).then(
+    const poll = this.recv(Date.now() + 24 * 3600_000, busy.signal).then(
       (got) => {
-        if (!busy.signal.aborted) this.stash = { got };
+        // A message read as we stopped is kept too: the server counts it as read once we ask
+        // for the next one.
+        if (got !== null) this.stash = { got };
       },
       (err) => {
         if (!busy.signal.aborted) this.stash = { err };
@@ -643,6 +698,8 @@ export class Client {
       return await work;
     } finally {
       busy.abort(new Error('done'));
+      // Settled at once by the abort; waiting for it keeps its message ahead of the next read.
+      await poll;
     }
   }
 
@@ -677,17 +734,22 @@ export class Client {
       this.stash = null;
       throw err;
     }
-    let response;
-    try {
-      response = await fetchWithin(
-        this.url.endpoint(this.peer),
-        { method: 'POST', headers: { 'content-type': 'application/json' }, body: envelopeToJson(msg) },
+    const seq = this.sent;
+    const body = envelopeToJson(msg);
+    const post = () =>
+      fetchWithin(
+        `${this.url.endpoint(this.peer)}?seq=${seq}`,
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body },
         REQUEST_TIMEOUT_MS,
       );
+    let response;
+    try {
+      response = await withRetries(post, true);
     } catch (e) {
       throw unreachable(this.url, e);
     }
     await this.check(response);
+    this.sent = seq + 1;
   }
 
   /**
@@ -709,7 +771,8 @@ export class Client {
       if (left <= 0) return null;
       // Round up so a short remaining wait still waits; the server caps it.
       const wait = Math.min(Math.ceil(left / 1000), MAX_WAIT_SECS);
-      const url = `${this.url.endpoint(this.peer)}?wait=${wait}`;
+      const next = this.next;
+      const url = `${this.url.endpoint(this.peer)}?wait=${wait}&next=${next}`;
       const untilDeadline = new AbortController();
       const timer = setTimeout(() => untilDeadline.abort(new Error('deadline')), left);
       const onStop = () => untilDeadline.abort(new Error('stopped'));
@@ -717,7 +780,8 @@ export class Client {
       let response;
       try {
         if (stop?.aborted) return null;
-        response = await fetchWithin(url, { method: 'GET' }, wait * 1000 + REQUEST_TIMEOUT_MS, untilDeadline.signal);
+        const get = () => fetchWithin(url, { method: 'GET' }, wait * 1000 + REQUEST_TIMEOUT_MS, untilDeadline.signal);
+        response = await withRetries(get, true, untilDeadline.signal);
       } catch (e) {
         if (untilDeadline.signal.aborted) return null;
         throw unreachable(this.url, e);
@@ -736,7 +800,13 @@ export class Client {
         this.onNotice(text);
       }
       if (response.status === 204) continue;
-      const body = new Uint8Array(await response.arrayBuffer());
+      let body;
+      try {
+        body = new Uint8Array(await response.arrayBuffer());
+      } catch (e) {
+        // Not acknowledged (`next` is unchanged), so the server gives it again.
+        throw unreachable(this.url, e);
+      }
       if (body.length > MAX_MESSAGE_BYTES) {
         throw new SignalError('out-of-order', 'the peer sent a message out of order (a message larger than the server allows)');
       }
@@ -746,6 +816,11 @@ export class Client {
       } catch {
         text = '';
       }
+      // Acknowledged by the next read. Messages come in order and without gaps, so the count
+      // we received is the next number; the server's header (which a proxy may drop) only
+      // confirms it.
+      const seq = Number.parseInt(response.headers.get(SEQ_HEADER) ?? '', 10);
+      this.next = (Number.isSafeInteger(seq) ? Math.max(next, seq) : next) + 1;
       const envelope = envelopeFromJson(text);
       if (envelope === null) throw notSignaling(this.url, 'it relayed a message that is not dcsend signaling');
       return envelope;

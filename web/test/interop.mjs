@@ -13,6 +13,12 @@
 //
 // Prints progress lines on stdout; exits 0 on success, 1 on a failed check, 3 on a SignalError.
 // MODULE (env DCSEND_WEB_MODULE) defaults to the committed bundle.
+//
+// With DCSEND_TEST_FLAKY=N, every Nth GET and every Nth POST the library makes fails on the
+// way, in turn: its answer is lost after the server handled it, a balancer answers 502 without
+// passing it on, or the connection is refused. (A join only gets the 502: a client that never
+// reached the server must not mistake a wrong URL for an outage.) Each is printed as
+// `injected MODE: METHOD PATH`.
 
 import { pathToFileURL } from 'node:url';
 
@@ -20,6 +26,27 @@ const modulePath = process.env.DCSEND_WEB_MODULE
   ? pathToFileURL(process.env.DCSEND_WEB_MODULE).href
   : new URL('../dist/dcsend-signal.js', import.meta.url).href;
 const { PeerUrl, Client, authenticate, sendDescription, recvDescription, SignalError } = await import(modulePath);
+
+const flaky = Number(process.env.DCSEND_TEST_FLAKY ?? 0);
+if (flaky > 0) {
+  const realFetch = globalThis.fetch;
+  const modes = ['lost-answer', 'bad-gateway', 'refused'];
+  // Per method, so that reads and posts each get every mode.
+  const count = { GET: 0, POST: 0 };
+  const injected = { GET: 0, POST: 0 };
+  globalThis.fetch = async (input, init) => {
+    const method = init?.method ?? 'GET';
+    if (!(method in count) || ++count[method] % flaky !== 0) return realFetch(input, init);
+    const url = new URL(String(input));
+    const mode = url.searchParams.has('key') ? 'bad-gateway' : modes[injected[method]++ % modes.length];
+    console.log(`injected ${mode}: ${method} ${url.pathname}${url.search}`);
+    if (mode === 'bad-gateway') return new Response('bad gateway', { status: 502 });
+    if (mode === 'refused') throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED (injected)') });
+    const response = await realFetch(input, init);
+    await response.arrayBuffer();
+    throw new TypeError('fetch failed', { cause: new Error('socket hang up (injected)') });
+  };
+}
 
 const STEP_MS = 30_000;
 const JOIN_MS = 60_000;
