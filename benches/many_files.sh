@@ -9,7 +9,8 @@
 #   BINS="/tmp/dcsend-before target/release/dcsend" benches/many_files.sh
 #
 # With several BINS, each run takes them in turn (A B A B ...), so a machine whose load
-# changes during the measurement treats them alike. Prints one line per run, then per binary
+# changes during the measurement treats them alike. CP=1 adds `cp -r` of the same tree into
+# the same file system, then `sync`, to each round: what the file system alone costs. Prints one line per run, then per binary
 # the median seconds, files/s at that median, and the median CPU of each side. The load
 # average is printed before and after: on a shared machine the wall times mean little without it.
 # Needs /usr/bin/time (Debian package `time`).
@@ -22,6 +23,7 @@ SIZE=${SIZE:-4096}
 RUNS=${RUNS:-5}
 OUT=${OUT:-/dev/shm}
 EXTRA=${EXTRA:-}
+CP=${CP:-0}
 
 data=$(mktemp -d "${TMPDIR:-/tmp}/dcsend-many-data.XXXXXX")
 work=$(mktemp -d "$OUT/dcsend-many.XXXXXX")
@@ -65,7 +67,16 @@ one() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A secs send recv
+cps=""
 for ((r = 1; r <= RUNS; r++)); do
+  if [ "$CP" = 1 ]; then
+    start=$(date +%s.%N)
+    cp -r "$data/many" "$work/cp" && sync
+    t=$(echo "$(date +%s.%N) - $start" | bc)
+    rm -rf "$work/cp"
+    cps+="$t "
+    printf 'run %d  %-40s %6.2f s  %6.0f files/s\n' "$r" "cp -r + sync" "$t" "$(echo "$FILES / $t" | bc -l)"
+  fi
   for b in "${!BINS[@]}"; do
     read -r t s c < <(one "${BINS[$b]}")
     secs[$b]+="$t " send[$b]+="$s " recv[$b]+="$c "
@@ -74,6 +85,10 @@ for ((r = 1; r <= RUNS; r++)); do
   done
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$CP" = 1 ]; then
+  m=$(tr ' ' '\n' <<<"$cps" | grep . | median)
+  printf '%-40s median %.2f s = %.0f files/s; runs: %s\n' "cp -r + sync" "$m" "$(echo "$FILES / $m" | bc -l)" "$cps"
+fi
 for b in "${!BINS[@]}"; do
   m=$(tr ' ' '\n' <<<"${secs[$b]}" | grep . | median)
   printf '%-40s median %.2f s = %.0f files/s; runs: %s; cpu send %s recv %s (medians)\n' \
