@@ -696,6 +696,8 @@ mod tests {
             let part = part_in(dir.path(), name);
             let err = Partial::open(&part, 9, &CancellationToken::new()).unwrap_err();
             assert!(err.to_string().contains(want), "resume {name}: {err}");
+            let err = Held::new(part.clone()).unwrap_err();
+            assert!(err.to_string().contains(want), "held {name}: {err}");
             let err = Sink::open(SinkTarget::Part(part)).unwrap_err();
             assert!(err.to_string().contains(want), "fresh {name}: {err}");
             assert!(err.to_string().contains("remove it"), "says what to do: {err}");
@@ -715,6 +717,31 @@ mod tests {
         sink.finish().await.unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
         assert_eq!(std::fs::read(dir.path().join("x.part")).unwrap(), b"new");
+    }
+
+    /// A held file is hashed as it comes and written whole, with its mode and time, through
+    /// [`Folder::create`]: a hard-linked `NAME.part` is cut, not written through.
+    #[test]
+    fn a_held_file_is_written_whole_with_its_meta_and_cuts_a_hard_link() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"precious").unwrap();
+        std::fs::hard_link(&outside, dir.path().join("x.part")).unwrap();
+        let mut held = Held::new(part_in(dir.path(), "x.part")).unwrap();
+        held.push(Bytes::from_static(b"ab"));
+        held.push(Bytes::from_static(b"c"));
+        let meta = FileMeta { exec: true, mtime_ns: Some(1_500_000_000_123_456_789) };
+        let (written, file) = held.finish(meta);
+        assert_eq!(written, Written { bytes: 3, sha256: Digest::of(b"abc") });
+        assert!(std::fs::read(&outside).unwrap() == b"precious", "nothing before the write");
+        file.write().unwrap();
+        let path = dir.path().join("x.part");
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        let m = std::fs::metadata(&path).unwrap();
+        assert_ne!(m.permissions().mode() & 0o100, 0, "executable");
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_500_000_000, 123_456_789));
+        assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
     }
 
     #[tokio::test]
