@@ -259,12 +259,15 @@ fn movie_after_movie_part_never_clobbers_it() {
     assert!(std::fs::read(s.out().join("movie.part")).unwrap() == data);
 }
 
-/// The ack promises the file survives a power cut: the receiver renames the verified file,
-/// then syncs its file system (`syncfs`, one for a batch of small files: the file's data and
-/// its new name both). A power cut cannot be simulated here, so this watches the system calls
-/// with `strace` (ignored without it, unless `DCSEND_TEST_REQUIRE_STRACE=1`): a `syncfs`
-/// after the `renameat` of `payload.bin.part` to `payload.bin`.
-fn the_folder_is_synced_after_the_rename() {
+/// The ack promises the file survives a power cut, and a power cut never leaves a `NAME`
+/// whose data did not reach the disk: the receiver syncs its file system (`syncfs`, one for a
+/// batch of files) after writing each verified `NAME.part` and before renaming it to `NAME`,
+/// and again after the rename, before the ack. A power cut cannot be simulated here, so this
+/// watches the system calls with `strace` (ignored without it, unless
+/// `DCSEND_TEST_REQUIRE_STRACE=1`), for a small file (held in memory until verified, then
+/// written by its batch) and a larger one (streamed to its `.part` as it arrives): between
+/// the creation of each `NAME.part` and its rename a `syncfs`, and another after the rename.
+fn data_is_synced_before_the_rename_and_the_name_after() {
     let have_strace = std::process::Command::new("strace")
         .arg("-V")
         .stdout(std::process::Stdio::null())
@@ -274,30 +277,43 @@ fn the_folder_is_synced_after_the_rename() {
         return skip("STRACE", "strace is not installed (Debian: strace)");
     }
     let s = Setup::new();
-    let (src, data) = s.source("payload.bin", 100_000, 30);
+    let (small, small_data) = s.source("small.txt", 3_000, 31);
+    let (large, large_data) = s.source("payload.bin", 100_000, 30);
     let trace = s.tmp.path().join("recv.strace");
     let t = Tokens::in_dir(s.tmp.path());
     let mut rx = std::process::Command::new("strace");
-    rx.args(["-f", "-qq", "-e", "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2", "-o"]);
-    rx.arg(&trace).arg(env!("CARGO_BIN_EXE_dcsend"));
+    rx.args(["-f", "-qq", "-e", "trace=openat,fsync,fdatasync,syncfs,rename,renameat,renameat2"]);
+    rx.arg("-o").arg(&trace).arg(env!("CARGO_BIN_EXE_dcsend"));
     rx.arg("recv").args(LOOPBACK).arg("--sdp-in").arg(&t.offer).arg("--sdp-out").arg(&t.answer);
     rx.arg("-o").arg(format!("{}/", s.out().display()));
     rx.stdin(std::process::Stdio::null());
     let mut recv = Proc::spawn("recv", rx, s.tmp.path());
-    let mut send = Proc::spawn("send", sender(&[&src], &t), s.tmp.path());
+    let mut send = Proc::spawn("send", sender(&[&small, &large], &t), s.tmp.path());
     send.expect_code(0, WAIT);
     recv.expect_code(0, WAIT);
-    assert!(std::fs::read(s.out().join("payload.bin")).unwrap() == data);
+    assert!(std::fs::read(s.out().join("small.txt")).unwrap() == small_data);
+    assert!(std::fs::read(s.out().join("payload.bin")).unwrap() == large_data);
     let calls = std::fs::read_to_string(&trace).unwrap();
     let lines: Vec<&str> = calls.lines().collect();
-    let rename = lines
-        .iter()
-        .position(|l| l.contains("rename") && l.contains("\"payload.bin.part\""))
-        .unwrap_or_else(|| panic!("no rename of payload.bin.part in:\n{calls}"));
-    assert!(
-        lines[rename + 1..].iter().any(|l| l.contains("syncfs(")),
-        "no syncfs after the rename:\n{calls}"
-    );
+    let find = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        lines.iter().position(|l| pred(l)).unwrap_or_else(|| panic!("no {what} in:\n{calls}"))
+    };
+    for name in ["small.txt", "payload.bin"] {
+        let part = format!("\"{name}.part\"");
+        let created = find("creation", &|l| {
+            l.contains("openat(") && l.contains(&part) && l.contains("O_CREAT")
+        });
+        let renamed = find("rename", &|l| l.contains("rename") && l.contains(&part));
+        assert!(created < renamed, "{name}: renamed before it was created:\n{calls}");
+        assert!(
+            lines[created..renamed].iter().any(|l| l.contains("syncfs(")),
+            "{name}: no syncfs between writing its .part and renaming it:\n{calls}"
+        );
+        assert!(
+            lines[renamed..].iter().any(|l| l.contains("syncfs(")),
+            "{name}: no syncfs after the rename:\n{calls}"
+        );
+    }
 }
 
 crate::skippable_tests!(
@@ -309,5 +325,5 @@ crate::skippable_tests!(
     an_output_file_that_is_a_dangling_symlink_is_refused_before_connecting,
     movie_part_and_con_txt_arrive_on_linux,
     movie_after_movie_part_never_clobbers_it,
-    the_folder_is_synced_after_the_rename,
+    data_is_synced_before_the_rename_and_the_name_after,
 );

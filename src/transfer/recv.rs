@@ -6,7 +6,8 @@
 //!
 //! This file is the message loop ([`receive`]) and the `Receiver`'s handlers for one
 //! item's life: `file`, data, `eof`, `ack`. Beside it: `place` decides where an item goes
-//! (the output folder, `NAME.part`, the final name, and what is refused), and `resume`
+//! (the output folder, `NAME.part`, the final name, and what is refused), `batch` makes the
+//! files verified since the last batch durable together before their acks, and `resume`
 //! answers a resuming `file` with `have` and the sender's `skip` (`recv --resume`).
 //!
 //! Must not import: webrtc, indicatif, `cli`.
@@ -19,13 +20,15 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod batch;
 mod place;
 mod resume;
 
+use self::batch::Batch;
 use self::place::{Placed, Placement, Placer};
 use super::codec;
 use super::session::{self, send_abort};
-use super::sink::{FileMeta, Partial, Sink, SinkTarget};
+use super::sink::{FileMeta, Held, HeldFile, Partial, Sink, SinkTarget};
 use super::wire::{Control, Role};
 use crate::error::{Stop, TransferError};
 use crate::peer::{ChannelEvent, ChannelPort, Outbound, PeerError};
@@ -104,6 +107,8 @@ struct Current {
 enum Out {
     /// Writing.
     Sink(Sink),
+    /// A small file, kept in memory until it is verified; its batch writes it.
+    Held(Held),
     /// `have` sent: no payload until the sender's `skip` says where it starts.
     AwaitingSkip {
         /// Where the payload goes when the sender starts over.
@@ -145,10 +150,8 @@ pub async fn receive<P: ChannelPort>(
         current: None,
         peer_is_dcsend: false,
         announced_total: false,
-        unacked: Vec::new(),
-        unacked_bytes: 0,
+        batch: Batch::new(),
         stored_bytes: 0,
-        last_sync: tokio::time::Instant::now() - ACK_BATCH,
         cancel: cancel.clone(),
     };
     let mut done = false;
@@ -158,11 +161,14 @@ pub async fn receive<P: ChannelPort>(
         let ev = tokio::select! {
             biased;
             () = cancel.cancelled() => {
+                // What was verified is kept, and confirmed, before the abort.
+                r.keep_held().await;
+                r.flush_acks(&port).await.ok();
                 send_abort(&port, &format!("the receiver was {}", Stop::shown())).await;
                 return Err(TransferError::Interrupted);
             }
             () = &mut linger => return Ok(r.outcome(true)),
-            () = sleep_until(r.acks_deadline()) => {
+            () = sleep_until(r.batch.deadline()) => {
                 if let Err(e) = r.flush_acks(&port).await {
                     send_abort(&port, &e.to_string()).await;
                     return Err(e);
@@ -177,10 +183,14 @@ pub async fn receive<P: ChannelPort>(
                     Err(TransferError::Protocol("done inside an item (no eof)".into()))
                 }
                 Ok(Control::Done) => {
-                    // A tree's folders get their times once nothing more is written in them;
-                    // then the last acks go.
-                    let finished = match r.placer.finish_folders() {
-                        Ok(()) => r.flush_acks(&port).await,
+                    // The last files are made durable and acknowledged; then a tree's
+                    // folders get their times, once nothing more is written in them.
+                    let finished = match r.flush_acks(&port).await {
+                        Ok(()) => match r.placer.finish_folders() {
+                            Ok(true) => r.placer.sync().await,
+                            Ok(false) => Ok(()),
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(e),
                     };
                     if let Err(e) = finished {
@@ -220,12 +230,15 @@ pub async fn receive<P: ChannelPort>(
             }
         };
         let step = match step {
-            Ok(()) if r.acks_due() => r.flush_acks(&port).await,
+            Ok(()) if r.batch.due() => r.flush_acks(&port).await,
             step => step,
         };
         if let Err(e) = step {
-            if !matches!(e, TransferError::PeerGone { .. }) {
-                // What was stored before is confirmed before the abort, if it can be.
+            r.keep_held().await;
+            // What was verified before is kept, and confirmed before the abort if it can be.
+            if matches!(e, TransferError::PeerGone { .. }) {
+                r.commit().await.ok();
+            } else {
                 r.flush_acks(&port).await.ok();
             }
             let reason = match e {
@@ -258,27 +271,12 @@ struct Receiver {
     /// The sender's `hello` announced the total size: the live view's total is not set per
     /// item.
     announced_total: bool,
-    /// Bytes of each file stored but not yet acknowledged: acks go in batches, each after one
-    /// sync of the file system ([`Receiver::flush_acks`]).
-    unacked: Vec<u64>,
-    /// Their sum.
-    unacked_bytes: u64,
-    /// When the last batch was made durable.
-    last_sync: tokio::time::Instant,
+    /// The files verified but not yet durable nor acknowledged: they are made durable
+    /// together, then acknowledged ([`Receiver::flush_acks`]).
+    batch: Batch,
     /// The sum of `items`' bytes.
     stored_bytes: u64,
 }
-
-/// At most one batch of acks (one sync of the file system) per this long: many small files
-/// share a sync, and a lone file is acknowledged at once.
-const ACK_BATCH: Duration = Duration::from_millis(100);
-
-/// A batch goes as soon as this many files wait, however soon after the last.
-const MAX_UNACKED: usize = 4096;
-
-/// ... or as soon as the files waiting hold this many bytes: batching is for small files;
-/// a larger one is synced and acknowledged at once, as a lone file is.
-const MAX_UNACKED_BYTES: u64 = 1 << 20;
 
 impl Receiver {
     /// Bytes of the items stored so far (kept as a sum: it is asked for every message, and
@@ -372,8 +370,14 @@ impl Receiver {
         if let Some(placed) = &placed {
             self.say_why_not_resumed(name, size, &placed.part);
         }
-        let sink = Sink::open(target).map_err(|e| TransferError::Refused(e.to_string()))?;
-        self.start(Out::Sink(sink), name, size, placed, meta);
+        let out = match (target, size) {
+            (SinkTarget::Part(part), Some(size)) if size <= Held::MAX_BYTES => {
+                Held::new(part).map(Out::Held)
+            }
+            (target, _) => Sink::open(target).map(Out::Sink),
+        };
+        let out = out.map_err(|e| TransferError::Refused(e.to_string()))?;
+        self.start(out, name, size, placed, meta);
         Ok(())
     }
 
@@ -429,9 +433,9 @@ impl Receiver {
             self.open(None, None, FileMeta::default())?;
         }
         let cur = self.current.as_mut().expect("opened above");
-        let Out::Sink(sink) = &cur.out else {
+        if let Out::AwaitingSkip { .. } = cur.out {
             return Err(TransferError::Protocol("payload before the sender's skip".into()));
-        };
+        }
         // Bounded: at most `codec::MAX_UNPACKED` bytes come out of one message.
         let data = match cur.framed {
             true => codec::unpack(&data).map_err(|e| TransferError::Protocol(e.to_string()))?,
@@ -444,6 +448,15 @@ impl Receiver {
             ));
         }
         cur.bytes += len;
+        let sink = match &mut cur.out {
+            Out::Held(held) => {
+                held.push(data);
+                self.meter.add_bytes(len);
+                return Ok(());
+            }
+            Out::Sink(sink) => sink,
+            Out::AwaitingSkip { .. } => unreachable!("refused above"),
+        };
         let written = stoppable(port, &self.cancel, watch, sink.write(data)).await?;
         if written.is_err() {
             let Some(Current { out: Out::Sink(sink), .. }) = self.current.take() else {
@@ -466,12 +479,20 @@ impl Receiver {
             .current
             .take()
             .ok_or_else(|| TransferError::Protocol("eof without a file header".into()))?;
-        let Out::Sink(sink) = cur.out else {
-            return Err(TransferError::Protocol("eof before the sender's skip".into()));
+        let (written, held) = match cur.out {
+            Out::Sink(sink) => {
+                let finish = sink.finish_with(cur.meta);
+                let written = stoppable(port, &self.cancel, self.watch_peer(), finish).await?;
+                (written.map_err(|e| write_error(Some(e)))?, None)
+            }
+            Out::Held(held) => {
+                let (written, file) = held.finish(cur.meta);
+                (written, Some(file))
+            }
+            Out::AwaitingSkip { .. } => {
+                return Err(TransferError::Protocol("eof before the sender's skip".into()));
+            }
         };
-        let finish = sink.finish_with(cur.meta);
-        let written = stoppable(port, &self.cancel, self.watch_peer(), finish).await?;
-        let written = written.map_err(|e| write_error(Some(e)))?;
         let path = cur.placed.as_ref().map(Placed::path);
         let label = path.as_ref().map_or("stdout".into(), |p| p.display().to_string());
         let mismatch = if written.bytes != bytes || cur.size.is_some_and(|s| s != bytes) {
@@ -486,16 +507,20 @@ impl Receiver {
             None
         };
         if let Some(detail) = mismatch {
+            // What arrived is left in its `.part`, as a streamed file's is.
+            if let Some(file) = held {
+                write_held(file).await.ok();
+            }
             // The acks of the files before come first.
             self.flush_acks(port).await?;
             let nack = Control::Ack { bytes: written.bytes, ok: false };
             port.send(Outbound::Text(nack.encode())).await.ok();
             return Err(TransferError::Integrity { name: label, detail });
         }
-        if let Some(placed) = &cur.placed {
-            self.placer.commit(placed).await?;
-        }
-        // Verified and stored: it counts as received even if the ack cannot reach the sender.
+        let rename = cur.placed.as_ref().and_then(|placed| self.placer.commit(placed));
+        // Durable and acknowledged with the next batch (see [`Receiver::flush_acks`]).
+        self.batch.add(bytes, held, rename);
+        // Verified: it counts as received even if the ack cannot reach the sender.
         self.meter.file_done();
         self.stored(Received {
             path,
@@ -504,44 +529,44 @@ impl Receiver {
             resumed_bytes: cur.resumed,
             discarded_bytes: cur.discarded,
         });
-        // Acknowledged once durable: with the next batch (see [`Receiver::flush_acks`]).
-        self.unacked.push(bytes);
-        self.unacked_bytes = self.unacked_bytes.saturating_add(bytes);
         Ok(())
     }
 
-    /// Whether the acks held back should go now: the first at once, and then at most one
-    /// batch (one sync of the file system) per [`ACK_BATCH`], or when [`MAX_UNACKED`] files
-    /// or [`MAX_UNACKED_BYTES`] wait (a file that large is acknowledged on its own, at once).
-    fn acks_due(&self) -> bool {
-        !self.unacked.is_empty()
-            && (self.unacked.len() >= MAX_UNACKED
-                || self.unacked_bytes >= MAX_UNACKED_BYTES
-                || self.last_sync.elapsed() >= ACK_BATCH)
-    }
-
-    /// When held-back acks are due at the latest (the loop wakes for them).
-    fn acks_deadline(&self) -> Option<tokio::time::Instant> {
-        (!self.unacked.is_empty()).then(|| self.last_sync + ACK_BATCH)
-    }
-
-    /// Makes the files stored since the last batch durable (one sync for all), then
-    /// acknowledges each, in order. A file counts as received once stored, whether or not
+    /// Makes the files verified since the last batch durable, in the order `batch.rs` gives
+    /// (write the files held in memory, sync, rename, sync), off the async threads, then
+    /// acknowledges each, in order. A file counts as received once verified, whether or not
     /// its ack reaches the sender.
     async fn flush_acks<P: ChannelPort>(&mut self, port: &P) -> Result<(), TransferError> {
-        if self.unacked.is_empty() {
-            return Ok(());
-        }
-        self.placer.sync().await?;
-        self.last_sync = tokio::time::Instant::now();
-        self.unacked_bytes = 0;
-        for bytes in std::mem::take(&mut self.unacked) {
+        for bytes in self.commit().await? {
             let ack = Control::Ack { bytes, ok: true };
             port.send(Outbound::Text(ack.encode()))
                 .await
                 .map_err(|e| peer_gone(e, self.confirmed()))?;
         }
         Ok(())
+    }
+
+    /// The durable half of [`Receiver::flush_acks`]: returns the acks to send.
+    async fn commit(&mut self) -> Result<Vec<u64>, TransferError> {
+        if self.batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut commit = self.batch.take();
+        let acks = std::mem::take(&mut commit.acks);
+        tokio::task::spawn_blocking(move || commit.run())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(TransferError::Output)?;
+        Ok(acks)
+    }
+
+    /// A failed run leaves what arrived of a small file cut short in its `.part`, as a
+    /// streamed file's is (best effort: the run has failed already).
+    async fn keep_held(&mut self) {
+        if let Some(Current { out: Out::Held(held), .. }) = self.current.take() {
+            write_held(held.finish(FileMeta::default()).1).await.ok();
+        }
     }
 
     /// A plain peer closed its channel: keep what arrived, unverified.
@@ -552,14 +577,15 @@ impl Receiver {
             return Box::pin(self.finish_plain()).await;
         };
         let Out::Sink(sink) = cur.out else {
+            // A plain peer announces no size, so nothing of it is held.
             return Err(TransferError::Protocol(
                 "the channel closed before the sender's skip".into(),
             ));
         };
         let written = sink.finish().await.map_err(|e| write_error(Some(e)))?;
-        if let Some(placed) = &cur.placed {
-            self.placer.commit(placed).await?;
-        }
+        let rename = cur.placed.as_ref().and_then(|placed| self.placer.commit(placed));
+        self.batch.add(written.bytes, None, rename);
+        self.commit().await?;
         self.stored(Received {
             path: cur.placed.as_ref().map(Placed::path),
             bytes: written.bytes,
@@ -601,6 +627,15 @@ async fn stoppable<P: ChannelPort, T>(
         }),
         res = work => Ok(res),
     }
+}
+
+/// Writes `file` to its `.part` off the async threads.
+async fn write_held(file: HeldFile) -> Result<(), TransferError> {
+    tokio::task::spawn_blocking(move || file.write())
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(TransferError::Output)
 }
 
 /// Sleeps until `at`; forever when `None`.

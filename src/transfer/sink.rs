@@ -21,8 +21,13 @@
 //! - A `NAME.part` to resume is opened with `O_NOFOLLOW | O_NONBLOCK` (a FIFO cannot block
 //!   the open) and checked with `fstat` on the open descriptor (what is read is what was
 //!   checked): a regular file with one link, else it is not read.
-//! - The final `renameat(NAME.part, NAME)` replaces a link at `NAME` itself, never its target,
-//!   and the folder is `fsync`ed after it, so an acknowledged file survives a power cut.
+//! - The final `renameat(NAME.part, NAME)` replaces a link at `NAME` itself, never its target.
+//!   It comes after the file's data is synced, and is synced itself before the ack (the
+//!   receiver's batches, `recv/batch.rs`), so an acknowledged file survives a power cut and
+//!   a power cut never leaves a `NAME` whose data did not reach the disk.
+//!
+//! Small files of known size are not streamed: [`Held`] keeps one in memory as it arrives,
+//! and the batch writes it whole to its `NAME.part` once it is verified.
 //!
 //! Why a folder descriptor rather than paths with `O_NOFOLLOW`: the names are single
 //! components today, so `O_NOFOLLOW | O_EXCL` on a path would guard the last component just
@@ -59,6 +64,8 @@ use super::wire::Digest;
 pub struct Folder {
     fd: Arc<OwnedFd>,
     path: PathBuf,
+    /// The file system it is on (`st_dev`): a batch syncs each file system once.
+    dev: u64,
 }
 
 /// What an entry of a [`Folder`] is, seen without following a link.
@@ -83,7 +90,17 @@ impl Folder {
         let at = if path.as_os_str().is_empty() { Path::new(".") } else { path };
         let fd = openat(nix::fcntl::AT_FDCWD, at, flags, Mode::empty())
             .map_err(|e| named(at, e.into()))?;
-        Ok(Self { fd: Arc::new(fd), path: path.to_owned() })
+        Self::of(fd, path.to_owned())
+    }
+
+    fn of(fd: OwnedFd, path: PathBuf) -> io::Result<Self> {
+        let dev = fstat(&fd).map_err(|e| named(&path, e.into()))?.st_dev;
+        Ok(Self { fd: Arc::new(fd), path, dev })
+    }
+
+    /// The file system it is on (`st_dev`).
+    pub fn device(&self) -> u64 {
+        self.dev
     }
 
     /// The folder's path, for messages.
@@ -176,7 +193,7 @@ impl Folder {
         let mut made = false;
         loop {
             match openat(&*self.fd, name, flags, Mode::empty()) {
-                Ok(fd) => return Ok(Self { fd: Arc::new(fd), path: self.show(name) }),
+                Ok(fd) => return Self::of(fd, self.show(name)),
                 Err(Errno::ENOENT) if create && !made => {
                     match mkdirat(&*self.fd, name, Mode::from_bits_truncate(0o777)) {
                         Ok(()) | Err(Errno::EEXIST) => made = true,
@@ -212,9 +229,10 @@ impl Folder {
     }
 
     /// Makes everything written in this folder's file system so far durable: on Linux one
-    /// `syncfs(2)` for a whole batch of received files (their data and their new names), the
-    /// group commit that lets many small files go fast; elsewhere each file and rename was
-    /// synced as it happened ([`BATCHED_SYNC`]), and this does nothing. Blocking.
+    /// `syncfs(2)` for a whole batch of received files (once for their data, once for their
+    /// new names), the group commit that lets many small files go fast; elsewhere each file
+    /// and rename was synced as it happened ([`BATCHED_SYNC`]), and this does nothing.
+    /// Blocking.
     pub fn sync_all_written(&self) -> io::Result<()> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         nix::unistd::syncfs(&*self.fd).map_err(|e| named(&self.path, e.into()))?;
@@ -223,7 +241,8 @@ impl Folder {
 
     /// Renames `from` to `to` within the folder (a link at `to` is replaced, not followed);
     /// the new name is made durable by [`Folder::sync_all_written`] before the receiver
-    /// acknowledges the file (where there is no batch, the folder is synced here). Blocking.
+    /// acknowledges the file (where syncs are not batched, the folder is synced here).
+    /// Blocking.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         renameat(&*self.fd, from, &*self.fd, to).map_err(|e| {
             io::Error::new(
@@ -329,10 +348,10 @@ pub struct Written {
     pub sha256: String,
 }
 
-/// Whether received files are made durable in batches, by one [`Folder::sync_all_written`]
-/// (`syncfs`) before their acks, rather than by two `fsync`s each (the file, then its
-/// folder after the rename). Measured on ext4 (virtio disk): two `fsync`s cost about 6 ms,
-/// which capped 4 KiB files at about 300 per second.
+/// Whether received files are made durable in batches, by [`Folder::sync_all_written`]
+/// (`syncfs`: one before a batch's renames, one after) before their acks, rather than by two
+/// `fsync`s each (the file, then its folder after the rename). Measured on ext4 (virtio
+/// disk): two `fsync`s cost about 6 ms, which capped 4 KiB files at about 300 per second.
 pub const BATCHED_SYNC: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// What a stored file keeps of the sender's (tree extension): set on the `.part` before it is
@@ -425,7 +444,7 @@ impl Sink {
                 Output::Stdout(o) => o.flush()?,
                 Output::Discard => {}
                 // The ack promises the bytes are on disk, not only in the page cache: with
-                // batches, `Folder::sync_all_written` makes them so before the ack.
+                // batches, `Folder::sync_all_written` makes them so before the rename.
                 Output::File(f) => {
                     meta.apply(f)?;
                     if !BATCHED_SYNC {
@@ -461,6 +480,72 @@ impl Sink {
         }
         drop(self.tx);
         self.task.await.map_err(io::Error::other)?
+    }
+}
+
+/// A small file of known size ([`Held::MAX_BYTES`] at most), kept in memory as it arrives and
+/// hashed as it comes; written whole, once verified, when its batch is made durable
+/// ([`HeldFile::write`]). Many small files then cost no writer thread each, no hand-off per
+/// message, and no open file while they travel.
+#[derive(Debug)]
+pub struct Held {
+    part: PartFile,
+    chunks: Vec<Bytes>,
+    bytes: u64,
+    digest: Digest,
+}
+
+impl Held {
+    /// Files of at most this many bytes are held; larger ones stream through a [`Sink`]. With
+    /// the batch's bound on the bytes waiting for a sync (1 MiB), this bounds the memory held.
+    pub const MAX_BYTES: u64 = 64 << 10;
+
+    /// Starts holding a file for `part`. Refuses now, with what it is, anything at `part` but
+    /// a regular file (which is replaced when the file is written): the check [`Folder::create`]
+    /// makes again, without a race, when it writes. Blocking, quick (one `fstatat`).
+    pub fn new(part: PartFile) -> io::Result<Self> {
+        if let Entry::Other(what) = part.folder.entry(&part.name)? {
+            return Err(part.folder.not_a_file(&part.name, what));
+        }
+        Ok(Self { part, chunks: Vec::new(), bytes: 0, digest: Digest::new() })
+    }
+
+    /// Takes the next bytes.
+    pub fn push(&mut self, chunk: Bytes) {
+        self.digest.update(&chunk);
+        self.bytes += chunk.len() as u64;
+        self.chunks.push(chunk);
+    }
+
+    /// The end of the file: what it holds, and the file to write with `meta` once verified.
+    pub fn finish(self, meta: FileMeta) -> (Written, HeldFile) {
+        let written = Written { bytes: self.bytes, sha256: self.digest.finish() };
+        (written, HeldFile { part: self.part, chunks: self.chunks, meta })
+    }
+}
+
+/// A verified [`Held`] file, to write to its `NAME.part`.
+#[derive(Debug)]
+pub struct HeldFile {
+    part: PartFile,
+    chunks: Vec<Bytes>,
+    meta: FileMeta,
+}
+
+impl HeldFile {
+    /// Writes the `NAME.part`, created afresh ([`Folder::create`]: never through a link), with
+    /// the file's mode and time. Where syncs are not batched, it is synced too. Blocking.
+    pub fn write(self) -> io::Result<()> {
+        let mut f = self.part.folder.create(&self.part.name)?;
+        let named = |e: io::Error| named(&self.part.show(), e);
+        for chunk in &self.chunks {
+            f.write_all(chunk).map_err(named)?;
+        }
+        self.meta.apply(&f).map_err(named)?;
+        if !BATCHED_SYNC {
+            f.sync_all().map_err(named)?;
+        }
+        Ok(())
     }
 }
 
@@ -611,6 +696,8 @@ mod tests {
             let part = part_in(dir.path(), name);
             let err = Partial::open(&part, 9, &CancellationToken::new()).unwrap_err();
             assert!(err.to_string().contains(want), "resume {name}: {err}");
+            let err = Held::new(part.clone()).unwrap_err();
+            assert!(err.to_string().contains(want), "held {name}: {err}");
             let err = Sink::open(SinkTarget::Part(part)).unwrap_err();
             assert!(err.to_string().contains(want), "fresh {name}: {err}");
             assert!(err.to_string().contains("remove it"), "says what to do: {err}");
@@ -630,6 +717,31 @@ mod tests {
         sink.finish().await.unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
         assert_eq!(std::fs::read(dir.path().join("x.part")).unwrap(), b"new");
+    }
+
+    /// A held file is hashed as it comes and written whole, with its mode and time, through
+    /// [`Folder::create`]: a hard-linked `NAME.part` is cut, not written through.
+    #[test]
+    fn a_held_file_is_written_whole_with_its_meta_and_cuts_a_hard_link() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"precious").unwrap();
+        std::fs::hard_link(&outside, dir.path().join("x.part")).unwrap();
+        let mut held = Held::new(part_in(dir.path(), "x.part")).unwrap();
+        held.push(Bytes::from_static(b"ab"));
+        held.push(Bytes::from_static(b"c"));
+        let meta = FileMeta { exec: true, mtime_ns: Some(1_500_000_000_123_456_789) };
+        let (written, file) = held.finish(meta);
+        assert_eq!(written, Written { bytes: 3, sha256: Digest::of(b"abc") });
+        assert!(std::fs::read(&outside).unwrap() == b"precious", "nothing before the write");
+        file.write().unwrap();
+        let path = dir.path().join("x.part");
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        let m = std::fs::metadata(&path).unwrap();
+        assert_ne!(m.permissions().mode() & 0o100, 0, "executable");
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_500_000_000, 123_456_789));
+        assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
     }
 
     #[tokio::test]

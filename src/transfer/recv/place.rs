@@ -12,9 +12,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::Destination;
+use super::batch::Rename;
 use crate::error::TransferError;
 use crate::transfer::names;
-use crate::transfer::sink::{BATCHED_SYNC, Entry, Folder, PartFile, SinkTarget};
+use crate::transfer::sink::{Entry, Folder, PartFile, SinkTarget};
 
 /// Name used in a folder for a stream that came without one (stdin, a plain peer).
 const UNNAMED: &str = "stream";
@@ -155,9 +156,11 @@ impl Placer {
     }
 
     /// Gives the folders of a tree their modification times, deepest first (setting a
-    /// folder's time does not change its parent's). Blocking: once, at the end of a run.
-    pub fn finish_folders(&mut self) -> Result<(), TransferError> {
-        let Output::Dir { folder: base, .. } = &self.output else { return Ok(()) };
+    /// folder's time does not change its parent's). Blocking: once, at the end of a run,
+    /// after the last files are in place. Returns whether it set any (to be synced).
+    pub fn finish_folders(&mut self) -> Result<bool, TransferError> {
+        let Output::Dir { folder: base, .. } = &self.output else { return Ok(false) };
+        let set_any = !self.folders.is_empty();
         let mut folders = std::mem::take(&mut self.folders);
         folders.sort_by_key(|(parts, _)| std::cmp::Reverse(parts.len()));
         for (parts, mtime) in folders {
@@ -167,7 +170,7 @@ impl Placer {
             }
             folder.set_mtime(mtime).map_err(refused)?;
         }
-        Ok(())
+        Ok(set_any)
     }
 
     /// Where an item named `name` (by the sender; `None`: a nameless stream) goes; see the
@@ -260,8 +263,9 @@ impl Placer {
         Ok(Placement { target: SinkTarget::Part(placed.part.clone()), placed: Some(placed) })
     }
 
-    /// Makes every file committed so far durable (see [`Folder::sync_all_written`]), off the
-    /// async threads. Nothing to do for stdout or discard.
+    /// Makes everything written in the output folder's file system so far durable (see
+    /// [`Folder::sync_all_written`]), off the async threads: the folders' times that
+    /// [`Placer::finish_folders`] set. Nothing to do for stdout or discard.
     pub async fn sync(&self) -> Result<(), TransferError> {
         let folder = match &self.output {
             Output::Stream(_) => return Ok(()),
@@ -274,28 +278,16 @@ impl Placer {
             .map_err(TransferError::Output)
     }
 
-    /// Renames the verified `NAME.part` to `NAME` (and, without batched syncs, syncs the
-    /// folder off the async threads); from then on this run never overwrites `NAME`.
-    pub async fn commit(&mut self, placed: &Placed) -> Result<(), TransferError> {
-        if placed.whole {
-            // Already in place, and verified whole.
-            self.stored.insert(placed.path());
-            return Ok(());
-        }
-        let (folder, from, to) =
-            (placed.part.folder.clone(), placed.part.name.clone(), placed.name.clone());
-        let renamed = if BATCHED_SYNC {
-            // A rename without a sync is as quick as the lookups `place` does here.
-            folder.rename(&from, &to)
-        } else {
-            tokio::task::spawn_blocking(move || folder.rename(&from, &to))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r)
-        };
-        renamed.map_err(|e| TransferError::Refused(e.to_string()))?;
+    /// Records the verified `placed` as stored: from then on this run never overwrites its
+    /// `NAME`. Returns the rename of its `NAME.part` to `NAME`, which the receiver's batch
+    /// does once the file's data is on disk (`None`: a resume found it whole in place).
+    pub fn commit(&mut self, placed: &Placed) -> Option<Rename> {
         self.stored.insert(placed.path());
-        Ok(())
+        (!placed.whole).then(|| Rename {
+            folder: placed.part.folder.clone(),
+            from: placed.part.name.clone(),
+            to: placed.name.clone(),
+        })
     }
 }
 
