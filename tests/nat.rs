@@ -40,11 +40,19 @@
 //! credentials, and the peers meet through it: two cone NATs go direct, a symmetric NAT on
 //! either side goes through the relay.
 //!
+//! Three more put the browser page behind a NAT: headless Chromium, started inside home a's
+//! namespace, opens the room of a `dcsend FILE --peer URL` in home b and receives 16 MiB
+//! byte-exact (the download and its SHA-256), with only the ICE servers the server's join
+//! answer hands the page. Behind a cone NAT it goes direct with the server's STUN; behind a
+//! symmetric one through coturn with the server's credentials; and with a server that hands
+//! out none, the control case, it cannot connect at all.
+//!
 //! One case needs none of this: `dcsend signal --stun` and `dcsend doctor` on loopback.
 //!
 //! Needs root, `ip`, `nft` (Debian: iproute2, nftables) and `turnserver` (coturn). Where any
 //! is missing each test counts as ignored, with the reason; `DCSEND_TEST_REQUIRE_NAT=1`
-//! turns that skip into a failure.
+//! turns that skip into a failure. The page cases also need node, Playwright and Chromium, as
+//! `tests/web_browser.rs` finds them (`DCSEND_TEST_REQUIRE_BROWSER=1` for those).
 
 mod common;
 
@@ -53,6 +61,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::browser::{BROWSER_WAIT, browser, drive_with, driver_log, screenshot_path, sha256_hex};
 use common::netns::{dcsend_in, in_ns, ip, require_tools, run, summary_seconds};
 use common::*;
 
@@ -226,13 +235,21 @@ impl Lab {
     /// made with [`TURN_SECRET`], as the issue's "what a user does" runs it. Returns it and its
     /// base URL.
     fn start_signal(&self) -> (Proc, String) {
+        self.start_signal_with(true)
+    }
+
+    /// [`Lab::start_signal`]; with `ice_servers` false the server hands out none (no `--stun`,
+    /// no `--turn`), for the cases that show what the handed-out servers do.
+    fn start_signal_with(&self, ice_servers: bool) -> (Proc, String) {
         let secret = self.path("turn.secret");
         std::fs::write(&secret, format!("{TURN_SECRET}\n")).unwrap();
         let mut cmd = in_ns(&self.ns[PUB], env!("CARGO_BIN_EXE_dcsend"));
         scrub_env(&mut cmd);
         cmd.args(["signal", "--listen", "10.0.0.1:8080"]);
-        cmd.args(["--stun", "10.0.0.1:3479", "--stun", "10.0.0.1:3480"]);
-        cmd.args(["--turn", TURN_URL, "--turn-secret-file"]).arg(&secret);
+        if ice_servers {
+            cmd.args(["--stun", "10.0.0.1:3479", "--stun", "10.0.0.1:3480"]);
+            cmd.args(["--turn", TURN_URL, "--turn-secret-file"]).arg(&secret);
+        }
         cmd.stdin(Stdio::null());
         let proc = Proc::spawn("signal", cmd, self.dir.path());
         wait_until(Duration::from_secs(15), "dcsend signal listening", || {
@@ -483,6 +500,128 @@ fn assert_relayed_because_no_direct_pair(o: &Outcome) {
         let line = text.lines().find(|l| l.contains("path: ")).unwrap_or("");
         assert!(line.ends_with("(udp), relayed: no direct pair succeeded"), "{who}: {line:?}");
     }
+}
+
+/// One run of the page behind a NAT: the page `dcsend signal` serves, in headless Chromium
+/// started inside home a (`ip netns exec`, so the browser's sockets are the home's, behind its
+/// router), opens the room of `dcsend FILE --peer URL` in home b to receive 16 MiB. Neither
+/// side has a flag: the page gets the server's ICE servers from its join answer, as dcsend does.
+/// Fields drop in order: the processes are killed before the lab's namespaces go.
+struct PageRun {
+    driver: Proc,
+    send: Proc,
+    /// Kept until the run is checked.
+    _signal: Proc,
+    data: Vec<u8>,
+    downloads: PathBuf,
+    stats: PathBuf,
+    start: Instant,
+    lab: Lab,
+}
+
+/// Starts a [`PageRun`] (the server handing out its ICE servers when `ice_servers`), or skips
+/// (`None`) where Chromium, Playwright or the lab's tools are missing.
+fn page_run(case: &str, nats: [Nat; 2], ice_servers: bool) -> Option<PageRun> {
+    let b = browser()?;
+    let lab = lab_with(case, nats, Routes::Default, true)?;
+    let start = Instant::now();
+    let (signal, base) = lab.start_signal_with(ice_servers);
+    let data = random_bytes(SIZE, 0x9a6e);
+    let src = lab.path("to-page.bin");
+    std::fs::write(&src, &data).unwrap();
+    let downloads = lab.path("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let stats = lab.path("send.ndjson");
+    let mut tx = lab.dcsend(1, &[]);
+    tx.arg(&src).args(["-v", "--stats"]).arg(&stats).args(["--peer", &base]);
+    let send = Proc::spawn("send", tx, lab.dir.path());
+    let url = invite(&send);
+    let shot = screenshot_path(&format!("nat-{}.png", case.replace(' ', "-")));
+    let node = in_ns(&lab.ns[HA], "node");
+    let args = [Path::new("recv"), Path::new(&url), &downloads, &shot];
+    let driver = drive_with(&b, node, &args, lab.dir.path());
+    Some(PageRun { driver, send, _signal: signal, data, downloads, stats, start, lab })
+}
+
+/// A [`PageRun`] with the server's ICE servers: checks the download byte-exact (the link's
+/// SHA-256 too) and dcsend's exit (0 only once the page acked a matching SHA-256), prints the
+/// path and setup time, and returns the outcome (the sender's summary path; its stderr, then
+/// the driver's log).
+fn page_receives(case: &str, nats: [Nat; 2]) -> Option<Outcome> {
+    // Locals drop in reverse order: the lab last.
+    let PageRun { lab: _lab, _signal, mut send, mut driver, data, downloads, stats, start } =
+        page_run(case, nats, true)?;
+    let log = driver_log(&mut driver, &send);
+    send.expect_code(0, WAIT);
+    let saved: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("saved ")).collect();
+    assert_eq!(saved, [format!("to-page.bin {SIZE} {}", sha256_hex(&data))], "{log}");
+    let got = std::fs::read(downloads.join("to-page.bin")).unwrap();
+    assert!(got == data, "the download differs ({} of {} bytes)", got.len(), data.len());
+
+    let summary = read(&stats);
+    let line = summary.lines().find(|l| l.contains("\"t\":\"summary\"")).expect("summary");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let kind = |side: &str| v["path"][side].as_str().expect("a path in the summary").to_owned();
+    let stderr = send.stderr_text();
+    let setup = setup_ms(&stderr);
+    let o = Outcome {
+        path: (kind("local"), kind("remote")),
+        setup_ms: Some([setup; 2]),
+        seconds: summary_seconds(&stats),
+        stderr: [stderr, log],
+    };
+    eprintln!(
+        "nat {case:<26} path local {}, remote {} | setup {setup} ms (dcsend) | 16 MiB in {:.2} s \
+         | {:.1?} from the server's start to the saved download",
+        o.path.0,
+        o.path.1,
+        o.seconds,
+        start.elapsed()
+    );
+    Some(o)
+}
+
+/// The page behind a cone NAT, dcsend behind the other: a direct path, found with nothing but
+/// the server's STUN (a relayed pair would be accepted only after 2 s, a direct one wins).
+fn page_behind_a_cone_nat_receives_directly() {
+    let Some(o) = page_receives("page cone-cone", [Nat::Cone; 2]) else { return };
+    assert!(!is_relay(&o.path), "a direct path was expected, got {:?}", o.path);
+    let reflexive = |k: &String| k == "srflx" || k == "prflx";
+    assert!(reflexive(&o.path.0) || reflexive(&o.path.1), "no srflx/prflx in {:?}", o.path);
+    let line = o.stderr[0].lines().find(|l| l.contains("path: ")).unwrap_or("");
+    assert!(line.contains(&format!("path: local {}, remote {} (udp)", o.path.0, o.path.1)));
+}
+
+/// The page behind a symmetric NAT, dcsend behind a cone one: relayed through coturn with the
+/// credentials the server handed the page, and dcsend's summary says why.
+fn page_behind_a_symmetric_nat_receives_through_the_relay() {
+    let nats = [Nat::Symmetric, Nat::Cone];
+    let Some(o) = page_receives("page symmetric-cone", nats) else { return };
+    assert!(is_relay(&o.path), "a relayed path was expected, got {:?}", o.path);
+    let line = o.stderr[0].lines().find(|l| l.contains("path: ")).unwrap_or("");
+    assert!(line.ends_with("(udp), relayed: no direct pair succeeded"), "sender: {line:?}");
+}
+
+/// The control for the two cases above: the same lab, the page behind the symmetric NAT, but
+/// a server that hands out no ICE servers. The page has only its (mDNS-hidden) host address to
+/// offer and dcsend only addresses behind its NAT: nothing connects, and both sides say so.
+fn page_behind_a_nat_without_the_servers_ice_servers_cannot_connect() {
+    let nats = [Nat::Symmetric, Nat::Cone];
+    let Some(mut run) = page_run("page no ice servers", nats, false) else { return };
+    let status = run.driver.wait(BROWSER_WAIT);
+    let log = run.driver.stdout_text();
+    assert!(!status.success(), "the page reached phase done without ICE servers:\n{log}");
+    assert!(log.lines().any(|l| l == "phase failed"), "{log}{}", run.driver.stderr_text());
+    let error = log.lines().find_map(|l| l.strip_prefix("error ")).unwrap_or_default();
+    assert!(error.contains("ICE failed"), "the page does not say why: {log}");
+    let code = run.send.wait(WAIT);
+    let err = run.send.stderr_text();
+    assert!(!code.success() && err.contains("ICE failed"), "dcsend {code}:\n{err}");
+    assert!(!run.downloads.join("to-page.bin").exists());
+    eprintln!(
+        "nat page without ICE servers: failed on both sides after {:.1?} ({error})",
+        run.start.elapsed()
+    );
 }
 
 /// Homes that cannot route to each other's private address: ICE's checks to the peer's host
@@ -739,4 +878,7 @@ skippable_tests!(
     cone_cone_no_flags_direct,
     symmetric_cone_no_flags_relayed,
     symmetric_symmetric_no_flags_relayed,
+    page_behind_a_cone_nat_receives_directly,
+    page_behind_a_symmetric_nat_receives_through_the_relay,
+    page_behind_a_nat_without_the_servers_ice_servers_cannot_connect,
 );

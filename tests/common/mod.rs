@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
+pub mod browser;
 pub mod netns;
 
 /// Every wait in these tests is bounded by this (CI machines have 2 cores).

@@ -260,10 +260,19 @@ async function printClosing(page) {
   console.log(`numbers ${numbers}`);
 }
 
-/** Waits until the page knows which end it is. */
+/**
+ * Waits until the page knows which end it is. A page that fails first (it could not connect,
+ * say) never will: that ends the run at once, with the page's reason, not at the deadline.
+ */
 async function roleKnown(page) {
   const timeout = Math.max(left() - CLOSE_MS, 1);
-  await page.waitForFunction(() => document.body.dataset.role !== undefined, null, { timeout });
+  const known = () => document.body.dataset.role !== undefined || document.body.dataset.phase === 'failed';
+  await page.waitForFunction(known, null, { timeout });
+  const s = await state(page);
+  if (s.phase === 'failed') {
+    console.log(`error ${s.error}`);
+    fail(`the page failed before it knew its role: ${s.error || '(no text in #error)'}`);
+  }
 }
 
 async function open(page, shot, files) {
