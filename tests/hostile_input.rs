@@ -125,7 +125,9 @@ proptest! {
 
     #[test]
     fn peer_urls_round_trip(
-        host in "[a-z][a-z0-9-]{0,20}",
+        // Not `xn--...`: that prefix marks a punycode label, which must then decode (the URL
+        // parser rightly refuses `xn--` alone or `xn--z-`).
+        host in "[a-z][a-z0-9-]{0,20}".prop_filter("an IDNA ACE label", |h| !h.starts_with("xn--")),
         port in 1u16..,
         prefix in "(/[a-z0-9]{1,8}){0,2}",
         room in "[A-Za-z0-9_-]{1,64}",
