@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dcsend::signal::rooms::{Departure, Limits, PrefixLens, RoomError};
+use dcsend::signal::rooms::{Departure, Joined, Limits, PrefixLens, RoomError};
 use dcsend::signal::seal::Side;
 use dcsend::signal::store::memory::MemoryStore;
 use dcsend::signal::store::redis::{COMMAND_TIMEOUT, RedisStore};
@@ -525,14 +525,21 @@ async fn a_peer_that_leaves_mid_rendezvous_frees_its_seat_and_the_other_side_sta
     );
 }
 
-async fn a_lost_peer_frees_its_seat_and_the_waiting_side_is_told(kind: Kind) {
-    let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
+/// A in room "r" through instance one and B through instance two, each having read the other's
+/// PAKE message: a rendezvous under way.
+async fn both_spoke(p: &Pair) -> (Joined, Joined) {
     let a = p.at(0).join("r", ME, None).await.unwrap();
     post(p.at(0), "r", &a.peer, b"pake").await;
     let b = p.at(1).join("r", OTHER, None).await.unwrap();
     post(p.at(1), "r", &b.peer, b"pake").await;
     assert!(read(p.at(1), "r", &b.peer, Some(0)).await.is_some());
     assert!(read(p.at(0), "r", &a.peer, Some(0)).await.is_some());
+    (a, b)
+}
+
+async fn a_lost_peer_frees_its_seat_and_the_waiting_side_is_told(kind: Kind) {
+    let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
+    let (a, b) = both_spoke(&p).await;
     // A waits through instance two, far longer than the bound; B sends nothing more.
     let two = p.two.clone();
     let peer = a.peer.clone();
@@ -555,12 +562,7 @@ async fn a_lost_peer_frees_its_seat_and_the_waiting_side_is_told(kind: Kind) {
 
 async fn open_long_polls_hold_their_seats_past_the_presence_bound(kind: Kind) {
     let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
-    let a = p.at(0).join("r", ME, None).await.unwrap();
-    post(p.at(0), "r", &a.peer, b"pake").await;
-    let b = p.at(1).join("r", OTHER, None).await.unwrap();
-    post(p.at(1), "r", &b.peer, b"pake").await;
-    assert!(read(p.at(0), "r", &a.peer, Some(0)).await.is_some());
-    assert!(read(p.at(1), "r", &b.peer, Some(0)).await.is_some());
+    let (a, b) = both_spoke(&p).await;
     let wait = PRESENCE * 3;
     let poll = |store: Arc<dyn Store>, peer: String| {
         tokio::spawn(async move { store.receive("r", &peer, Some(1), wait).await })
@@ -579,12 +581,7 @@ async fn open_long_polls_hold_their_seats_past_the_presence_bound(kind: Kind) {
 
 async fn a_long_poll_whose_client_went_away_frees_the_seat_after_the_bound(kind: Kind) {
     let Some(p) = pair(kind, Limits { presence_timeout: PRESENCE, ..limits() }) else { return };
-    let a = p.at(0).join("r", ME, None).await.unwrap();
-    post(p.at(0), "r", &a.peer, b"pake").await;
-    let b = p.at(1).join("r", OTHER, None).await.unwrap();
-    post(p.at(1), "r", &b.peer, b"pake").await;
-    assert!(read(p.at(1), "r", &b.peer, Some(0)).await.is_some());
-    assert!(read(p.at(0), "r", &a.peer, Some(0)).await.is_some());
+    let (a, b) = both_spoke(&p).await;
     // A waits all along, and keeps its seat.
     let one = p.one.clone();
     let peer = a.peer.clone();
