@@ -50,7 +50,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Script, Value};
+use redis::{Script, ScriptInvocation, Value};
 use tokio::sync::Notify;
 
 use crate::signal::rooms::{
@@ -77,7 +77,7 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 const SWEEP_BATCH: usize = 200;
 
 /// Helpers every script starts with. `ARGV[1..7]` are the same for all scripts (see
-/// [`RedisStore::invoke`]); a script's own arguments start at `ARGV[8]`.
+/// [`common_args`]); a script's own arguments start at `ARGV[8]`.
 const PRELUDE: &str = r"
 local P = ARGV[1]
 local TTL = tonumber(ARGV[2])
@@ -587,15 +587,8 @@ impl RedisStore {
         script: &Script,
         args: &[&[u8]],
     ) -> Result<Vec<Value>, StoreError> {
-        let l = &self.limits;
         let mut call = script.prepare_invoke();
-        call.arg(KEY_PREFIX)
-            .arg(millis(l.idle_ttl))
-            .arg(millis(l.claim_timeout))
-            .arg(l.max_rooms.max(1))
-            .arg(millis(REMEMBER_GONE))
-            .arg(millis(l.presence_timeout))
-            .arg(millis(self.recheck() + l.presence_timeout));
+        common_args(&mut call, &self.limits, self.recheck());
         for a in args {
             call.arg(*a);
         }
@@ -655,28 +648,32 @@ impl Drop for Poll<'_> {
         if !self.armed {
             return;
         }
-        let l = self.store.limits;
-        let hold = millis(self.store.recheck() + l.presence_timeout);
+        let (limits, recheck) = (self.store.limits, self.store.recheck());
         let script = self.store.scripts.poll_ended.clone();
         let (room, token) = (self.room.to_owned(), self.token.to_owned());
         let mut conn = self.store.conn.clone();
         tokio::spawn(async move {
             let mut call = script.prepare_invoke();
-            call.arg(KEY_PREFIX)
-                .arg(millis(l.idle_ttl))
-                .arg(millis(l.claim_timeout))
-                .arg(l.max_rooms.max(1))
-                .arg(millis(REMEMBER_GONE))
-                .arg(millis(l.presence_timeout))
-                .arg(hold)
-                .arg(room)
-                .arg(token);
+            common_args(&mut call, &limits, recheck);
+            call.arg(room).arg(token);
             let ended = call.invoke_async::<Value>(&mut conn);
             if tokio::time::timeout(COMMAND_TIMEOUT, ended).await.is_err() {
                 tracing::debug!("ending a long poll's lease: no answer from Redis");
             }
         });
     }
+}
+
+/// `ARGV[1..7]` of every script (see [`PRELUDE`]): the key prefix, the limits in milliseconds,
+/// and how long an open long poll holds its seat (it reads again every `recheck`).
+fn common_args(call: &mut ScriptInvocation<'_>, l: &Limits, recheck: Duration) {
+    call.arg(KEY_PREFIX)
+        .arg(millis(l.idle_ttl))
+        .arg(millis(l.claim_timeout))
+        .arg(l.max_rooms.max(1))
+        .arg(millis(REMEMBER_GONE))
+        .arg(millis(l.presence_timeout))
+        .arg(millis(recheck + l.presence_timeout));
 }
 
 fn timed_out() -> String {
