@@ -24,9 +24,9 @@ use webrtc::data_channel::{
 };
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceProtocol,
-    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceConnectionState, RTCIceGatheringState,
+    RTCIceProtocol, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
@@ -131,6 +131,12 @@ pub enum PeerError {
     /// ICE/DTLS/SCTP did not come up.
     #[error("could not connect to the peer: {0}")]
     Connect(String),
+    /// ICE connected, and the DTLS handshake on top of it failed.
+    #[error("the secure connection (DTLS) could not be set up: {0}")]
+    Handshake(String),
+    /// ICE connected, then failed before the data channel opened.
+    #[error("lost the peer while connecting: {0}")]
+    Lost(String),
     /// `--relay-only`, and no TURN server gave a relayed candidate: why, per server.
     #[error("no relayed candidate with --relay-only: {0}")]
     NoRelay(String),
@@ -154,8 +160,49 @@ pub enum PeerState {
     Closed,
 }
 
+/// How far ICE got, to say which step failed when the connection fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct IceProgress {
+    /// ICE has connected (a candidate pair works) at some point.
+    connected: bool,
+    /// ICE is failed now.
+    failed: bool,
+}
+
+/// Why the connection failed, in words, from how far ICE got.
+///
+/// The peer connection fails when ICE or DTLS does. ICE that never connected found no
+/// working path. ICE that connected and is still up means DTLS failed: a certificate that
+/// does not match the fingerprint in the peer's description (a description altered on its
+/// way: an attack, or a broken copy), a fatal alert from the peer (which refused ours), or
+/// handshake packets that were never answered. webrtc 0.21 does not hand out the handshake's
+/// own reason (its log has it, `-v`). ICE that connected and then failed lost the peer.
+fn connect_failure(ice: IceProgress) -> PeerError {
+    if !ice.connected {
+        PeerError::Connect(
+            "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)"
+                .into(),
+        )
+    } else if !ice.failed {
+        PeerError::Handshake(
+            "the peers reached each other, but the handshake failed: a certificate does not \
+             match the fingerprint in the other side's token, or the other side refused ours \
+             (a token altered on its way, by a broken copy or by someone intercepting), or the \
+             handshake's packets were lost (run with -v for the handshake's own reason)"
+                .into(),
+        )
+    } else {
+        PeerError::Lost(
+            "the peers reached each other (ICE connected), then the other side stopped \
+             answering: it may have given up, or the network between you went down"
+                .into(),
+        )
+    }
+}
+
 struct Handler {
     state: watch::Sender<PeerState>,
+    ice: watch::Sender<IceProgress>,
     gathered: watch::Sender<bool>,
     remote_channels: mpsc::Sender<Arc<dyn DataChannel>>,
 }
@@ -167,6 +214,17 @@ impl PeerConnectionEventHandler for Handler {
         if state == RTCIceGatheringState::Complete {
             self.gathered.send_replace(true);
         }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        tracing::debug!("ICE connection state: {state}");
+        self.ice.send_modify(|ice| {
+            ice.connected |= matches!(
+                state,
+                RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+            );
+            ice.failed = state == RTCIceConnectionState::Failed;
+        });
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -192,6 +250,8 @@ impl PeerConnectionEventHandler for Handler {
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     state: watch::Receiver<PeerState>,
+    /// How far ICE got, for [`connect_failure`].
+    ice_progress: watch::Receiver<IceProgress>,
     gathered: watch::Receiver<bool>,
     remote_channels: mpsc::Receiver<Arc<dyn DataChannel>>,
     local_channel: Option<Arc<dyn DataChannel>>,
@@ -381,6 +441,7 @@ impl Peer {
     /// Builds a peer connection bound to `opts.bind`.
     pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
         let (state_tx, state) = watch::channel(PeerState::Connecting);
+        let (ice_tx, ice_progress) = watch::channel(IceProgress::default());
         let (gathered_tx, gathered) = watch::channel(false);
         let (channels_tx, remote_channels) = mpsc::channel(4);
 
@@ -423,6 +484,7 @@ impl Peer {
             .with_setting_engine(settings)
             .with_handler(Arc::new(Handler {
                 state: state_tx,
+                ice: ice_tx,
                 gathered: gathered_tx,
                 remote_channels: channels_tx,
             }))
@@ -434,6 +496,7 @@ impl Peer {
         Ok(Self {
             pc: Arc::new(pc),
             state,
+            ice_progress,
             gathered,
             remote_channels,
             local_channel: None,
@@ -653,11 +716,7 @@ impl Peer {
         let dc = tokio::select! {
             dc = wait => dc?,
             () = kick => unreachable!("the kick loop ends only when dropped"),
-            () = failed => {
-                return Err(PeerError::Connect(
-                    "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)".into(),
-                ));
-            }
+            () = failed => return Err(connect_failure(*self.ice_progress.borrow())),
             () = tokio::time::sleep(timeout) => {
                 return Err(PeerError::Connect(format!(
                     "the data channel did not open within {}s (connection state: {:?})",
@@ -734,6 +793,23 @@ fn to_rtc(desc: &SessionDesc) -> Result<RTCSessionDescription, PeerError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Each way a connection fails names its own step: no working path (NAT), a failed
+    /// handshake once the peers reached each other (DTLS), a peer lost after both were up.
+    #[test]
+    fn a_failure_names_the_step_that_failed() {
+        let text =
+            |connected, failed| connect_failure(IceProgress { connected, failed }).to_string();
+        let never = text(false, true);
+        assert!(never.contains("ICE failed") && never.contains("NAT"), "{never}");
+        let dtls = text(true, false);
+        assert!(dtls.starts_with("the secure connection (DTLS) could not be set up"), "{dtls}");
+        assert!(dtls.contains("fingerprint") && !dtls.contains("NAT"), "{dtls}");
+        let lost = text(true, true);
+        assert!(lost.contains("(ICE connected), then") && !lost.contains("NAT"), "{lost}");
+    }
+
     #[test]
     fn a_udp_turn_server_is_also_asked_for_stun() {
         let ice = |stun: &[&str], turn: &[&str], relay_only| IceConfig {
@@ -752,8 +828,6 @@ mod tests {
         assert_eq!(super::stun_urls(&ice(&["stun:a:3478"], &tcp, false)), ["stun:a:3478"]);
         assert!(super::stun_urls(&ice(&[], &turn, true)).is_empty());
     }
-
-    use super::*;
 
     /// A signaling server's servers come after the flags' own, each TURN URL with its own
     /// credentials; its TURN server is asked for STUN too, unless relay-only.
