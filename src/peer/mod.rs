@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc_ice::mdns::MulticastDnsMode;
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{
@@ -160,30 +161,17 @@ pub enum PeerState {
     Closed,
 }
 
-/// How far ICE got, to say which step failed when the connection fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct IceProgress {
-    /// ICE has connected (a candidate pair works) at some point.
-    connected: bool,
-    /// ICE is failed now.
-    failed: bool,
-}
-
-/// Why the connection failed, in words, from how far ICE got.
+/// Why the connection failed, in words: which step failed.
 ///
-/// The peer connection fails when ICE or DTLS does. ICE that never connected found no
-/// working path. ICE that connected and is still up means DTLS failed: a certificate that
-/// does not match the fingerprint in the peer's description (a description altered on its
-/// way: an attack, or a broken copy), a fatal alert from the peer (which refused ours), or
-/// handshake packets that were never answered. webrtc 0.21 does not hand out the handshake's
-/// own reason (its log has it, `-v`). ICE that connected and then failed lost the peer.
-fn connect_failure(ice: IceProgress) -> PeerError {
-    if !ice.connected {
-        PeerError::Connect(
-            "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)"
-                .into(),
-        )
-    } else if !ice.failed {
+/// The peer connection fails when ICE or DTLS does. A DTLS transport that failed means the
+/// handshake did, once ICE had connected: a certificate that does not match the fingerprint in
+/// the peer's description (a description altered on its way: an attack, or a broken copy), a
+/// fatal alert from the peer (which refused ours), or handshake packets that were never
+/// answered. webrtc 0.21 does not hand out the handshake's own reason (its log has it, `-v`).
+/// Otherwise ICE failed: never connected, it found no working path; connected, it lost the
+/// peer.
+fn connect_failure(dtls_failed: bool, ice_connected: bool) -> PeerError {
+    if dtls_failed {
         PeerError::Handshake(
             "the peers reached each other, but the handshake failed: a certificate does not \
              match the fingerprint in the other side's token, or the other side refused ours \
@@ -191,10 +179,15 @@ fn connect_failure(ice: IceProgress) -> PeerError {
              handshake's packets were lost (run with -v for the handshake's own reason)"
                 .into(),
         )
-    } else {
+    } else if ice_connected {
         PeerError::Lost(
             "the peers reached each other (ICE connected), then the other side stopped \
              answering: it may have given up, or the network between you went down"
+                .into(),
+        )
+    } else {
+        PeerError::Connect(
+            "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)"
                 .into(),
         )
     }
@@ -202,7 +195,8 @@ fn connect_failure(ice: IceProgress) -> PeerError {
 
 struct Handler {
     state: watch::Sender<PeerState>,
-    ice: watch::Sender<IceProgress>,
+    /// Whether ICE has connected at some point.
+    ice_connected: watch::Sender<bool>,
     gathered: watch::Sender<bool>,
     remote_channels: mpsc::Sender<Arc<dyn DataChannel>>,
 }
@@ -218,13 +212,9 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
         tracing::debug!("ICE connection state: {state}");
-        self.ice.send_modify(|ice| {
-            ice.connected |= matches!(
-                state,
-                RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
-            );
-            ice.failed = state == RTCIceConnectionState::Failed;
-        });
+        if matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed) {
+            self.ice_connected.send_replace(true);
+        }
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -250,8 +240,8 @@ impl PeerConnectionEventHandler for Handler {
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     state: watch::Receiver<PeerState>,
-    /// How far ICE got, for [`connect_failure`].
-    ice_progress: watch::Receiver<IceProgress>,
+    /// Whether ICE has connected at some point, for [`connect_failure`].
+    ice_connected: watch::Receiver<bool>,
     gathered: watch::Receiver<bool>,
     remote_channels: mpsc::Receiver<Arc<dyn DataChannel>>,
     local_channel: Option<Arc<dyn DataChannel>>,
@@ -441,7 +431,7 @@ impl Peer {
     /// Builds a peer connection bound to `opts.bind`.
     pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
         let (state_tx, state) = watch::channel(PeerState::Connecting);
-        let (ice_tx, ice_progress) = watch::channel(IceProgress::default());
+        let (ice_tx, ice_connected) = watch::channel(false);
         let (gathered_tx, gathered) = watch::channel(false);
         let (channels_tx, remote_channels) = mpsc::channel(4);
 
@@ -484,7 +474,7 @@ impl Peer {
             .with_setting_engine(settings)
             .with_handler(Arc::new(Handler {
                 state: state_tx,
-                ice: ice_tx,
+                ice_connected: ice_tx,
                 gathered: gathered_tx,
                 remote_channels: channels_tx,
             }))
@@ -496,7 +486,7 @@ impl Peer {
         Ok(Self {
             pc: Arc::new(pc),
             state,
-            ice_progress,
+            ice_connected,
             gathered,
             remote_channels,
             local_channel: None,
@@ -716,7 +706,12 @@ impl Peer {
         let dc = tokio::select! {
             dc = wait => dc?,
             () = kick => unreachable!("the kick loop ends only when dropped"),
-            () = failed => return Err(connect_failure(*self.ice_progress.borrow())),
+            // The core reports the connection's state before the ICE state that caused it, so
+            // the transports are asked which of them failed.
+            () = failed => {
+                let dtls_failed = self.dtls_state().await == Some(RTCDtlsTransportState::Failed);
+                return Err(connect_failure(dtls_failed, *self.ice_connected.borrow()));
+            }
             () = tokio::time::sleep(timeout) => {
                 return Err(PeerError::Connect(format!(
                     "the data channel did not open within {}s (connection state: {:?})",
@@ -726,6 +721,11 @@ impl Peer {
             }
         };
         Ok(Channel::start(dc, self.state.clone()))
+    }
+
+    /// The DTLS transport's state; `None` before it exists.
+    async fn dtls_state(&self) -> Option<RTCDtlsTransportState> {
+        self.pc.sctp().await?.transport().state().await.ok()
     }
 
     /// The selected candidate pair's kinds, once ICE has selected one (after
@@ -800,13 +800,13 @@ mod tests {
     #[test]
     fn a_failure_names_the_step_that_failed() {
         let text =
-            |connected, failed| connect_failure(IceProgress { connected, failed }).to_string();
-        let never = text(false, true);
+            |dtls_failed, ice_connected| connect_failure(dtls_failed, ice_connected).to_string();
+        let never = text(false, false);
         assert!(never.contains("ICE failed") && never.contains("NAT"), "{never}");
-        let dtls = text(true, false);
+        let dtls = text(true, true);
         assert!(dtls.starts_with("the secure connection (DTLS) could not be set up"), "{dtls}");
         assert!(dtls.contains("fingerprint") && !dtls.contains("NAT"), "{dtls}");
-        let lost = text(true, true);
+        let lost = text(false, true);
         assert!(lost.contains("(ICE connected), then") && !lost.contains("NAT"), "{lost}");
     }
 
