@@ -173,10 +173,9 @@ pub enum PeerState {
 fn connect_failure(dtls_failed: bool, ice_connected: bool) -> PeerError {
     if dtls_failed {
         PeerError::Handshake(
-            "the peers reached each other, but the handshake failed: a certificate does not \
-             match the fingerprint in the other side's token, or the other side refused ours \
-             (a token altered on its way, by a broken copy or by someone intercepting), or the \
-             handshake's packets were lost (run with -v for the handshake's own reason)"
+            "the peers reached each other, but the handshake failed: a certificate did not match \
+             the fingerprint in a token (altered on its way, by a broken copy or by someone \
+             intercepting), or the handshake's packets were lost; -v shows which"
                 .into(),
         )
     } else if ice_connected {
