@@ -245,6 +245,13 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
                 "hint: both peers must reach each other over UDP; across NATs add --stun, or --turn for a relay",
             );
         }
+        if let Some(PeerError::Handshake(_)) = c.downcast_ref::<PeerError>() {
+            return Some(
+                "hint: the fingerprints in the tokens are what proves who is on the other side; \
+                 if a token may have been altered, exchange new ones over a channel you trust, \
+                 or connect with --peer (its secret seals them)",
+            );
+        }
         match c.downcast_ref::<SignalError>() {
             Some(SignalError::Unreachable { .. }) => Some(
                 "hint: start one with `dcsend signal --listen ADDR` (it listens on 127.0.0.1:8080 by default)",
@@ -289,6 +296,8 @@ mod tests {
         assert_eq!(code(UsageError("u".into()).into()), ExitCode::from(2));
         assert_eq!(code(PeerError::Connect("c".into()).into()), ExitCode::from(3));
         assert_eq!(code(PeerError::NoRelay("r".into()).into()), ExitCode::from(3));
+        assert_eq!(code(PeerError::Handshake("h".into()).into()), ExitCode::from(3));
+        assert_eq!(code(PeerError::Lost("l".into()).into()), ExitCode::from(3));
         assert_eq!(code(anyhow::anyhow!("other")), ExitCode::FAILURE);
         // Typed wrappers exit as what they wrap.
         let closed = PeerError::ChannelClosed("c".into());

@@ -376,3 +376,44 @@ fn qr_is_not_drawn_unless_asked_and_on_a_terminal() {
     term.proc.expect_code(0, WAIT);
     assert!(!term.text().contains('█'), "{}", term.text());
 }
+
+// ---------------------------------------------------------------------------------------
+// A token altered on the way
+
+/// The offer's DTLS fingerprint altered on its way to the receiver (one hex digit, as a
+/// man in the middle who swaps in their own certificate would): the handshake fails, and both
+/// sides say so at once, in words, with the exit code of a failed connection (3). Before,
+/// webrtc-rs never marked the DTLS transport failed, so both waited their 30 s connect timeout
+/// and reported "the data channel did not open within 30s (connection state: Connecting)".
+#[test]
+fn a_tampered_fingerprint_fails_the_secure_connection_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.bin");
+    std::fs::write(&src, random_bytes(100_000, 64)).unwrap();
+    let t = Tokens::in_dir(dir.path());
+    let altered = Tokens { offer: dir.path().join("altered-offer.tok"), answer: t.answer.clone() };
+    let mut send = Proc::spawn("send", sender(&[&src], &t), dir.path());
+    let offer = codec::decode(&token_in(&t.offer), SdpKind::Offer).unwrap();
+    let fingerprint = codec::attribute(&offer.sdp, "fingerprint").expect("a=fingerprint");
+    // "sha-256 AB:CD:...": change the last hex digit.
+    let last = fingerprint.chars().last().unwrap();
+    let other = if last == '0' { '1' } else { '0' };
+    let forged = format!("{}{other}", &fingerprint[..fingerprint.len() - 1]);
+    let sdp = offer.sdp.replace(fingerprint, &forged);
+    assert_ne!(sdp, offer.sdp);
+    let token = codec::encode(&SessionDesc { kind: SdpKind::Offer, sdp });
+    std::fs::write(&altered.offer, format!("{token}\n")).unwrap();
+    let mut recv = Proc::spawn("recv", receiver(&altered), dir.path());
+    // Both peers use the default 30 s connect timeout: ending well within it is the fix.
+    let limit = std::time::Duration::from_secs(20);
+    let started = std::time::Instant::now();
+    recv.expect_code(3, limit);
+    send.expect_code(3, limit);
+    eprintln!("both ended {:.2} s after the receiver started", started.elapsed().as_secs_f64());
+    for (name, p) in [("recv", &recv), ("send", &send)] {
+        let err = p.stderr_text();
+        assert!(err.contains("the secure connection (DTLS) could not be set up"), "{name}: {err}");
+        assert!(err.contains("did not match the fingerprint in a token"), "{name}: {err}");
+        assert!(!err.contains("NAT"), "{name}: {err}");
+    }
+}

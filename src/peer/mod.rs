@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc_ice::mdns::MulticastDnsMode;
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{
@@ -24,9 +25,9 @@ use webrtc::data_channel::{
 };
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceProtocol,
-    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceConnectionState, RTCIceGatheringState,
+    RTCIceProtocol, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 pub use channel::{Channel, ChannelEvent, ChannelPort, Outbound};
@@ -131,6 +132,12 @@ pub enum PeerError {
     /// ICE/DTLS/SCTP did not come up.
     #[error("could not connect to the peer: {0}")]
     Connect(String),
+    /// ICE connected, and the DTLS handshake on top of it failed.
+    #[error("the secure connection (DTLS) could not be set up: {0}")]
+    Handshake(String),
+    /// ICE connected, then failed before the data channel opened.
+    #[error("lost the peer while connecting: {0}")]
+    Lost(String),
     /// `--relay-only`, and no TURN server gave a relayed candidate: why, per server.
     #[error("no relayed candidate with --relay-only: {0}")]
     NoRelay(String),
@@ -154,8 +161,41 @@ pub enum PeerState {
     Closed,
 }
 
+/// Why the connection failed, in words: which step failed.
+///
+/// The peer connection fails when ICE or DTLS does. A DTLS transport that failed means the
+/// handshake did, once ICE had connected: a certificate that does not match the fingerprint in
+/// the peer's description (a description altered on its way: an attack, or a broken copy), a
+/// fatal alert from the peer (which refused ours), or handshake packets that were never
+/// answered. webrtc 0.21 does not hand out the handshake's own reason (its log has it, `-v`).
+/// Otherwise ICE failed: never connected, it found no working path; connected, it lost the
+/// peer.
+fn connect_failure(dtls_failed: bool, ice_connected: bool) -> PeerError {
+    if dtls_failed {
+        PeerError::Handshake(
+            "the peers reached each other, but the handshake failed: a certificate did not match \
+             the fingerprint in a token (altered on its way, by a broken copy or by someone \
+             intercepting), or the handshake's packets were lost; -v shows which"
+                .into(),
+        )
+    } else if ice_connected {
+        PeerError::Lost(
+            "the peers reached each other (ICE connected), then the other side stopped \
+             answering: it may have given up, or the network between you went down"
+                .into(),
+        )
+    } else {
+        PeerError::Connect(
+            "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)"
+                .into(),
+        )
+    }
+}
+
 struct Handler {
     state: watch::Sender<PeerState>,
+    /// Whether ICE has connected at some point.
+    ice_connected: watch::Sender<bool>,
     gathered: watch::Sender<bool>,
     remote_channels: mpsc::Sender<Arc<dyn DataChannel>>,
 }
@@ -166,6 +206,13 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        tracing::debug!("ICE connection state: {state}");
+        if matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed) {
+            self.ice_connected.send_replace(true);
         }
     }
 
@@ -192,6 +239,8 @@ impl PeerConnectionEventHandler for Handler {
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     state: watch::Receiver<PeerState>,
+    /// Whether ICE has connected at some point, for [`connect_failure`].
+    ice_connected: watch::Receiver<bool>,
     gathered: watch::Receiver<bool>,
     remote_channels: mpsc::Receiver<Arc<dyn DataChannel>>,
     local_channel: Option<Arc<dyn DataChannel>>,
@@ -381,6 +430,7 @@ impl Peer {
     /// Builds a peer connection bound to `opts.bind`.
     pub async fn new(opts: &PeerOptions) -> Result<Self, PeerError> {
         let (state_tx, state) = watch::channel(PeerState::Connecting);
+        let (ice_tx, ice_connected) = watch::channel(false);
         let (gathered_tx, gathered) = watch::channel(false);
         let (channels_tx, remote_channels) = mpsc::channel(4);
 
@@ -423,6 +473,7 @@ impl Peer {
             .with_setting_engine(settings)
             .with_handler(Arc::new(Handler {
                 state: state_tx,
+                ice_connected: ice_tx,
                 gathered: gathered_tx,
                 remote_channels: channels_tx,
             }))
@@ -434,6 +485,7 @@ impl Peer {
         Ok(Self {
             pc: Arc::new(pc),
             state,
+            ice_connected,
             gathered,
             remote_channels,
             local_channel: None,
@@ -653,10 +705,11 @@ impl Peer {
         let dc = tokio::select! {
             dc = wait => dc?,
             () = kick => unreachable!("the kick loop ends only when dropped"),
+            // The core reports the connection's state before the ICE state that caused it, so
+            // the transports are asked which of them failed.
             () = failed => {
-                return Err(PeerError::Connect(
-                    "ICE failed: no candidate pair works (both peers behind NAT? try --stun or --turn)".into(),
-                ));
+                let dtls_failed = self.dtls_state().await == Some(RTCDtlsTransportState::Failed);
+                return Err(connect_failure(dtls_failed, *self.ice_connected.borrow()));
             }
             () = tokio::time::sleep(timeout) => {
                 return Err(PeerError::Connect(format!(
@@ -667,6 +720,11 @@ impl Peer {
             }
         };
         Ok(Channel::start(dc, self.state.clone()))
+    }
+
+    /// The DTLS transport's state; `None` before it exists.
+    async fn dtls_state(&self) -> Option<RTCDtlsTransportState> {
+        self.pc.sctp().await?.transport().state().await.ok()
     }
 
     /// The selected candidate pair's kinds, once ICE has selected one (after
@@ -734,6 +792,23 @@ fn to_rtc(desc: &SessionDesc) -> Result<RTCSessionDescription, PeerError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Each way a connection fails names its own step: no working path (NAT), a failed
+    /// handshake once the peers reached each other (DTLS), a peer lost after both were up.
+    #[test]
+    fn a_failure_names_the_step_that_failed() {
+        let text =
+            |dtls_failed, ice_connected| connect_failure(dtls_failed, ice_connected).to_string();
+        let never = text(false, false);
+        assert!(never.contains("ICE failed") && never.contains("NAT"), "{never}");
+        let dtls = text(true, true);
+        assert!(dtls.starts_with("the secure connection (DTLS) could not be set up"), "{dtls}");
+        assert!(dtls.contains("fingerprint") && !dtls.contains("NAT"), "{dtls}");
+        let lost = text(false, true);
+        assert!(lost.contains("(ICE connected), then") && !lost.contains("NAT"), "{lost}");
+    }
+
     #[test]
     fn a_udp_turn_server_is_also_asked_for_stun() {
         let ice = |stun: &[&str], turn: &[&str], relay_only| IceConfig {
@@ -752,8 +827,6 @@ mod tests {
         assert_eq!(super::stun_urls(&ice(&["stun:a:3478"], &tcp, false)), ["stun:a:3478"]);
         assert!(super::stun_urls(&ice(&[], &turn, true)).is_empty());
     }
-
-    use super::*;
 
     /// A signaling server's servers come after the flags' own, each TURN URL with its own
     /// credentials; its TURN server is asked for STUN too, unless relay-only.

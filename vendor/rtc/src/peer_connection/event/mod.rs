@@ -572,6 +572,11 @@ pub(crate) enum RTCEventInternal {
     /// the data channel handler closes every data channel.
     DTLSClosed,
 
+    /// The DTLS handshake failed (a fatal alert, a certificate that does not match the remote
+    /// description's fingerprint, a spent retransmission budget): the transport is `failed`,
+    /// and the peer connection follows.
+    DTLSFailed,
+
     /// SCTP handshake completed successfully
     ///
     /// Parameter: Association handle

@@ -84,6 +84,35 @@ impl<'a> DtlsHandler<'a> {
         Ok(())
     }
 
+    /// Whether `err`, returned by the DTLS endpoint while the handshake runs, ends it.
+    ///
+    /// Every error does (a fatal alert sent or received, a certificate that does not match the
+    /// remote description's fingerprint, a spent retransmission budget), except those that leave
+    /// the connection as it was: a datagram too malformed to split into records (discarded, RFC
+    /// 6347 §4.1.2.7), and a datagram or timeout for a remote with no connection (yet).
+    fn ends_handshake(err: &Error) -> bool {
+        !matches!(
+            err,
+            Error::ErrInvalidPacketLength | Error::NoServerConfig | Error::InvalidRemoteAddress(_)
+        )
+    }
+
+    /// The handshake failed: the transport goes to `failed` (W3C: "the transport has failed as
+    /// the result of an error (such as receipt of an error alert or failure to validate the
+    /// remote fingerprint)"), and the peer connection with it, so the application learns at once
+    /// instead of at its own timeout.
+    fn fail_handshake(&mut self, now: Instant, err: &Error) {
+        warn!("dtls handshake failed: {err}");
+        self.ctx.dtls_transport.fail(err);
+        self.stats
+            .transport
+            .on_dtls_state_changed(RTCDtlsTransportState::Failed);
+        self.ctx.event_outs.push_back(TaggedRTCEventInternal {
+            now,
+            event: RTCEventInternal::DTLSFailed,
+        });
+    }
+
     pub(crate) fn new(ctx: &'a mut DtlsHandlerContext, stats: &'a mut RTCStatsAccumulator) -> Self {
         DtlsHandler { ctx, stats }
     }
@@ -206,10 +235,13 @@ impl<'a>
             // Once the transport is closed, by either side, nothing more is exchanged on it. A
             // late datagram (the peer's close_notify reply, say) must not reach an endpoint whose
             // connection is gone, where a server would take it for a new handshake.
-            if self.ctx.dtls_transport.state == RTCDtlsTransportState::Closed {
+            if matches!(
+                self.ctx.dtls_transport.state,
+                RTCDtlsTransportState::Closed | RTCDtlsTransportState::Failed
+            ) {
                 debug!(
-                    "drop dtls datagram from {:?} on a closed transport",
-                    msg.transport.peer_addr
+                    "drop dtls datagram from {:?} on a {} transport",
+                    msg.transport.peer_addr, self.ctx.dtls_transport.state
                 );
                 return Ok(());
             }
@@ -228,12 +260,34 @@ impl<'a>
                 .as_mut()
                 .ok_or(Error::ErrDtlsTransportNotStarted)?;
 
-            for message in dtls_endpoint.read(
+            let read = dtls_endpoint.read(
                 msg.now,
                 msg.transport.peer_addr,
                 msg.transport.ecn,
                 dtls_message,
-            )? {
+            );
+            // The endpoint queues its fatal alert before it returns the error: send it, so the
+            // peer fails at once too.
+            let events = match read {
+                Ok(events) => events,
+                Err(err) => {
+                    let handshaking =
+                        self.ctx.dtls_transport.state == RTCDtlsTransportState::Connecting;
+                    while let Some(transmit) = dtls_endpoint.poll_transmit() {
+                        self.ctx.write_outs.push_back(TaggedRTCMessageInternal {
+                            now: transmit.now,
+                            transport: transmit.transport,
+                            message: RTCMessageInternal::Dtls(DTLSMessage::Raw(transmit.message)),
+                        });
+                    }
+                    if handshaking && Self::ends_handshake(&err) {
+                        self.fail_handshake(msg.now, &err);
+                        return Ok(());
+                    }
+                    return Err(err);
+                }
+            };
+            for message in events {
                 match message {
                     EndpointEvent::HandshakeComplete => {
                         if let Some(state) =
@@ -409,13 +463,20 @@ impl<'a>
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if self.ctx.dtls_transport.state == RTCDtlsTransportState::Failed {
+            return Ok(());
+        }
         let Some(dtls_endpoint) = self.ctx.dtls_transport.dtls_endpoint.as_mut() else {
             return Ok(());
         };
 
         let remotes: Vec<SocketAddr> = dtls_endpoint.get_connections_keys().copied().collect();
+        let mut failure = None;
         for remote in remotes {
-            dtls_endpoint.handle_timeout(remote, now)?;
+            if let Err(err) = dtls_endpoint.handle_timeout(remote, now) {
+                failure = Some(err);
+                break;
+            }
         }
         while let Some(transmit) = dtls_endpoint.poll_transmit() {
             self.ctx.write_outs.push_back(TaggedRTCMessageInternal {
@@ -425,10 +486,26 @@ impl<'a>
             });
         }
 
-        Ok(())
+        match failure {
+            // The retransmission budget is spent: the handshake is over. Reported through the
+            // transport's state; an error here would also keep the handlers after this one
+            // from their timeouts.
+            Some(err)
+                if self.ctx.dtls_transport.state == RTCDtlsTransportState::Connecting
+                    && Self::ends_handshake(&err) =>
+            {
+                self.fail_handshake(now, &err);
+                Ok(())
+            }
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.ctx.dtls_transport.state == RTCDtlsTransportState::Failed {
+            return None;
+        }
         if let Some(dtls_endpoint) = self.ctx.dtls_transport.dtls_endpoint.as_ref() {
             let mut eto = None;
 
@@ -531,6 +608,7 @@ impl<'a> DtlsHandler<'a> {
 mod tests {
     use super::*;
     use crate::peer_connection::transport::{RTCTransportId, TransportKind};
+    use bytes::BytesMut;
 
     /// A fixed nonce keeps test ids deterministic while still distinguishing the kinds.
     fn test_transport_id(kind: TransportKind) -> RTCTransportId {
@@ -605,5 +683,188 @@ mod tests {
             "the whole chain is retained, not just the first entry the stats path consumes"
         );
         Ok(())
+    }
+
+    fn started_transport(
+        remote_role: RTCDtlsRole,
+        remote_fingerprints: Vec<
+            crate::peer_connection::transport::dtls::fingerprint::RTCDtlsFingerprint,
+        >,
+        local: DtlsTransport,
+    ) -> DtlsHandlerContext {
+        let mut local = local;
+        local
+            .start(
+                crate::peer_connection::transport::ice::role::RTCIceRole::Controlling,
+                crate::peer_connection::transport::dtls::parameters::RTCDtlsParameters {
+                    role: remote_role,
+                    fingerprints: remote_fingerprints,
+                },
+            )
+            .expect("start");
+        DtlsHandlerContext::new(local)
+    }
+
+    fn new_transport() -> DtlsTransport {
+        DtlsTransport::new(
+            crate::peer_connection::transport::dtls::RTCDtlsTransportConfig {
+                id: test_transport_id(TransportKind::Dtls),
+                ice_transport_id: test_transport_id(TransportKind::Ice),
+                certificates: vec![],
+                answering_dtls_role: Default::default(),
+                srtp_protection_profiles: vec![],
+                dtls_cipher_suites: vec![],
+                allow_insecure_verification_algorithm: false,
+                disable_certificate_fingerprint_verification: false,
+                replay_protection: Default::default(),
+                crypto_provider: crypto::default_provider().expect("test crypto provider"),
+            },
+        )
+        .expect("transport")
+    }
+
+    fn fingerprints(
+        transport: &DtlsTransport,
+    ) -> Vec<crate::peer_connection::transport::dtls::fingerprint::RTCDtlsFingerprint> {
+        transport.certificates[0]
+            .get_fingerprints(transport.crypto_provider.crypto())
+            .expect("fingerprints")
+    }
+
+    /// Starts the client's handshake (as the ICE handler's pair selection does), and collects
+    /// its first flight (as the driver's next timeout does).
+    fn connect(client: &mut DtlsHandlerContext, now: Instant) {
+        let mut stats = RTCStatsAccumulator::default();
+        let mut handler = DtlsHandler::new(client, &mut stats);
+        sansio::Protocol::handle_event(
+            &mut handler,
+            TaggedRTCEventInternal {
+                now,
+                event: RTCEventInternal::ICESelectedCandidatePairChange,
+            },
+        )
+        .expect("connect");
+        sansio::Protocol::handle_timeout(&mut handler, now).expect("first flight");
+    }
+
+    /// Moves every datagram `from` queued to `to`; returns how many.
+    fn deliver(from: &mut DtlsHandlerContext, to: &mut DtlsHandlerContext, now: Instant) -> usize {
+        let mut stats = RTCStatsAccumulator::default();
+        let mut n = 0;
+        while let Some(out) = from.write_outs.pop_front() {
+            n += 1;
+            let mut handler = DtlsHandler::new(to, &mut stats);
+            let _ = sansio::Protocol::handle_read(
+                &mut handler,
+                TaggedRTCMessageInternal {
+                    now,
+                    transport: TransportContext::default(),
+                    message: out.message,
+                },
+            );
+        }
+        n
+    }
+
+    fn failed(ctx: &DtlsHandlerContext) -> bool {
+        ctx.event_outs
+            .iter()
+            .any(|e| matches!(e.event, RTCEventInternal::DTLSFailed))
+    }
+
+    /// A remote certificate that does not match the remote description's fingerprint fails the
+    /// handshake, and the transport goes to `failed` on both sides: on the side that checked,
+    /// with the mismatch as the reason; on the other, with the fatal alert it received.
+    /// Upstream both stayed `connecting` (nothing set `failed`), and so did the peer
+    /// connection, until the application's own timeout.
+    #[test]
+    fn a_fingerprint_mismatch_fails_the_transport_on_both_sides() {
+        let client_transport = new_transport();
+        let server_transport = new_transport();
+        let mut wrong = fingerprints(&server_transport);
+        let last = wrong[0].value.pop().expect("a hex digit");
+        wrong[0].value.push(if last == '0' { '1' } else { '0' });
+        let client_fp = fingerprints(&client_transport);
+        // The remote is the server, so this end is the client, and the other way round.
+        let mut client = started_transport(RTCDtlsRole::Server, wrong, client_transport);
+        let mut server = started_transport(RTCDtlsRole::Client, client_fp, server_transport);
+        assert_eq!(client.dtls_transport.role(), RTCDtlsRole::Client);
+
+        let now = Instant::now();
+        connect(&mut client, now);
+        for _ in 0..10 {
+            if deliver(&mut client, &mut server, now) + deliver(&mut server, &mut client, now) == 0
+            {
+                break;
+            }
+        }
+
+        for (name, ctx) in [("client", &client), ("server", &server)] {
+            assert_eq!(
+                ctx.dtls_transport.state(),
+                RTCDtlsTransportState::Failed,
+                "{name}"
+            );
+            assert!(failed(ctx), "{name}: no DTLSFailed event");
+        }
+        assert_eq!(
+            client.dtls_transport.failure(),
+            Some(
+                Error::ErrNoMatchingCertificateFingerprint
+                    .to_string()
+                    .as_str()
+            )
+        );
+        assert!(server.dtls_transport.failure().is_some());
+    }
+
+    /// A handshake whose flights are never answered fails once the retransmission budget is
+    /// spent, through the transport's state. Upstream `handle_timeout` returned the error (which
+    /// also kept the handlers after this one from their timeouts) and the state stayed
+    /// `connecting`.
+    #[test]
+    fn an_unanswered_handshake_fails_when_its_budget_is_spent() {
+        let server_transport = new_transport();
+        let server_fp = fingerprints(&server_transport);
+        let mut client = started_transport(RTCDtlsRole::Server, server_fp, new_transport());
+        let mut now = Instant::now();
+        connect(&mut client, now);
+        let mut stats = RTCStatsAccumulator::default();
+        for _ in 0..64 {
+            client.write_outs.clear();
+            let mut handler = DtlsHandler::new(&mut client, &mut stats);
+            let Some(next) = sansio::Protocol::poll_timeout(&mut handler) else {
+                break;
+            };
+            now = now.max(next);
+            sansio::Protocol::handle_timeout(&mut handler, now)
+                .expect("a spent budget is reported through the state, not as an error");
+        }
+        assert_eq!(client.dtls_transport.state(), RTCDtlsTransportState::Failed);
+        assert!(failed(&client));
+    }
+
+    /// A datagram too malformed to split into records is discarded: the handshake goes on.
+    #[test]
+    fn a_malformed_datagram_does_not_fail_the_handshake() {
+        let server_transport = new_transport();
+        let server_fp = fingerprints(&server_transport);
+        let mut client = started_transport(RTCDtlsRole::Server, server_fp, new_transport());
+        let now = Instant::now();
+        connect(&mut client, now);
+        let mut junk = DtlsHandlerContext::new(new_transport());
+        junk.write_outs.push_back(TaggedRTCMessageInternal {
+            now,
+            transport: TransportContext::default(),
+            message: RTCMessageInternal::Dtls(DTLSMessage::Raw(BytesMut::from(
+                &[22u8, 0xfe, 0xfd, 0, 0][..],
+            ))),
+        });
+        deliver(&mut junk, &mut client, now);
+        assert_eq!(
+            client.dtls_transport.state(),
+            RTCDtlsTransportState::Connecting
+        );
+        assert!(!failed(&client));
     }
 }

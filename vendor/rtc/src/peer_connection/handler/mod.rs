@@ -377,7 +377,8 @@ impl RTCPeerConnection {
                     RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(_),
                 )
                 | RTCEventInternal::DTLSHandshakeComplete(_, _)
-                | RTCEventInternal::DTLSClosed => {
+                | RTCEventInternal::DTLSClosed
+                | RTCEventInternal::DTLSFailed => {
                     self.update_connection_state(false);
                 }
                 _ => {}

@@ -361,6 +361,14 @@ impl<'a> RTCDtlsTransport<'a> {
         self.peer_connection.dtls_transport().state()
     }
 
+    /// Why the DTLS handshake failed, once [`Self::state`] is `failed`: a fatal alert sent or
+    /// received, a remote certificate that does not match the remote description's
+    /// fingerprint, or handshake flights that were never answered. The analogue of the
+    /// `RTCError` a browser's `error` event on this transport carries.
+    pub fn failure(&self) -> Option<&'a str> {
+        self.peer_connection.dtls_transport().failure()
+    }
+
     /// The peer's certificate chain, DER-encoded — the analogue of the browser's
     /// `sequence<ArrayBuffer>`.
     ///

@@ -53,6 +53,9 @@ pub(crate) struct DtlsTransport {
     // certificate.
     pub(crate) remote_certificates: Vec<Vec<u8>>,
 
+    /// Why the handshake failed, once it has (the transport is then `failed`).
+    pub(crate) failure: Option<String>,
+
     // From SettingEngine
     pub(crate) answering_dtls_role: RTCDtlsRole,
     pub(crate) srtp_protection_profiles: Vec<SrtpProtectionProfile>,
@@ -118,6 +121,7 @@ impl DtlsTransport {
             state: RTCDtlsTransportState::New,
             certificates,
             remote_certificates: vec![],
+            failure: None,
 
             answering_dtls_role,
             srtp_protection_profiles,
@@ -131,6 +135,17 @@ impl DtlsTransport {
 
     pub(crate) fn state_change(&mut self, state: RTCDtlsTransportState) {
         self.state = state;
+    }
+
+    /// The handshake failed with `err`: the transport is `failed` for good.
+    pub(crate) fn fail(&mut self, err: &Error) {
+        self.failure = Some(err.to_string());
+        self.state_change(RTCDtlsTransportState::Failed);
+    }
+
+    /// Why the handshake failed, if it has.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// Whether negotiation has brought this transport up — i.e. `start()` has built its
