@@ -124,7 +124,11 @@ const DRAIN_RECHECK: Duration = Duration::from_millis(20);
 /// overtaken by the close and dropped (16 KiB short in 3 of 16 werift runs on a loaded
 /// machine). The messages are already in the core when `OnClose` comes out, so they follow
 /// within a driver iteration, or the next one when the queue was full: the driver wakes for
-/// its next timer at the latest (ICE's 200 ms tick once connected).
+/// its next timer at the latest (ICE's 200 ms tick once connected). On a starved CPU that
+/// took longer, and a sender's `abort` written just before its close was lost; the vendored
+/// rtc now holds a channel's `OnClose` back until its messages are read (`vendor/rtc`,
+/// PATCHES.md, patch 5), so the close no longer overtakes them. The grace stays for a build
+/// against the published crate.
 const CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 /// How long [`Channel::close`] waits for the channel to close: for our stream reset to be

@@ -1645,3 +1645,6 @@ mod message_selection_test;
 
 #[path = "loss_recovery_test.rs"]
 mod loss_recovery_test;
+
+#[path = "stream_reset_test.rs"]
+mod stream_reset_test;

@@ -2346,6 +2346,28 @@ impl Association {
             result = ReconfigResult::InProgress;
         }
 
+        // RFC 8831 §6.7: the peer's reset of its outgoing stream makes us reset ours. A stream
+        // that still has DATA waiting for a TSN (the congestion window is full) is reset behind
+        // that DATA, the way our own resets are: a request sent now would name as "Sender's
+        // Last Assigned TSN" a TSN below that DATA's, the peer would reset its incoming stream
+        // as soon as it had everything up to it, and the DATA would reach a stream already
+        // closed. The others are answered at once, as upstream does.
+        let (behind_data, at_once): (Vec<StreamId>, Vec<StreamId>) = sis_to_reset
+            .into_iter()
+            .partition(|id| self.pending_queue.holds_stream(*id));
+        if !behind_data.is_empty() {
+            debug!(
+                "[{}] resetStream(): resetting {:?} behind their queued DATA",
+                self.side, behind_data
+            );
+            for stream_identifier in behind_data {
+                self.pending_queue
+                    .push_reset(ResetMarker { stream_identifier });
+            }
+            self.awake_write_loop();
+        }
+        let sis_to_reset = at_once;
+
         // Answer incoming reset requests with the same reset request, but with
         // reconfig_response_sequence_number.
         if !sis_to_reset.is_empty() {

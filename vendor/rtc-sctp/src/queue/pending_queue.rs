@@ -204,6 +204,18 @@ impl PendingQueue {
         self.queue_len += 1;
     }
 
+    /// Whether a message of stream `stream_identifier` still waits here, whole or in part (a
+    /// fragmented message whose head has left).
+    pub(crate) fn holds_stream(&self, stream_identifier: u16) -> bool {
+        self.unordered_queue
+            .iter()
+            .chain(&self.ordered_queue)
+            .any(|e| {
+                matches!(e, PendingEntry::Message(m)
+                    if m.snapshot().stream_identifier == stream_identifier)
+            })
+    }
+
     fn front_queue(&self) -> &VecDeque<PendingEntry> {
         if self.selected {
             if self.unordered_is_selected {

@@ -8,6 +8,7 @@ pub(crate) mod sctp;
 pub(crate) mod srtp;
 
 use crate::peer_connection::RTCPeerConnection;
+use crate::peer_connection::event::RTCDataChannelEvent;
 use crate::peer_connection::event::RTCPeerConnectionEvent;
 use crate::peer_connection::event::{RTCEventInternal, TaggedRTCEvent};
 use crate::peer_connection::handler::datachannel::{DataChannelHandler, DataChannelHandlerContext};
@@ -141,6 +142,33 @@ pub(crate) struct PipelineContext {
 impl PipelineContext {
     fn observe(&mut self, now: Instant) {
         self.now = self.now.max(now);
+    }
+
+    /// The next event for the application, leaving a data channel's `OnClose` queued while a
+    /// message of that channel still waits in `data_read_outs`.
+    ///
+    /// A channel's messages and its close come out of the pipeline in order, but through two
+    /// queues (`poll_read`, `poll_event`), and a caller that polls events before reads (the
+    /// `webrtc` crate's driver does) would otherwise hand the application the close first: the
+    /// peer's last messages, read in the same step as the reset that closed its stream, then
+    /// came after the close, or never when the application stopped reading there. Events of
+    /// other channels, and of the connection, are not held back.
+    fn pop_ready_event(&mut self) -> Option<RTCPeerConnectionEvent> {
+        let at = self
+            .event_outs
+            .iter()
+            .position(|evt| !self.holds_back(evt))?;
+        self.event_outs.remove(at)
+    }
+
+    /// Whether `evt` is a data channel's `OnClose` with a message of that channel still queued.
+    fn holds_back(&self, evt: &RTCPeerConnectionEvent) -> bool {
+        let RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id)) = evt else {
+            return false;
+        };
+        self.data_read_outs.iter().any(
+            |m| matches!(&m.message, RTCMessage::DataChannelMessage(channel, _) if channel == id),
+        )
     }
 }
 
@@ -473,8 +501,8 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
 
     fn poll_event(&mut self) -> Option<Self::Eout> {
         // Drain the backlog before sweeping the pipeline again: anything a sweep adds lands
-        // behind it anyway, and the sweep runs once the backlog is empty.
-        if let Some(evt) = self.pipeline_context.event_outs.pop_front() {
+        // behind it anyway, and the sweep runs once the backlog holds nothing to hand out.
+        if let Some(evt) = self.pipeline_context.pop_ready_event() {
             return Some(evt);
         }
 
@@ -486,7 +514,7 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
             self.pump_events();
         }
 
-        self.pipeline_context.event_outs.pop_front()
+        self.pipeline_context.pop_ready_event()
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
@@ -658,6 +686,51 @@ mod handler_test {
             data += 1;
         }
         assert_eq!(data, 2);
+    }
+
+    /// A data channel's close is not handed out ahead of that channel's messages, which come
+    /// out of another queue (dcsend's patch, see PATCHES.md). Upstream `poll_event` returned
+    /// the close at once, and a caller polling events before reads (the `webrtc` driver)
+    /// announced the channel closed before its last message.
+    #[test]
+    fn a_channel_closes_after_its_last_message() {
+        let base = Instant::now();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .build(base)
+            .expect("build peer connection");
+
+        let message = |id| TaggedRTCMessage {
+            now: base,
+            message: RTCMessage::DataChannelMessage(id, RTCDataChannelMessage::default()),
+        };
+        let close = |id| RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id));
+        let closed = |evt: Option<RTCPeerConnectionEvent>| match evt {
+            Some(RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id))) => {
+                Some(id)
+            }
+            other => panic!("expected a data channel's close, got {other:?}"),
+        };
+        // Channel 3's last message and close, read in one step; channel 5 closes with
+        // nothing left to read.
+        pc.pipeline_context.data_read_outs.push_back(message(3));
+        pc.pipeline_context.event_outs.push_back(close(3));
+        pc.pipeline_context.event_outs.push_back(close(5));
+
+        assert_eq!(
+            Some(5),
+            closed(pc.poll_event()),
+            "another channel's close is not held"
+        );
+        assert!(
+            pc.poll_event().is_none(),
+            "the close waits for its channel's message"
+        );
+        assert!(matches!(
+            pc.poll_data_read().map(|m| m.message),
+            Some(RTCMessage::DataChannelMessage(3, _))
+        ));
+        assert_eq!(Some(3), closed(pc.poll_event()));
+        assert!(pc.poll_event().is_none());
     }
 
     /// `poll_read` still yields both kinds, so the callers that predate the split — 58 files
