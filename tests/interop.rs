@@ -1,25 +1,31 @@
 //! dcsend against independent WebRTC stacks, each peer a real process on this machine:
-//! werift (TypeScript, `tests/interop/werift-peer.mjs`) and aiortc (Python,
-//! `tests/interop/aiortc-peer.py`). Each pairs with dcsend through copy-paste tokens in files
-//! (`--sdp-in`/`--sdp-out`) in both directions (dcsend `--raw` sends, or `dcsend recv` receives
-//! from a plain sender) and with either side offering, and the bytes must arrive exactly.
+//! werift (TypeScript, `tests/interop/werift-peer.mjs`), aiortc (Python,
+//! `tests/interop/aiortc-peer.py`) and Pion (Go, `tests/interop/pion-peer/main.go`). Each pairs
+//! with dcsend through copy-paste tokens in files (`--sdp-in`/`--sdp-out`) in both directions
+//! (dcsend `--raw` sends, or `dcsend recv` receives from a plain sender) and with either side
+//! offering, and the bytes must arrive exactly.
 //!
 //! These found three bugs: werift 0.25 never formed an SCTP association with dcsend (which end
 //! sends the SCTP INIT is not negotiated, and webrtc-rs and werift chose by different rules;
 //! `vendor/rtc/PATCHES.md`, `vendor/rtc-sctp/PATCHES.md`); dcsend closed the association before
 //! the peer could answer its stream reset, so aiortc saw an abort instead of a closed channel
 //! (checked in aiortc's SCTP log); and a plain sender's last message could be overtaken by the
-//! channel's close event and lost (`peer::channel`, intermittent: seen under load).
+//! channel's close event and lost (`peer::channel`, intermittent: seen under load). Pion then
+//! found a fourth: it closed its channel at dcsend's first 64 KiB message, since it reads into
+//! a buffer of 65,535 bytes and its description states no `max-message-size` (`cmd::send`).
 //!
-//! Needs `node` with werift installed by `npm ci` in `tests/interop`, and a `python3` (or
-//! `DCSEND_TEST_PYTHON`) that imports aiortc (`pip install -r tests/interop/requirements.txt`);
-//! each suite half skips with a message when its stack is missing, unless
+//! Needs `node` with werift installed by `npm ci` in `tests/interop`, a `python3` (or
+//! `DCSEND_TEST_PYTHON`) that imports aiortc (`pip install -r tests/interop/requirements.txt`),
+//! and Go with Debian's packaged Pion (`apt-get install golang-go
+//! golang-github-pion-webrtc.v3-dev`; `tests/interop/pion-peer/build.sh` builds the peer
+//! offline); each stack's cases skip with a message when it is missing, unless
 //! `DCSEND_TEST_REQUIRE_INTEROP=1`. Every wait is bounded; every process is killed by its handle.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use common::*;
 
@@ -31,6 +37,7 @@ const SIZE: usize = 3 * 1024 * 1024;
 enum Stack {
     Werift,
     Aiortc,
+    Pion,
 }
 
 fn interop_dir() -> PathBuf {
@@ -80,7 +87,42 @@ fn peer_command(stack: Stack) -> Option<Command> {
             cmd.arg(dir.join("aiortc-peer.py"));
             Some(cmd)
         }
+        Stack::Pion => match pion_peer() {
+            Ok(peer) => Some(Command::new(peer)),
+            Err(why) => {
+                skip("INTEROP", why);
+                None
+            }
+        },
     }
+}
+
+/// The Pion peer, built once per run of this suite (a few seconds) from Debian's packaged Pion,
+/// or why it cannot be.
+fn pion_peer() -> Result<&'static Path, &'static str> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        if !runs(Command::new("go").arg("version")) {
+            return Err("`go version` does not run (apt-get install golang-go)".into());
+        }
+        if !Path::new("/usr/share/gocode/src/github.com/pion/webrtc").is_dir() {
+            return Err(
+                "Pion is not installed (apt-get install golang-github-pion-webrtc.v3-dev)".into()
+            );
+        }
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pion-peer");
+        let build = Command::new(interop_dir().join("pion-peer/build.sh"))
+            .arg(&out)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running tests/interop/pion-peer/build.sh");
+        if !build.status.success() {
+            // Go and Pion are there: a failed build is a failure, not a reason to skip.
+            panic!("building the Pion peer: {}", String::from_utf8_lossy(&build.stderr));
+        }
+        Ok(out)
+    });
+    built.as_ref().map(PathBuf::as_path).map_err(String::as_str)
 }
 
 /// Which side dcsend plays.
@@ -143,8 +185,12 @@ fn transfer(stack: Stack, roles: Roles) -> Option<String> {
 
 fn case(stack: Stack, dcsend_sends: bool, dcsend_offers: bool) {
     let Some(peer_log) = transfer(stack, Roles { dcsend_sends, dcsend_offers }) else { return };
-    if let Stack::Aiortc = stack {
-        assert_closed_as_rfc_8831_says(&peer_log);
+    match stack {
+        Stack::Aiortc => assert_closed_as_rfc_8831_says(&peer_log),
+        // Pion logs what goes wrong in its stack, such as a reset sent on an association dcsend
+        // had already torn down ("sending reset packet in non-established state").
+        Stack::Pion => assert!(!peer_log.contains(" ERROR: "), "Pion logged an error:\n{peer_log}"),
+        Stack::Werift => {}
     }
 }
 
@@ -199,6 +245,22 @@ fn aiortc_sends_to_dcsend_answering() {
     case(Stack::Aiortc, false, false);
 }
 
+fn pion_receives_from_dcsend_offering() {
+    case(Stack::Pion, true, true);
+}
+
+fn pion_receives_from_dcsend_answering() {
+    case(Stack::Pion, true, false);
+}
+
+fn pion_sends_to_dcsend_offering() {
+    case(Stack::Pion, false, true);
+}
+
+fn pion_sends_to_dcsend_answering() {
+    case(Stack::Pion, false, false);
+}
+
 crate::skippable_tests!(
     werift_receives_from_dcsend_offering,
     werift_receives_from_dcsend_answering,
@@ -208,4 +270,8 @@ crate::skippable_tests!(
     aiortc_receives_from_dcsend_answering,
     aiortc_sends_to_dcsend_offering,
     aiortc_sends_to_dcsend_answering,
+    pion_receives_from_dcsend_offering,
+    pion_receives_from_dcsend_answering,
+    pion_sends_to_dcsend_offering,
+    pion_sends_to_dcsend_answering,
 );
