@@ -13,4 +13,6 @@ mkdir -p "$tmp/src/github.com/pion/webrtc" "$tmp/src/pion-peer"
 ln -s "$gocode/src/github.com/pion/webrtc" "$tmp/src/github.com/pion/webrtc/v3"
 cp "$here/main.go" "$tmp/src/pion-peer/"
 cd "$tmp/src/pion-peer"
+# Go keeps its build cache under $HOME; a CI shell may have none.
+[ -n "${GOCACHE:-}" ] || [ -n "${HOME:-}" ] || export GOCACHE="$tmp/go-cache"
 GOPATH="$tmp:$gocode" GO111MODULE=off GOFLAGS= CGO_ENABLED=0 go build -o "$out" .
