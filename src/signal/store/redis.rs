@@ -252,6 +252,17 @@ local function open(room)
   return k
 end
 
+-- The room of a peer's request (opened as above), and the peer's side in it, after noting the
+-- room's activity; or nil, nil and the error to return.
+local function peer_of(room, token)
+  local k, err = open(room)
+  if not k then return nil, nil, err end
+  local s = side_of(k, token)
+  if not s then return nil, nil, {'err', 'notpeer'} end
+  touch(room, k)
+  return k, s
+end
+
 local function seat(room, k, s, token, client, key)
   redis.call('HSET', k, s .. '.tok', token, s .. '.cli', client, s .. '.at', NOW,
     s .. '.spoke', '0', s .. '.sent', '0', s .. '.until', NOW + PRESENCE)
@@ -316,11 +327,8 @@ return {'ok', 'a', token}
 /// `ARGV[8..]`: room, token, body, message number or -1, inbox limit.
 const POST: &str = r"
 local room, token = ARGV[8], ARGV[9]
-local k, err = open(room)
+local k, s, err = peer_of(room, token)
 if not k then return err end
-local s = side_of(k, token)
-if not s then return {'err', 'notpeer'} end
-touch(room, k)
 seen(room, k, s, NOW + PRESENCE)
 local inbox = k .. ':in:' .. other(s)
 local expected = tonumber(field(k, s, 'sent') or '0')
@@ -347,11 +355,8 @@ return {'ok'}
 /// poll will read again (its seat is held for `HOLD`) or 0.
 const TAKE: &str = r"
 local room, token = ARGV[8], ARGV[9]
-local k, err = open(room)
+local k, s, err = peer_of(room, token)
 if not k then return err end
-local s = side_of(k, token)
-if not s then return {'err', 'notpeer'} end
-touch(room, k)
 if ARGV[11] == '1' then seen(room, k, s, NOW + HOLD) else seen(room, k, s, NOW + PRESENCE) end
 local notice = redis.call('LPOP', k .. ':nt:' .. s)
 if notice then return {'notice', notice} end
@@ -384,11 +389,8 @@ return {'empty'}
 /// `ARGV[8..]`: room, token.
 const LEAVE: &str = r"
 local room, token = ARGV[8], ARGV[9]
-local k, err = open(room)
+local k, s, err = peer_of(room, token)
 if not k then return err end
-local s = side_of(k, token)
-if not s then return {'err', 'notpeer'} end
-touch(room, k)
 local gone = depart(room, s, 'left')
 return {'ok', s, gone[3], gone[4]}
 ";
