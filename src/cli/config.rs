@@ -527,15 +527,7 @@ fn connect_config(
         },
         None => paste_negotiation(&args, default_role, payload_on_stdin)?,
     };
-    let turn_password = match &args.turn_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("--turn-password-file {}: {e}", path.display())))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => std::env::var("DCSEND_TURN_PASSWORD").ok(),
-    };
+    let turn_password = turn_password(args.turn_password_file.as_deref()).map_err(UsageError)?;
     if args.relay_only && args.turn.is_empty() && args.peer.is_none() {
         return Err(UsageError(
             "--relay-only needs a TURN server: --turn, or --peer with a signaling server that \
@@ -571,6 +563,19 @@ fn connect_config(
         },
         connect_timeout: args.connect_timeout,
     })
+}
+
+/// The TURN password: the contents of `file` (`--turn-password-file`) without the final line
+/// break, else `DCSEND_TURN_PASSWORD`, else none; the error names the flag and the file. Shared
+/// by the transfer's options and `dcsend doctor`.
+pub fn turn_password(file: Option<&Path>) -> Result<Option<String>, String> {
+    match file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned())),
+            Err(e) => Err(format!("--turn-password-file {}: {e}", path.display())),
+        },
+        None => Ok(std::env::var("DCSEND_TURN_PASSWORD").ok()),
+    }
 }
 
 fn output_config(args: OutputArgs) -> OutputConfig {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::DoctorArgs;
+use crate::cli::{DoctorArgs, config};
 use crate::error::UsageError;
 use crate::peer::doctor::{self, Mapping, Report};
 use crate::peer::{IceConfig, PeerOptions};
@@ -19,15 +19,8 @@ use crate::signal::url::PeerUrl;
 
 /// Runs every probe and prints the report: text on stdout, or one JSON object with --json.
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let turn_password = match &args.turn_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--turn-password-file {}", path.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => std::env::var("DCSEND_TURN_PASSWORD").ok(),
-    };
+    let turn_password =
+        config::turn_password(args.turn_password_file.as_deref()).map_err(anyhow::Error::msg)?;
     let servers = match &args.peer {
         Some(url) => handed_out(url).await?,
         None => Vec::new(),
