@@ -1443,7 +1443,9 @@ fn test_rexmit_budget_counts_fast_and_timer_retransmissions() -> Result<()> {
             assert_eq!(1, data_chunks(&a.gather_outbound(now).0));
             for attempt in 0..=max_retransmits {
                 let at = if fast_first && attempt == 0 {
-                    a.inflight_queue.get_mut(first_tsn).unwrap().miss_indicator = 3;
+                    a.inflight_queue
+                        .update(first_tsn, |c| c.miss_indicator = 3)
+                        .unwrap();
                     a.will_retransmit_fast = true;
                     now + Duration::from_millis(1)
                 } else {

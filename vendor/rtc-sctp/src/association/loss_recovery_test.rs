@@ -343,3 +343,73 @@ fn a_loss_with_one_packet_behind_it_is_repaired_within_a_round_trip() -> Result<
     assert_eq!(vec![sent[0]], data_tsns(&transmit(&mut sender, due)));
     Ok(())
 }
+
+/// A burst of losses, as a full bottleneck queue drops: the first half of a window is lost
+/// and the second half arrives. Every lost chunk is out of the flight once marked, so all of
+/// them are sent again on the SACKs of that one window, as cwnd allows. Fast retransmission
+/// used to send one packet per loss report and then one per SACK that advanced the cumulative
+/// ack, so a burst of N losses took N round trips: seconds at a 20 ms RTT.
+#[test]
+fn a_burst_of_losses_is_repaired_within_a_round_trip() -> Result<()> {
+    let (mut sender, mut receiver) = link(64)?;
+    let now = Instant::now();
+    let lost: Vec<usize> = (0..20).collect();
+    let (sent, repairs) = window_with_losses(&mut sender, &mut receiver, 40, &lost, now)?;
+    let lost_tsns: Vec<u32> = lost.iter().map(|&i| sent[i]).collect();
+    assert_eq!(
+        lost_tsns,
+        data_tsns(&repairs),
+        "every lost chunk, once, in order"
+    );
+    assert!(sender.in_fast_recovery);
+    assert_eq!(32 * sender.mtu, sender.cwnd, "cwnd is cut once");
+    assert_eq!(0, sender.inflight_queue.lost_bytes());
+    assert!(
+        sender.inflight_queue.flight_bytes() <= (sender.cwnd + sender.mtu) as usize,
+        "the repairs stay within cwnd, but for the one packet that may ignore it"
+    );
+
+    // The repairs arrive: everything is acknowledged without a timer.
+    let next = round_trip(&mut sender, &mut receiver, repairs, now)?;
+    assert!(data_tsns(&next).is_empty());
+    assert!(sender.inflight_queue.is_empty());
+    assert!(!sender.in_fast_recovery);
+    Ok(())
+}
+
+/// Chunks marked lost and not yet sent again go before new DATA, and new DATA goes out only
+/// as far as the flight without them allows.
+#[test]
+fn repairs_go_before_new_data() -> Result<()> {
+    let (mut sender, mut receiver) = link(64)?;
+    let now = Instant::now();
+    let lost: Vec<usize> = (0..20).collect();
+    write(&mut sender, 40, now)?;
+    let packets = transmit(&mut sender, now);
+    let sent = data_tsns(&packets);
+    // Three SACKs mark the burst lost; new DATA is waiting meanwhile.
+    write(&mut sender, 40, now)?;
+    let mut out = vec![];
+    for p in packets.into_iter().skip(lost.len()).take(3) {
+        receive(&mut receiver, vec![p], now)?;
+        let sacks = transmit(&mut receiver, now);
+        receive(&mut sender, sacks, now)?;
+        out.extend(data_tsns(&transmit(&mut sender, now)));
+    }
+    let repaired: Vec<u32> = out.iter().copied().filter(|t| sent.contains(t)).collect();
+    let first_new = out.iter().position(|t| !sent.contains(t));
+    assert!(!repaired.is_empty());
+    if let Some(first_new) = first_new {
+        assert!(
+            out[first_new..].iter().all(|t| !sent.contains(t)),
+            "repairs go first: {out:?}"
+        );
+        assert_eq!(
+            0,
+            sender.inflight_queue.lost_bytes(),
+            "new DATA went out while chunks marked lost waited: {out:?}"
+        );
+    }
+    assert!(sender.inflight_queue.flight_bytes() <= (sender.cwnd + sender.mtu) as usize);
+    Ok(())
+}

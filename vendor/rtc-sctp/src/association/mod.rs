@@ -520,6 +520,12 @@ impl Association {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<TransportMessage<Payload>> {
         let (contents, _) = self.gather_outbound(now);
+        #[cfg(test)]
+        assert_eq!(
+            self.inflight_queue.recount_lost_bytes(),
+            self.inflight_queue.lost_bytes(),
+            "the lost bytes kept match the chunks marked lost"
+        );
         if contents.is_empty() {
             None
         } else {
@@ -2077,18 +2083,23 @@ impl Association {
 
         let mut tsn = cum_tsn_ack_point.wrapping_add(1);
         while sna32lt(tsn, max_tsn) {
-            if let Some(c) = self.inflight_queue.get_mut(tsn) {
+            let marked = self.inflight_queue.update(tsn, |c| {
                 if c.is_outstanding() && c.miss_indicator < 3 {
                     c.miss_indicator += 1;
-                    if c.miss_indicator == 3 {
-                        // 1)  Mark the DATA chunk(s) with three miss indications for
-                        //     retransmission, in Fast Recovery or not.
-                        self.will_retransmit_fast = true;
-                        self.enter_fast_recovery();
-                    }
+                    c.miss_indicator == 3
+                } else {
+                    false
                 }
-            } else {
-                return Err(Error::ErrTsnRequestNotExist);
+            });
+            match marked {
+                // 1)  Mark the DATA chunk(s) with three miss indications for
+                //     retransmission, in Fast Recovery or not.
+                Some(true) => {
+                    self.will_retransmit_fast = true;
+                    self.enter_fast_recovery();
+                }
+                Some(false) => {}
+                None => return Err(Error::ErrTsnRequestNotExist),
             }
 
             tsn = tsn.wrapping_add(1);
@@ -2162,7 +2173,7 @@ impl Association {
         if let Some((xmit, xmit_tsn)) = self.rack_xmit {
             let wait = self.rack_rtt + self.rack_reo_wnd();
             let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
-            while let Some(c) = self.inflight_queue.get_mut(tsn) {
+            while let Some(c) = self.inflight_queue.get(tsn) {
                 let this = tsn;
                 tsn = tsn.wrapping_add(1);
                 let Some(sent) = c.since else { continue };
@@ -2181,9 +2192,9 @@ impl Association {
                 }
                 let due = sent + wait;
                 if now >= due {
-                    c.rack_lost = true;
+                    self.inflight_queue.update(this, |c| c.rack_lost = true);
                     lost = true;
-                    trace!("[{}] RACK: tsn={} lost", self.side, c.tsn);
+                    trace!("[{}] RACK: tsn={} lost", self.side, this);
                 } else {
                     next = Some(next.map_or(due, |n| n.min(due)));
                 }
@@ -2242,9 +2253,7 @@ impl Association {
                     .is_some_and(|c| c.is_outstanding())
             });
         let Some(tsn) = highest else { return };
-        if let Some(c) = self.inflight_queue.get_mut(tsn) {
-            c.rack_lost = true;
-        }
+        self.inflight_queue.update(tsn, |c| c.rack_lost = true);
         self.tlp_outstanding = true;
         self.will_retransmit_fast = true;
         debug!("[{}] tail-loss probe: tsn={}", self.side, tsn);
@@ -2530,11 +2539,12 @@ impl Association {
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
                 }
-                raw_packets = self.gather_outbound_data_and_reconfig_packets(raw_packets, now);
+                // Chunks marked lost go before new DATA (RFC 9260 §6.1 C).
+                raw_packets = self.gather_outbound_fast_retransmission_packets(raw_packets, now);
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
                 }
-                raw_packets = self.gather_outbound_fast_retransmission_packets(raw_packets, now);
+                raw_packets = self.gather_outbound_data_and_reconfig_packets(raw_packets, now);
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
                 }
@@ -2666,103 +2676,111 @@ impl Association {
         raw_packets
     }
 
+    /// Fast retransmission (RFC 9260 §7.2.4). On a new loss report (`will_retransmit_fast`),
+    /// the lowest chunks marked for retransmission that fit in one packet go out at once,
+    /// whatever cwnd says (rule 3). The other marked chunks go out as soon as cwnd allows
+    /// (rule 5, and §6.1 C: before any new DATA). A marked chunk has left the network, so it
+    /// is out of the flight (RFC 6675's "pipe"): after a burst of losses, as at a full
+    /// bottleneck queue, every marked chunk is sent again within about a round trip rather
+    /// than one packet per SACK.
     fn gather_outbound_fast_retransmission_packets(
         &mut self,
         mut raw_packets: Vec<Bytes>,
         now: Instant,
     ) -> Vec<Bytes> {
-        if self.will_retransmit_fast {
-            self.will_retransmit_fast = false;
-
-            let mut to_fast_retrans: Vec<ChunkPayloadData> = vec![];
-            let mut fast_retrans_size = COMMON_HEADER_SIZE;
-
-            let mut i = 0;
-            loop {
-                let tsn = self.cumulative_tsn_ack_point.wrapping_add(i + 1);
-                if let Some(c) = self.inflight_queue.get(tsn) {
-                    if !c.is_fast_retransmit_candidate() {
-                        i += 1;
-                        continue;
-                    }
-
-                    // Only the retry being considered needs a policy check.
-                    // Retire an exhausted candidate's whole message first.
-                    match self.abandon_retransmit_candidate(tsn, now) {
-                        Ok(true) => {
-                            to_fast_retrans.retain(|chunk| {
-                                self.inflight_queue
-                                    .get(chunk.tsn)
-                                    .is_some_and(|c| !c.abandoned())
-                            });
-                            fast_retrans_size = COMMON_HEADER_SIZE
-                                + to_fast_retrans
-                                    .iter()
-                                    .map(|c| {
-                                        (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32)
-                                            .next_multiple_of(4)
-                                    })
-                                    .sum::<u32>();
-                            i += 1;
-                            continue;
-                        }
-                        Ok(false) => {}
-                        Err(err) => {
-                            self.fail_message_queue(err);
-                            return vec![];
-                        }
-                    }
-                    let Some(c) = self.inflight_queue.get(tsn) else {
-                        break;
-                    };
-
-                    // RFC 4960 Sec 7.2.4 Fast Retransmit on Gap Reports
-                    //  3)  Determine how many of the earliest (i.e., lowest TSN) DATA chunks
-                    //      marked for retransmission will fit into a single packet, subject
-                    //      to constraint of the path MTU of the destination transport
-                    //      address to which the packet is being sent.  Call this value K.
-                    //      Retransmit those K DATA chunks in a single packet.  When a Fast
-                    //      Retransmit is being performed, the sender SHOULD ignore the value
-                    //      of cwnd and SHOULD NOT delay retransmission for this single
-                    //		packet.
-
-                    // Padded wire size, the same accounting
-                    // bundle_data_chunks_into_packets uses for bundle
-                    // decisions.
-                    let data_chunk_size =
-                        (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32).next_multiple_of(4);
-                    if self.mtu < fast_retrans_size + data_chunk_size {
-                        break;
-                    }
-
-                    fast_retrans_size += data_chunk_size;
-                } else {
-                    break; // end of pending data
-                }
-
-                if let Some(c) = self.inflight_queue.get(tsn) {
-                    to_fast_retrans.push(c.clone());
-                }
-                i += 1;
-            }
-
-            for chunk in &mut to_fast_retrans {
-                if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
-                    c.nsent += 1;
-                    c.rack_lost = false;
-                    c.since = Some(now);
-                    chunk.nsent = c.nsent;
-                    self.stats.inc_fast_retrans();
-                    trace!(
-                        "[{}] fast-retransmit: tsn={} sent={} htna={}",
-                        self.side, c.tsn, c.nsent, self.fast_recover_exit_point
-                    );
-                }
-            }
-            self.bundle_data_chunks_into_packets(to_fast_retrans, &mut raw_packets);
+        let triggered = std::mem::take(&mut self.will_retransmit_fast);
+        let cwnd = self.cwnd as usize;
+        let lost = self.inflight_queue.lost_bytes();
+        if lost == 0 || (!triggered && self.inflight_queue.flight_bytes() >= cwnd) {
+            return raw_packets;
         }
 
+        // Room left in the packet that may ignore cwnd, and the flight with what is chosen.
+        let one_packet = (self.mtu - COMMON_HEADER_SIZE) as usize;
+        let mut free = if triggered { one_packet } else { 0 };
+        let mut flight = self.inflight_queue.flight_bytes();
+        let mut to_find = lost;
+        let mut to_fast_retrans: Vec<ChunkPayloadData> = vec![];
+        let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
+        while to_find > 0 {
+            let Some(c) = self.inflight_queue.get(tsn) else {
+                break; // end of the in-flight queue
+            };
+            let this = tsn;
+            tsn = tsn.wrapping_add(1);
+            if !c.is_fast_retransmit_candidate() {
+                continue;
+            }
+
+            // Only the retry being considered needs a policy check.
+            // Retire an exhausted candidate's whole message first.
+            match self.abandon_retransmit_candidate(this, now) {
+                Ok(true) => {
+                    to_fast_retrans.retain(|chunk| {
+                        self.inflight_queue
+                            .get(chunk.tsn)
+                            .is_some_and(|c| !c.abandoned())
+                    });
+                    let chosen = to_fast_retrans.iter().map(|c| c.user_data.len());
+                    flight = self.inflight_queue.flight_bytes() + chosen.clone().sum::<usize>();
+                    to_find = self.inflight_queue.lost_bytes();
+                    free = if triggered {
+                        one_packet.saturating_sub(
+                            to_fast_retrans.iter().map(Self::wire_size).sum::<usize>(),
+                        )
+                    } else {
+                        0
+                    };
+                    continue;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    self.fail_message_queue(err);
+                    return vec![];
+                }
+            }
+            let Some(c) = self.inflight_queue.get(this) else {
+                break;
+            };
+
+            let (size, len) = (Self::wire_size(c), c.user_data.len());
+            if size <= free {
+                free -= size;
+            } else if flight + len <= cwnd {
+                free = 0; // the packet that ignores cwnd is full
+            } else {
+                break;
+            }
+            flight += len;
+            to_find = to_find.saturating_sub(len);
+            to_fast_retrans.push(c.clone());
+        }
+
+        for chunk in &mut to_fast_retrans {
+            let sent = self.inflight_queue.update(chunk.tsn, |c| {
+                c.nsent += 1;
+                c.rack_lost = false;
+                c.since = Some(now);
+                c.nsent
+            });
+            if let Some(nsent) = sent {
+                chunk.nsent = nsent;
+                self.stats.inc_fast_retrans();
+                trace!(
+                    "[{}] fast-retransmit: tsn={} sent={} htna={}",
+                    self.side, chunk.tsn, nsent, self.fast_recover_exit_point
+                );
+            }
+        }
+        self.bundle_data_chunks_into_packets(to_fast_retrans, &mut raw_packets);
+
         raw_packets
+    }
+
+    /// A DATA chunk's size in a packet, padding included: the accounting
+    /// `bundle_data_chunks_into_packets` uses.
+    fn wire_size(c: &ChunkPayloadData) -> usize {
+        (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32).next_multiple_of(4) as usize
     }
 
     fn gather_outbound_sack_packets(&mut self, mut raw_packets: Vec<Bytes>) -> Vec<Bytes> {
@@ -2926,15 +2944,18 @@ impl Association {
         // A later candidate can abandon an earlier fragment already selected
         // into this batch. Commit attempts only after whole-message retirement.
         for chunk in &mut chunks {
-            if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
+            let sent = self.inflight_queue.update(chunk.tsn, |c| {
                 c.retransmit = false;
                 c.rack_lost = false;
                 c.since = Some(now);
                 c.nsent += 1;
-                chunk.nsent = c.nsent;
+                c.nsent
+            });
+            if let Some(nsent) = sent {
+                chunk.nsent = nsent;
                 trace!(
                     "[{}] retransmitting tsn={} ssn={} sent={}",
-                    self.side, c.tsn, c.stream_sequence_number, c.nsent
+                    self.side, chunk.tsn, chunk.stream_sequence_number, nsent
                 );
             }
         }
@@ -3107,10 +3128,13 @@ impl Association {
             }
         }
         for tsn in inflight {
-            if let Some(c) = self.inflight_queue.get_mut(tsn) {
-                changed |= !c.abandoned();
+            let abandoned = self.inflight_queue.update(tsn, |c| {
+                let was = c.abandoned();
                 c.mark_abandoned();
-                let (si, generation) = (c.stream_identifier, c.stream_generation);
+                (was, c.stream_identifier, c.stream_generation)
+            });
+            if let Some((was, si, generation)) = abandoned {
+                changed |= !was;
                 let released = self.inflight_queue.release_payload(tsn) as i64;
                 if released > 0
                     && self
@@ -3239,8 +3263,9 @@ impl Association {
                     continue;
                 }
 
-                if self.inflight_queue.get_num_bytes() + data_len > self.cwnd as usize {
-                    break; // would exceeds cwnd
+                // Chunks marked lost are out of the flight (and went first).
+                if self.inflight_queue.flight_bytes() + data_len > self.cwnd as usize {
+                    break; // would exceed cwnd
                 }
 
                 if data_len > self.rwnd as usize {

@@ -32,10 +32,14 @@ fn recovery_checks_are_bounded_by_candidates_in_large_windows() -> Result<()> {
             for _ in 0..32 {
                 let tsn = a.cumulative_tsn_ack_point.wrapping_add(1);
                 if fast {
-                    a.inflight_queue.get_mut(tsn).unwrap().miss_indicator = 3;
+                    a.inflight_queue
+                        .update(tsn, |c| c.miss_indicator = 3)
+                        .unwrap();
                     a.will_retransmit_fast = true;
                     // The next candidate terminates this one-packet pass.
-                    a.inflight_queue.get_mut(tsn + 1).unwrap().miss_indicator = 3;
+                    a.inflight_queue
+                        .update(tsn + 1, |c| c.miss_indicator = 3)
+                        .unwrap();
                 }
                 a.inflight_queue.lookups.set(0);
                 let packets = if fast {
@@ -78,14 +82,15 @@ fn deferred_retry_rechecks_expiry_without_retiring_unrelated_messages() -> Resul
         assert_eq!(2, sent.len());
         if fast {
             a.inflight_queue
-                .get_mut(sent[0].tsn)
-                .unwrap()
-                .miss_indicator = 3;
+                .update(sent[0].tsn, |c| c.miss_indicator = 3)
+                .unwrap();
             a.will_retransmit_fast = true;
         } else {
             a.handle_timeout(now + Duration::from_secs(1));
             // New DATA sent after the T3 marking pass is not a retry candidate.
-            a.inflight_queue.get_mut(sent[1].tsn).unwrap().retransmit = false;
+            a.inflight_queue
+                .update(sent[1].tsn, |c| c.retransmit = false)
+                .unwrap();
         }
         let at = now + Duration::from_millis(1500);
         let packets = if fast {
@@ -119,9 +124,8 @@ fn later_exhausted_fragment_cancels_previously_selected_retry() -> Result<()> {
         // A fast retry occurs after T3 marks the message but before a deferred
         // T3 flush. The earlier fragment still has its one retry available.
         a.inflight_queue
-            .get_mut(sent[1].tsn)
-            .unwrap()
-            .miss_indicator = 3;
+            .update(sent[1].tsn, |c| c.miss_indicator = 3)
+            .unwrap();
         a.will_retransmit_fast = true;
         let fast = a.gather_outbound_fast_retransmission_packets(vec![], at);
         assert_eq!(
@@ -183,7 +187,9 @@ fn candidate_abandonment_covers_wrapped_fragments_after_partial_ack() -> Result<
             assert!(a.inflight_queue.get(u32::MAX - 1).is_none());
             assert!(a.inflight_queue.get(0).unwrap().acknowledged);
             if fast {
-                a.inflight_queue.get_mut(u32::MAX).unwrap().miss_indicator = 3;
+                a.inflight_queue
+                    .update(u32::MAX, |c| c.miss_indicator = 3)
+                    .unwrap();
                 a.will_retransmit_fast = true;
             } else {
                 a.handle_timeout(now + Duration::from_secs(1));
@@ -261,10 +267,10 @@ fn benchmark_recovery_flushes() -> Result<()> {
                 for _ in 0..count {
                     let tsn = a.cumulative_tsn_ack_point.wrapping_add(1);
                     if fast {
-                        a.inflight_queue.get_mut(tsn).unwrap().miss_indicator = 3;
-                        if let Some(next) = a.inflight_queue.get_mut(tsn + 1) {
-                            next.miss_indicator = 3;
-                        }
+                        a.inflight_queue
+                            .update(tsn, |c| c.miss_indicator = 3)
+                            .unwrap();
+                        a.inflight_queue.update(tsn + 1, |c| c.miss_indicator = 3);
                         a.will_retransmit_fast = true;
                     }
                     let packets = if fast {

@@ -71,6 +71,9 @@ pub(crate) struct PayloadQueue {
     pub(crate) sorted: VecDeque<u32>,
     dup_tsn: Vec<u32>,
     n_bytes: usize,
+    /// Bytes of the outstanding chunks marked lost and not yet sent again (fast retransmit
+    /// candidates): they have left the network, so they do not count in the flight.
+    lost_bytes: usize,
     /// Sent fragments of messages eligible for abandonment. A whole message
     /// uses its candidate TSN directly; only fragmented messages need a group.
     message_tsns: FxHashMap<MessageId, MessageTsns>,
@@ -117,6 +120,7 @@ impl PayloadQueue {
                 .or_insert(MessageTsns::One(p.tsn));
         }
         self.n_bytes += p.user_data.len();
+        self.lost_bytes += lost_len(&p);
         self.insert_sorted(p.tsn);
         self.chunk_map.insert(p.tsn, p);
         //self.length += 1;
@@ -156,6 +160,7 @@ impl PayloadQueue {
         let c = entry.remove();
         self.sorted.pop_front();
         self.n_bytes -= c.user_data.len();
+        self.lost_bytes -= lost_len(&c);
         Some(c)
     }
 
@@ -173,12 +178,23 @@ impl PayloadQueue {
         }
         self.chunk_map.get(&tsn)
     }
-    pub(crate) fn get_mut(&mut self, tsn: u32) -> Option<&mut ChunkPayloadData> {
+    /// Changes the chunk with the given TSN and keeps the count of lost bytes: every change to
+    /// a chunk's loss state (miss indications, `rack_lost`, `nsent`, acknowledgment,
+    /// abandonment) goes through here.
+    pub(crate) fn update<R>(
+        &mut self,
+        tsn: u32,
+        f: impl FnOnce(&mut ChunkPayloadData) -> R,
+    ) -> Option<R> {
         #[cfg(test)]
         if self.track_lookups {
             self.lookups.set(self.lookups.get() + 1);
         }
-        self.chunk_map.get_mut(&tsn)
+        let c = self.chunk_map.get_mut(&tsn)?;
+        let before = lost_len(c);
+        let r = f(c);
+        self.lost_bytes = self.lost_bytes - before + lost_len(c);
+        Some(r)
     }
 
     /// popDuplicates returns an array of TSN values that were found duplicate.
@@ -227,9 +243,8 @@ impl PayloadQueue {
     }
 
     pub(crate) fn acknowledge(&mut self, tsn: u32) -> bool {
-        self.chunk_map
-            .get_mut(&tsn)
-            .is_some_and(ChunkPayloadData::acknowledge)
+        self.update(tsn, ChunkPayloadData::acknowledge)
+            .unwrap_or(false)
     }
 
     /// Release each payload byte once, preserving its acknowledgment state.
@@ -237,6 +252,7 @@ impl PayloadQueue {
         if let Some(c) = self.chunk_map.get_mut(&tsn) {
             let n = c.user_data.len();
             self.n_bytes -= n;
+            self.lost_bytes -= lost_len(c);
             c.user_data.clear();
             n
         } else {
@@ -261,6 +277,22 @@ impl PayloadQueue {
         self.n_bytes
     }
 
+    /// Bytes of the chunks marked lost and not yet sent again.
+    pub(crate) fn lost_bytes(&self) -> usize {
+        self.lost_bytes
+    }
+
+    /// The flight (RFC 6675's "pipe"): bytes sent and neither acknowledged nor marked lost.
+    pub(crate) fn flight_bytes(&self) -> usize {
+        self.n_bytes - self.lost_bytes
+    }
+
+    /// The count of lost bytes, recomputed from the chunks (tests compare it with the kept one).
+    #[cfg(test)]
+    pub(crate) fn recount_lost_bytes(&self) -> usize {
+        self.chunk_map.values().map(lost_len).sum()
+    }
+
     pub(crate) fn len(&self) -> usize {
         //assert_eq!(self.chunk_map.len(), self.length);
         self.chunk_map.len()
@@ -268,6 +300,16 @@ impl PayloadQueue {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The bytes a chunk adds to the lost count: its payload while it is marked lost and not yet sent
+/// again.
+fn lost_len(c: &ChunkPayloadData) -> usize {
+    if c.is_fast_retransmit_candidate() {
+        c.user_data.len()
+    } else {
+        0
     }
 }
 
