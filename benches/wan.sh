@@ -8,6 +8,8 @@
 #   cargo build --release && cargo build --release -p wan-emu
 #   sudo benches/wan.sh                                    # the full table, 64 MiB, 3 runs
 #   CELLS="20:0 2:1" RUNS=1 SIZE=16 sudo -E benches/wan.sh  # RTT_MS:LOSS_PERCENT cells
+#   CELLS="20:0:400" ...                                   # RTT_MS:LOSS_PERCENT:BOTTLENECK_MBIT
+#   QUEUE_MS=40 ...                                        # the bottleneck's queue, in ms of its rate
 #   EXTRA="--threshold 16M" sudo -E benches/wan.sh           # extra dcsend sender flags
 #   VERIFY=0 ...                                           # skip the emulator's own checks
 #   TCP_WMEM="4096 16384 67108864" ...                     # TCP sender's net.ipv4.tcp_wmem
@@ -28,6 +30,10 @@
 # and the receiver) and the machine's CPU pressure during it (PSI: the share of the time some
 # task waited for a CPU): where it is near 100%, the peers, the delay line and everything else
 # on the machine compete for the cores, and the cell is bound by CPU rather than by the path.
+# A cell with a third field has a bottleneck: the router sends each way through a tc tbf
+# of that many Mbit/s whose drop-tail queue holds QUEUE_MS (default 40) milliseconds of it, so
+# a sender that outruns the link fills the queue and loses a burst of packets at once, as at a
+# home router or a busy link (random loss alone never does that).
 # Veths have GSO/GRO/TSO off, so loss hits single packets. Needs root and
 # Debian's iproute2, iptables, ethtool, iputils-ping, time.
 set -euo pipefail
@@ -37,7 +43,8 @@ TOOLS=$(realpath "${TOOLS:-$root/target/release}")
 SIZE=${SIZE:-64}
 RUNS=${RUNS:-3}
 # Cheap cells first, so a run cut short still has them. CELLS="" checks the emulator only.
-CELLS=${CELLS-2:0 20:0 60:0 100:0 2:0.5 2:1 20:0.5 20:1 60:0.5 60:1}
+CELLS=${CELLS-2:0 20:0 60:0 100:0 2:0.5 2:1 20:0.5 20:1 60:0.5 60:1 20:0:400 60:0:100}
+QUEUE_MS=${QUEUE_MS:-40}
 VERIFY=${VERIFY:-1}
 EXTRA=${EXTRA:-}
 SEED=${SEED:-1}
@@ -67,7 +74,8 @@ teardown() {
 trap 'teardown; rm -rf "$work"' EXIT
 
 # setup ONE_WAY_MS LOSS_PERCENT [noqueue]: a fresh path A <-> R <-> B; R forwards through the
-# delay line (one queue per direction) unless "noqueue".
+# delay line (one queue per direction) unless "noqueue", and through a bottleneck of MBIT Mbit/s
+# each way when MBIT is set.
 setup() {
   teardown
   local ns dev
@@ -90,6 +98,13 @@ setup() {
   ip -n "$A" route add default via 10.78.1.254
   ip -n "$B" route add default via 10.78.2.254
   ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
+  if [ -n "${MBIT:-}" ]; then
+    # Bytes the queue holds: QUEUE_MS of the rate. The bucket holds 64 KB (a burst at line rate).
+    local limit=$((MBIT * 125 * QUEUE_MS))
+    for dev in "$VRA" "$VRB"; do
+      ip netns exec "$R" tc qdisc add dev "$dev" root tbf rate "${MBIT}mbit" burst 64kb limit "$limit"
+    done
+  fi
   [ "${3:-}" = noqueue ] && return
   ip netns exec "$R" iptables -t mangle -A FORWARD -i "$VRA" -j NFQUEUE --queue-num 0
   ip netns exec "$R" iptables -t mangle -A FORWARD -i "$VRB" -j NFQUEUE --queue-num 1
@@ -125,6 +140,18 @@ stop_emu() {
   EMU="$EMU $(grep -o '"packets":[0-9]*' <<<"$j" | cut -d: -f2 | awk -v RS= "$sum")"
   local kernel; kernel=$(cut -d' ' -f2 <<<"$EMU")
   [ "$kernel" = 0 ] || echo "warning: the kernel dropped $kernel packets at the delay line (queue or socket full)" >&2
+}
+
+# queue_drops: "+N" where N is the packets the bottleneck's queues dropped (both ways) on this
+# path; nothing without a bottleneck.
+queue_drops() {
+  [ -n "${MBIT:-}" ] || return 0
+  local dev n=0 d
+  for dev in "$VRA" "$VRB"; do
+    d=$(ip netns exec "$R" tc -s qdisc show dev "$dev" | sed -n 's/.*dropped \([0-9]*\).*/\1/p' | head -1)
+    n=$((n + ${d:-0}))
+  done
+  echo "+$n"
 }
 
 # rtt_of: "min/avg/max" ms of 20 pings A -> B.
@@ -234,23 +261,23 @@ fi
 
 [ -n "$CELLS" ] || exit 0
 echo
-echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run) | dcsend receiver UDP RcvbufErrors (per run) | dcsend CPU s send/recv, CPU pressure (per run) |"
+echo "| path (RTT, loss) | TCP CUBIC MB/s | dcsend MB/s | dcsend/TCP | dcsend peak RSS send/recv MiB | packets dropped (per run; +N: by the bottleneck's queue) | dcsend receiver UDP RcvbufErrors (per run) | dcsend CPU s send/recv, CPU pressure (per run) |"
 echo "|---|---|---|---|---|---|---|---|"
 for cell in $CELLS; do
-  rtt=${cell%%:*} loss=${cell#*:}
+  IFS=: read -r rtt loss MBIT <<<"$cell"
   tcp="" dc="" srss=0 rrss=0 drops="" rcvbuf="" cpu=""
   for _ in $(seq "$RUNS"); do
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" "$loss"
     tcp="$tcp $(tcp_run "$work/payload.bin")"
     stop_emu
-    d=${EMU%% *}
+    d=${EMU%% *}$(queue_drops)
     setup "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" "$loss"
     out=$(dcsend_run "$work/payload.bin")
     read -r mbs s r e cs cr pr <<<"$out"
     dc="$dc $mbs" srss=$((s > srss ? s : srss)) rrss=$((r > rrss ? r : rrss)) rcvbuf="$rcvbuf $e"
     cpu="$cpu $cs/$cr,$pr%"
     stop_emu
-    drops="$drops $d/${EMU%% *}"
+    drops="$drops $d/${EMU%% *}$(queue_drops)"
   done
   tm=$(median <<<"$tcp") failed=0
   for v in $dc; do if [ "$v" = FAIL ]; then failed=$((failed + 1)); fi; done
@@ -262,6 +289,8 @@ for cell in $CELLS; do
     dm="-" ratio="-"
   fi
   [ "$failed" = 0 ] || dm="$dm, $failed of $RUNS failed"
-  printf '| %s ms, %s%% | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |%s |%s |\n' "$rtt" "$loss" \
+  path="$rtt ms, $loss%"
+  [ -z "$MBIT" ] || path="$path, $MBIT Mbit/s (queue $QUEUE_MS ms)"
+  printf '| %s | %s (%s) | %s | %s | %s / %s | TCP/dcsend:%s |%s |%s |\n' "$path" \
     "$tm" "$(spread <<<"$tcp")" "$dm" "$ratio" "$srss" "$rrss" "$drops" "$rcvbuf" "$cpu"
 done

@@ -5,9 +5,10 @@
 //! sees, and may drop, is one datagram.
 //!
 //! The cases check that the path delays (ping round trips at or above the setting), that
-//! dcsend and the bench's TCP baseline deliver byte-exact across a 20 ms round trip, and that
-//! dcsend does under 1% loss each way at 2 ms with drops in both directions. Bounds are
-//! generous and nothing asserts a speed: `benches/wan.sh` measures, on a release build.
+//! dcsend and the bench's TCP baseline deliver byte-exact across a 20 ms round trip, that
+//! dcsend does under 1% loss each way at 2 ms with drops in both directions, and through a
+//! bottleneck whose full queue drops bursts of packets. Bounds are generous and nothing
+//! asserts a speed: `benches/wan.sh` measures, on a release build.
 //!
 //! Needs root and `ip`, `iptables` (with the NFQUEUE target), `ethtool`, `ping` (Debian:
 //! iproute2, iptables, ethtool, iputils-ping). The tools crate is built with cargo on first
@@ -84,6 +85,8 @@ struct Wan {
     ns: [String; 3],
     emu: Option<Proc>,
     dir: tempfile::TempDir,
+    /// The router's veth ends: towards A, towards B.
+    router_devs: [String; 2],
 }
 
 impl Wan {
@@ -104,7 +107,9 @@ impl Wan {
         let ns = ["a", "r", "b"].map(|s| format!("dcw-{pid}-{n}-{s}"));
         ip(&["netns", "add", &ns[0]])
             .map_err(|e| format!("cannot create network namespaces (not root?): {e}"))?;
-        let mut wan = Wan { ns, emu: None, dir: tempfile::tempdir().unwrap() };
+        // At most 15 bytes: "dcw" + 7-digit pid + "-" + n + side.
+        let router_devs = ["ra", "rb"].map(|s| format!("dcw{pid}-{n}{s}"));
+        let mut wan = Wan { ns, emu: None, dir: tempfile::tempdir().unwrap(), router_devs };
         wan.wire(pid, n).unwrap_or_else(|e| panic!("setting up {}: {e}", wan.ns[1]));
         wan.start_emulator(rtt_ms / 2.0, loss_percent);
         Ok(wan)
@@ -156,6 +161,35 @@ impl Wan {
             lines.iter().any(|l| l.contains("ready"))
         });
         self.emu = Some(emu);
+    }
+
+    /// A bottleneck of `mbit` Mbit/s each way at the router (tc tbf), its drop-tail queue
+    /// holding `queue_ms` of that rate: a sender that outruns it loses bursts of packets.
+    fn bottleneck(&self, mbit: u32, queue_ms: u32) {
+        for dev in &self.router_devs {
+            let mut tbf = in_ns(&self.ns[1], "tc");
+            tbf.args(["qdisc", "add", "dev", dev, "root", "tbf", "rate", &format!("{mbit}mbit")]);
+            tbf.args(["burst", "64kb", "limit", &(mbit * 125 * queue_ms).to_string()]);
+            run(&mut tbf).unwrap_or_else(|e| panic!("tbf on {dev}: {e}"));
+        }
+    }
+
+    /// Packets the bottleneck's queues dropped so far, both ways.
+    fn queue_drops(&self) -> u64 {
+        self.router_devs
+            .iter()
+            .map(|dev| {
+                let out = in_ns(&self.ns[1], "tc")
+                    .args(["-s", "qdisc", "show", "dev", dev])
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                let dropped = text.split("dropped ").nth(1).and_then(|t| {
+                    t.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()
+                });
+                dropped.unwrap_or_else(|| panic!("no drop count from tc for {dev}: {text}"))
+            })
+            .sum()
     }
 
     /// Stops the delay line and reads its summary.
@@ -331,6 +365,26 @@ fn one_percent_loss_at_2_ms() {
     assert_eq!(emu.kernel_dropped, 0, "{emu:?}");
 }
 
+/// A sender that outruns a bottleneck fills its queue, which then drops a burst of packets:
+/// every one of them must be repaired, without a stall (fast retransmission used to repair
+/// one per round trip). 40 Mbit/s is below what a debug build sends, so the queue does fill.
+fn full_bottleneck_queue_at_20_ms() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut wan) = path_or_skip("bottleneck", 20.0, 0.0) else { return };
+    wan.bottleneck(40, 40);
+    let start = Instant::now();
+    let dcsend = dcsend_transfer(&wan, 8 << 20, Duration::from_secs(60));
+    let drops = wan.queue_drops();
+    let emu = wan.stop_emulator();
+    eprintln!(
+        "wan 20 ms, 40 Mbit/s, 8 MiB: dcsend {dcsend:.2} MB/s ({:.1} s), {drops} dropped \
+         by the full queue | {emu:?}",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(drops > 0, "the queue never filled: the case did not test a burst of losses");
+    assert_eq!((emu.dropped, emu.kernel_dropped), ([0, 0], 0), "{emu:?}");
+}
+
 /// The suite's own paths are gone once a case ends (no namespace left behind).
 fn leaves_no_namespace_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -348,5 +402,6 @@ crate::skippable_tests!(
     the_path_delays_by_the_setting,
     clean_20_ms_dcsend_and_tcp,
     one_percent_loss_at_2_ms,
+    full_bottleneck_queue_at_20_ms,
     leaves_no_namespace_behind,
 );
