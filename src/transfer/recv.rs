@@ -58,7 +58,8 @@ pub struct RecvOptions {
     pub dest: Destination,
     /// Overwrite existing files.
     pub force: bool,
-    /// After `done`, how long to wait for the sender to close before leaving anyway.
+    /// After `done`, once the last acks have reached the sender, how long to wait for it to
+    /// close before leaving anyway.
     pub linger: Duration,
     /// Offer the sender what an existing `NAME.part` holds (`recv --resume`); not for
     /// [`Destination::Stdout`] and [`Destination::Discard`].
@@ -118,6 +119,12 @@ enum Out {
     },
 }
 
+/// After `done`, how long the last acks get to reach the sender (SCTP has them acknowledged)
+/// before the receiver leaves anyway. Under heavy loss their retransmissions back off to
+/// seconds apart; leaving before they arrive made the sender report a failure for a
+/// transfer the receiver had verified and kept.
+const ACKS_OUT: Duration = Duration::from_secs(30);
+
 /// Receives until the sender is done; see the module docs.
 pub async fn receive<P: ChannelPort>(
     port: P,
@@ -157,6 +164,10 @@ pub async fn receive<P: ChannelPort>(
     let mut done = false;
     let linger = tokio::time::sleep(Duration::MAX);
     tokio::pin!(linger);
+    // Polled once `done` has come: resolves when the peer has acknowledged all we sent.
+    let acks_out = port.drained_to(0);
+    tokio::pin!(acks_out);
+    let mut acks_waiting = false;
     loop {
         let ev = tokio::select! {
             biased;
@@ -168,6 +179,12 @@ pub async fn receive<P: ChannelPort>(
                 return Err(TransferError::Interrupted);
             }
             () = &mut linger => return Ok(r.outcome(true)),
+            _ = &mut acks_out, if acks_waiting => {
+                // The sender has our last acks: now it gets `linger` to close.
+                acks_waiting = false;
+                linger.as_mut().reset(tokio::time::Instant::now() + opts.linger);
+                continue;
+            }
             () = sleep_until(r.batch.deadline()) => {
                 if let Err(e) = r.flush_acks(&port).await {
                     send_abort(&port, &e.to_string()).await;
@@ -198,7 +215,8 @@ pub async fn receive<P: ChannelPort>(
                         return Err(e);
                     }
                     done = true;
-                    linger.as_mut().reset(tokio::time::Instant::now() + opts.linger);
+                    acks_waiting = true;
+                    linger.as_mut().reset(tokio::time::Instant::now() + ACKS_OUT);
                     Ok(())
                 }
                 Ok(Control::Abort { reason }) => {

@@ -433,3 +433,77 @@ async fn a_channel_gone_before_hello_is_peer_gone() {
     assert!(reason.contains("the data channel closed"), "{reason}");
     assert_eq!(crate::error::exit_code(&err.into()), std::process::ExitCode::from(3));
 }
+
+/// A channel whose sent data the peer acknowledges only at `acked_at`: the last acks on a
+/// lossy path, retransmitted seconds apart. `None`: never.
+struct SlowAcks {
+    sent: Recorder,
+    acked_at: Option<tokio::time::Instant>,
+}
+
+#[async_trait]
+impl ChannelPort for SlowAcks {
+    async fn send(&self, msg: Outbound) -> Result<(), PeerError> {
+        self.sent.send(msg).await
+    }
+    async fn buffered_amount(&self) -> Result<u64, PeerError> {
+        Ok(u64::from(self.acked_at.is_none_or(|t| tokio::time::Instant::now() < t)))
+    }
+    async fn drained_to(&self, _level: u64) -> Result<(), PeerError> {
+        match self.acked_at {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+        Ok(())
+    }
+}
+
+/// Receives one whole file and `done` from a sender that never closes; returns how long the
+/// receiver stayed after `done`, and what it sent.
+async fn linger_after_done(acked_after: Option<Duration>) -> (Duration, Vec<Outbound>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let mut script = item("f", 3, b"abc");
+    script.push(text(Control::Eof { bytes: 3, sha256: Digest::of(b"abc") }));
+    script.push(text(Control::Done));
+    for ev in script {
+        tx.send(ev).await.unwrap();
+    }
+    let start = tokio::time::Instant::now();
+    let port = SlowAcks { sent: Recorder::default(), acked_at: acked_after.map(|d| start + d) };
+    let sent = port.sent.clone();
+    let opts = RecvOptions {
+        dest: Destination::Dir(dir.path().to_owned()),
+        force: false,
+        linger: Duration::from_millis(10),
+        resume: false,
+    };
+    let meter = Arc::new(Meter::new(None));
+    let outcome = receive(port, rx, &opts, meter, CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.items.len(), 1);
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"abc");
+    drop(tx); // the sender never closed while the receiver waited
+    let sent = sent.0.lock().unwrap().clone();
+    (start.elapsed(), sent)
+}
+
+/// After `done` the receiver waits for its last acks to reach the sender, then `linger`
+/// for the sender to close. It used to start `linger` at once: on a lossy path it left
+/// while its acks were still being retransmitted, and the sender, which never got them,
+/// reported a failure for a file the receiver had verified and kept.
+#[tokio::test(start_paused = true)]
+async fn the_receiver_stays_until_its_last_acks_are_delivered() {
+    let (stayed, sent) = linger_after_done(Some(Duration::from_secs(4))).await;
+    assert!(
+        stayed >= Duration::from_millis(4010) && stayed < Duration::from_secs(5),
+        "left {stayed:?} after the start; the acks arrived at 4 s, linger 10 ms"
+    );
+    assert!(texts(&sent).iter().any(|t| t.contains("\"t\":\"ack\"")), "{:?}", texts(&sent));
+}
+
+/// Acks that never get through: the receiver still leaves, after `ACKS_OUT`, with its file.
+#[tokio::test(start_paused = true)]
+async fn acks_that_never_arrive_hold_the_receiver_for_a_bound() {
+    let (stayed, _) = linger_after_done(None).await;
+    assert!(stayed >= ACKS_OUT && stayed < ACKS_OUT + Duration::from_secs(1), "{stayed:?}");
+}
