@@ -560,13 +560,18 @@ impl Peer {
         self.gathering_cut.as_deref()
     }
 
+    /// Every STUN and TURN server gathering asks, by URL, for messages.
+    fn server_urls(&self) -> Vec<String> {
+        let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
+        stun_urls(&self.ice).into_iter().chain(turn).collect()
+    }
+
     async fn local_description(&mut self) -> Result<SessionDesc, PeerError> {
         // Tokens do not trickle: wait until every candidate is in the description, or until
         // the servers that answer have answered.
         let gathering = self.gather().await;
         if let Gathering::Quiet(quiet) = gathering {
-            let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
-            let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
+            let servers = self.server_urls();
             let why = format!(
                 "ICE candidate gathering was still waiting after {} without a new candidate; \
                  going on without the servers that have not answered (of {})",
@@ -577,8 +582,7 @@ impl Peer {
             self.gathering_cut = Some(why);
         }
         if gathering == Gathering::TimedOut {
-            let turn = self.ice.turn_servers().into_iter().map(|t| t.url);
-            let servers: Vec<String> = stun_urls(&self.ice).into_iter().chain(turn).collect();
+            let servers = self.server_urls();
             return Err(if servers.is_empty() {
                 PeerError::Setup(format!(
                     "ICE candidate gathering did not finish within {GATHER_TIMEOUT:?}"
