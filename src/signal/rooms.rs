@@ -521,11 +521,7 @@ impl Rooms {
         {
             self.close(room, Gone::Expired, now);
         }
-        while let Some((side, why)) =
-            self.rooms.get(room).and_then(|r| r.to_free(self.limits.claim_timeout, now))
-        {
-            self.depart(room, side, why, now);
-        }
+        self.free_due_seats(room, now);
         if let Some(err) = self.gone_error(room) {
             return Err(err);
         }
@@ -755,9 +751,7 @@ impl Rooms {
             .collect();
         let mut evicted = Vec::new();
         for id in to_free {
-            while let Some((side, why)) = self.rooms.get(&id).and_then(|r| r.to_free(claim, now)) {
-                evicted.extend(self.depart(&id, side, why, now));
-            }
+            evicted.extend(self.free_due_seats(&id, now));
         }
         let ttl = self.limits.idle_ttl;
         let idle: Vec<String> = self
@@ -779,6 +773,17 @@ impl Rooms {
             }
         }
         Swept { expired: idle, evicted }
+    }
+
+    /// Frees the seats of `room` that [`Room::to_free`] names, one after the other; returns
+    /// what was freed.
+    fn free_due_seats(&mut self, room: &str, now: Instant) -> Vec<Evicted> {
+        let claim = self.limits.claim_timeout;
+        let mut evicted = Vec::new();
+        while let Some((side, why)) = self.rooms.get(room).and_then(|r| r.to_free(claim, now)) {
+            evicted.extend(self.depart(room, side, why, now));
+        }
+        evicted
     }
 
     /// Frees `side`'s seat in `room`. The other side, if present, is told; the room closes

@@ -230,6 +230,18 @@ local function depart(room, s, why)
   return {room, s, client, closed, why}
 end
 
+-- Frees the seats of the room (key k) that `to_free` names, one after the other, as
+-- `Rooms::free_due_seats` does; what each `depart` returned goes into `evicted`, if given.
+local function free_due(room, k, evicted)
+  local s, why = to_free(k)
+  while s do
+    local gone = depart(room, s, why)
+    if evicted then table.insert(evicted, gone) end
+    if redis.call('EXISTS', k) == 0 then break end
+    s, why = to_free(k)
+  end
+end
+
 -- The open room's key, after expiring it or freeing seats whose bounds passed; or nil and the
 -- refusal.
 local function open(room)
@@ -238,12 +250,7 @@ local function open(room)
     if NOW - tonumber(redis.call('HGET', k, 'last')) > TTL then
       close(room, 'expired')
     else
-      local s, why = to_free(k)
-      while s do
-        depart(room, s, why)
-        if redis.call('EXISTS', k) == 0 then break end
-        s, why = to_free(k)
-      end
+      free_due(room, k)
     end
   end
   local gone = redis.call('GET', P .. 'g:' .. room)
@@ -418,12 +425,7 @@ local lapsed = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NOW, 'L
 for _, room in ipairs(lapsed) do table.insert(due, room) end
 for _, room in ipairs(due) do
   local k = rk(room)
-  local s, why = to_free(k)
-  while s do
-    table.insert(evicted, depart(room, s, why))
-    if redis.call('EXISTS', k) == 0 then break end
-    s, why = to_free(k)
-  end
+  free_due(room, k, evicted)
   if redis.call('EXISTS', k) == 1 then
     reclaim(room)
     relet(room)
