@@ -110,32 +110,31 @@ local function side_of(k, token)
   return nil
 end
 
--- Keeps the room's entry in `claims` at the time its first silent seat's bound passes.
-local function reclaim(room)
+-- Keeps the room's entry in the sorted set `index` at the earliest time `due_of(k, s)` gives
+-- for its seats (nil: none for that seat), or takes it out when no seat has one.
+local function schedule(room, index, due_of)
   local k = rk(room)
   local due = nil
   for _, s in ipairs(SIDES) do
-    if silent(k, s) then
-      local d = tonumber(field(k, s, 'at')) + CLAIM
-      if not due or d < due then due = d end
-    end
+    local d = due_of(k, s)
+    if d and (not due or d < due) then due = d end
   end
-  if due then redis.call('ZADD', P .. 'claims', due, room)
-  else redis.call('ZREM', P .. 'claims', room) end
+  if due then redis.call('ZADD', P .. index, due, room)
+  else redis.call('ZREM', P .. index, room) end
+end
+
+-- Keeps the room's entry in `claims` at the time its first silent seat's bound passes.
+local function reclaim(room)
+  schedule(room, 'claims', function(k, s)
+    if silent(k, s) then return tonumber(field(k, s, 'at')) + CLAIM end
+  end)
 end
 
 -- Keeps the room's entry in `leases` at the time the first seat's lease ends.
 local function relet(room)
-  local k = rk(room)
-  local due = nil
-  for _, s in ipairs(SIDES) do
-    if seated(k, s) then
-      local u = tonumber(field(k, s, 'until') or '0')
-      if not due or u < due then due = u end
-    end
-  end
-  if due then redis.call('ZADD', P .. 'leases', due, room)
-  else redis.call('ZREM', P .. 'leases', room) end
+  schedule(room, 'leases', function(k, s)
+    if seated(k, s) then return tonumber(field(k, s, 'until') or '0') end
+  end)
 end
 
 -- A request of side s arrived: its lease runs at least until `till`.
