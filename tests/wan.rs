@@ -85,8 +85,8 @@ struct Wan {
     ns: [String; 3],
     emu: Option<Proc>,
     dir: tempfile::TempDir,
-    /// The router's veth ends: towards A, towards B.
-    router_devs: [String; 2],
+    /// The veths: A's end, the router's end towards A, B's end, the router's end towards B.
+    veths: [String; 4],
 }
 
 impl Wan {
@@ -108,26 +108,25 @@ impl Wan {
         ip(&["netns", "add", &ns[0]])
             .map_err(|e| format!("cannot create network namespaces (not root?): {e}"))?;
         // At most 15 bytes: "dcw" + 7-digit pid + "-" + n + side.
-        let router_devs = ["ra", "rb"].map(|s| format!("dcw{pid}-{n}{s}"));
-        let mut wan = Wan { ns, emu: None, dir: tempfile::tempdir().unwrap(), router_devs };
-        wan.wire(pid, n).unwrap_or_else(|e| panic!("setting up {}: {e}", wan.ns[1]));
+        let veths = ["a", "ra", "b", "rb"].map(|s| format!("dcw{pid}-{n}{s}"));
+        let mut wan = Wan { ns, emu: None, dir: tempfile::tempdir().unwrap(), veths };
+        wan.wire().unwrap_or_else(|e| panic!("setting up {}: {e}", wan.ns[1]));
         wan.start_emulator(rtt_ms / 2.0, loss_percent);
         Ok(wan)
     }
 
-    fn wire(&self, pid: u32, n: u32) -> Result<(), String> {
+    fn wire(&self) -> Result<(), String> {
         let [a, r, b] = &self.ns;
         ip(&["netns", "add", r])?;
         ip(&["netns", "add", b])?;
-        // At most 15 bytes: "dcw" + 7-digit pid + "-" + n + side.
-        let [va, vra, vb, vrb] = ["a", "ra", "b", "rb"].map(|s| format!("dcw{pid}-{n}{s}"));
-        ip(&["link", "add", &va, "netns", a, "type", "veth", "peer", "name", &vra, "netns", r])?;
-        ip(&["link", "add", &vb, "netns", b, "type", "veth", "peer", "name", &vrb, "netns", r])?;
-        ip(&["-n", a, "addr", "add", &format!("{}/24", ADDR[0]), "dev", &va])?;
-        ip(&["-n", r, "addr", "add", "10.78.1.254/24", "dev", &vra])?;
-        ip(&["-n", b, "addr", "add", &format!("{}/24", ADDR[1]), "dev", &vb])?;
-        ip(&["-n", r, "addr", "add", "10.78.2.254/24", "dev", &vrb])?;
-        for (ns, dev) in [(a, &va), (r, &vra), (r, &vrb), (b, &vb)] {
+        let [va, vra, vb, vrb] = &self.veths;
+        ip(&["link", "add", va, "netns", a, "type", "veth", "peer", "name", vra, "netns", r])?;
+        ip(&["link", "add", vb, "netns", b, "type", "veth", "peer", "name", vrb, "netns", r])?;
+        ip(&["-n", a, "addr", "add", &format!("{}/24", ADDR[0]), "dev", va])?;
+        ip(&["-n", r, "addr", "add", "10.78.1.254/24", "dev", vra])?;
+        ip(&["-n", b, "addr", "add", &format!("{}/24", ADDR[1]), "dev", vb])?;
+        ip(&["-n", r, "addr", "add", "10.78.2.254/24", "dev", vrb])?;
+        for (ns, dev) in [(a, va), (r, vra), (r, vrb), (b, vb)] {
             // No segmentation offloads: the delay line sees (and drops) single datagrams.
             run(in_ns(ns, "ethtool").args(["-K", dev, "gso", "off", "gro", "off", "tso", "off"]))?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
@@ -136,7 +135,7 @@ impl Wan {
         ip(&["-n", a, "route", "add", "default", "via", "10.78.1.254"])?;
         ip(&["-n", b, "route", "add", "default", "via", "10.78.2.254"])?;
         run(in_ns(r, "sysctl").args(["-qw", "net.ipv4.ip_forward=1"]))?;
-        for (dev, queue) in [(&vra, QUEUE[0]), (&vrb, QUEUE[1])] {
+        for (dev, queue) in [(vra, QUEUE[0]), (vrb, QUEUE[1])] {
             let mut rule = in_ns(r, "iptables");
             rule.args(["-t", "mangle", "-A", "FORWARD", "-i", dev, "-j", "NFQUEUE"]);
             run(rule.args(["--queue-num", &queue.to_string()]))?;
@@ -163,10 +162,15 @@ impl Wan {
         self.emu = Some(emu);
     }
 
+    /// The router's veth ends: towards A, towards B.
+    fn router_devs(&self) -> [&String; 2] {
+        [&self.veths[1], &self.veths[3]]
+    }
+
     /// A bottleneck of `mbit` Mbit/s each way at the router (tc tbf), its drop-tail queue
     /// holding `queue_ms` of that rate: a sender that outruns it loses bursts of packets.
     fn bottleneck(&self, mbit: u32, queue_ms: u32) {
-        for dev in &self.router_devs {
+        for dev in self.router_devs() {
             let mut tbf = in_ns(&self.ns[1], "tc");
             tbf.args(["qdisc", "add", "dev", dev, "root", "tbf", "rate", &format!("{mbit}mbit")]);
             tbf.args(["burst", "64kb", "limit", &(mbit * 125 * queue_ms).to_string()]);
@@ -176,8 +180,8 @@ impl Wan {
 
     /// Packets the bottleneck's queues dropped so far, both ways.
     fn queue_drops(&self) -> u64 {
-        self.router_devs
-            .iter()
+        self.router_devs()
+            .into_iter()
             .map(|dev| {
                 let out = in_ns(&self.ns[1], "tc")
                     .args(["-s", "qdisc", "show", "dev", dev])
